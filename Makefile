@@ -1,0 +1,114 @@
+# cgprof: a plain Makefile. Our flags stay apart from the user's CFLAGS;
+# every library comes through pkg-config; -MMD keeps header dependencies.
+#   make            build ./cgprof
+#   make check      install missing Debian packages, build, run every test
+#   make demo       profile examples/python/demo.py into demo.svg
+#   make asan       build with AddressSanitizer + UBSan into build-asan/
+#   make bench      benchmarks under bench/ (never part of check)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+BUILD   ?= build
+PYTHON  ?= /usr/bin/python3
+
+PKGS    := libunwind-ptrace libunwind-generic libelf openssl jansson libcurl zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+ifneq ($(SANITIZER),)
+SAN_FLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+CG_CFLAGS  := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP $(PKG_CFLAGS) $(SAN_FLAGS)
+CG_LDFLAGS := $(SAN_FLAGS)
+CG_LIBS    := $(PKG_LIBS) -lpthread -lm
+
+SRC     := $(sort $(wildcard src/*/*.c))
+MAIN    := src/cli/main.c
+LIBSRC  := $(filter-out $(MAIN),$(SRC))
+LIBOBJ  := $(LIBSRC:%.c=$(BUILD)/%.o)
+MAINOBJ := $(MAIN:%.c=$(BUILD)/%.o)
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+
+# Small C programs the integration tests profile (native workloads).
+TESTPROG_SRC := $(sort $(wildcard tests/programs/*.c))
+TESTPROG_BIN := $(TESTPROG_SRC:tests/programs/%.c=$(BUILD)/tests/programs/%)
+
+.PHONY: all deps check unit integration demo asan asan-check bench install clean layouts
+
+all: cgprof
+
+cgprof: $(BUILD)/cgprof
+	@if [ "$(BUILD)" = build ]; then cp $< $@; fi
+
+$(BUILD)/cgprof: $(MAINOBJ) $(BUILD)/libcgprof.a
+	$(CC) $(CG_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CG_LIBS)
+
+$(BUILD)/libcgprof.a: $(LIBOBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CG_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libcgprof.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CG_CFLAGS) $(CHECK_CFLAGS) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libcgprof.a $(CG_LDFLAGS) $(CHECK_LIBS) $(CG_LIBS)
+
+$(BUILD)/tests/programs/%: tests/programs/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline -o $@ $< -lpthread -lm
+
+deps:
+	@sh scripts/deps.sh
+
+# The README's test command: everything, from a fresh Debian 12 machine.
+check: deps
+	$(MAKE) WERROR=$(WERROR) all unit-bin testprogs
+	@CGPROF_BUILD=$(BUILD) sh tests/run-all.sh
+
+unit-bin: $(UNIT_BIN)
+testprogs: $(TESTPROG_BIN)
+
+unit: unit-bin
+	@CGPROF_BUILD=$(BUILD) CGPROF_ONLY=unit sh tests/run-all.sh
+
+integration: all testprogs
+	@CGPROF_BUILD=$(BUILD) CGPROF_ONLY=integration sh tests/run-all.sh
+
+demo: deps
+	$(MAKE) all
+	./cgprof run -o demo.svg -- $(PYTHON) examples/python/demo.py
+	@echo "flame graph written to $(CURDIR)/demo.svg"
+
+asan:
+	$(MAKE) BUILD=build-asan SANITIZER=address,undefined CFLAGS="-O1 -g" $(BUILD:build=build-asan)/cgprof
+
+# Regenerate src/python/layouts.gen.c from every CPython's own headers.
+layouts:
+	$(PYTHON) scripts/gen-python-layouts.py > src/python/layouts.gen.c.tmp
+	mv src/python/layouts.gen.c.tmp src/python/layouts.gen.c
+
+bench: all
+	sh bench/run.sh
+
+install: cgprof
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0755 cgprof $(DESTDIR)$(PREFIX)/bin/cgprof
+	install -m 0644 man/cgprof.1 $(DESTDIR)$(PREFIX)/share/man/man1/cgprof.1
+	if [ -f man/cgprof.conf.5 ]; then install -m 0644 man/cgprof.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/cgprof.conf.5; fi
+
+clean:
+	rm -rf build build-asan cgprof
+
+-include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d)

@@ -1,0 +1,107 @@
+/* One thread's stack at one instant, as every sampler reports it, and the
+ * sampler interface the runtimes (python, jvm, native) implement. */
+#ifndef CGPROF_SAMPLE_H
+#define CGPROF_SAMPLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct target;
+
+enum cg_runtime {
+	CG_RT_PYTHON = 0,
+	CG_RT_JAVA,
+	CG_RT_NATIVE,
+};
+
+/* Thread state at the sample. Python threads are RUNNING or IDLE (from the
+ * OS); Java threads carry the JVM's state. */
+enum cg_state {
+	CG_ST_RUNNING = 0, /* on CPU; Java RUNNABLE */
+	CG_ST_IDLE,        /* off CPU (Python); Java: unknown/other */
+	CG_ST_BLOCKED,     /* Java: waiting for a monitor */
+	CG_ST_WAITING,
+	CG_ST_TIMED_WAITING,
+	CG_ST_NATIVE,      /* Java thread in native code */
+	CG_ST__COUNT
+};
+const char *cg_state_name(enum cg_state s); /* "RUNNING", "IDLE", ... */
+
+enum cg_frame_kind {
+	CG_FK_PYTHON = 0,
+	CG_FK_NATIVE,
+	CG_FK_JAVA,
+	CG_FK_THREAD,    /* synthetic root: "thread NAME (TID)" */
+	CG_FK_PROCESS,   /* synthetic root: "process PID (cmd)" */
+	CG_FK_TRUNCATED, /* "<Truncated>": stack deeper than max depth */
+};
+
+struct cg_frame {
+	const char *name; /* Python: qualified function name; Java:
+			     package.Class.method; native: symbol */
+	const char *file; /* source path, or for native frames the object
+			     (basename); NULL if unknown */
+	int32_t line;     /* 0 if unknown */
+	uint8_t kind;     /* enum cg_frame_kind */
+};
+
+/* Strings in a sample are owned by the sampler and valid only during the
+ * callback; the profile interns what it keeps. */
+struct cg_sample {
+	pid_t pid;
+	pid_t tid;
+	const char *thread_name;
+	enum cg_state state;
+	bool truncated;             /* deeper than max depth: root side cut */
+	uint32_t nframes;
+	const struct cg_frame *frames; /* innermost (leaf) first */
+};
+
+/* Why a sample that should have been taken was not. */
+enum cg_lost {
+	CG_LOST_LATE = 0,   /* the sampler missed its tick */
+	CG_LOST_TORN,       /* stack changed under a non-pausing read */
+	CG_LOST_READ,       /* memory read failed (unmapped, bad pointer) */
+	CG_LOST_GONE,       /* thread exited mid-sample */
+	CG_LOST_PAUSE,      /* could not pause the thread */
+	CG_LOST_MERGE,      /* native and Python stacks did not line up */
+	CG_LOST_FULL,       /* profile at capacity (counted in (truncated)) */
+	CG_LOST__COUNT
+};
+const char *cg_lost_name(enum cg_lost r); /* "late", "torn", ... */
+
+struct cg_sample_stats {
+	uint64_t taken;          /* samples delivered to the callback */
+	uint64_t lost[CG_LOST__COUNT];
+};
+
+struct cg_sampler_opts {
+	bool nonblocking; /* never pause the target */
+	bool idle;        /* also report threads that are not running */
+	bool native;      /* unwind native frames too (issue: native) */
+	uint32_t max_depth;
+};
+
+typedef void (*cg_sample_fn)(const struct cg_sample *s, void *arg);
+
+struct cg_sampler_ops {
+	const char *name;
+	enum cg_runtime runtime;
+	/* 0 if this runtime is (now) present in the target, -ENOENT if not
+	 * (yet), another negative code (with cg_fail) if it never will be,
+	 * e.g. an unsupported version. Cheap enough to poll. */
+	int (*probe)(struct target *t);
+	int (*open)(struct target *t, const struct cg_sampler_opts *o, void **priv);
+	/* One round: every thread's stack once, fn called per thread.
+	 * Returns the number of threads seen, or negative (e.g. -ESRCH when
+	 * the process is gone). Losses are counted into stats. */
+	int (*sample)(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_stats *stats);
+	/* Human-readable runtime version, e.g. "CPython 3.12.1". */
+	const char *(*version)(void *priv);
+	void (*close)(void *priv);
+};
+
+extern const struct cg_sampler_ops python_sampler_ops;
+
+#endif

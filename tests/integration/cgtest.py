@@ -1,0 +1,121 @@
+"""Shared helpers for the integration tests: where cgprof and the
+interpreters are, running cgprof, and reading collapsed stacks."""
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CGPROF = os.environ.get("CGPROF", os.path.join(ROOT, "build", "cgprof"))
+BUILD = os.environ.get("CGPROF_BUILD", os.path.join(ROOT, "build"))
+WORKLOADS = os.path.join(HERE, "workloads")
+
+# Tests never talk to real metadata services.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+
+def find_pythons():
+    """Every CPython 3.x under ~/.pyenv/versions plus /usr/bin/python3, as
+    (label, path, (major, minor)). Unsupported versions are left out."""
+    found = []
+    home = os.path.expanduser("~")
+    for d in sorted(glob.glob(os.path.join(home, ".pyenv/versions/*"))):
+        exe = os.path.join(d, "bin", "python3")
+        m = re.match(r"(\d+)\.(\d+)", os.path.basename(d))
+        if m and os.access(exe, os.X_OK):
+            ver = (int(m.group(1)), int(m.group(2)))
+            if (3, 6) <= ver <= (3, 13):
+                found.append(("pyenv-" + os.path.basename(d), exe, ver))
+    if os.access("/usr/bin/python3", os.X_OK):
+        out = subprocess.run(["/usr/bin/python3", "-c",
+                              "import sys;print('%d %d' % sys.version_info[:2])"],
+                             capture_output=True, text=True).stdout.split()
+        found.append(("system-python3", "/usr/bin/python3", (int(out[0]), int(out[1]))))
+    return found
+
+
+# Versions the project promises; a missing one is reported as a skip.
+EXPECTED_VERSIONS = [(3, v) for v in range(6, 14)]
+
+
+def parse_collapsed(text):
+    """{stack tuple (root first): count}"""
+    stacks = {}
+    for line in text.splitlines():
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        stack, _, count = line.rpartition(" ")
+        frames = tuple(stack.split(";"))
+        stacks[frames] = stacks.get(frames, 0) + int(count)
+    return stacks
+
+
+def frame_func(frame):
+    """'func (path:line)' -> 'func'"""
+    return frame.split(" (", 1)[0]
+
+
+def share(stacks, pred):
+    """Fraction of samples whose stack satisfies pred(frames)."""
+    total = sum(stacks.values())
+    hit = sum(c for s, c in stacks.items() if pred(s))
+    return hit / total if total else 0.0
+
+
+def run(args, timeout=120, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def cgprof(*args, timeout=120, **kw):
+    return run([CGPROF] + list(args), timeout=timeout, **kw)
+
+
+def ptrace_allowed():
+    """phpspy-style: say why integration tests cannot run, or None."""
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            scope = int(f.read().strip())
+        if scope >= 2 and os.geteuid() != 0:
+            return "yama ptrace_scope=%d forbids ptrace for non-root" % scope
+        if scope == 3:
+            return "yama ptrace_scope=3 forbids all ptrace"
+    except OSError:
+        pass
+    return None
+
+
+class CgTestCase(unittest.TestCase):
+    def setUp(self):
+        why = ptrace_allowed()
+        if why:
+            self.skipTest(why)
+        self.procs = []
+
+    def tearDown(self):
+        for p in getattr(self, "procs", []):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    def spawn(self, args, **kw):
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def wait_for_line(self, p, prefix, timeout=30):
+        """Read p.stdout until a line starting with prefix; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            if line.startswith(prefix):
+                return line.strip()
+        self.fail("workload never printed %r" % prefix)
