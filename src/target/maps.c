@@ -1,0 +1,88 @@
+/* Parsing /proc/PID/maps into an array the samplers search for their
+ * runtime (libpython, libjvm) and the native unwinder maps addresses with. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgprof/target.h"
+#include "target_priv.h"
+
+#define MAPS_MAX 1000000 /* bound on lines: a hostile /proc cannot OOM us */
+
+int target_maps_read(struct target *t, struct target_maps *out)
+{
+	char path[64];
+	char *line = NULL;
+	size_t cap = 0, alloc = 0;
+	int err = 0;
+
+	out->map = NULL;
+	out->n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)t->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (getline(&line, &cap, f) > 0 && out->n < MAPS_MAX) {
+		struct target_map m = {0};
+		unsigned long long start, end, off, inode;
+		char perms[8] = "";
+		int pathpos = 0;
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &off, &inode,
+			   &pathpos) < 5)
+			continue;
+		m.start = start;
+		m.end = end;
+		m.offset = off;
+		m.inode = inode;
+		memcpy(m.perms, perms, 4);
+		char *p = pathpos ? line + pathpos : line + strlen(line);
+		p[strcspn(p, "\n")] = '\0';
+		m.path = strdup(p);
+		if (!m.path) {
+			err = -ENOMEM;
+			break;
+		}
+		if (out->n == alloc) {
+			size_t na = alloc ? alloc * 2 : 64;
+			struct target_map *nm = realloc(out->map, na * sizeof(*nm));
+			if (!nm) {
+				free(m.path);
+				err = -ENOMEM;
+				break;
+			}
+			out->map = nm;
+			alloc = na;
+		}
+		out->map[out->n++] = m;
+	}
+	/* Reading maps of a process we may not trace fails at read time. */
+	if (!err && ferror(f))
+		err = errno == EACCES || errno == EPERM ? -EACCES : -EIO;
+	if (!err && out->n == 0)
+		err = access(path, R_OK) ? -EACCES : -ESRCH;
+	free(line);
+	fclose(f);
+	if (err)
+		target_maps_free(out);
+	return err;
+}
+
+void target_maps_free(struct target_maps *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->map[i].path);
+	free(m->map);
+	m->map = NULL;
+	m->n = 0;
+}
+
+const struct target_map *target_maps_find(const struct target_maps *m, const char *substr)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->map[i].path && strstr(m->map[i].path, substr))
+			return &m->map[i];
+	return NULL;
+}

@@ -1,0 +1,356 @@
+/* The target process as a whole: spawn, open (with the reasons a ptrace
+ * permission is refused), liveness, reaping and signal forwarding. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgprof/log.h"
+#include "target_priv.h"
+
+static struct target *target_alloc(pid_t pid, bool child)
+{
+	struct target *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->pid = pid;
+	t->is_child = child;
+	snprintf(t->root, sizeof(t->root), "/proc/%d/root", (int)pid);
+	return t;
+}
+
+pid_t target_pid(const struct target *t) { return t->pid; }
+bool target_is_child(const struct target *t) { return t->is_child; }
+const char *target_root(const struct target *t) { return t->root; }
+
+const char *target_path(const struct target *t, const char *path, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s%s", t->root, path);
+	return buf;
+}
+
+int target_spawn(char *const argv[], struct target **out)
+{
+	int pfd[2], err = 0;
+	pid_t pid;
+
+	/* The child reports a failed exec through a close-on-exec pipe, so
+	 * "no such command" is our clear error, not a mystery exit 127. */
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return cg_fail(-errno, "pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0) {
+		err = errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return cg_fail(-err, "fork: %s", strerror(err));
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int s = 1; s < NSIG; s++)
+			if (s != SIGKILL && s != SIGSTOP)
+				signal(s, SIG_DFL);
+		close(pfd[0]);
+		execvp(argv[0], argv);
+		err = errno;
+		if (write(pfd[1], &err, sizeof(err)) < 0) {
+			/* nothing more to say */
+		}
+		_exit(127);
+	}
+	close(pfd[1]);
+	ssize_t r;
+	do
+		r = read(pfd[0], &err, sizeof(err));
+	while (r < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (r == (ssize_t)sizeof(err)) {
+		waitpid(pid, NULL, 0);
+		return cg_fail(-err, "cannot run '%s': %s", argv[0], strerror(err));
+	}
+	*out = target_alloc(pid, true);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int read_small_file(const char *path, char *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t r = read(fd, buf, n - 1);
+	int err = errno;
+	close(fd);
+	if (r < 0)
+		return -err;
+	buf[r] = '\0';
+	return (int)r;
+}
+
+/* Value of "Key:\t..." in /proc/PID/status, first field. */
+static int status_field(pid_t pid, const char *key, char *val, size_t n)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), pid ? "/proc/%d/status" : "/proc/self/status", (int)pid);
+	int r = read_small_file(path, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	size_t klen = strlen(key);
+	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (!strncmp(line, key, klen) && line[klen] == ':') {
+			char *v = line + klen + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			size_t i = 0;
+			while (v[i] && v[i] != '\n' && v[i] != '\t' && i + 1 < n) {
+				val[i] = v[i];
+				i++;
+			}
+			val[i] = '\0';
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static bool have_cap_sys_ptrace(void)
+{
+	char v[64];
+	if (status_field(0, "CapEff", v, sizeof(v)))
+		return geteuid() == 0;
+	unsigned long long caps = strtoull(v, NULL, 16);
+	return caps & (1ULL << 19); /* CAP_SYS_PTRACE */
+}
+
+static bool is_descendant(pid_t pid)
+{
+	pid_t self = getpid();
+	for (int hops = 0; pid > 1 && hops < 4096; hops++) {
+		char v[32];
+		if (status_field(pid, "PPid", v, sizeof(v)))
+			return false;
+		pid = (pid_t)atoi(v);
+		if (pid == self)
+			return true;
+	}
+	return false;
+}
+
+/* Explain why we may not read pid's memory, as precisely as we can. */
+static int explain_eperm(pid_t pid)
+{
+	char v[64];
+	uid_t tuid = (uid_t)-1;
+	int scope = -1;
+
+	if (!status_field(pid, "Uid", v, sizeof(v)))
+		tuid = (uid_t)strtoul(v, NULL, 10);
+	if (read_small_file("/proc/sys/kernel/yama/ptrace_scope", v, sizeof(v)) > 0)
+		scope = atoi(v);
+	bool cap = have_cap_sys_ptrace();
+
+	if (tuid != (uid_t)-1 && tuid != geteuid() && !cap)
+		return cg_fail(-EPERM,
+			       "permission denied: process %d belongs to another user (uid %u); "
+			       "run cgprof as that user or as root",
+			       (int)pid, (unsigned)tuid);
+	if (scope == 3)
+		return cg_fail(-EPERM, "permission denied: yama ptrace_scope is 3 (ptrace disabled "
+				       "until reboot)");
+	if (scope == 2 && !cap)
+		return cg_fail(-EPERM, "permission denied: yama ptrace_scope is 2 (admin only); run "
+				       "as root or grant CAP_SYS_PTRACE");
+	if (scope == 1 && !cap && !is_descendant(pid))
+		return cg_fail(-EPERM,
+			       "permission denied: yama ptrace_scope is 1 (only descendants may be "
+			       "traced); use `cgprof run`, run as root, grant CAP_SYS_PTRACE, or set "
+			       "kernel.yama.ptrace_scope=0");
+	if (geteuid() == 0 && !cap)
+		return cg_fail(-EPERM, "permission denied: running as root without CAP_SYS_PTRACE "
+				       "(in a container? add --cap-add SYS_PTRACE)");
+	if (!status_field(0, "Seccomp", v, sizeof(v)) && atoi(v) == 2)
+		return cg_fail(-EPERM, "permission denied: a seccomp filter blocks ptrace/"
+				       "process_vm_readv (in a container? allow them in its seccomp "
+				       "profile or add --cap-add SYS_PTRACE)");
+	return cg_fail(-EPERM, "permission denied reading process %d (it may be non-dumpable, "
+			       "e.g. setuid; run as root)",
+		       (int)pid);
+}
+
+int target_open(pid_t pid, struct target **out)
+{
+	char path[64], st[512];
+
+	if (pid <= 0)
+		return cg_fail(-EINVAL, "invalid PID %d", (int)pid);
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return cg_fail(-ESRCH, "no such process: %d", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_small_file(path, st, sizeof(st)) < 0)
+		return cg_fail(-ESRCH, "no such process: %d", (int)pid);
+	char *rp = strrchr(st, ')');
+	if (rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
+		return cg_fail(-ESRCH, "process %d has exited", (int)pid);
+	if (pid == getpid())
+		return cg_fail(-EINVAL, "cgprof cannot profile itself");
+
+	struct target *t = target_alloc(pid, false);
+	if (!t)
+		return -ENOMEM;
+
+	/* Probe read access on the first readable mapping: this is the check
+	 * the kernel applies to process_vm_readv (PTRACE_MODE_ATTACH). */
+	struct target_maps m = {0};
+	int r = target_maps_read(t, &m);
+	if (r == -EACCES || r == -EPERM) {
+		r = explain_eperm(pid);
+		goto fail;
+	}
+	if (r) {
+		r = cg_fail(r, "cannot read maps of process %d: %s", (int)pid, strerror(-r));
+		goto fail;
+	}
+	for (size_t i = 0; i < m.n; i++) {
+		if (m.map[i].perms[0] != 'r' || !strcmp(m.map[i].path, "[vvar]") ||
+		    !strcmp(m.map[i].path, "[vsyscall]"))
+			continue;
+		char b;
+		r = target_read(t, m.map[i].start, &b, 1);
+		if (r == -EPERM) {
+			r = explain_eperm(pid);
+			goto fail;
+		}
+		break;
+	}
+	target_maps_free(&m);
+	*out = t;
+	return 0;
+fail:
+	target_maps_free(&m);
+	free(t);
+	return r;
+}
+
+void target_close(struct target *t)
+{
+	if (!t)
+		return;
+	if (t->paused_tid)
+		target_resume(t, t->paused_tid);
+	free(t);
+}
+
+bool target_alive(struct target *t)
+{
+	char path[64], st[512];
+	if (t->exited)
+		return false;
+	if (t->is_child) {
+		int status;
+		if (target_reap(t, false, &status) == 1)
+			return false;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
+	if (read_small_file(path, st, sizeof(st)) < 0)
+		return false;
+	char *rp = strrchr(st, ')');
+	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
+int target_reap(struct target *t, bool block, int *status)
+{
+	if (!t->is_child)
+		return -ECHILD;
+	if (t->exited) {
+		*status = t->exit_status;
+		return 1;
+	}
+	for (;;) {
+		int st;
+		/* __WALL is not passed: the leader's ptrace stops (only while we
+		 * pause it, and then we wait for it ourselves) are not ours here. */
+		pid_t r = waitpid(t->pid, &st, block ? 0 : WNOHANG);
+		if (r < 0 && errno == EINTR) {
+			if (!block)
+				return 0;
+			continue;
+		}
+		if (r <= 0)
+			return r < 0 ? -errno : 0;
+		if (WIFEXITED(st) || WIFSIGNALED(st)) {
+			t->exited = true;
+			t->exit_status = st;
+			*status = st;
+			return 1;
+		}
+		if (!block)
+			return 0;
+	}
+}
+
+int target_signal(struct target *t, int sig)
+{
+	if (t->exited)
+		return -ESRCH;
+	return kill(t->pid, sig) < 0 ? -errno : 0;
+}
+
+int target_cmdline(struct target *t, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
+	int r = read_small_file(path, buf, n);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < r; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	while (r > 0 && buf[r - 1] == ' ')
+		buf[--r] = '\0';
+	return 0;
+}
+
+int target_exe(struct target *t, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)t->pid);
+	ssize_t r = readlink(path, buf, n - 1);
+	if (r < 0)
+		return -errno;
+	buf[r] = '\0';
+	return 0;
+}
+
+int target_children(pid_t pid, pid_t *out, size_t max)
+{
+	/* /proc/PID/task/TID/children lists a thread's children (the kernel
+	 * keeps it when CONFIG_PROC_CHILDREN); walk every thread's list. */
+	char path[96], buf[4096];
+	size_t n = 0;
+	pid_t tids[1024];
+	struct target tmp = {.pid = pid};
+	int nt = target_threads(&tmp, tids, (size_t)(sizeof(tids) / sizeof(tids[0])));
+	for (int i = 0; i < nt && n < max; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)tids[i]);
+		if (read_small_file(path, buf, sizeof(buf)) <= 0)
+			continue;
+		char *p = buf, *end;
+		while (n < max) {
+			long c = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			out[n++] = (pid_t)c;
+			p = end;
+		}
+	}
+	return (int)n;
+}
