@@ -7,6 +7,7 @@
 #   make bench      benchmarks under bench/ (never part of check)
 
 PREFIX  ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 DESTDIR ?=
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -50,7 +51,8 @@ all: cgprof
 cgprof: $(BUILD)/cgprof
 	@if [ "$(BUILD)" = build ]; then cp $< $@; fi
 
-$(BUILD)/cgprof: $(MAINOBJ) $(BUILD)/libcgprof.a
+# Objects, not the archive: every runtime in the tree is linked in.
+$(BUILD)/cgprof: $(MAINOBJ) $(LIBOBJ)
 	$(CC) $(CG_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CG_LIBS)
 
 $(BUILD)/libcgprof.a: $(LIBOBJ)
@@ -102,11 +104,14 @@ layouts:
 bench: all
 	sh bench/run.sh
 
+# The binary, the two man pages and the example config; nothing else.
 install: cgprof
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(SYSCONFDIR)/cgprof
 	install -m 0755 cgprof $(DESTDIR)$(PREFIX)/bin/cgprof
 	install -m 0644 man/cgprof.1 $(DESTDIR)$(PREFIX)/share/man/man1/cgprof.1
-	if [ -f man/cgprof.conf.5 ]; then install -m 0644 man/cgprof.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/cgprof.conf.5; fi
+	install -m 0644 man/cgprof.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/cgprof.conf.5
+	install -m 0644 examples/cgprof.conf $(DESTDIR)$(SYSCONFDIR)/cgprof/cgprof.conf.example
 
 clean:
 	rm -rf build build-asan cgprof
