@@ -1,0 +1,178 @@
+/* `cgprof heap PID`: a JVM's class histogram (class, instances, bytes),
+ * largest first, as a text table or JSON; gathered without a full GC. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgprof/jvm.h"
+#include "cgprof/log.h"
+#include "cgprof/target.h"
+#include "commands.h"
+
+/* Same exit codes as the other subcommands (cli.h). */
+#define HEAP_EXIT_ERROR 1
+#define HEAP_EXIT_USAGE 2
+
+static int heap_parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v <= 0 || v > INT_MAX)
+		return -EINVAL;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+static void heap_usage(FILE *out)
+{
+	fputs("usage: cgprof heap [--format text|json] [--top N] PID\n"
+	      "  print the JVM's heap histogram (class, instances, bytes), largest first;\n"
+	      "  no full GC is forced, so unreachable objects not yet collected count too\n"
+	      "  -f, --format text|json   output format (default text)\n"
+	      "  -n, --top N              only the N largest classes (default all)\n",
+	      out);
+}
+
+static int heap_print_text(const struct jvm_heap *h, size_t n, pid_t pid)
+{
+	printf("%10s %14s  %s\n", "instances", "bytes", "class");
+	for (size_t i = 0; i < n; i++)
+		printf("%10" PRIu64 " %14" PRIu64 "  %s\n", h->entries[i].instances,
+		       h->entries[i].bytes, h->entries[i].name);
+	if (n < h->n)
+		printf("... %zu more classes\n", h->n - n);
+	printf("%10" PRIu64 " %14" PRIu64 "  total (%zu classes, JVM %d)\n", h->total_instances,
+	       h->total_bytes, h->n, (int)pid);
+	return fflush(stdout) ? -EIO : 0;
+}
+
+static int heap_print_json(const struct jvm_heap *h, size_t n, pid_t pid)
+{
+	int r = -ENOMEM;
+	json_t *root = json_object(), *classes = json_array();
+	if (!root || !classes)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_pack("{s:s, s:I, s:I}", "class", h->entries[i].name, "instances",
+				      (json_int_t)h->entries[i].instances, "bytes",
+				      (json_int_t)h->entries[i].bytes);
+		if (!e || json_array_append_new(classes, e))
+			goto out;
+	}
+	if (json_object_set_new(root, "pid", json_integer(pid)) ||
+	    json_object_set_new(root, "total_instances", json_integer((json_int_t)h->total_instances)) ||
+	    json_object_set_new(root, "total_bytes", json_integer((json_int_t)h->total_bytes)) ||
+	    json_object_set_new(root, "classes_total", json_integer((json_int_t)h->n)) ||
+	    json_object_set(root, "classes", classes))
+		goto out;
+	r = json_dumpf(root, stdout, JSON_INDENT(2)) ? -EIO : 0;
+	if (!r && (fputc('\n', stdout) == EOF || fflush(stdout)))
+		r = -EIO;
+out:
+	json_decref(classes);
+	json_decref(root);
+	return r;
+}
+
+int cmd_heap(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'f'},
+		{"top", required_argument, NULL, 'n'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool json = false;
+	size_t top = 0;
+	int verbose = 0, c, r;
+	struct target *t = NULL;
+	struct jvm_heap h = {0};
+	pid_t pid;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+f:n:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (!strcmp(optarg, "json")) {
+				json = true;
+			} else if (!strcmp(optarg, "text")) {
+				json = false;
+			} else {
+				fprintf(stderr, "cgprof: heap: unknown format '%s' (text or json)\n", optarg);
+				return HEAP_EXIT_USAGE;
+			}
+			break;
+		case 'n': {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v <= 0 || v > INT_MAX) {
+				fprintf(stderr, "cgprof: heap: --top needs a positive number, not '%s'\n",
+					optarg);
+				return HEAP_EXIT_USAGE;
+			}
+			top = (size_t)v;
+			break;
+		}
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			heap_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "cgprof: heap: unknown option '%s'\n", argv[optind - 1]);
+			heap_usage(stderr);
+			return HEAP_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		heap_usage(stderr);
+		return HEAP_EXIT_USAGE;
+	}
+	if (heap_parse_pid(argv[optind], &pid)) {
+		fprintf(stderr, "cgprof: invalid PID '%s'\n", argv[optind]);
+		return HEAP_EXIT_USAGE;
+	}
+	cg_log_set_level(verbose >= 2 ? CG_LOG_DEBUG : verbose ? CG_LOG_INFO : CG_LOG_WARN);
+
+	if ((r = target_open(pid, &t)))
+		goto out;
+	r = jvm_sampler_ops.probe(t);
+	if (r == -ENOENT) {
+		/* Not (yet) a JVM: say what it is instead. */
+		struct target_maps m = {0};
+		bool jvm = target_maps_read(t, &m) == 0 && target_maps_find(&m, "/libjvm.so");
+		target_maps_free(&m);
+		char exe[256] = "?";
+		target_exe(t, exe, sizeof(exe));
+		r = jvm ? cg_fail(-EAGAIN, "JVM %d is still starting up; try again", (int)pid)
+			: cg_fail(-ENOENT, "process %d is not a Java process (it runs %s)", (int)pid,
+				  exe);
+	}
+	if (r)
+		goto out;
+	if ((r = jvm_heap_histogram(t, &h)))
+		goto out;
+	size_t n = top && top < h.n ? top : h.n;
+	r = json ? heap_print_json(&h, n, pid) : heap_print_text(&h, n, pid);
+	if (r)
+		cg_fail(r, "cannot write the heap histogram: %s", strerror(-r));
+out:
+	jvm_heap_free(&h);
+	if (t)
+		target_close(t);
+	if (r) {
+		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		return HEAP_EXIT_ERROR;
+	}
+	return 0;
+}

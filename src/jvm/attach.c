@@ -1,0 +1,467 @@
+/* HotSpot dynamic attach from outside: readiness, the .attach_pid + SIGQUIT
+ * trigger, and one request/reply over the /tmp/.java_pid<nspid> socket. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgprof/log.h"
+#include "cgprof/target.h"
+#include "jvm_priv.h"
+
+#define JVM_POLL_MS 20
+#define SIGQUIT_MASK (1ULL << (SIGQUIT - 1))
+
+int jvm_timeout_ms(int dflt)
+{
+	const char *e = getenv("CGPROF_JVM_TIMEOUT_MS");
+	if (e && *e) {
+		char *end;
+		long v = strtol(e, &end, 10);
+		if (*end == '\0' && v > 0 && v < 3600 * 1000)
+			return (int)v;
+	}
+	return dflt;
+}
+
+static int read_file(const char *path, char *buf, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t got = 0;
+	while (got + 1 < n) {
+		ssize_t r = read(fd, buf + got, n - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[got] = '\0';
+	return (int)got;
+}
+
+/* The text after "Key:" on its line in a /proc status file, or NULL. */
+static const char *status_value(const char *status, const char *key)
+{
+	size_t klen = strlen(key);
+	for (const char *l = status; l && *l;) {
+		if (!strncmp(l, key, klen) && l[klen] == ':')
+			return l + klen + 1;
+		l = strchr(l, '\n');
+		if (l)
+			l++;
+	}
+	return NULL;
+}
+
+int jvm_attach_init(struct target *t, struct jvm_attach *a)
+{
+	char path[64], status[4096];
+	pid_t pid = target_pid(t);
+
+	memset(a, 0, sizeof(*a));
+	a->pid = pid;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (read_file(path, status, sizeof(status)) <= 0)
+		return cg_fail(-ESRCH, "process %d is gone", (int)pid);
+
+	/* NSpid lists the pid in every nested namespace, ours first and the
+	 * JVM's own last: its socket and attach file carry the last one. */
+	a->nspid = pid;
+	const char *v = status_value(status, "NSpid");
+	if (v) {
+		const char *eol = strchr(v, '\n');
+		char *end;
+		for (const char *p = v; p && (!eol || p < eol);) {
+			long x = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (x > 0 && x <= INT_MAX)
+				a->nspid = (pid_t)x;
+			p = end;
+		}
+	}
+	/* Uid: real effective saved fs; the JVM checks its effective ids. */
+	unsigned long r, e;
+	v = status_value(status, "Uid");
+	if (!v || sscanf(v, "%lu %lu", &r, &e) != 2)
+		return cg_fail(-EIO, "cannot read the user of process %d", (int)pid);
+	a->uid = (uid_t)e;
+	v = status_value(status, "Gid");
+	if (!v || sscanf(v, "%lu %lu", &r, &e) != 2)
+		return cg_fail(-EIO, "cannot read the group of process %d", (int)pid);
+	a->gid = (gid_t)e;
+
+	snprintf(a->root, sizeof(a->root), "%s", target_root(t));
+	int n = snprintf(a->sock, sizeof(a->sock), "%s/tmp/.java_pid%d", a->root, (int)a->nspid);
+	if (n < 0 || (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return cg_fail(-ENAMETOOLONG, "attach socket path too long");
+	return 0;
+}
+
+static bool socket_present(const struct jvm_attach *a)
+{
+	struct stat st;
+	return stat(a->sock, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Does text (cmdline with NULs, or perf data) leave attach disabled? The
+ * last mention wins, as in the JVM's own flag parsing. */
+static bool says_attach_disabled(const char *text, size_t len)
+{
+	static const char flag[] = "DisableAttachMechanism";
+	const char *last = NULL;
+	for (const char *p = text; p && (size_t)(p - text) < len;) {
+		p = memmem(p, len - (size_t)(p - text), flag, sizeof(flag) - 1);
+		if (!p)
+			break;
+		last = p;
+		p += sizeof(flag) - 1;
+	}
+	if (!last)
+		return false;
+	if (last > text && last[-1] == '+')
+		return true;
+	/* -XX:DisableAttachMechanism=true (flags file / perf data form) */
+	const char *eq = last + sizeof(flag) - 1;
+	return (size_t)(eq - text) + 5 <= len && !strncmp(eq, "=true", 5);
+}
+
+/* The flag may come from the command line, from JAVA_TOOL_OPTIONS and
+ * friends, or from a flags file; the JVM's perf data (hsperfdata) repeats
+ * the effective arguments. Any of them saying so is enough. */
+static bool attach_disabled(const struct jvm_attach *a)
+{
+	char path[PATH_MAX];
+	static char buf[256 * 1024];
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)a->pid);
+	if ((n = read_file(path, buf, sizeof(buf))) > 0 && says_attach_disabled(buf, (size_t)n))
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)a->pid);
+	if ((n = read_file(path, buf, sizeof(buf))) > 0 && says_attach_disabled(buf, (size_t)n))
+		return true;
+	/* hsperfdata_<user>/<nspid> under the JVM's /tmp */
+	snprintf(path, sizeof(path), "%s/tmp", a->root);
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	bool off = false;
+	struct dirent *de;
+	int guard = 0;
+	while (!off && (de = readdir(d)) && guard++ < 4096) {
+		if (strncmp(de->d_name, "hsperfdata_", 11))
+			continue;
+		snprintf(path, sizeof(path), "%s/tmp/%s/%d", a->root, de->d_name, (int)a->nspid);
+		if ((n = read_file(path, buf, sizeof(buf))) > 0)
+			off = says_attach_disabled(buf, (size_t)n);
+	}
+	closedir(d);
+	return off;
+}
+
+/* Does the JVM catch SIGQUIT yet, and is the thread that reacts to it
+ * (HotSpot's "Signal Dispatcher", comm truncated to 15 bytes) running?
+ * Both come late in JVM start-up, after the perf data file; before them
+ * SIGQUIT's default action would kill the JVM. */
+static int signals_ready(const struct jvm_attach *a)
+{
+	char path[64], status[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)a->pid);
+	if (read_file(path, status, sizeof(status)) <= 0)
+		return -ESRCH;
+	const char *v = status_value(status, "SigCgt");
+	if (!v)
+		return -ENOENT;
+	unsigned long long mask = strtoull(v, NULL, 16);
+	if (!(mask & SIGQUIT_MASK))
+		return -ENOENT;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)a->pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -ESRCH;
+	int r = -ENOENT, guard = 0;
+	struct dirent *de;
+	while (r && (de = readdir(d)) && guard++ < 100000) {
+		char comm[32];
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", (int)a->pid, de->d_name);
+		if (read_file(path, comm, sizeof(comm)) > 0 && !strncmp(comm, "Signal Dispatch", 15))
+			r = 0;
+	}
+	closedir(d);
+	return r;
+}
+
+int jvm_attach_ready(struct jvm_attach *a)
+{
+	/* A listener already up (earlier attach, -XX:+StartAttachListener)
+	 * needs no signal at all. */
+	if (socket_present(a))
+		return 0;
+	int r = signals_ready(a);
+	if (r == -ESRCH)
+		return cg_fail(-ESRCH, "process %d is gone", (int)a->pid);
+	if (r)
+		return r;
+	if (attach_disabled(a))
+		return cg_fail(-EPERM,
+			       "JVM %d was started with -XX:+DisableAttachMechanism: "
+			       "cgprof cannot attach to it",
+			       (int)a->pid);
+	return 0;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* Create the trigger file where the JVM looks: its working directory, else
+ * its /tmp. Owned by the JVM's user so the JVM accepts it also when our
+ * root is not root in its user namespace. Returns the fd, path in buf. */
+static int create_trigger(const struct jvm_attach *a, char *buf, size_t n)
+{
+	int fd;
+	snprintf(buf, n, "/proc/%d/cwd/.attach_pid%d", (int)a->pid, (int)a->nspid);
+	fd = open(buf, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+	if (fd < 0) {
+		snprintf(buf, n, "%s/tmp/.attach_pid%d", a->root, (int)a->nspid);
+		fd = open(buf, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+	}
+	if (fd >= 0 && geteuid() == 0 && (a->uid != 0 || a->gid != 0)) {
+		if (fchown(fd, a->uid, a->gid))
+			cg_debug("jvm: chown %s: %s", buf, strerror(errno));
+	}
+	return fd;
+}
+
+int jvm_attach_start(struct jvm_attach *a)
+{
+	char trig[PATH_MAX];
+	int r = 0;
+
+	if (socket_present(a))
+		return 0;
+	r = jvm_attach_ready(a);
+	if (r == -ENOENT)
+		return cg_fail(-EAGAIN, "JVM %d is still starting up (not ready for attach yet)",
+			       (int)a->pid);
+	if (r)
+		return r;
+
+	int fd = create_trigger(a, trig, sizeof(trig));
+	if (fd < 0)
+		return cg_fail(-errno, "cannot create the attach trigger file for JVM %d: %s",
+			       (int)a->pid, strerror(errno));
+	close(fd);
+
+	if (kill(a->pid, SIGQUIT)) {
+		r = cg_fail(-errno, "cannot signal JVM %d: %s", (int)a->pid, strerror(errno));
+		goto out;
+	}
+	int waited = 0, limit = jvm_timeout_ms(JVM_START_TIMEOUT_MS);
+	while (!socket_present(a)) {
+		if (waited >= limit) {
+			r = cg_fail(-ETIMEDOUT,
+				    "JVM %d did not start its attach listener within %d ms "
+				    "(busy, hung, or attach disabled)",
+				    (int)a->pid, limit);
+			goto out;
+		}
+		if (kill(a->pid, 0) && errno == ESRCH) {
+			r = cg_fail(-ESRCH, "JVM %d exited while cgprof attached", (int)a->pid);
+			goto out;
+		}
+		sleep_ms(JVM_POLL_MS);
+		waited += JVM_POLL_MS;
+	}
+out:
+	unlink(trig);
+	return r;
+}
+
+/* Connect as the JVM's own user when we are root: the JVM accepts a peer
+ * with its effective uid and gid, or root -- but our root may not be root
+ * in the JVM's user namespace (containers). The path is resolved first,
+ * with our full rights, through an O_PATH descriptor. */
+static int attach_connect(const struct jvm_attach *a, int *out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int pfd = -1, s = -1, r = 0;
+	bool switched = false;
+	uid_t euid = geteuid();
+	gid_t egid = getegid();
+
+	pfd = open(a->sock, O_PATH | O_CLOEXEC);
+	if (pfd < 0) {
+		r = cg_fail(-errno, "cannot open the attach socket of JVM %d (%s): %s", (int)a->pid,
+			    a->sock, strerror(errno));
+		goto out;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", pfd);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		r = cg_fail(-errno, "socket: %s", strerror(errno));
+		goto out;
+	}
+	if (euid == 0 && (a->uid != euid || a->gid != egid)) {
+		if (setegid(a->gid) || seteuid(a->uid)) {
+			r = cg_fail(-EPERM, "cannot switch to the JVM's user %u:%u: %s",
+				    (unsigned)a->uid, (unsigned)a->gid, strerror(errno));
+			goto out;
+		}
+		switched = true;
+	}
+	if (connect(s, (struct sockaddr *)&sa, sizeof(sa))) {
+		int e = errno;
+		if (e == EACCES || e == EPERM)
+			r = cg_fail(-EPERM,
+				    "permission denied on the attach socket of JVM %d: it runs as "
+				    "user %u, cgprof as %u (run cgprof as that user or root)",
+				    (int)a->pid, (unsigned)a->uid, (unsigned)euid);
+		else
+			r = cg_fail(-e, "cannot connect to JVM %d: %s", (int)a->pid, strerror(e));
+	}
+out:
+	if (switched) {
+		/* Back to root first: only root may set the group back. */
+		if (seteuid(euid) || setegid(egid)) {
+			cg_error("cannot switch back to uid %u: %s", (unsigned)euid, strerror(errno));
+			abort(); /* never go on with the wrong identity */
+		}
+	}
+	if (pfd >= 0)
+		close(pfd);
+	if (r) {
+		if (s >= 0)
+			close(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+static int64_t ms_left(uint64_t deadline_ns)
+{
+	uint64_t now = cg_now_ns();
+	return now >= deadline_ns ? 0 : (int64_t)((deadline_ns - now) / 1000000ULL) + 1;
+}
+
+int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const args[3],
+		       int timeout_ms, int *status, struct cg_buf *out)
+{
+	char req[1024];
+	size_t n = 0;
+	int s = -1, r;
+	uint64_t deadline = cg_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	struct cg_buf reply = {0};
+
+	/* "1\0cmd\0arg0\0arg1\0arg2\0": protocol version 1, always three
+	 * arguments, empty when absent. */
+	const char *parts[5] = {"1", cmd, args ? args[0] : NULL, args ? args[1] : NULL,
+				args ? args[2] : NULL};
+	for (int i = 0; i < 5; i++) {
+		const char *p = parts[i] ? parts[i] : "";
+		size_t l = strlen(p) + 1;
+		if (n + l > sizeof(req))
+			return cg_fail(-EINVAL, "attach request too long");
+		memcpy(req + n, p, l);
+		n += l;
+	}
+
+	r = attach_connect(a, &s);
+	if (r)
+		return r;
+	for (size_t off = 0; off < n;) {
+		/* The JVM closes the connection on a peer it refuses: never
+		 * die of SIGPIPE for it. */
+		ssize_t w = send(s, req + off, n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r = cg_fail(errno == EPIPE || errno == ECONNRESET ? -EPERM : -EIO,
+				    "JVM %d closed the attach connection (it accepts only its own "
+				    "user %u and group %u, or root)",
+				    (int)a->pid, (unsigned)a->uid, (unsigned)a->gid);
+			goto out;
+		}
+		off += (size_t)w;
+	}
+
+	for (;;) {
+		struct pollfd pf = {.fd = s, .events = POLLIN};
+		int64_t left = ms_left(deadline);
+		if (left <= 0) {
+			r = cg_fail(-ETIMEDOUT, "JVM %d did not answer '%s' within %d ms", (int)a->pid,
+				    cmd, timeout_ms);
+			goto out;
+		}
+		int pr = poll(&pf, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0) {
+			r = cg_fail(-errno, "poll: %s", strerror(errno));
+			goto out;
+		}
+		if (pr == 0)
+			continue;
+		if ((r = cg_buf_reserve(&reply, 65536)))
+			goto out;
+		ssize_t got = recv(s, reply.data + reply.len, reply.cap - reply.len - 1, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && errno != ECONNRESET) {
+			r = cg_fail(-errno, "reading from JVM %d: %s", (int)a->pid, strerror(errno));
+			goto out;
+		}
+		if (got <= 0)
+			break; /* the JVM closes after the whole reply */
+		reply.len += (size_t)got;
+		reply.data[reply.len] = '\0';
+		if (reply.len > JVM_MAX_REPLY) {
+			r = cg_fail(-EFBIG, "reply of JVM %d to '%s' exceeds %u bytes", (int)a->pid, cmd,
+				    JVM_MAX_REPLY);
+			goto out;
+		}
+	}
+
+	/* "<code>\n<output>" */
+	char *nl = reply.len ? memchr(reply.data, '\n', reply.len) : NULL;
+	char *end = NULL;
+	long code = nl ? strtol(reply.data, &end, 10) : 0;
+	if (!nl || end == reply.data || end != nl) {
+		r = cg_fail(reply.len ? -EPROTO : -EPERM,
+			    reply.len ? "JVM %d sent a malformed attach reply"
+				      : "JVM %d closed the attach connection without a reply (it "
+					"accepts only its own user and group, or root)",
+			    (int)a->pid);
+		goto out;
+	}
+	*status = (int)code;
+	out->len = 0;
+	r = cg_buf_append(out, nl + 1, reply.len - (size_t)(nl + 1 - reply.data));
+out:
+	if (s >= 0)
+		close(s);
+	cg_buf_free(&reply);
+	return r;
+}

@@ -1,0 +1,222 @@
+/* Parsing the JVM's jstack-style thread dump (untrusted text) into threads
+ * with a state and Java frames, in place and with every loop bounded. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jvm_priv.h"
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem, size_t max)
+{
+	if (need <= *cap)
+		return 0;
+	if (need > max)
+		return -E2BIG;
+	size_t ncap = *cap ? *cap : 64;
+	while (ncap < need)
+		ncap *= 2;
+	if (ncap > max)
+		ncap = max;
+	void *np = realloc(*p, ncap * elem);
+	if (!np)
+		return -ENOMEM;
+	*p = np;
+	*cap = ncap;
+	return 0;
+}
+
+void jvm_dump_free(struct jvm_dump *d)
+{
+	free(d->threads);
+	free(d->frames);
+	memset(d, 0, sizeof(*d));
+}
+
+static char *skip_spaces(char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* `"name" #1 [1234] daemon prio=5 ... nid=0x4d2 runnable [0x...]`. Field
+ * text after the name never holds a quote, so the name ends at the last
+ * one (a thread may well be named with quotes). */
+static int parse_header(char *line, struct jvm_thread *th)
+{
+	char *close = strrchr(line + 1, '"');
+	if (!close)
+		return -EINVAL;
+	*close = '\0';
+	th->name = line + 1;
+	th->nid = 0;
+	char *nid = strstr(close + 1, " nid=");
+	if (nid) {
+		char *end;
+		long v = strtol(nid + 5, &end, 0);
+		if (end != nid + 5 && v > 0 && v <= INT_MAX)
+			th->nid = (pid_t)v;
+	}
+	return 0;
+}
+
+static enum cg_state parse_state(const char *s)
+{
+	static const struct {
+		const char *word;
+		enum cg_state st;
+	} map[] = {
+		{"RUNNABLE", CG_ST_RUNNING},
+		{"BLOCKED", CG_ST_BLOCKED},
+		{"TIMED_WAITING", CG_ST_TIMED_WAITING},
+		{"WAITING", CG_ST_WAITING},
+	};
+	for (size_t i = 0; i < CG_ARRAY_LEN(map); i++) {
+		size_t l = strlen(map[i].word);
+		if (!strncmp(s, map[i].word, l) && (s[l] == '\0' || s[l] == ' '))
+			return map[i].st;
+	}
+	return CG_ST_IDLE; /* NEW, TERMINATED, or something newer */
+}
+
+/* `at pkg.Class.method(app//File.java:12)`; the location may be "Native
+ * Method", "Unknown Source", "File.java" or carry class-loader and module
+ * prefixes ending in '/'. Sets *native for "Native Method". */
+static int parse_frame(char *at, struct cg_frame *f, bool *native)
+{
+	char *open = strchr(at, '(');
+	char *close = open ? strrchr(open, ')') : NULL;
+	*native = false;
+	if (!open || !close || open == at)
+		return -EINVAL;
+	*open = '\0';
+	*close = '\0';
+	f->name = at;
+	f->file = NULL;
+	f->line = 0;
+	f->kind = CG_FK_JAVA;
+
+	char *loc = open + 1;
+	char *slash = strrchr(loc, '/');
+	if (slash)
+		loc = slash + 1;
+	if (!strcmp(loc, "Native Method")) {
+		*native = true;
+		return 0;
+	}
+	if (!strcmp(loc, "Unknown Source") || !*loc)
+		return 0;
+	char *colon = strrchr(loc, ':');
+	if (colon) {
+		char *end;
+		long v = strtol(colon + 1, &end, 10);
+		if (end != colon + 1 && *end == '\0' && v > 0 && v <= INT32_MAX) {
+			f->line = (int32_t)v;
+			*colon = '\0';
+		}
+	}
+	f->file = loc;
+	return 0;
+}
+
+int jvm_dump_parse(char *text, size_t len, uint32_t max_depth, struct jvm_dump *d)
+{
+	struct jvm_thread *cur = NULL;
+	bool have_state = false, top_native = false;
+	int r;
+
+	if (!max_depth || max_depth > JVM_MAX_FRAMES_PER_THREAD)
+		max_depth = JVM_MAX_FRAMES_PER_THREAD;
+	d->nthreads = 0;
+	d->nframes = 0;
+	d->vm[0] = '\0';
+
+	/* Close the current thread: keep it if it is a Java thread. */
+#define END_THREAD()                                                             \
+	do {                                                                     \
+		if (cur) {                                                       \
+			if (have_state && cur->nframes) {                        \
+				if (cur->state == CG_ST_RUNNING && top_native)   \
+					cur->state = CG_ST_NATIVE;               \
+				d->nthreads++;                                   \
+			} else {                                                 \
+				d->nframes = cur->first;                         \
+			}                                                        \
+		}                                                                \
+		cur = NULL;                                                      \
+	} while (0)
+
+	char *end = text + len;
+	for (char *line = text; line < end;) {
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		char *next = nl ? nl + 1 : end;
+		if (nl) {
+			*nl = '\0';
+			if (nl > line && nl[-1] == '\r')
+				nl[-1] = '\0';
+		}
+
+		if (line[0] == '"') {
+			END_THREAD();
+			if (d->nthreads >= JVM_MAX_THREADS)
+				break;
+			if ((r = grow((void **)&d->threads, &d->threads_cap, d->nthreads + 1,
+				      sizeof(*d->threads), JVM_MAX_THREADS)))
+				return r;
+			cur = &d->threads[d->nthreads];
+			memset(cur, 0, sizeof(*cur));
+			cur->first = (uint32_t)d->nframes;
+			cur->state = CG_ST_IDLE;
+			have_state = false;
+			top_native = false;
+			if (parse_header(line, cur))
+				cur = NULL;
+		} else if (!strncmp(line, "Full thread dump ", 17) && !d->vm[0]) {
+			char *v = line + 17;
+			size_t l = strlen(v);
+			if (l && v[l - 1] == ':')
+				v[--l] = '\0';
+			/* "OpenJDK 64-Bit Server VM (17.0.15+6 mixed mode):" */
+			char *paren = strchr(v, '(');
+			char *sp = paren ? strchr(paren, ' ') : NULL;
+			if (paren && sp && paren > v)
+				snprintf(d->vm, sizeof(d->vm), "%.*s %.*s", (int)(paren - v - 1), v,
+					 (int)(sp - paren - 1), paren + 1);
+			else
+				snprintf(d->vm, sizeof(d->vm), "%s", v);
+		} else if (cur) {
+			char *p = skip_spaces(line);
+			if (!*p) {
+				END_THREAD();
+			} else if (!strncmp(p, "java.lang.Thread.State: ", 24)) {
+				cur->state = parse_state(p + 24);
+				have_state = true;
+			} else if (!strncmp(p, "at ", 3) && have_state) {
+				bool native;
+				if (cur->nframes >= max_depth) {
+					cur->truncated = true;
+				} else {
+					struct cg_frame f;
+					if (parse_frame(p + 3, &f, &native) == 0) {
+						if (!cur->nframes)
+							top_native = native;
+						if ((r = grow((void **)&d->frames, &d->frames_cap,
+							      d->nframes + 1, sizeof(*d->frames),
+							      (size_t)JVM_MAX_THREADS *
+								      JVM_MAX_FRAMES_PER_THREAD)))
+							return r;
+						d->frames[d->nframes++] = f;
+						cur->nframes++;
+					}
+				}
+			}
+			/* "- locked <0x...>", "No compile task", etc.: ignored */
+		}
+		line = next;
+	}
+	END_THREAD();
+#undef END_THREAD
+	return 0;
+}

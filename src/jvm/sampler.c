@@ -1,0 +1,283 @@
+/* The JVM sampler (jvm_sampler_ops): finds HotSpot in a target and hands
+ * each round to a stack mechanism; today thread dumps over attach. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgprof/jvm.h"
+#include "cgprof/log.h"
+#include "cgprof/target.h"
+#include "jvm_priv.h"
+
+struct jvm_sampler;
+
+/* A way to get Java stacks out of a JVM. Thread dumps over the attach
+ * socket work everywhere but stop the JVM at a safepoint per sample (so
+ * they are safepoint-biased and cost the target); a reader of HotSpot's
+ * exported gHotSpotVMStructs tables from outside would be a second entry,
+ * chosen in jvm_open() when it can serve the JVM found. */
+struct jvm_mech {
+	const char *name;
+	double max_rate_hz;
+	int (*open)(struct jvm_sampler *js);
+	int (*sample)(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
+		      struct cg_sample_stats *stats);
+	void (*close)(struct jvm_sampler *js);
+};
+
+struct jvm_sampler {
+	struct target *t;
+	struct cg_sampler_opts opts;
+	const struct jvm_mech *mech;
+	struct jvm_attach attach;
+	char version[160];
+	/* attach mechanism state */
+	struct cg_buf reply;
+	struct jvm_dump dump;
+	/* JVM in another PID namespace: its thread ids (nid) -> ours */
+	struct cg_map tids;
+	bool tids_fresh;
+};
+
+/* ---- mechanism: thread dumps over the attach socket ---- */
+
+/* Refill the namespaced-tid map from /proc/PID/task/TID/status NSpid (the
+ * last field is the id the JVM prints as nid). */
+static void attach_map_tids(struct jvm_sampler *js)
+{
+	char path[96], buf[4096];
+	cg_map_clear(&js->tids);
+	js->tids_fresh = true;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)js->attach.pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *de;
+	int guard = 0;
+	while ((de = readdir(d)) && guard++ < 100000) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+		if (*end || tid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%ld/status", (int)js->attach.pid, tid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		char *v = strstr(buf, "\nNSpid:");
+		if (!v)
+			continue;
+		v += 7;
+		long last = 0;
+		for (int i = 0; i < 32; i++) {
+			long x = strtol(v, &end, 10);
+			if (end == v)
+				break;
+			last = x;
+			v = end;
+		}
+		if (last > 0)
+			cg_map_put(&js->tids, (uint64_t)last, (uint64_t)tid);
+	}
+	closedir(d);
+}
+
+static pid_t attach_host_tid(struct jvm_sampler *js, pid_t nid)
+{
+	uint64_t v;
+	if (js->attach.nspid == js->attach.pid || nid <= 0)
+		return nid;
+	if (cg_map_get(&js->tids, (uint64_t)nid, &v))
+		return (pid_t)v;
+	if (!js->tids_fresh) {
+		attach_map_tids(js);
+		if (cg_map_get(&js->tids, (uint64_t)nid, &v))
+			return (pid_t)v;
+	}
+	return nid;
+}
+
+/* One thread dump into js->dump. 0 or negative with cg_fail(). */
+static int attach_dump(struct jvm_sampler *js)
+{
+	int status = 0, r;
+	if ((r = jvm_attach_start(&js->attach)))
+		return r;
+	r = jvm_attach_request(&js->attach, "threaddump", NULL,
+			       jvm_timeout_ms(JVM_DUMP_TIMEOUT_MS), &status, &js->reply);
+	if (r)
+		return r;
+	if (status != 0)
+		return cg_fail(-EIO, "JVM %d refused the thread dump (code %d)",
+			       (int)js->attach.pid, status);
+	r = jvm_dump_parse(js->reply.data, js->reply.len, js->opts.max_depth, &js->dump);
+	if (r)
+		return cg_fail(r, "out of memory parsing a thread dump");
+	return 0;
+}
+
+static int attach_open(struct jvm_sampler *js)
+{
+	/* The first dump proves attach works and names the VM, so a refusal
+	 * shows up here as a clear error instead of as lost samples. */
+	int r = attach_dump(js);
+	if (r)
+		return r;
+	if (!js->dump.nthreads)
+		return cg_fail(-EPROTO, "JVM %d sent a thread dump without Java threads",
+			       (int)js->attach.pid);
+	snprintf(js->version, sizeof(js->version), "%s",
+		 js->dump.vm[0] ? js->dump.vm : "HotSpot JVM");
+	return 0;
+}
+
+static int attach_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
+			 struct cg_sample_stats *stats)
+{
+	int r = attach_dump(js);
+	if (r) {
+		if (!target_alive(js->t))
+			return -ESRCH;
+		/* A slow or briefly unreachable JVM costs this round only. */
+		cg_debug("jvm: %s", cg_lasterr());
+		cg_clearerr();
+		stats->lost[CG_LOST_READ]++;
+		return 0;
+	}
+	js->tids_fresh = false;
+	for (size_t i = 0; i < js->dump.nthreads; i++) {
+		const struct jvm_thread *th = &js->dump.threads[i];
+		if (!js->opts.idle && th->state != CG_ST_RUNNING && th->state != CG_ST_NATIVE)
+			continue;
+		struct cg_sample s = {
+			.pid = js->attach.pid,
+			.tid = attach_host_tid(js, th->nid),
+			.thread_name = th->name,
+			.state = th->state,
+			.truncated = th->truncated,
+			.nframes = th->nframes,
+			.frames = &js->dump.frames[th->first],
+		};
+		fn(&s, arg);
+		stats->taken++;
+	}
+	return (int)js->dump.nthreads;
+}
+
+static void attach_close(struct jvm_sampler *js)
+{
+	cg_buf_free(&js->reply);
+	jvm_dump_free(&js->dump);
+}
+
+static const struct jvm_mech jvm_mech_attach = {
+	.name = "thread dumps over HotSpot attach",
+	.max_rate_hz = CG_JVM_MAX_RATE_HZ,
+	.open = attach_open,
+	.sample = attach_sample,
+	.close = attach_close,
+};
+
+/* In order of preference. */
+static const struct jvm_mech *const jvm_mechs[] = {&jvm_mech_attach};
+
+/* ---- the sampler interface ---- */
+
+double jvm_sampler_rate(double asked_hz, bool asked)
+{
+	if (!asked)
+		return CG_JVM_DEFAULT_RATE_HZ;
+	if (asked_hz > jvm_mechs[0]->max_rate_hz)
+		cg_warn("--rate %g Hz is more than JVM %s can give (about %g Hz; each sample "
+			"stops the JVM at a safepoint); expect late samples and a slower target. "
+			"The JVM default is %d Hz",
+			asked_hz, jvm_mechs[0]->name, jvm_mechs[0]->max_rate_hz,
+			CG_JVM_DEFAULT_RATE_HZ);
+	return asked_hz;
+}
+
+static int jvm_probe(struct target *t)
+{
+	struct target_maps m = {0};
+	struct jvm_attach a;
+	int r = target_maps_read(t, &m);
+	if (r)
+		return r == -ESRCH ? cg_fail(r, "process %d is gone", (int)target_pid(t)) : -ENOENT;
+	bool jvm = target_maps_find(&m, "/libjvm.so") != NULL;
+	target_maps_free(&m);
+	if (!jvm)
+		return -ENOENT;
+	if ((r = jvm_attach_init(t, &a)))
+		return r;
+	return jvm_attach_ready(&a);
+}
+
+static void jvm_close(void *priv)
+{
+	struct jvm_sampler *js = priv;
+	if (!js)
+		return;
+	if (js->mech)
+		js->mech->close(js);
+	cg_map_free(&js->tids);
+	free(js);
+}
+
+static int jvm_open(struct target *t, const struct cg_sampler_opts *o, void **priv)
+{
+	struct jvm_sampler *js = calloc(1, sizeof(*js));
+	int r;
+	if (!js)
+		return -ENOMEM;
+	js->t = t;
+	js->opts = *o;
+	cg_map_init(&js->tids);
+	if ((r = jvm_attach_init(t, &js->attach)))
+		goto out;
+	r = -ENOENT;
+	for (size_t i = 0; i < CG_ARRAY_LEN(jvm_mechs); i++) {
+		js->mech = jvm_mechs[i];
+		if ((r = js->mech->open(js)) == 0)
+			break;
+		js->mech->close(js);
+		js->mech = NULL;
+	}
+out:
+	if (r) {
+		jvm_close(js);
+		return r;
+	}
+	*priv = js;
+	return 0;
+}
+
+static int jvm_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_stats *stats)
+{
+	struct jvm_sampler *js = priv;
+	return js->mech->sample(js, fn, arg, stats);
+}
+
+static const char *jvm_version(void *priv)
+{
+	struct jvm_sampler *js = priv;
+	return js->version;
+}
+
+const struct cg_sampler_ops jvm_sampler_ops = {
+	.name = "Java",
+	.runtime = CG_RT_JAVA,
+	.probe = jvm_probe,
+	.open = jvm_open,
+	.sample = jvm_sample,
+	.version = jvm_version,
+	.close = jvm_close,
+};

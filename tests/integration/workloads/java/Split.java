@@ -1,0 +1,99 @@
+// Test workload for the JVM sampler: one thread splits its CPU time between
+// alpha() and beta() (about 3:1) and measures the split itself with
+// ThreadMXBean; one thread is BLOCKED on a monitor in blockedHere(), one
+// WAITING in waitHere(); KEEP instances of Split$Marker stay reachable.
+//   java Split SECONDS  -> prints "ready", then "split alpha=NS beta=NS",
+//                          "markers N" and "done", exits 0.
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+
+public class Split {
+    static final int KEEP = 12345;
+    static final Object LOCK = new Object();
+    static final Object WAIT = new Object();
+    static volatile long sink;
+    static Marker[] markers;
+
+    static final class Marker {
+        final int id;
+        Marker(int id) { this.id = id; }
+    }
+
+    static long spin(long n, long seed) {
+        long x = seed;
+        for (long i = 0; i < n; i++) {
+            x = x * 6364136223846793005L + 1442695040888963407L;
+            x ^= x >>> 29;
+        }
+        return x;
+    }
+
+    static void alpha() { sink += spin(300_000, sink); }
+
+    static void beta() { sink += spin(100_000, sink + 1); }
+
+    static void blockedHere() {
+        synchronized (LOCK) {
+            sink++;
+        }
+    }
+
+    static void waitHere() throws InterruptedException {
+        synchronized (WAIT) {
+            while (true)
+                WAIT.wait();
+        }
+    }
+
+    static final java.util.concurrent.CountDownLatch HELD = new java.util.concurrent.CountDownLatch(1);
+
+    static void holdLock() throws InterruptedException {
+        synchronized (LOCK) {
+            HELD.countDown();
+            Thread.sleep(Long.MAX_VALUE);
+        }
+    }
+
+    static Thread daemon(String name, Runnable r) {
+        Thread t = new Thread(r, name);
+        t.setDaemon(true);
+        t.start();
+        return t;
+    }
+
+    public static void main(String[] args) throws Exception {
+        double seconds = args.length > 0 ? Double.parseDouble(args[0]) : 5;
+        markers = new Marker[KEEP];
+        for (int i = 0; i < KEEP; i++)
+            markers[i] = new Marker(i);
+
+        daemon("holder", () -> {
+            try { holdLock(); } catch (InterruptedException e) { }
+        });
+        HELD.await(); // the holder owns LOCK from here on
+        daemon("blocked", Split::blockedHere);
+        daemon("waiter", () -> {
+            try { waitHere(); } catch (InterruptedException e) { }
+        });
+
+        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+        long alphaNs = 0, betaNs = 0;
+        // warm up so both methods are compiled before the clock starts
+        for (int i = 0; i < 50; i++) { alpha(); beta(); }
+        System.out.println("ready");
+        System.out.flush();
+        long end = System.nanoTime() + (long) (seconds * 1e9);
+        while (System.nanoTime() < end) {
+            long t0 = mx.getCurrentThreadCpuTime();
+            alpha();
+            long t1 = mx.getCurrentThreadCpuTime();
+            beta();
+            long t2 = mx.getCurrentThreadCpuTime();
+            alphaNs += t1 - t0;
+            betaNs += t2 - t1;
+        }
+        System.out.println("split alpha=" + alphaNs + " beta=" + betaNs);
+        System.out.println("markers " + markers.length);
+        System.out.println("done");
+    }
+}
