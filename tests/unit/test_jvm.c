@@ -1,0 +1,481 @@
+/* jvm: the thread-dump and class-histogram parsers (real JDK 17 and 25
+ * text, then malformed and mutated input) and the attach request against
+ * fake listeners: a good reply, a refusing peer, a silent one. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "cgprof/jvm.h"
+#include "cgprof/log.h"
+#include "../../src/jvm/jvm_priv.h"
+
+static const char dump17[] =
+	"2026-11-25 01:42:01\n"
+	"Full thread dump OpenJDK 64-Bit Server VM (17.0.15+6-Debian-1deb12u1 mixed mode, sharing):\n"
+	"\n"
+	"Threads class SMR info:\n"
+	"_java_thread_list=0x00007fcbf80023f0, length=15, elements={\n"
+	"0x00007fcc88017ea0, 0x00007fcc880f8390\n"
+	"}\n"
+	"\n"
+	"\"main\" #1 prio=5 os_prio=0 cpu=1392.99ms elapsed=1.42s tid=0x00007fcc88017ea0 nid=0x290a runnable  [0x00007fcc8eb1e000]\n"
+	"   java.lang.Thread.State: RUNNABLE\n"
+	"\tat Split.spin(Split.java:24)\n"
+	"\tat Split.alpha(Split.java:31)\n"
+	"\tat Split.main(Split.java:88)\n"
+	"\n"
+	"\"Reference Handler\" #2 daemon prio=10 os_prio=0 cpu=0.11ms elapsed=1.40s tid=0x00007fcc880f8390 nid=0x2911 waiting on condition  [0x00007fcc64eea000]\n"
+	"   java.lang.Thread.State: RUNNABLE\n"
+	"\tat java.lang.ref.Reference.waitForReferencePendingList(java.base@17.0.15/Native Method)\n"
+	"\tat java.lang.ref.Reference.processPendingReferences(java.base@17.0.15/Reference.java:253)\n"
+	"\n"
+	"\"Signal Dispatcher\" #4 daemon prio=9 os_prio=0 cpu=0.23ms elapsed=1.40s tid=0x00007fcc88101200 nid=0x2913 runnable  [0x0000000000000000]\n"
+	"   java.lang.Thread.State: RUNNABLE\n"
+	"\n"
+	"\"holder\" #14 daemon prio=5 os_prio=0 cpu=0.27ms elapsed=1.41s tid=0x00007fcc8812a7e0 nid=0x291c waiting on condition  [0x00007fcc5c7fd000]\n"
+	"   java.lang.Thread.State: TIMED_WAITING (sleeping)\n"
+	"\tat java.lang.Thread.sleep(java.base@17.0.15/Native Method)\n"
+	"\tat Split.holdLock(Split.java:53)\n"
+	"\t- locked <0x000000069ec181b0> (a java.lang.Object)\n"
+	"\tat Split$$Lambda$1/0x00007fcc08000400.run(Unknown Source)\n"
+	"\tat java.lang.Thread.run(java.base@17.0.15/Thread.java:840)\n"
+	"\n"
+	"\"blocked\" #15 daemon prio=5 os_prio=0 cpu=0.12ms elapsed=1.41s tid=0x00007fcc8812baf0 nid=0x291d waiting for monitor entry  [0x00007fcc5c6fd000]\n"
+	"   java.lang.Thread.State: BLOCKED (on object monitor)\n"
+	"\tat Split.blockedHere(Split.java:37)\n"
+	"\t- waiting to lock <0x000000069ec181b0> (a java.lang.Object)\n"
+	"\tat com.example.App.run(app//App.java:12)\n"
+	"\n"
+	"\"say \"hi\" \\o/\" #16 prio=5 os_prio=0 cpu=0.08ms elapsed=1.42s tid=0x00007fcc8812cbc0 nid=0x291e in Object.wait()  [0x00007fcc5c5fd000]\n"
+	"   java.lang.Thread.State: WAITING (on object monitor)\n"
+	"\tat java.lang.Object.wait(java.base@17.0.15/Native Method)\n"
+	"\t- waiting on <0x000000069ec181c0> (a java.lang.Object)\n"
+	"\tat Split.waitHere(Split.java:44)\n"
+	"\n"
+	"\"VM Thread\" os_prio=0 cpu=0.63ms elapsed=1.43s tid=0x00007fd9500affe0 nid=0x2910 runnable  \n"
+	"\n"
+	"\"GC Thread#0\" os_prio=0 cpu=0.06ms elapsed=1.44s tid=0x00007fd950057710 nid=0x290b runnable  \n"
+	"JNI global refs: 6, weak refs: 0\n";
+
+static const char dump25[] =
+	"Full thread dump OpenJDK 64-Bit Server VM (25.0.3+9-LTS mixed mode, sharing):\r\n"
+	"\r\n"
+	"\"main\" #3 [10550] prio=5 os_prio=0 cpu=1416.39ms elapsed=1.44s tid=0x00007fd95002a810 nid=10550 runnable  [0x00007fd957b1d000]\r\n"
+	"   java.lang.Thread.State: RUNNABLE\r\n"
+	"\tat Split.beta(Split.java:33)\r\n"
+	"\tat Split.main(Split.java:90)\r\n"
+	"\r\n"
+	"\"waiter\" #23 [10570] daemon prio=5 os_prio=0 cpu=0.08ms elapsed=1.42s tid=0x00007fd9500e0280 nid=10570 in Object.wait()  [0x00007fd954828000]\r\n"
+	"   java.lang.Thread.State: WAITING (on object monitor)\r\n"
+	"\tat java.lang.Object.wait0(java.base@25.0.3/Native Method)\r\n"
+	"\tat java.lang.Object.wait(java.base@25.0.3/Object.java:389)\r\n"
+	"\tat Split.waitHere(Split.java:44)\r\n"
+	"\tat Split$$Lambda/0x0000000038040a70.run(Unknown Source)\r\n"
+	"\tat java.lang.Thread.run(java.base@25.0.3/Thread.java:1474)"; /* no final newline */
+
+static struct jvm_dump parse(const char *text, uint32_t max_depth, char **copy)
+{
+	struct jvm_dump d = {0};
+	size_t len = strlen(text);
+	*copy = malloc(len + 1);
+	memcpy(*copy, text, len + 1);
+	ck_assert_int_eq(jvm_dump_parse(*copy, len, max_depth, &d), 0);
+	return d;
+}
+
+static const struct cg_frame *frame(const struct jvm_dump *d, size_t t, uint32_t i)
+{
+	ck_assert_uint_lt(i, d->threads[t].nframes);
+	return &d->frames[d->threads[t].first + i];
+}
+
+START_TEST(dump_jdk17)
+{
+	char *text;
+	struct jvm_dump d = parse(dump17, 0, &text);
+	ck_assert_str_eq(d.vm, "OpenJDK 64-Bit Server VM 17.0.15+6-Debian-1deb12u1");
+	/* Signal Dispatcher (no frames), VM Thread, GC Thread: skipped */
+	ck_assert_uint_eq(d.nthreads, 5);
+
+	ck_assert_str_eq(d.threads[0].name, "main");
+	ck_assert_int_eq(d.threads[0].nid, 0x290a);
+	ck_assert_int_eq(d.threads[0].state, CG_ST_RUNNING);
+	ck_assert_uint_eq(d.threads[0].nframes, 3);
+	ck_assert_str_eq(frame(&d, 0, 0)->name, "Split.spin");
+	ck_assert_str_eq(frame(&d, 0, 0)->file, "Split.java");
+	ck_assert_int_eq(frame(&d, 0, 0)->line, 24);
+	ck_assert_int_eq(frame(&d, 0, 0)->kind, CG_FK_JAVA);
+	ck_assert_str_eq(frame(&d, 0, 2)->name, "Split.main");
+
+	/* RUNNABLE in a native method is NATIVE; module prefix stripped */
+	ck_assert_str_eq(d.threads[1].name, "Reference Handler");
+	ck_assert_int_eq(d.threads[1].state, CG_ST_NATIVE);
+	ck_assert_ptr_null(frame(&d, 1, 0)->file);
+	ck_assert_int_eq(frame(&d, 1, 0)->line, 0);
+	ck_assert_str_eq(frame(&d, 1, 1)->file, "Reference.java");
+	ck_assert_int_eq(frame(&d, 1, 1)->line, 253);
+
+	ck_assert_str_eq(d.threads[2].name, "holder");
+	ck_assert_int_eq(d.threads[2].state, CG_ST_TIMED_WAITING);
+	ck_assert_uint_eq(d.threads[2].nframes, 4); /* "- locked" is no frame */
+	ck_assert_str_eq(frame(&d, 2, 2)->name, "Split$$Lambda$1/0x00007fcc08000400.run");
+	ck_assert_ptr_null(frame(&d, 2, 2)->file);
+
+	ck_assert_int_eq(d.threads[3].state, CG_ST_BLOCKED);
+	ck_assert_str_eq(frame(&d, 3, 0)->name, "Split.blockedHere");
+	ck_assert_str_eq(frame(&d, 3, 1)->file, "App.java"); /* "app//App.java" */
+
+	ck_assert_str_eq(d.threads[4].name, "say \"hi\" \\o/");
+	ck_assert_int_eq(d.threads[4].state, CG_ST_WAITING);
+	ck_assert_str_eq(frame(&d, 4, 1)->name, "Split.waitHere");
+	jvm_dump_free(&d);
+	free(text);
+}
+END_TEST
+
+START_TEST(dump_jdk25_crlf_unterminated)
+{
+	char *text;
+	struct jvm_dump d = parse(dump25, 0, &text);
+	ck_assert_str_eq(d.vm, "OpenJDK 64-Bit Server VM 25.0.3+9-LTS");
+	ck_assert_uint_eq(d.nthreads, 2);
+	ck_assert_int_eq(d.threads[0].nid, 10550);
+	ck_assert_str_eq(frame(&d, 0, 0)->name, "Split.beta");
+	ck_assert_int_eq(frame(&d, 0, 0)->line, 33);
+	ck_assert_int_eq(d.threads[1].state, CG_ST_WAITING);
+	ck_assert_uint_eq(d.threads[1].nframes, 5);
+	ck_assert_str_eq(frame(&d, 1, 4)->name, "java.lang.Thread.run");
+	ck_assert_int_eq(frame(&d, 1, 4)->line, 1474);
+	jvm_dump_free(&d);
+	free(text);
+}
+END_TEST
+
+START_TEST(dump_max_depth)
+{
+	char *text;
+	struct jvm_dump d = parse(dump17, 2, &text);
+	ck_assert_uint_eq(d.threads[0].nframes, 2);
+	ck_assert(d.threads[0].truncated);
+	ck_assert_str_eq(frame(&d, 0, 0)->name, "Split.spin"); /* leaf side kept */
+	ck_assert_uint_eq(d.threads[3].nframes, 2);
+	ck_assert(!d.threads[3].truncated);
+	/* reuse of the arrays for a second dump */
+	free(text);
+	text = malloc(sizeof(dump25));
+	memcpy(text, dump25, sizeof(dump25));
+	ck_assert_int_eq(jvm_dump_parse(text, strlen(text), 0, &d), 0);
+	ck_assert_uint_eq(d.nthreads, 2);
+	jvm_dump_free(&d);
+	free(text);
+}
+END_TEST
+
+START_TEST(dump_malformed)
+{
+	static const char *const bad[] = {
+		"",
+		"\n\n\n",
+		"\"",
+		"\"unterminated name #1 nid=0x1\n   java.lang.Thread.State: RUNNABLE\n\tat a.b(c:1)\n",
+		"\"t\" nid=0xzz\n   java.lang.Thread.State: RUNNABLE\n\tat x(\n\tat (y.java:1)\n\tat z)y(\n",
+		"\"t\" nid=-5\n   java.lang.Thread.State: SOMETHING_NEW\n\tat a.b(F.java:99999999999999)\n",
+		"\"t\" nid=0x1\n\tat a.b(F.java:1)\n", /* frames before any state */
+		"   java.lang.Thread.State: RUNNABLE\n\tat orphan.frame(F.java:1)\n",
+		"Full thread dump \n\"t\"\n   java.lang.Thread.State: \n\tat a.b(:)\n",
+		"Full thread dump (((((:\n",
+	};
+	for (size_t i = 0; i < CG_ARRAY_LEN(bad); i++) {
+		struct jvm_dump d = {0};
+		char *text = strdup(bad[i]);
+		ck_assert_int_eq(jvm_dump_parse(text, strlen(text), 0, &d), 0);
+		for (size_t t = 0; t < d.nthreads; t++) {
+			ck_assert_ptr_nonnull(d.threads[t].name);
+			ck_assert_uint_le(d.threads[t].first + d.threads[t].nframes, d.nframes);
+		}
+		if (i == 5) {
+			ck_assert_uint_eq(d.nthreads, 1);
+			ck_assert_int_eq(d.threads[0].nid, 0);
+			ck_assert_int_eq(d.threads[0].state, CG_ST_IDLE);
+			ck_assert_int_eq(d.frames[0].line, 0);
+		}
+		if (i == 6 || i == 7)
+			ck_assert_uint_eq(d.nthreads, 0);
+		jvm_dump_free(&d);
+		free(text);
+	}
+	/* embedded NULs */
+	char nul[] = "\"a\0b\" nid=0x1\n   java.lang.Thread.State: RUNNABLE\n\tat a\0.b(F.java:1)\n";
+	struct jvm_dump d = {0};
+	ck_assert_int_eq(jvm_dump_parse(nul, sizeof(nul) - 1, 0, &d), 0);
+	jvm_dump_free(&d);
+}
+END_TEST
+
+/* Deterministic mutations of real text: bytes flipped, lines cut. The
+ * parser must neither crash nor point outside its arrays (run under
+ * `make asan` too). */
+START_TEST(dump_mutated)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	size_t len = strlen(dump17);
+	char *text = malloc(len + 1);
+	struct jvm_dump d = {0};
+	for (int round = 0; round < 3000; round++) {
+		memcpy(text, dump17, len + 1);
+		size_t n = len;
+		for (int k = 0; k < 8; k++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			size_t at = (size_t)(seed >> 33) % len;
+			static const char junk[] = "\"\n\t()/:# at \0x";
+			text[at] = junk[(seed >> 20) % (sizeof(junk) - 1)];
+		}
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		if (round % 3 == 0)
+			n = (size_t)(seed >> 33) % len; /* cut anywhere */
+		text[n] = '\0';
+		ck_assert_int_eq(jvm_dump_parse(text, n, (uint32_t)(round % 5), &d), 0);
+		for (size_t t = 0; t < d.nthreads; t++) {
+			ck_assert_uint_le(d.threads[t].first + d.threads[t].nframes, d.nframes);
+			for (uint32_t f = 0; f < d.threads[t].nframes; f++)
+				ck_assert_ptr_nonnull(d.frames[d.threads[t].first + f].name);
+		}
+	}
+	jvm_dump_free(&d);
+	free(text);
+}
+END_TEST
+
+static const char histo[] =
+	" num     #instances         #bytes  class name (module)\n"
+	"-------------------------------------------------------\n"
+	"   1:          1139        4209712  [I (java.base@17.0.15)\n"
+	"   2:          8280         431344  [B (java.base@17.0.15)\n"
+	"   3:         12345         197520  Split$Marker\n"
+	"   4:          7816         431344  java.lang.String (java.base@17.0.15)\n"
+	"   5:             1             16  [Ljava.lang.Object;\n"
+	"Total         29581        5269936\n";
+
+START_TEST(heap_parse)
+{
+	struct jvm_heap h;
+	ck_assert_int_eq(jvm_heap_parse(histo, strlen(histo), &h), 0);
+	ck_assert_uint_eq(h.n, 5);
+	ck_assert_str_eq(h.entries[0].name, "[I");
+	/* equal bytes: more instances first */
+	ck_assert_str_eq(h.entries[1].name, "[B");
+	ck_assert_str_eq(h.entries[2].name, "java.lang.String");
+	ck_assert_str_eq(h.entries[3].name, "Split$Marker");
+	ck_assert_uint_eq(h.entries[3].instances, 12345);
+	ck_assert_uint_eq(h.entries[3].bytes, 197520);
+	ck_assert_str_eq(h.entries[4].name, "[Ljava.lang.Object;");
+	ck_assert_uint_eq(h.total_instances, 29581);
+	ck_assert_uint_eq(h.total_bytes, 5269936);
+	jvm_heap_free(&h);
+}
+END_TEST
+
+START_TEST(heap_malformed)
+{
+	struct jvm_heap h;
+	static const char *const bad[] = {
+		"",
+		"Invalid argument to inspectheap operation: -x\n",
+		"   1:\n   2: 5\n   3: 5 6\n   4: 5 6 \n",
+		"   1: 99999999999999999999999 1 X\n",
+		"Total\n",
+	};
+	for (size_t i = 0; i < CG_ARRAY_LEN(bad); i++)
+		ck_assert_int_eq(jvm_heap_parse(bad[i], strlen(bad[i]), &h), -EINVAL);
+	/* no Total line: summed; no trailing newline; junk between */
+	const char *ok = "garbage\n 1: 3 30 A\nxx\n 2: 2 20 B";
+	ck_assert_int_eq(jvm_heap_parse(ok, strlen(ok), &h), 0);
+	ck_assert_uint_eq(h.n, 2);
+	ck_assert_uint_eq(h.total_instances, 5);
+	ck_assert_uint_eq(h.total_bytes, 50);
+	jvm_heap_free(&h);
+	/* length bounds the parse, not a NUL */
+	ck_assert_int_eq(jvm_heap_parse(ok, 5, &h), -EINVAL);
+}
+END_TEST
+
+/* ---- attach requests against fake listeners ---- */
+
+enum fake_mode { FAKE_ANSWER, FAKE_CLOSE, FAKE_SILENT };
+
+struct fake {
+	int lfd;
+	enum fake_mode mode;
+	char got[256];
+	ssize_t ngot;
+};
+
+static void *fake_serve(void *arg)
+{
+	struct fake *f = arg;
+	int c = accept(f->lfd, NULL, NULL);
+	if (c < 0)
+		return NULL;
+	if (f->mode == FAKE_CLOSE) {
+		/* as HotSpot does for a peer of the wrong uid/gid */
+		close(c);
+		return NULL;
+	}
+	/* like HotSpot: read until the version, command and 3 args are in */
+	int nuls = 0;
+	f->ngot = 0;
+	while (nuls < 5 && f->ngot < (ssize_t)sizeof(f->got)) {
+		ssize_t n = recv(c, f->got + f->ngot, sizeof(f->got) - (size_t)f->ngot, 0);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++)
+			nuls += f->got[f->ngot + i] == '\0';
+		f->ngot += n;
+	}
+	if (f->mode == FAKE_ANSWER) {
+		static const char reply[] = "0\nline one\nline two\n";
+		if (send(c, reply, sizeof(reply) - 1, MSG_NOSIGNAL) < 0)
+			f->ngot = -1;
+	} else {
+		usleep(600 * 1000);
+	}
+	close(c);
+	return NULL;
+}
+
+static void fake_attach(struct jvm_attach *a, struct fake *f, enum fake_mode mode, char *dir)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memset(a, 0, sizeof(*a));
+	memset(f, 0, sizeof(*f));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	a->pid = getpid();
+	a->nspid = getpid();
+	a->uid = geteuid();
+	a->gid = getegid();
+	snprintf(a->sock, sizeof(a->sock), "%s/.java_pid%d", dir, (int)a->nspid);
+	ck_assert_uint_lt(strlen(a->sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, a->sock, strlen(a->sock) + 1);
+	f->mode = mode;
+	f->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(f->lfd, 0);
+	ck_assert_int_eq(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(f->lfd, 4), 0);
+}
+
+static void fake_done(struct jvm_attach *a, struct fake *f, pthread_t th, char *dir)
+{
+	pthread_join(th, NULL);
+	close(f->lfd);
+	unlink(a->sock);
+	rmdir(dir);
+}
+
+START_TEST(attach_request_reply)
+{
+	struct jvm_attach a;
+	struct fake f;
+	pthread_t th;
+	char dir[] = "/tmp/cgprof-jvm-XXXXXX";
+	struct cg_buf out = {0};
+	int status = -1;
+	const char *const args[3] = {"-all", NULL, NULL};
+
+	fake_attach(&a, &f, FAKE_ANSWER, dir);
+	/* already "started": the socket exists, no signal is sent */
+	ck_assert_int_eq(jvm_attach_start(&a), 0);
+	pthread_create(&th, NULL, fake_serve, &f);
+	ck_assert_int_eq(jvm_attach_request(&a, "inspectheap", args, 2000, &status, &out), 0);
+	fake_done(&a, &f, th, dir);
+	ck_assert_int_eq(status, 0);
+	ck_assert_str_eq(out.data, "line one\nline two\n");
+	static const char want[] = "1\0inspectheap\0-all\0\0\0";
+	ck_assert_int_eq(f.ngot, sizeof(want) - 1);
+	ck_assert(!memcmp(f.got, want, sizeof(want) - 1));
+	cg_buf_free(&out);
+}
+END_TEST
+
+START_TEST(attach_refused_no_sigpipe)
+{
+	struct jvm_attach a;
+	struct fake f;
+	pthread_t th;
+	char dir[] = "/tmp/cgprof-jvm-XXXXXX";
+	struct cg_buf out = {0};
+	int status = -1;
+
+	signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill this test */
+	fake_attach(&a, &f, FAKE_CLOSE, dir);
+	pthread_create(&th, NULL, fake_serve, &f);
+	cg_clearerr();
+	int r = jvm_attach_request(&a, "threaddump", NULL, 2000, &status, &out);
+	fake_done(&a, &f, th, dir);
+	ck_assert_int_eq(r, -EPERM);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "accepts only its own user"));
+	ck_assert_ptr_null(strchr(cg_lasterr(), '\n'));
+	cg_buf_free(&out);
+}
+END_TEST
+
+START_TEST(attach_timeout)
+{
+	struct jvm_attach a;
+	struct fake f;
+	pthread_t th;
+	char dir[] = "/tmp/cgprof-jvm-XXXXXX";
+	struct cg_buf out = {0};
+	int status = -1;
+
+	fake_attach(&a, &f, FAKE_SILENT, dir);
+	pthread_create(&th, NULL, fake_serve, &f);
+	cg_clearerr();
+	uint64_t t0 = cg_now_ns();
+	int r = jvm_attach_request(&a, "threaddump", NULL, 200, &status, &out);
+	uint64_t ms = (cg_now_ns() - t0) / 1000000;
+	fake_done(&a, &f, th, dir);
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	ck_assert_uint_ge(ms, 190);
+	ck_assert_uint_lt(ms, 550);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "did not answer 'threaddump' within 200 ms"));
+	cg_buf_free(&out);
+}
+END_TEST
+
+START_TEST(rate_default_and_warning)
+{
+	ck_assert(jvm_sampler_rate(100, false) == CG_JVM_DEFAULT_RATE_HZ);
+	ck_assert(jvm_sampler_rate(5, true) == 5);
+	ck_assert(jvm_sampler_rate(1000, true) == 1000); /* kept, with a warning */
+}
+END_TEST
+
+static Suite *jvm_suite(void)
+{
+	Suite *s = suite_create("jvm");
+	TCase *tc = tcase_create("parse");
+	tcase_add_test(tc, dump_jdk17);
+	tcase_add_test(tc, dump_jdk25_crlf_unterminated);
+	tcase_add_test(tc, dump_max_depth);
+	tcase_add_test(tc, dump_malformed);
+	tcase_add_test(tc, dump_mutated);
+	tcase_add_test(tc, heap_parse);
+	tcase_add_test(tc, heap_malformed);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("attach");
+	tcase_add_test(tc, attach_request_reply);
+	tcase_add_test(tc, attach_refused_no_sigpipe);
+	tcase_add_test(tc, attach_timeout);
+	tcase_add_test(tc, rate_default_and_warning);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CG_CHECK_MAIN(jvm_suite)
