@@ -158,9 +158,18 @@ static int attach_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		const struct jvm_thread *th = &js->dump.threads[i];
 		if (!js->opts.idle && th->state != CG_ST_RUNNING && th->state != CG_ST_NATIVE)
 			continue;
+		pid_t tid = attach_host_tid(js, th->nid);
+		/* The JVM calls a thread in native code RUNNABLE even while it
+		 * sleeps in the kernel (Reference Handler on its condition
+		 * variable, a socket read): off CPU, it is no CPU sample. Java
+		 * code itself cannot be asked: the dump's safepoint just
+		 * stopped it. */
+		if (!js->opts.idle && th->state == CG_ST_NATIVE &&
+		    target_thread_state(js->t, tid) != TARGET_THREAD_RUNNING)
+			continue;
 		struct cg_sample s = {
 			.pid = js->attach.pid,
-			.tid = attach_host_tid(js, th->nid),
+			.tid = tid,
 			.thread_name = th->name,
 			.state = th->state,
 			.truncated = th->truncated,

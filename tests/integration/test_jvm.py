@@ -1,0 +1,336 @@
+"""The JVM sampler and heap summary on real HotSpot JVMs (OpenJDK 17 at
+/usr/bin/java, and a JDK 25 under /usr/lib/jvm when there is one): the CPU
+split of a self-measuring workload, BLOCKED and WAITING threads at the
+right frames, the class histogram's exact instance count, the JVM running
+on after detach, and the clear one-line errors (attach disabled, another
+user, a JVM that does not answer), also across PID and mount namespaces."""
+import atexit
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from cgtest import BUILD, CGPROF, WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
+
+JAVA_SRC = os.path.join(WORKLOADS, "java")
+JAVAC = "/usr/bin/javac"
+RATIO_TOLERANCE = 0.05
+
+
+def find_jdks():
+    """[(label, java)]: OpenJDK 17 first, then a JDK 25 if present."""
+    jdks = []
+    if os.access("/usr/bin/java", os.X_OK):
+        jdks.append(("jdk17", "/usr/bin/java"))
+    for d in sorted(glob.glob("/usr/lib/jvm/*25*")):
+        exe = os.path.join(d, "bin", "java")
+        if os.access(exe, os.X_OK):
+            jdks.append(("jdk25", exe))
+            break
+    return jdks
+
+
+JDKS = find_jdks()
+_classes = None
+
+
+def classes_dir():
+    """Compile the workloads once (class files of release 17 run on every
+    JDK here). Outside /tmp: the namespace test hides /tmp from the JVM."""
+    global _classes
+    if _classes is None:
+        base = BUILD if os.path.isdir(BUILD) else None
+        d = tempfile.mkdtemp(prefix="cgprof-java-", dir=base)
+        os.chmod(d, 0o755)  # readable by the JVM run as nobody
+        srcs = sorted(glob.glob(os.path.join(JAVA_SRC, "*.java")))
+        r = subprocess.run([JAVAC, "--release", "17", "-d", d] + srcs,
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode:
+            raise AssertionError("javac failed: " + r.stderr)
+        for root, dirs, files in os.walk(d):
+            for n in dirs + files:
+                os.chmod(os.path.join(root, n), 0o755)
+        _classes = d
+        atexit.register(shutil.rmtree, d, True)
+    return _classes
+
+
+def cgprof_has(cmd):
+    """Is this subcommand wired in the cgprof binary under test?"""
+    if not os.access(CGPROF, os.X_OK):
+        return False
+    r = cgprof(cmd, "--help", timeout=10)
+    return r.returncode == 0 and "unknown command" not in r.stderr
+
+
+def read_collapsed(path):
+    with open(path) as f:
+        return parse_collapsed(f.read())
+
+
+def parse_dump(text):
+    """cgprof dump output -> {thread name: (state, [frame funcs])}"""
+    threads = {}
+    cur = None
+    for line in text.splitlines():
+        if line.startswith("Thread ") and '"' in line:
+            name = line[line.index('"') + 1:line.rindex('"')]
+            state = line[line.rindex("(") + 1:line.rindex(")")]
+            cur = threads.setdefault(name, (state, []))
+        elif line.startswith("    ") and cur is not None:
+            cur[1].append(frame_func(line.strip()))
+        elif not line.strip():
+            cur = None
+    return threads
+
+
+class JvmCase(CgTestCase):
+    """Starts workloads; checks each leaves no .attach_pid behind and, when
+    asked, that it finished with its normal output."""
+
+    def setUp(self):
+        super().setUp()
+        if not JDKS:
+            self.skipTest("no java found")
+        if not os.access(JAVAC, os.X_OK):
+            self.skipTest("no javac at %s" % JAVAC)
+        if not os.access(CGPROF, os.X_OK):
+            self.skipTest("%s not built" % CGPROF)
+        self.cwd = tempfile.mkdtemp(prefix="cgprof-jvm-cwd-")
+        os.chmod(self.cwd, 0o777)
+
+    def tearDown(self):
+        super().tearDown()
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+    def jdk(self, label):
+        for lab, exe in JDKS:
+            if lab == label:
+                return exe
+        self.skipTest("%s not installed (looked under /usr/lib/jvm)" % label)
+
+    def start_split(self, java, seconds=6, jvm_args=(), prefix=(), wait_ready=True, **kw):
+        args = list(prefix) + [java] + list(jvm_args) + ["-cp", classes_dir(), "Split", str(seconds)]
+        p = self.spawn(args, cwd=self.cwd, **kw)
+        if wait_ready:
+            self.wait_for_line(p, "ready")
+        return p
+
+    def assert_no_attach_files(self, pid):
+        left = glob.glob(os.path.join(self.cwd, ".attach_pid*")) + \
+            glob.glob("/tmp/.attach_pid%d" % pid)
+        self.assertEqual(left, [], "attach trigger files left behind")
+
+    def assert_finishes_normally(self, p, timeout=30):
+        out, err = p.communicate(timeout=timeout)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("markers 12345", out)
+        self.assertTrue(out.rstrip().endswith("done"), out)
+        # a SIGQUIT that did not start the attach listener prints a dump
+        self.assertNotIn("Full thread dump", out)
+        return out
+
+    def assert_one_line_error(self, r, *words):
+        self.assertNotEqual(r.returncode, 0)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertTrue(lines[0].startswith("cgprof: "), r.stderr)
+        for w in words:
+            self.assertIn(w, lines[0])
+
+
+class TestJvmHeap(JvmCase):
+    def setUp(self):
+        super().setUp()
+        if not cgprof_has("heap"):
+            self.skipTest("cgprof heap is not wired into the CLI yet")
+
+    def check_heap(self, label):
+        p = self.start_split(self.jdk(label), seconds=4)
+        r = cgprof("heap", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        marker = [l.split() for l in r.stdout.splitlines() if l.endswith(" Split$Marker")]
+        self.assertEqual(len(marker), 1, r.stdout)
+        self.assertEqual(int(marker[0][0]), 12345)
+
+        r = cgprof("heap", "--format", "json", "--top", "3", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        h = json.loads(r.stdout)
+        self.assertEqual(h["pid"], p.pid)
+        self.assertEqual(len(h["classes"]), 3)
+        sizes = [c["bytes"] for c in h["classes"]]
+        self.assertEqual(sizes, sorted(sizes, reverse=True))
+        self.assertGreater(h["classes_total"], 100)
+        self.assertGreaterEqual(h["total_bytes"], sum(sizes))
+
+        self.assert_no_attach_files(p.pid)
+        self.assert_finishes_normally(p)
+
+    def test_heap_jdk17(self):
+        self.check_heap("jdk17")
+
+    def test_heap_jdk25(self):
+        self.check_heap("jdk25")
+
+    def test_not_a_jvm(self):
+        p = self.spawn(["/usr/bin/python3", "-c", "import time; print('ready', flush=True); time.sleep(30)"])
+        self.wait_for_line(p, "ready")
+        r = cgprof("heap", str(p.pid), timeout=30)
+        self.assert_one_line_error(r, "not a Java process")
+
+    def test_attach_disabled(self):
+        p = self.start_split(self.jdk("jdk17"), seconds=3, jvm_args=["-XX:+DisableAttachMechanism"])
+        r = cgprof("heap", str(p.pid), timeout=30)
+        self.assert_one_line_error(r, "DisableAttachMechanism")
+        self.assert_no_attach_files(p.pid)
+        self.assert_finishes_normally(p)
+
+    def test_other_user(self):
+        # The JVM runs as nobody; root (us) switches to the JVM's ids to
+        # connect; an unrelated unprivileged user gets a one-line refusal.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to start a JVM as another user")
+        p = self.start_split(self.jdk("jdk17"), seconds=5, user=65534, group=65534,
+                             extra_groups=[])
+        r = cgprof("heap", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Split$Marker", r.stdout)
+        r = subprocess.run([CGPROF, "heap", str(p.pid)], capture_output=True, text=True,
+                           timeout=60, user=1, group=1, extra_groups=[])
+        self.assert_one_line_error(r)
+        self.assertRegex(r.stderr, "(?i)permission|user|denied|not permitted")
+        self.assert_no_attach_files(p.pid)
+        self.assert_finishes_normally(p)
+
+    def test_hung_jvm_times_out(self):
+        p = self.start_split(self.jdk("jdk17"), seconds=4)
+        r = cgprof("heap", "--top", "1", str(p.pid), timeout=60)  # listener now up
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.kill(p.pid, signal.SIGSTOP)
+        try:
+            env = dict(os.environ, CGPROF_JVM_TIMEOUT_MS="1500")
+            t0 = time.monotonic()
+            r = cgprof("heap", str(p.pid), timeout=60, env=env)
+            took = time.monotonic() - t0
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
+        self.assert_one_line_error(r, "did not answer")
+        self.assertLess(took, 10)
+        self.assert_finishes_normally(p)
+
+    def test_other_namespaces(self):
+        # A private PID namespace and a private /tmp: the socket and the
+        # trigger are only reachable through /proc/PID/root, under the
+        # JVM's own pid (NSpid).
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare")
+        java = self.jdk("jdk17")
+        cmd = "mount -t tmpfs tmpfs /tmp && exec %s -cp %s Split 5" % (java, classes_dir())
+        p = self.spawn(["unshare", "--mount", "--pid", "--fork", "--mount-proc",
+                        "sh", "-c", cmd], cwd=self.cwd)
+        self.wait_for_line(p, "ready")
+        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+            jvm = int(f.read().split()[0])
+        with open("/proc/%d/status" % jvm) as f:
+            nspid = [l.split()[1:] for l in f if l.startswith("NSpid:")][0]
+        self.assertEqual(len(nspid), 2)  # really in its own namespace
+        r = cgprof("heap", str(jvm), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Split$Marker", r.stdout)
+        self.assertEqual(glob.glob("/proc/%d/root/tmp/.attach_pid*" % jvm), [])
+        self.assertEqual(glob.glob(os.path.join(self.cwd, ".attach_pid*")), [])
+        self.assert_finishes_normally(p)
+
+
+class TestJvmSampler(JvmCase):
+    def setUp(self):
+        super().setUp()
+        if not cgprof_has("attach") or not cgprof_has("dump"):
+            self.skipTest("cgprof attach/dump are not available in this build yet")
+
+    def check_profile(self, label):
+        java = self.jdk(label)
+        p = self.start_split(java, seconds=8)
+        # states at the right frames, from one dump
+        r = cgprof("dump", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        threads = parse_dump(r.stdout)
+        self.assertEqual(threads["blocked"][0], "BLOCKED", r.stdout)
+        self.assertEqual(threads["blocked"][1][0], "Split.blockedHere")
+        self.assertEqual(threads["waiter"][0], "WAITING", r.stdout)
+        self.assertIn("Split.waitHere", threads["waiter"][1])
+        self.assertEqual(threads["holder"][0], "TIMED_WAITING")
+        self.assertIn(threads["main"][0], ("running", "RUNNING", "NATIVE"))
+        self.assertIn("Split.main", threads["main"][1])
+        self.assertNotIn("VM Thread", threads)  # no Java frames: skipped
+
+        out = os.path.join(self.cwd, "prof.txt")
+        # ~500 samples: the binomial spread of the share is under 2 points
+        r = cgprof("attach", "-d", "5", "-r", "100", "-f", "collapsed", "-o", out,
+                   "--threads", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        stacks = read_collapsed(out)
+        roots = {s[0] for s in stacks}
+        # without --idle only running threads: main, never the blocked ones
+        self.assertTrue(any(r.startswith("thread main ") for r in roots), roots)
+        for idle in ("blocked", "waiter", "holder"):
+            self.assertFalse(any(r.startswith("thread %s " % idle) for r in roots), roots)
+
+        idle_out = os.path.join(self.cwd, "idle.txt")
+        r = cgprof("attach", "-d", "1", "-r", "20", "-f", "collapsed", "-o", idle_out,
+                   "--idle", "--threads", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        istacks = read_collapsed(idle_out)
+        for name, fn in (("blocked", "Split.blockedHere"), ("waiter", "Split.waitHere")):
+            mine = [s for s in istacks if s[0].startswith("thread %s " % name)]
+            self.assertTrue(mine, "%s missing with --idle" % name)
+            self.assertTrue(all(fn in map(frame_func, s) for s in mine), mine)
+
+        got = self.assert_finishes_normally(p)
+        line = [l for l in got.splitlines() if l.startswith("split ")][0]
+        truth = dict(kv.split("=") for kv in line.split()[1:])
+        a, b = int(truth["alpha"]), int(truth["beta"])
+        want = a / (a + b)
+
+        def has(fn):
+            return lambda s: any(frame_func(f) == fn for f in s)
+        na = sum(c for s, c in stacks.items() if has("Split.alpha")(s))
+        nb = sum(c for s, c in stacks.items() if has("Split.beta")(s))
+        self.assertGreater(na + nb, 200, stacks)
+        share = na / (na + nb)
+        self.assertLess(abs(share - want), RATIO_TOLERANCE,
+                        "alpha share %.3f, workload measured %.3f" % (share, want))
+        self.assert_no_attach_files(p.pid)
+
+    def test_profile_jdk17(self):
+        self.check_profile("jdk17")
+
+    def test_profile_jdk25(self):
+        self.check_profile("jdk25")
+
+    def test_run_waits_for_jvm(self):
+        # `run` must not send SIGQUIT before the JVM handles it: a JVM
+        # killed by it would exit 131 instead of 0. Repeat for timing luck.
+        if not cgprof_has("run"):
+            self.skipTest("cgprof run not available in this build yet")
+        for label, java in JDKS:
+            for i in range(2):
+                out = os.path.join(self.cwd, "run%s%d.txt" % (label, i))
+                r = cgprof("run", "-f", "collapsed", "-o", out, "--", java, "-cp", classes_dir(),
+                           "Split", "1.5", timeout=60, cwd=self.cwd)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("done", r.stdout)
+                self.assertNotIn("Full thread dump", r.stdout)
+                stacks = read_collapsed(out)
+                self.assertTrue(any("Split.alpha" in map(frame_func, s) for s in stacks),
+                                "%s: no Split.alpha in %r" % (label, stacks))
+                self.assertEqual(glob.glob(os.path.join(self.cwd, ".attach_pid*")), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
