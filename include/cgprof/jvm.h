@@ -13,14 +13,21 @@ struct target;
 
 extern const struct cg_sampler_ops jvm_sampler_ops;
 
-/* Default sampling rate for a JVM. Every sample is a thread dump, which
- * stops all Java threads at a safepoint, so the rate is bounded by the
- * target's slowdown (budget: 2%). Provisional; measurement pending. */
+/* Default sampling rate for a JVM. Every sample is a thread dump: three
+ * safepoints (PrintThreads, PrintJNI, FindDeadlocks; ~0.1-0.3 ms each,
+ * median, on a small JVM) that stop every Java thread. Measured on
+ * examples/java/Demo.java (two CPU-bound workers, OpenJDK 17, 2 cores),
+ * throughput with sampling vs without, interleaved 5 s runs in two sessions
+ * (6 + 8 runs per rate; 3 at 100 Hz), slowdown by session mean/median:
+ *     10 Hz  0.7%     20 Hz  0.7-1.4%     30 Hz  1.5-2.6%
+ *     50 Hz  2.7-3.4%     100 Hz  6.4%    (ceiling ~210 Hz, then -8%)
+ * 20 Hz is the highest rate under the 2% budget in both sessions.
+ * cgprof's own cost is ~60 us of CPU per dump. Re-measure with
+ * examples/java/measure_overhead.py. */
 #define CG_JVM_DEFAULT_RATE_HZ 20
-/* Above this the thread-dump mechanism cannot keep up on a small JVM (one
- * dump with its safepoint, transfer and parse takes a few milliseconds) and
- * the slowdown grows past several percent. */
-#define CG_JVM_MAX_RATE_HZ 100
+/* Above this the slowdown passes ~3%, and the dumps (a few milliseconds
+ * each, end to end) cannot keep up much beyond 200 Hz at all. */
+#define CG_JVM_MAX_RATE_HZ 50
 
 /* The rate to sample a JVM at: CG_JVM_DEFAULT_RATE_HZ when the user gave
  * none (asked == false), else asked_hz. When asked_hz is beyond what the

@@ -176,8 +176,11 @@ static bool attach_disabled(const struct jvm_attach *a)
 
 /* Does the JVM catch SIGQUIT yet, and is the thread that reacts to it
  * (HotSpot's "Signal Dispatcher", comm truncated to 15 bytes) running?
- * Both come late in JVM start-up, after the perf data file; before them
- * SIGQUIT's default action would kill the JVM. */
+ * Both come late in JVM start-up, after the perf data file (which
+ * -XX:-UsePerfData would leave out, so it is no sign to wait for); before
+ * them SIGQUIT's default action would kill the JVM. A JVM that never
+ * catches it (-Xrs) starts its attach listener at start-up instead, so
+ * waiting for the socket is right there too. */
 static int signals_ready(const struct jvm_attach *a)
 {
 	char path[64], status[4096];
@@ -219,7 +222,7 @@ int jvm_attach_ready(struct jvm_attach *a)
 	if (r == -ESRCH)
 		return cg_fail(-ESRCH, "process %d is gone", (int)a->pid);
 	if (r)
-		return r;
+		return r; /* -Xrs included: its listener starts without a signal */
 	if (attach_disabled(a))
 		return cg_fail(-EPERM,
 			       "JVM %d was started with -XX:+DisableAttachMechanism: "

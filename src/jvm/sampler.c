@@ -206,9 +206,9 @@ double jvm_sampler_rate(double asked_hz, bool asked)
 	if (!asked)
 		return CG_JVM_DEFAULT_RATE_HZ;
 	if (asked_hz > jvm_mechs[0]->max_rate_hz)
-		cg_warn("--rate %g Hz is more than JVM %s can give (about %g Hz; each sample "
-			"stops the JVM at a safepoint); expect late samples and a slower target. "
-			"The JVM default is %d Hz",
+		cg_warn("--rate %g Hz is more than a JVM can be sampled at with %s without "
+			"slowing it down (about %g Hz: every sample stops all Java threads at a "
+			"safepoint); expect a slower target and late samples (JVM default: %d Hz)",
 			asked_hz, jvm_mechs[0]->name, jvm_mechs[0]->max_rate_hz,
 			CG_JVM_DEFAULT_RATE_HZ);
 	return asked_hz;

@@ -190,6 +190,16 @@ class TestJvmHeap(JvmCase):
         self.assert_no_attach_files(p.pid)
         self.assert_finishes_normally(p)
 
+    def test_reduced_signals(self):
+        # -Xrs: the JVM does not catch SIGQUIT (one would kill it) and
+        # starts its attach listener at start-up instead
+        p = self.start_split(self.jdk("jdk17"), seconds=3, jvm_args=["-Xrs"])
+        r = cgprof("heap", str(p.pid), timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Split$Marker", r.stdout)
+        self.assert_no_attach_files(p.pid)
+        self.assert_finishes_normally(p)
+
     def test_other_user(self):
         # The JVM runs as nobody; root (us) switches to the JVM's ids to
         # connect; an unrelated unprivileged user gets a one-line refusal.
