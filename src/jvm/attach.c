@@ -306,7 +306,7 @@ out:
  * with its effective uid and gid, or root -- but our root may not be root
  * in the JVM's user namespace (containers). The path is resolved first,
  * with our full rights, through an O_PATH descriptor. */
-static int attach_connect(const struct jvm_attach *a, int *out)
+static int attach_connect(const struct jvm_attach *a, uint64_t deadline_ns, int *out)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int pfd = -1, s = -1, r = 0;
@@ -321,7 +321,9 @@ static int attach_connect(const struct jvm_attach *a, int *out)
 		goto out;
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", pfd);
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a JVM that stopped accepting fills its backlog (of
+	 * 5), and a blocking connect would then wait forever. */
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0) {
 		r = cg_fail(-errno, "socket: %s", strerror(errno));
 		goto out;
@@ -334,9 +336,21 @@ static int attach_connect(const struct jvm_attach *a, int *out)
 		}
 		switched = true;
 	}
-	if (connect(s, (struct sockaddr *)&sa, sizeof(sa))) {
-		int e = errno;
-		if (e == EACCES || e == EPERM)
+	int e = 0;
+	while (connect(s, (struct sockaddr *)&sa, sizeof(sa))) {
+		e = errno;
+		if (e == EINTR)
+			continue;
+		if (e != EAGAIN || cg_now_ns() >= deadline_ns)
+			break;
+		sleep_ms(JVM_POLL_MS / 2); /* backlog full: the JVM is not accepting */
+		e = 0;
+	}
+	if (e) {
+		if (e == EAGAIN)
+			r = cg_fail(-ETIMEDOUT, "JVM %d does not accept attach connections (hung?)",
+				    (int)a->pid);
+		else if (e == EACCES || e == EPERM)
 			r = cg_fail(-EPERM,
 				    "permission denied on the attach socket of JVM %d: it runs as "
 				    "user %u, cgprof as %u (run cgprof as that user or root)",
@@ -391,7 +405,7 @@ int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const 
 		n += l;
 	}
 
-	r = attach_connect(a, &s);
+	r = attach_connect(a, deadline, &s);
 	if (r)
 		return r;
 	for (size_t off = 0; off < n;) {
@@ -400,6 +414,16 @@ int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const 
 		ssize_t w = send(s, req + off, n - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN && ms_left(deadline) > 0) {
+			struct pollfd pf = {.fd = s, .events = POLLOUT};
+			poll(&pf, 1, (int)ms_left(deadline));
+			continue;
+		}
+		if (w < 0 && errno == EAGAIN) {
+			r = cg_fail(-ETIMEDOUT, "JVM %d did not take the '%s' request within %d ms",
+				    (int)a->pid, cmd, timeout_ms);
+			goto out;
+		}
 		if (w <= 0) {
 			r = cg_fail(errno == EPIPE || errno == ECONNRESET ? -EPERM : -EIO,
 				    "JVM %d closed the attach connection (it accepts only its own "
@@ -430,7 +454,7 @@ int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const 
 		if ((r = cg_buf_reserve(&reply, 65536)))
 			goto out;
 		ssize_t got = recv(s, reply.data + reply.len, reply.cap - reply.len - 1, 0);
-		if (got < 0 && errno == EINTR)
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (got < 0 && errno != ECONNRESET) {
 			r = cg_fail(-errno, "reading from JVM %d: %s", (int)a->pid, strerror(errno));

@@ -449,6 +449,43 @@ START_TEST(attach_timeout)
 }
 END_TEST
 
+/* A JVM that stopped accepting: its backlog fills and connect() would
+ * block for good; the request must give up at its deadline. */
+START_TEST(attach_backlog_full)
+{
+	struct jvm_attach a;
+	struct fake f;
+	char dir[] = "/tmp/cgprof-jvm-XXXXXX";
+	struct cg_buf out = {0};
+	int status = -1, fill[4], nfill = 0;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	fake_attach(&a, &f, FAKE_SILENT, dir);
+	ck_assert_int_eq(listen(f.lfd, 0), 0);
+	memcpy(sa.sun_path, a.sock, strlen(a.sock) + 1);
+	for (int i = 0; i < 4; i++) {
+		fill[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (connect(fill[i], (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			nfill++;
+	}
+	ck_assert_int_ge(nfill, 1);
+	ck_assert_int_lt(nfill, 4); /* the backlog is full now */
+	cg_clearerr();
+	uint64_t t0 = cg_now_ns();
+	int r = jvm_attach_request(&a, "threaddump", NULL, 300, &status, &out);
+	uint64_t ms = (cg_now_ns() - t0) / 1000000;
+	ck_assert_int_eq(r, -ETIMEDOUT);
+	ck_assert_uint_lt(ms, 1000);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "does not accept"));
+	for (int i = 0; i < 4; i++)
+		close(fill[i]);
+	close(f.lfd);
+	unlink(a.sock);
+	rmdir(dir);
+	cg_buf_free(&out);
+}
+END_TEST
+
 START_TEST(rate_default_and_warning)
 {
 	ck_assert(jvm_sampler_rate(100, false) == CG_JVM_DEFAULT_RATE_HZ);
@@ -473,6 +510,7 @@ static Suite *jvm_suite(void)
 	tcase_add_test(tc, attach_request_reply);
 	tcase_add_test(tc, attach_refused_no_sigpipe);
 	tcase_add_test(tc, attach_timeout);
+	tcase_add_test(tc, attach_backlog_full);
 	tcase_add_test(tc, rate_default_and_warning);
 	suite_add_tcase(s, tc);
 	return s;
