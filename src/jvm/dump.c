@@ -195,7 +195,7 @@ int jvm_dump_parse(char *text, size_t len, uint32_t max_depth, struct jvm_dump *
 				have_state = true;
 			} else if (!strncmp(p, "at ", 3) && have_state) {
 				bool native;
-				if (cur->nframes >= max_depth) {
+				if (cur->nframes >= max_depth || d->nframes >= JVM_MAX_FRAMES_TOTAL) {
 					cur->truncated = true;
 				} else {
 					struct cg_frame f;
@@ -204,8 +204,7 @@ int jvm_dump_parse(char *text, size_t len, uint32_t max_depth, struct jvm_dump *
 							top_native = native;
 						if ((r = grow((void **)&d->frames, &d->frames_cap,
 							      d->nframes + 1, sizeof(*d->frames),
-							      (size_t)JVM_MAX_THREADS *
-								      JVM_MAX_FRAMES_PER_THREAD)))
+							      JVM_MAX_FRAMES_TOTAL)))
 							return r;
 						d->frames[d->nframes++] = f;
 						cur->nframes++;

@@ -19,6 +19,7 @@ struct target;
 #define JVM_MAX_REPLY (64u << 20)
 #define JVM_MAX_THREADS 16384u
 #define JVM_MAX_FRAMES_PER_THREAD 65536u
+#define JVM_MAX_FRAMES_TOTAL (1u << 20) /* 24 MiB of frames at most */
 
 /* Timeouts (milliseconds). CGPROF_JVM_TIMEOUT_MS overrides the request
  * timeouts (tests use it to keep a hung JVM short). */
