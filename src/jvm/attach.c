@@ -73,6 +73,7 @@ int jvm_attach_init(struct target *t, struct jvm_attach *a)
 	pid_t pid = target_pid(t);
 
 	memset(a, 0, sizeof(*a));
+	a->t = t;
 	a->pid = pid;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	if (read_file(path, status, sizeof(status)) <= 0)
@@ -240,27 +241,43 @@ static void sleep_ms(int ms)
 
 /* Create the trigger file where the JVM looks: its working directory, else
  * its /tmp. Owned by the JVM's user so the JVM accepts it also when our
- * root is not root in its user namespace. Returns the fd, path in buf. */
-static int create_trigger(const struct jvm_attach *a, char *buf, size_t n)
+ * root is not root in its user namespace. The directory is held open
+ * (*dfd) so the file can be removed even after the process is gone, when
+ * /proc/PID/cwd no longer resolves. 0 or -errno. */
+static int create_trigger(const struct jvm_attach *a, int *dfd, char *name, size_t n)
 {
-	int fd;
-	snprintf(buf, n, "/proc/%d/cwd/.attach_pid%d", (int)a->pid, (int)a->nspid);
-	fd = open(buf, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
-	if (fd < 0) {
-		snprintf(buf, n, "%s/tmp/.attach_pid%d", a->root, (int)a->nspid);
-		fd = open(buf, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+	char dir[PATH_MAX];
+	int err = 0;
+
+	snprintf(name, n, ".attach_pid%d", (int)a->nspid);
+	for (int i = 0; i < 2; i++) {
+		if (i == 0)
+			snprintf(dir, sizeof(dir), "/proc/%d/cwd", (int)a->pid);
+		else
+			snprintf(dir, sizeof(dir), "%s/tmp", a->root);
+		*dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (*dfd < 0) {
+			err = -errno;
+			continue;
+		}
+		int fd = openat(*dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+		if (fd >= 0) {
+			if (geteuid() == 0 && (a->uid != 0 || a->gid != 0) && fchown(fd, a->uid, a->gid))
+				cg_debug("jvm: chown %s/%s: %s", dir, name, strerror(errno));
+			close(fd);
+			return 0;
+		}
+		err = -errno;
+		close(*dfd);
+		*dfd = -1;
 	}
-	if (fd >= 0 && geteuid() == 0 && (a->uid != 0 || a->gid != 0)) {
-		if (fchown(fd, a->uid, a->gid))
-			cg_debug("jvm: chown %s: %s", buf, strerror(errno));
-	}
-	return fd;
+	return err;
 }
 
 int jvm_attach_start(struct jvm_attach *a)
 {
-	char trig[PATH_MAX];
-	int r = 0;
+	char name[64];
+	int r = 0, dfd = -1;
 
 	if (socket_present(a))
 		return 0;
@@ -271,11 +288,10 @@ int jvm_attach_start(struct jvm_attach *a)
 	if (r)
 		return r;
 
-	int fd = create_trigger(a, trig, sizeof(trig));
-	if (fd < 0)
-		return cg_fail(-errno, "cannot create the attach trigger file for JVM %d: %s",
-			       (int)a->pid, strerror(errno));
-	close(fd);
+	r = create_trigger(a, &dfd, name, sizeof(name));
+	if (r)
+		return cg_fail(r, "cannot create the attach trigger file for JVM %d: %s",
+			       (int)a->pid, strerror(-r));
 
 	if (kill(a->pid, SIGQUIT)) {
 		r = cg_fail(-errno, "cannot signal JVM %d: %s", (int)a->pid, strerror(errno));
@@ -290,7 +306,8 @@ int jvm_attach_start(struct jvm_attach *a)
 				    (int)a->pid, limit);
 			goto out;
 		}
-		if (kill(a->pid, 0) && errno == ESRCH) {
+		/* a child of ours that exited stays a zombie: kill(0) is no test */
+		if (a->t ? !target_alive(a->t) : kill(a->pid, 0) && errno == ESRCH) {
 			r = cg_fail(-ESRCH, "JVM %d exited while cgprof attached", (int)a->pid);
 			goto out;
 		}
@@ -298,7 +315,9 @@ int jvm_attach_start(struct jvm_attach *a)
 		waited += JVM_POLL_MS;
 	}
 out:
-	unlink(trig);
+	if (unlinkat(dfd, name, 0) && errno != ENOENT)
+		cg_warn("could not remove %s of JVM %d: %s", name, (int)a->pid, strerror(errno));
+	close(dfd);
 	return r;
 }
 

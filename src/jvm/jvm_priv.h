@@ -29,6 +29,7 @@ struct target;
 
 /* Where and as whom to talk to one JVM. */
 struct jvm_attach {
+	struct target *t;  /* NULL in unit tests */
 	pid_t pid;         /* as we see it */
 	pid_t nspid;       /* as the JVM sees itself (its PID namespace) */
 	uid_t uid;         /* the JVM's effective ids (peer check) */

@@ -340,6 +340,13 @@ class TestJvmSampler(JvmCase):
                 self.assertTrue(any("Split.alpha" in map(frame_func, s) for s in stacks),
                                 "%s: no Split.alpha in %r" % (label, stacks))
                 self.assertEqual(glob.glob(os.path.join(self.cwd, ".attach_pid*")), [])
+            # a JVM that ends while cgprof attaches: its status, no trigger file left
+            for i in range(3):
+                r = cgprof("run", "-f", "collapsed", "-o", os.path.join(self.cwd, "v.txt"), "--",
+                           java, "-version", timeout=60, cwd=self.cwd)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("version", r.stderr)
+                self.assertEqual(glob.glob(os.path.join(self.cwd, ".attach_pid*")), [])
 
 
 if __name__ == "__main__":
