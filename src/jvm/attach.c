@@ -20,6 +20,7 @@
 #include "jvm_priv.h"
 
 #define JVM_POLL_MS 20
+#define JVM_SETTLE_S 0.3 /* no perf data: the dispatcher has run this long */
 #define SIGQUIT_MASK (1ULL << (SIGQUIT - 1))
 
 int jvm_timeout_ms(int dflt)
@@ -141,47 +142,121 @@ static bool says_attach_disabled(const char *text, size_t len)
 	return (size_t)(eq - text) + 5 <= len && !strncmp(eq, "=true", 5);
 }
 
+/* The JVM's perf data file (hsperfdata_<user>/<nspid> under its /tmp) into
+ * buf: its size, or -ENOENT (-XX:-UsePerfData, not created yet). */
+static int perf_read(const struct jvm_attach *a, char *buf, size_t n)
+{
+	char path[PATH_MAX];
+	int r = -ENOENT, guard = 0;
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "%s/tmp", a->root);
+	DIR *d = opendir(path);
+	if (!d)
+		return -ENOENT;
+	while (r < 0 && (de = readdir(d)) && guard++ < 4096) {
+		if (strncmp(de->d_name, "hsperfdata_", 11))
+			continue;
+		snprintf(path, sizeof(path), "%s/tmp/%s/%d", a->root, de->d_name, (int)a->nspid);
+		r = read_file(path, buf, n);
+		if (r == 0)
+			r = -ENOENT;
+	}
+	closedir(d);
+	return r;
+}
+
+static int32_t perf_i32(const char *p, bool le)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	uint32_t v = le ? (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 |
+				  (uint32_t)u[3] << 24
+			: (uint32_t)u[3] | (uint32_t)u[2] << 8 | (uint32_t)u[1] << 16 |
+				  (uint32_t)u[0] << 24;
+	return (int32_t)v;
+}
+
+/* Value of the long counter `want` in perf data (HotSpot's PerfDataPrologue
+ * then PerfDataEntry records), read as untrusted: 0 and *val, or -ENOENT. */
+static int perf_long(const char *buf, size_t n, const char *want, int64_t *val)
+{
+	static const unsigned char magic[4] = {0xca, 0xfe, 0xc0, 0xc0};
+	if (n < 32 || memcmp(buf, magic, 4))
+		return -ENOENT;
+	bool le = buf[4] == 1;
+	int32_t off = perf_i32(buf + 24, le), count = perf_i32(buf + 28, le);
+	size_t wlen = strlen(want);
+	for (int32_t i = 0; i < count && i < 100000; i++) {
+		if (off < 32 || (size_t)off + 20 > n)
+			return -ENOENT;
+		const char *e = buf + off;
+		int32_t len = perf_i32(e, le), name = perf_i32(e + 4, le);
+		int32_t vec = perf_i32(e + 8, le), data = perf_i32(e + 16, le);
+		if (len < 20 || (size_t)off + (size_t)len > n)
+			return -ENOENT;
+		if (name >= 20 && name < len && (size_t)(len - name) > wlen &&
+		    !memcmp(e + name, want, wlen + 1) && e[12] == 'J' && vec == 0 && data >= 20 &&
+		    data <= len - 8) {
+			uint64_t v = 0;
+			for (int b = 0; b < 8; b++)
+				v |= (uint64_t)(unsigned char)e[data + (le ? b : 7 - b)] << (8 * b);
+			*val = (int64_t)v;
+			return 0;
+		}
+		off += len;
+	}
+	return -ENOENT;
+}
+
+static char perf_buf[256 * 1024];
+
 /* The flag may come from the command line, from JAVA_TOOL_OPTIONS and
  * friends, or from a flags file; the JVM's perf data (hsperfdata) repeats
  * the effective arguments. Any of them saying so is enough. */
 static bool attach_disabled(const struct jvm_attach *a)
 {
-	char path[PATH_MAX];
-	static char buf[256 * 1024];
+	char path[64];
+	char *buf = perf_buf;
 	int n;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)a->pid);
-	if ((n = read_file(path, buf, sizeof(buf))) > 0 && says_attach_disabled(buf, (size_t)n))
+	if ((n = read_file(path, buf, sizeof(perf_buf))) > 0 && says_attach_disabled(buf, (size_t)n))
 		return true;
 	snprintf(path, sizeof(path), "/proc/%d/environ", (int)a->pid);
-	if ((n = read_file(path, buf, sizeof(buf))) > 0 && says_attach_disabled(buf, (size_t)n))
+	if ((n = read_file(path, buf, sizeof(perf_buf))) > 0 && says_attach_disabled(buf, (size_t)n))
 		return true;
-	/* hsperfdata_<user>/<nspid> under the JVM's /tmp */
-	snprintf(path, sizeof(path), "%s/tmp", a->root);
-	DIR *d = opendir(path);
-	if (!d)
-		return false;
-	bool off = false;
-	struct dirent *de;
-	int guard = 0;
-	while (!off && (de = readdir(d)) && guard++ < 4096) {
-		if (strncmp(de->d_name, "hsperfdata_", 11))
-			continue;
-		snprintf(path, sizeof(path), "%s/tmp/%s/%d", a->root, de->d_name, (int)a->nspid);
-		if ((n = read_file(path, buf, sizeof(buf))) > 0)
-			off = says_attach_disabled(buf, (size_t)n);
-	}
-	closedir(d);
-	return off;
+	return (n = perf_read(a, buf, sizeof(perf_buf))) > 0 && says_attach_disabled(buf, (size_t)n);
+}
+
+/* Seconds since thread tid of pid started (from its stat), or -1. */
+static double thread_age_s(pid_t pid, pid_t tid)
+{
+	char path[64], buf[1024];
+	double up;
+	snprintf(path, sizeof(path), "/proc/uptime");
+	if (read_file(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%lf", &up) != 1)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	char *p = strrchr(buf, ')'); /* comm may hold spaces */
+	unsigned long long start = 0;
+	for (int field = 2; p && *p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &start) != 1)
+		return -1;
+	return up - (double)start / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Does the JVM catch SIGQUIT yet, and is the thread that reacts to it
  * (HotSpot's "Signal Dispatcher", comm truncated to 15 bytes) running?
- * Both come late in JVM start-up, after the perf data file (which
- * -XX:-UsePerfData would leave out, so it is no sign to wait for); before
- * them SIGQUIT's default action would kill the JVM. A JVM that never
- * catches it (-Xrs) starts its attach listener at start-up instead, so
- * waiting for the socket is right there too. */
+ * Before that SIGQUIT's default action would kill the JVM. Then, to be
+ * safe from the rest of start-up (which, among others, removes stale
+ * attach sockets), wait for the perf data to say the VM is created
+ * (sun.rt.createVmEndTime); without perf data (-XX:-UsePerfData) for the
+ * dispatcher to have run a while. A JVM that never catches SIGQUIT (-Xrs)
+ * starts its attach listener at start-up instead, so waiting for the
+ * socket is right there too. */
 static int signals_ready(const struct jvm_attach *a)
 {
 	char path[64], status[4096];
@@ -199,18 +274,26 @@ static int signals_ready(const struct jvm_attach *a)
 	DIR *d = opendir(path);
 	if (!d)
 		return -ESRCH;
-	int r = -ENOENT, guard = 0;
+	pid_t dispatcher = 0;
+	int guard = 0;
 	struct dirent *de;
-	while (r && (de = readdir(d)) && guard++ < 100000) {
+	while (!dispatcher && (de = readdir(d)) && guard++ < 100000) {
 		char comm[32];
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", (int)a->pid, de->d_name);
 		if (read_file(path, comm, sizeof(comm)) > 0 && !strncmp(comm, "Signal Dispatch", 15))
-			r = 0;
+			dispatcher = (pid_t)atoi(de->d_name);
 	}
 	closedir(d);
-	return r;
+	if (!dispatcher)
+		return -ENOENT;
+
+	int64_t end = 0;
+	int n = perf_read(a, perf_buf, sizeof(perf_buf));
+	if (n > 0 && perf_long(perf_buf, (size_t)n, "sun.rt.createVmEndTime", &end) == 0)
+		return end > 0 ? 0 : -ENOENT;
+	return thread_age_s(a->pid, dispatcher) >= JVM_SETTLE_S ? 0 : -ENOENT;
 }
 
 int jvm_attach_ready(struct jvm_attach *a)
