@@ -178,7 +178,7 @@ static int32_t perf_i32(const char *p, bool le)
 
 /* Value of the long counter `want` in perf data (HotSpot's PerfDataPrologue
  * then PerfDataEntry records), read as untrusted: 0 and *val, or -ENOENT. */
-static int perf_long(const char *buf, size_t n, const char *want, int64_t *val)
+int jvm_perf_long(const char *buf, size_t n, const char *want, int64_t *val)
 {
 	static const unsigned char magic[4] = {0xca, 0xfe, 0xc0, 0xc0};
 	if (n < 32 || memcmp(buf, magic, 4))
@@ -291,7 +291,7 @@ static int signals_ready(const struct jvm_attach *a)
 
 	int64_t end = 0;
 	int n = perf_read(a, perf_buf, sizeof(perf_buf));
-	if (n > 0 && perf_long(perf_buf, (size_t)n, "sun.rt.createVmEndTime", &end) == 0)
+	if (n > 0 && jvm_perf_long(perf_buf, (size_t)n, "sun.rt.createVmEndTime", &end) == 0)
 		return end > 0 ? 0 : -ENOENT;
 	return thread_age_s(a->pid, dispatcher) >= JVM_SETTLE_S ? 0 : -ENOENT;
 }

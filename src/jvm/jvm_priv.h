@@ -53,6 +53,9 @@ int jvm_attach_start(struct jvm_attach *a);
  * the JVM could not be reached or did not answer within timeout_ms. */
 int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const args[3],
 		       int timeout_ms, int *status, struct cg_buf *out);
+/* The long counter `want` (e.g. "sun.rt.createVmEndTime") in the bytes of
+ * a HotSpot perf data file (untrusted): 0 and *val, or -ENOENT. */
+int jvm_perf_long(const char *buf, size_t n, const char *want, int64_t *val);
 /* Timeout for a request kind, with the CGPROF_JVM_TIMEOUT_MS override. */
 int jvm_timeout_ms(int dflt);
 

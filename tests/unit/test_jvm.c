@@ -306,6 +306,58 @@ START_TEST(heap_malformed)
 }
 END_TEST
 
+/* A little-endian perf data file: prologue, then entries. */
+static size_t perf_entry(char *b, size_t off, const char *name, char type, int64_t v)
+{
+	size_t nlen = strlen(name) + 1, name_off = 20, data_off = (20 + nlen + 7) & ~(size_t)7;
+	int32_t len = (int32_t)(data_off + 8), no = (int32_t)name_off, vec = 0,
+		dof = (int32_t)data_off;
+	memcpy(b + off, &len, 4);
+	memcpy(b + off + 4, &no, 4);
+	memcpy(b + off + 8, &vec, 4);
+	b[off + 12] = type;
+	memcpy(b + off + 16, &dof, 4);
+	memcpy(b + off + name_off, name, nlen);
+	memcpy(b + off + data_off, &v, 8);
+	return off + (size_t)len;
+}
+
+START_TEST(perf_data)
+{
+	static char b[4096];
+	int64_t v = -1;
+	memset(b, 0, sizeof(b));
+	memcpy(b, "\xca\xfe\xc0\xc0", 4);
+	b[4] = 1; /* little endian */
+	int32_t first = 32, count = 3;
+	memcpy(b + 24, &first, 4);
+	memcpy(b + 28, &count, 4);
+	size_t off = perf_entry(b, 32, "sun.rt.createVmBeginTime", 'J', 111);
+	off = perf_entry(b, off, "sun.rt.createVmEndTimeX", 'J', 5);
+	size_t end_at = off;
+	off = perf_entry(b, off, "sun.rt.createVmEndTime", 'J', 1795572331194LL);
+	ck_assert_int_eq(jvm_perf_long(b, off, "sun.rt.createVmEndTime", &v), 0);
+	ck_assert(v == 1795572331194LL);
+	ck_assert_int_eq(jvm_perf_long(b, off, "sun.rt.createVmBeginTime", &v), 0);
+	ck_assert(v == 111);
+	ck_assert_int_eq(jvm_perf_long(b, off, "sun.rt.nope", &v), -ENOENT);
+	/* cut anywhere inside the last entry: not found, no overread */
+	for (size_t n = 0; n < off; n++) {
+		int r = jvm_perf_long(b, n, "sun.rt.createVmEndTime", &v);
+		ck_assert_int_eq(r, -ENOENT);
+	}
+	/* lies in the entry header */
+	int32_t bad = 1 << 30;
+	memcpy(b + end_at, &bad, 4);
+	ck_assert_int_eq(jvm_perf_long(b, off, "sun.rt.createVmEndTime", &v), -ENOENT);
+	bad = 0;
+	memcpy(b + end_at, &bad, 4);
+	ck_assert_int_eq(jvm_perf_long(b, off, "sun.rt.createVmEndTime", &v), -ENOENT);
+	memcpy(b, "\xca\xfe\xc0\xc1", 4);
+	ck_assert_int_eq(jvm_perf_long(b, off, "sun.rt.createVmBeginTime", &v), -ENOENT);
+}
+END_TEST
+
 /* ---- attach requests against fake listeners ---- */
 
 enum fake_mode { FAKE_ANSWER, FAKE_CLOSE, FAKE_SILENT };
@@ -505,6 +557,7 @@ static Suite *jvm_suite(void)
 	tcase_add_test(tc, dump_mutated);
 	tcase_add_test(tc, heap_parse);
 	tcase_add_test(tc, heap_malformed);
+	tcase_add_test(tc, perf_data);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("attach");
 	tcase_add_test(tc, attach_request_reply);
