@@ -47,4 +47,78 @@ uint64_t profile_samples(const struct cg_profile *p); /* total added */
 uint64_t profile_lost(const struct cg_profile *p, enum cg_lost reason);
 uint64_t profile_rounds(const struct cg_profile *p);
 
+/* Distinct thread ids seen in this window. */
+uint64_t profile_thread_count(const struct cg_profile *p); /* distinct tids */
+
+/* ---- Read-only view for the encoders (src/encode/). ---- */
+
+#define CG_PROFILE_NONE UINT32_MAX
+
+/* An interned frame: strings live as long as the profile. */
+struct cg_profile_frame {
+	const char *name;
+	const char *file; /* NULL if unknown */
+	int32_t line;     /* 0 if unknown */
+	uint8_t kind;     /* enum cg_frame_kind */
+};
+
+/* A call-tree node: one distinct stack prefix. Node 0 is the root, which
+ * has no frame. self[] counts the samples whose leaf is this node. */
+struct cg_profile_node {
+	uint32_t parent;  /* CG_PROFILE_NONE for the root */
+	uint32_t frame;   /* index for profile_frame(); NONE for the root */
+	uint32_t child;   /* first child, or CG_PROFILE_NONE */
+	uint32_t sibling; /* next child of the same parent, or NONE */
+	uint32_t self[CG_ST__COUNT];
+};
+
+enum cg_runtime profile_runtime(const struct cg_profile *p);
+uint64_t profile_start_ms(const struct cg_profile *p);
+uint64_t profile_end_ms(const struct cg_profile *p);
+double profile_interval_ms(const struct cg_profile *p);
+const char *profile_runtime_version(const struct cg_profile *p); /* or NULL */
+double profile_overhead_ms(const struct cg_profile *p);
+bool profile_thread_roots(const struct cg_profile *p);
+
+uint32_t profile_node_count(const struct cg_profile *p);
+const struct cg_profile_node *profile_node(const struct cg_profile *p, uint32_t i);
+uint32_t profile_frame_count(const struct cg_profile *p);
+const struct cg_profile_frame *profile_frame(const struct cg_profile *p, uint32_t i);
+/* Sum of n->self over the states; over the non-idle states only when
+ * include_idle is false (RUNNING and NATIVE count as on-CPU). */
+uint64_t profile_node_total(const struct cg_profile_node *n, bool include_idle);
+bool profile_state_on_cpu(enum cg_state s);
+
+/* Call fn for every node with samples, with its stack root first
+ * (frames[0] is the outermost, frames[depth-1] the node's own frame).
+ * Depth-first, children in first-seen order. Returns 0, -ENOMEM, or the
+ * first nonzero value fn returned. */
+typedef int (*profile_stack_fn)(const struct cg_profile *p, uint32_t node,
+				const uint32_t *frames, uint32_t depth, void *arg);
+int profile_walk_stacks(const struct cg_profile *p, profile_stack_fn fn, void *arg);
+/* The same over the subtree of node top (top included, frames[0] its
+ * frame); top 0 is the whole tree. */
+int profile_walk_subtree(const struct cg_profile *p, uint32_t top, profile_stack_fn fn, void *arg);
+
+/* ---- JVM heap summary: travels with the window's profile. ---- */
+
+struct cg_heap_class {
+	const char *name; /* as the JVM prints it: "java.lang.String", "[B" */
+	uint64_t instances;
+	uint64_t bytes;
+};
+struct cg_profile_heap {
+	struct cg_heap_class *classes; /* largest first, at most
+					  CG_PROFILE_HEAP_MAX */
+	size_t n;
+	uint64_t total_instances, total_bytes; /* over all classes */
+	uint64_t taken_ms;                     /* epoch ms */
+};
+#define CG_PROFILE_HEAP_MAX 100u
+/* Copy the first CG_PROFILE_HEAP_MAX classes (pass them largest first).
+ * Replaces an earlier summary. 0 or -ENOMEM. */
+int profile_set_heap(struct cg_profile *p, const struct cg_heap_class *c, size_t n,
+		     uint64_t total_instances, uint64_t total_bytes, uint64_t taken_ms);
+const struct cg_profile_heap *profile_heap(const struct cg_profile *p); /* or NULL */
+
 #endif

@@ -1,0 +1,13 @@
+/* Placeholder until the codeguru encoder lands. */
+#include <errno.h>
+
+#include "cgprof/log.h"
+#include "encode_priv.h"
+
+int encode_codeguru(const struct cg_profile *p, const struct cg_encode_opts *o, FILE *out)
+{
+	(void)p;
+	(void)o;
+	(void)out;
+	return cg_fail(-ENOTSUP, "the codeguru format is not available yet");
+}

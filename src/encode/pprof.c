@@ -1,0 +1,13 @@
+/* Placeholder until the pprof encoder lands. */
+#include <errno.h>
+
+#include "cgprof/log.h"
+#include "encode_priv.h"
+
+int encode_pprof(const struct cg_profile *p, const struct cg_encode_opts *o, FILE *out)
+{
+	(void)p;
+	(void)o;
+	(void)out;
+	return cg_fail(-ENOTSUP, "the pprof format is not available yet");
+}

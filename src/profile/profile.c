@@ -1,0 +1,493 @@
+/* The profile of one reporting window: interned strings and frames, the call
+ * tree with self counts per thread state, what was lost, and its limits. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgprof/profile.h"
+#include "cgprof/util.h"
+
+/* Strings from the target are untrusted: a 1 MB "function name" must not
+ * cost 1 MB per distinct frame. Longer names are cut at this many bytes. */
+#define PROFILE_MAX_STR 1024u
+/* Strings are packed into chunks so interning never mallocs per string. */
+#define ARENA_CHUNK (64u * 1024u)
+/* How many rehashes a table key may take before we give up; with 64-bit
+ * hashes a second probe is already astronomically rare. */
+#define PROBE_MAX 16
+
+struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+struct cg_profile {
+	enum cg_runtime runtime;
+	struct cg_profile_limits lim;
+	bool thread_roots;
+
+	uint64_t start_ms, end_ms;
+	double interval_ms;
+	char *runtime_version;
+	double overhead_ms;
+
+	uint64_t samples, rounds;
+	uint64_t lost[CG_LOST__COUNT];
+
+	/* Strings: content hash -> pointer into the arena. */
+	struct arena_chunk *arena;
+	struct cg_map strings;
+
+	/* Frames: content hash -> index into frames[]. */
+	struct cg_profile_frame *frames;
+	uint32_t nframes, frames_cap;
+	struct cg_map frame_ix;
+
+	/* Tree: (parent << 32 | frame + 1) -> child index into nodes[]. */
+	struct cg_profile_node *nodes;
+	uint32_t nnodes, nodes_cap;
+	struct cg_map child_ix;
+
+	uint32_t frame_truncated; /* "<Truncated>": root side cut at max_depth */
+	uint32_t frame_full;      /* "(truncated)": a cap was reached */
+	uint32_t node_full;       /* CG_PROFILE_NONE until first needed */
+
+	struct cg_map tids; /* tid + 1 -> 1 */
+
+	struct cg_profile_heap *heap;
+};
+
+static uint64_t nonzero(uint64_t h) { return h ? h : 1; }
+
+static char *arena_copy(struct cg_profile *p, const char *s, size_t n)
+{
+	struct arena_chunk *c = p->arena;
+	if (!c || c->cap - c->used < n + 1) {
+		size_t cap = n + 1 > ARENA_CHUNK ? n + 1 : ARENA_CHUNK;
+		c = malloc(sizeof(*c) + cap);
+		if (!c)
+			return NULL;
+		c->next = p->arena;
+		c->used = 0;
+		c->cap = cap;
+		p->arena = c;
+	}
+	char *d = c->data + c->used;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	c->used += n + 1;
+	return d;
+}
+
+/* The interned copy of s[0..n), or NULL on -ENOMEM. */
+static const char *intern(struct cg_profile *p, const char *s, size_t n)
+{
+	uint64_t key = nonzero(cg_hash_bytes(s, n, 0x5157));
+	for (int i = 0; i < PROBE_MAX; i++, key = nonzero(cg_hash64(key))) {
+		uint64_t v;
+		if (!cg_map_get(&p->strings, key, &v)) {
+			char *d = arena_copy(p, s, n);
+			if (!d || cg_map_put(&p->strings, key, (uint64_t)(uintptr_t)d))
+				return NULL;
+			return d;
+		}
+		const char *have = (const char *)(uintptr_t)v;
+		if (!strncmp(have, s, n) && have[n] == '\0')
+			return have;
+	}
+	return NULL;
+}
+
+static uint64_t frame_hash(const char *name, size_t nlen, const char *file, size_t flen,
+			   int32_t line, uint8_t kind)
+{
+	uint64_t h = cg_hash_bytes(name, nlen, kind);
+	if (file)
+		h = cg_hash_bytes(file, flen, h ^ 0x9e3779b97f4a7c15ULL);
+	return nonzero(cg_hash64(h ^ ((uint64_t)(uint32_t)line << 8)));
+}
+
+static bool frame_equal(const struct cg_profile_frame *f, const char *name, size_t nlen,
+			const char *file, size_t flen, int32_t line, uint8_t kind)
+{
+	if (f->kind != kind || f->line != line)
+		return false;
+	if (strncmp(f->name, name, nlen) || f->name[nlen])
+		return false;
+	if (!file || !f->file)
+		return !file && !f->file;
+	return !strncmp(f->file, file, flen) && !f->file[flen];
+}
+
+/* Index of the frame, interning it if new. -ENOSPC at the frame cap,
+ * -ENOMEM. force ignores the cap (for the profile's own markers). */
+static int64_t frame_id(struct cg_profile *p, const char *name, const char *file, int32_t line,
+			uint8_t kind, bool force)
+{
+	if (!name)
+		name = "?";
+	size_t nlen = strnlen(name, PROFILE_MAX_STR);
+	size_t flen = file ? strnlen(file, PROFILE_MAX_STR) : 0;
+	uint64_t key = frame_hash(name, nlen, file, flen, line, kind);
+	for (int i = 0; i < PROBE_MAX; i++, key = nonzero(cg_hash64(key))) {
+		uint64_t v;
+		if (cg_map_get(&p->frame_ix, key, &v)) {
+			if (frame_equal(&p->frames[v], name, nlen, file, flen, line, kind))
+				return (int64_t)v;
+			continue;
+		}
+		if (!force && p->nframes >= p->lim.max_frames)
+			return -ENOSPC;
+		if (p->nframes == p->frames_cap) {
+			uint32_t cap = p->frames_cap ? p->frames_cap * 2 : 256;
+			struct cg_profile_frame *nf = realloc(p->frames, cap * sizeof(*nf));
+			if (!nf)
+				return -ENOMEM;
+			p->frames = nf;
+			p->frames_cap = cap;
+		}
+		struct cg_profile_frame *f = &p->frames[p->nframes];
+		f->name = intern(p, name, nlen);
+		f->file = file ? intern(p, file, flen) : NULL;
+		f->line = line;
+		f->kind = kind;
+		if (!f->name || (file && !f->file))
+			return -ENOMEM;
+		if (cg_map_put(&p->frame_ix, key, p->nframes))
+			return -ENOMEM;
+		return p->nframes++;
+	}
+	return -ENOMEM;
+}
+
+static int64_t node_new(struct cg_profile *p, uint32_t parent, uint32_t frame)
+{
+	if (p->nnodes == p->nodes_cap) {
+		uint32_t cap = p->nodes_cap ? p->nodes_cap * 2 : 1024;
+		struct cg_profile_node *nn = realloc(p->nodes, cap * sizeof(*nn));
+		if (!nn)
+			return -ENOMEM;
+		p->nodes = nn;
+		p->nodes_cap = cap;
+	}
+	uint32_t i = p->nnodes++;
+	struct cg_profile_node *n = &p->nodes[i];
+	memset(n, 0, sizeof(*n));
+	n->parent = parent;
+	n->frame = frame;
+	n->child = CG_PROFILE_NONE;
+	n->sibling = CG_PROFILE_NONE;
+	if (parent != CG_PROFILE_NONE) {
+		/* Push front: O(1) on growth. Encoders that care about order
+		 * sort (flame graph) or do not depend on it. */
+		n->sibling = p->nodes[parent].child;
+		p->nodes[parent].child = i;
+	}
+	return i;
+}
+
+static int64_t node_child(struct cg_profile *p, uint32_t parent, uint32_t frame, bool force)
+{
+	uint64_t key = ((uint64_t)parent << 32) | ((uint64_t)frame + 1);
+	uint64_t v;
+	if (cg_map_get(&p->child_ix, key, &v) && v) /* 0: a failed insert */
+		return (int64_t)v;
+	if (!force && p->nnodes >= p->lim.max_nodes)
+		return -ENOSPC;
+	/* Make room in the index first, so a node is never linked into the
+	 * tree without being findable. */
+	if (cg_map_put(&p->child_ix, key, p->nnodes))
+		return -ENOMEM;
+	int64_t i = node_new(p, parent, frame);
+	if (i < 0)
+		(void)cg_map_put(&p->child_ix, key, 0); /* 0 = root: never a child */
+	return i;
+}
+
+struct cg_profile *profile_new(enum cg_runtime rt, const struct cg_profile_limits *lim)
+{
+	struct cg_profile *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->runtime = rt;
+	p->lim.max_depth = lim && lim->max_depth ? lim->max_depth : CG_PROFILE_DEFAULT_MAX_DEPTH;
+	p->lim.max_frames = lim && lim->max_frames ? lim->max_frames : CG_PROFILE_DEFAULT_MAX_FRAMES;
+	p->lim.max_nodes = lim && lim->max_nodes ? lim->max_nodes : CG_PROFILE_DEFAULT_MAX_NODES;
+	/* Frame and node indices share 32 bits with a NONE marker. */
+	if (p->lim.max_frames > UINT32_MAX - 4)
+		p->lim.max_frames = UINT32_MAX - 4;
+	if (p->lim.max_nodes > UINT32_MAX - 4)
+		p->lim.max_nodes = UINT32_MAX - 4;
+	p->node_full = CG_PROFILE_NONE;
+	cg_map_init(&p->strings);
+	cg_map_init(&p->frame_ix);
+	cg_map_init(&p->child_ix);
+	cg_map_init(&p->tids);
+	int64_t t = frame_id(p, "<Truncated>", NULL, 0, CG_FK_TRUNCATED, true);
+	int64_t f = frame_id(p, "(truncated)", NULL, 0, CG_FK_TRUNCATED, true);
+	if (t < 0 || f < 0 || node_new(p, CG_PROFILE_NONE, CG_PROFILE_NONE) != 0) {
+		profile_free(p);
+		return NULL;
+	}
+	p->frame_truncated = (uint32_t)t;
+	p->frame_full = (uint32_t)f;
+	return p;
+}
+
+static void heap_free(struct cg_profile_heap *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->n; i++)
+		free((char *)h->classes[i].name);
+	free(h->classes);
+	free(h);
+}
+
+void profile_free(struct cg_profile *p)
+{
+	if (!p)
+		return;
+	while (p->arena) {
+		struct arena_chunk *n = p->arena->next;
+		free(p->arena);
+		p->arena = n;
+	}
+	cg_map_free(&p->strings);
+	cg_map_free(&p->frame_ix);
+	cg_map_free(&p->child_ix);
+	cg_map_free(&p->tids);
+	free(p->frames);
+	free(p->nodes);
+	free(p->runtime_version);
+	heap_free(p->heap);
+	free(p);
+}
+
+void profile_set_window(struct cg_profile *p, uint64_t start_ms, uint64_t end_ms)
+{
+	p->start_ms = start_ms;
+	p->end_ms = end_ms;
+}
+
+void profile_set_interval_ms(struct cg_profile *p, double interval_ms) { p->interval_ms = interval_ms; }
+
+void profile_set_runtime_version(struct cg_profile *p, const char *version)
+{
+	char *v = version ? strdup(version) : NULL;
+	if (version && !v)
+		return; /* keep the old one: a missing version is cosmetic */
+	free(p->runtime_version);
+	p->runtime_version = v;
+}
+
+void profile_set_thread_roots(struct cg_profile *p, bool with_threads) { p->thread_roots = with_threads; }
+
+static void count_add(uint32_t *c)
+{
+	if (*c != UINT32_MAX) /* saturate rather than wrap on a week-long run */
+		(*c)++;
+}
+
+int profile_add_sample(struct cg_profile *p, const struct cg_sample *s)
+{
+	if (!p || !s)
+		return -EINVAL;
+	enum cg_state st = (unsigned)s->state < CG_ST__COUNT ? s->state : CG_ST_IDLE;
+	uint64_t tkey = (uint64_t)(uint32_t)s->tid + 1;
+	if (!cg_map_get(&p->tids, tkey, NULL))
+		(void)cg_map_put(&p->tids, tkey, 1); /* on -ENOMEM only the thread count suffers */
+	p->samples++;
+
+	uint32_t n = s->frames ? s->nframes : 0;
+	bool trunc = s->truncated;
+	if (n > p->lim.max_depth) {
+		n = p->lim.max_depth; /* keep the leaf side */
+		trunc = true;
+	}
+	int64_t node = 0;
+	if (p->thread_roots) {
+		char name[160];
+		snprintf(name, sizeof(name), "thread %s (%d)",
+			 s->thread_name && s->thread_name[0] ? s->thread_name : "?", (int)s->tid);
+		int64_t f = frame_id(p, name, NULL, 0, CG_FK_THREAD, false);
+		node = f < 0 ? f : node_child(p, 0, (uint32_t)f, false);
+	}
+	if (node >= 0 && trunc)
+		node = node_child(p, (uint32_t)node, p->frame_truncated, false);
+	for (uint32_t i = n; i-- > 0 && node >= 0;) {
+		const struct cg_frame *fr = &s->frames[i];
+		int64_t f = frame_id(p, fr->name, fr->file, fr->line, fr->kind, false);
+		node = f < 0 ? f : node_child(p, (uint32_t)node, (uint32_t)f, false);
+	}
+	if (node >= 0) {
+		count_add(&p->nodes[node].self[st]);
+		return 0;
+	}
+	/* A cap (or memory) ran out: the sample still counts, in one node
+	 * that says so, and the loss is visible in the summary. */
+	if (p->node_full == CG_PROFILE_NONE) {
+		int64_t t = node_child(p, 0, p->frame_full, true);
+		if (t < 0) {
+			p->samples--;
+			p->lost[CG_LOST_FULL]++;
+			return (int)t;
+		}
+		p->node_full = (uint32_t)t;
+	}
+	count_add(&p->nodes[p->node_full].self[st]);
+	p->lost[CG_LOST_FULL]++;
+	return -ENOSPC;
+}
+
+void profile_add_round(struct cg_profile *p) { p->rounds++; }
+
+void profile_add_lost(struct cg_profile *p, enum cg_lost reason, uint64_t n)
+{
+	if ((unsigned)reason < CG_LOST__COUNT)
+		p->lost[reason] += n;
+}
+
+void profile_add_overhead_ms(struct cg_profile *p, double ms) { p->overhead_ms += ms; }
+
+uint64_t profile_samples(const struct cg_profile *p) { return p->samples; }
+
+uint64_t profile_lost(const struct cg_profile *p, enum cg_lost reason)
+{
+	return (unsigned)reason < CG_LOST__COUNT ? p->lost[reason] : 0;
+}
+
+uint64_t profile_rounds(const struct cg_profile *p) { return p->rounds; }
+uint64_t profile_thread_count(const struct cg_profile *p) { return p->tids.len; }
+enum cg_runtime profile_runtime(const struct cg_profile *p) { return p->runtime; }
+uint64_t profile_start_ms(const struct cg_profile *p) { return p->start_ms; }
+uint64_t profile_end_ms(const struct cg_profile *p) { return p->end_ms; }
+double profile_interval_ms(const struct cg_profile *p) { return p->interval_ms; }
+const char *profile_runtime_version(const struct cg_profile *p) { return p->runtime_version; }
+double profile_overhead_ms(const struct cg_profile *p) { return p->overhead_ms; }
+bool profile_thread_roots(const struct cg_profile *p) { return p->thread_roots; }
+uint32_t profile_node_count(const struct cg_profile *p) { return p->nnodes; }
+uint32_t profile_frame_count(const struct cg_profile *p) { return p->nframes; }
+
+const struct cg_profile_node *profile_node(const struct cg_profile *p, uint32_t i)
+{
+	return i < p->nnodes ? &p->nodes[i] : NULL;
+}
+
+const struct cg_profile_frame *profile_frame(const struct cg_profile *p, uint32_t i)
+{
+	return i < p->nframes ? &p->frames[i] : NULL;
+}
+
+bool profile_state_on_cpu(enum cg_state s) { return s == CG_ST_RUNNING || s == CG_ST_NATIVE; }
+
+uint64_t profile_node_total(const struct cg_profile_node *n, bool include_idle)
+{
+	uint64_t t = 0;
+	for (int s = 0; s < CG_ST__COUNT; s++)
+		if (include_idle || profile_state_on_cpu((enum cg_state)s))
+			t += n->self[s];
+	return t;
+}
+
+int profile_walk_subtree(const struct cg_profile *p, uint32_t top, profile_stack_fn fn, void *arg)
+{
+	/* Iterative depth-first walk: stacks can be thousands deep. path[d]
+	 * is the node at depth d (path[0] above the first level), frames[d-1]
+	 * its frame. Nodes at depth <= stop never move on to a sibling. */
+	uint32_t cap = 64, d = 0, stop = top ? 1 : 0;
+	uint32_t *path = malloc(cap * sizeof(*path));
+	uint32_t *frames = malloc(cap * sizeof(*frames));
+	int r = 0;
+	if (!path || !frames) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (top >= p->nnodes) {
+		r = -EINVAL;
+		goto out;
+	}
+	path[0] = top ? p->nodes[top].parent : 0;
+	uint32_t cur = top ? top : p->nodes[0].child;
+	while (cur != CG_PROFILE_NONE) {
+		const struct cg_profile_node *n = &p->nodes[cur];
+		if (d + 1 >= cap) {
+			uint32_t nc = cap * 2;
+			uint32_t *np = realloc(path, nc * sizeof(*np));
+			if (!np) {
+				r = -ENOMEM;
+				goto out;
+			}
+			path = np;
+			uint32_t *nf = realloc(frames, nc * sizeof(*nf));
+			if (!nf) {
+				r = -ENOMEM;
+				goto out;
+			}
+			frames = nf;
+			cap = nc;
+		}
+		frames[d] = n->frame;
+		path[++d] = cur;
+		bool has = false;
+		for (int s = 0; s < CG_ST__COUNT; s++)
+			has |= n->self[s] != 0;
+		if (has && (r = fn(p, cur, frames, d, arg)))
+			goto out;
+		if (n->child != CG_PROFILE_NONE) {
+			cur = n->child;
+			continue;
+		}
+		/* Climb until a node has a next sibling. */
+		while (d > stop && p->nodes[path[d]].sibling == CG_PROFILE_NONE)
+			d--;
+		if (d <= stop)
+			break;
+		cur = p->nodes[path[d]].sibling;
+		d--;
+	}
+out:
+	free(path);
+	free(frames);
+	return r;
+}
+
+int profile_walk_stacks(const struct cg_profile *p, profile_stack_fn fn, void *arg)
+{
+	return profile_walk_subtree(p, 0, fn, arg);
+}
+
+int profile_set_heap(struct cg_profile *p, const struct cg_heap_class *c, size_t n,
+		     uint64_t total_instances, uint64_t total_bytes, uint64_t taken_ms)
+{
+	int r = 0;
+	if (n > CG_PROFILE_HEAP_MAX)
+		n = CG_PROFILE_HEAP_MAX;
+	struct cg_profile_heap *h = calloc(1, sizeof(*h));
+	if (!h || (n && !(h->classes = calloc(n, sizeof(*h->classes))))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		h->classes[i] = c[i];
+		h->classes[i].name = strndup(c[i].name ? c[i].name : "?", PROFILE_MAX_STR);
+		if (!h->classes[i].name) {
+			r = -ENOMEM;
+			goto out;
+		}
+		h->n = i + 1;
+	}
+	h->total_instances = total_instances;
+	h->total_bytes = total_bytes;
+	h->taken_ms = taken_ms;
+	struct cg_profile_heap *old = p->heap;
+	p->heap = h;
+	h = old;
+out:
+	heap_free(h);
+	return r;
+}
+
+const struct cg_profile_heap *profile_heap(const struct cg_profile *p) { return p->heap; }
