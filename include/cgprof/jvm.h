@@ -7,8 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 #include "cgprof/sample.h"
 
+struct cg_buf;
 struct target;
 
 extern const struct cg_sampler_ops jvm_sampler_ops;
@@ -46,6 +49,7 @@ struct jvm_heap {
 	struct jvm_heap_entry *entries; /* largest (bytes) first */
 	size_t n;
 	uint64_t total_instances, total_bytes;
+	uint64_t time_ms;    /* epoch ms when taken (0 if only parsed) */
 };
 
 /* The live and not-yet-collected objects of the JVM target t by class,
@@ -54,6 +58,15 @@ struct jvm_heap {
  * cg_fail(). Free with jvm_heap_free(). */
 int jvm_heap_histogram(struct target *t, struct jvm_heap *out);
 void jvm_heap_free(struct jvm_heap *h);
+
+/* The histogram as one JSON object, appended to out (for `cgprof heap
+ * --format json` and for heap summaries stored beside a profile):
+ *   {"pid": P, "time_ms": T, "total_instances": N, "total_bytes": B,
+ *    "classes_total": C, "classes": [{"class": "[B", "instances": N,
+ *    "bytes": B}, ...]}
+ * pid 0 leaves "pid" out; top 0 lists every class, else the top largest.
+ * 0 or -ENOMEM. */
+int jvm_heap_to_json(const struct jvm_heap *h, pid_t pid, size_t top, struct cg_buf *out);
 
 /* Parse the text of an `inspectheap` reply (untrusted) into *out, sorted
  * largest first. Lines that do not parse are skipped; 0, -EINVAL when no

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "cgprof/jvm.h"
 #include "cgprof/log.h"
 #include "cgprof/target.h"
+#include "cgprof/util.h"
 #include "commands.h"
 
 /* Same exit codes as the other subcommands (cli.h). */
@@ -54,29 +54,12 @@ static int heap_print_text(const struct jvm_heap *h, size_t n, pid_t pid)
 
 static int heap_print_json(const struct jvm_heap *h, size_t n, pid_t pid)
 {
-	int r = -ENOMEM;
-	json_t *root = json_object(), *classes = json_array();
-	if (!root || !classes)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		json_t *e = json_pack("{s:s, s:I, s:I}", "class", h->entries[i].name, "instances",
-				      (json_int_t)h->entries[i].instances, "bytes",
-				      (json_int_t)h->entries[i].bytes);
-		if (!e || json_array_append_new(classes, e))
-			goto out;
-	}
-	if (json_object_set_new(root, "pid", json_integer(pid)) ||
-	    json_object_set_new(root, "total_instances", json_integer((json_int_t)h->total_instances)) ||
-	    json_object_set_new(root, "total_bytes", json_integer((json_int_t)h->total_bytes)) ||
-	    json_object_set_new(root, "classes_total", json_integer((json_int_t)h->n)) ||
-	    json_object_set(root, "classes", classes))
-		goto out;
-	r = json_dumpf(root, stdout, JSON_INDENT(2)) ? -EIO : 0;
-	if (!r && (fputc('\n', stdout) == EOF || fflush(stdout)))
+	struct cg_buf b = {0};
+	int r = jvm_heap_to_json(h, pid, n, &b);
+	if (!r && (fwrite(b.data, 1, b.len, stdout) != b.len || fputc('\n', stdout) == EOF ||
+		   fflush(stdout)))
 		r = -EIO;
-out:
-	json_decref(classes);
-	json_decref(root);
+	cg_buf_free(&b);
 	return r;
 }
 

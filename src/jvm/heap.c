@@ -1,6 +1,7 @@
 /* The heap summary: HotSpot's class histogram (`inspectheap -all`, which
  * skips the full GC `-live` forces) fetched over attach and parsed. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,6 +128,39 @@ out:
 	return r;
 }
 
+int jvm_heap_to_json(const struct jvm_heap *h, pid_t pid, size_t top, struct cg_buf *out)
+{
+	int r = -ENOMEM;
+	size_t n = top && top < h->n ? top : h->n;
+	json_t *root = json_object(), *classes = json_array();
+	char *text = NULL;
+
+	if (!root || !classes)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_pack("{s:s, s:I, s:I}", "class", h->entries[i].name, "instances",
+				      (json_int_t)h->entries[i].instances, "bytes",
+				      (json_int_t)h->entries[i].bytes);
+		if (!e || json_array_append_new(classes, e))
+			goto out;
+	}
+	if ((pid && json_object_set_new(root, "pid", json_integer(pid))) ||
+	    (h->time_ms && json_object_set_new(root, "time_ms", json_integer((json_int_t)h->time_ms))) ||
+	    json_object_set_new(root, "total_instances", json_integer((json_int_t)h->total_instances)) ||
+	    json_object_set_new(root, "total_bytes", json_integer((json_int_t)h->total_bytes)) ||
+	    json_object_set_new(root, "classes_total", json_integer((json_int_t)h->n)) ||
+	    json_object_set(root, "classes", classes))
+		goto out;
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (text)
+		r = cg_buf_append(out, text, strlen(text));
+out:
+	free(text);
+	json_decref(classes);
+	json_decref(root);
+	return r;
+}
+
 int jvm_heap_histogram(struct target *t, struct jvm_heap *out)
 {
 	struct jvm_attach a;
@@ -152,6 +186,7 @@ int jvm_heap_histogram(struct target *t, struct jvm_heap *out)
 		goto out;
 	}
 	r = jvm_heap_parse(reply.data ? reply.data : "", reply.len, out);
+	out->time_ms = cg_epoch_ms();
 	if (r == -EINVAL)
 		r = cg_fail(-EPROTO, "JVM %d sent a heap histogram cgprof cannot read", (int)a.pid);
 	else if (r)

@@ -162,6 +162,7 @@ class TestJvmHeap(JvmCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         h = json.loads(r.stdout)
         self.assertEqual(h["pid"], p.pid)
+        self.assertLess(abs(h["time_ms"] / 1000 - time.time()), 60)
         self.assertEqual(len(h["classes"]), 3)
         sizes = [c["bytes"] for c in h["classes"]]
         self.assertEqual(sizes, sorted(sizes, reverse=True))

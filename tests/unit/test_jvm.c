@@ -2,6 +2,7 @@
  * text, then malformed and mutated input) and the attach request against
  * fake listeners: a good reply, a refusing peer, a silent one. */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -278,6 +279,22 @@ START_TEST(heap_parse)
 	ck_assert_str_eq(h.entries[4].name, "[Ljava.lang.Object;");
 	ck_assert_uint_eq(h.total_instances, 29581);
 	ck_assert_uint_eq(h.total_bytes, 5269936);
+
+	struct cg_buf b = {0};
+	ck_assert_int_eq(jvm_heap_to_json(&h, 42, 2, &b), 0);
+	json_error_t err;
+	json_t *j = json_loads(b.data, 0, &err);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "pid")), 42);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "classes_total")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "total_bytes")), 5269936);
+	json_t *cls = json_object_get(j, "classes");
+	ck_assert_uint_eq(json_array_size(cls), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(cls, 0), "class")), "[I");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(cls, 1), "instances")), 8280);
+	ck_assert_ptr_null(json_object_get(j, "time_ms")); /* parsed, not taken */
+	json_decref(j);
+	cg_buf_free(&b);
 	jvm_heap_free(&h);
 }
 END_TEST
