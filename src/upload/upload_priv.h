@@ -1,0 +1,131 @@
+/* Pieces of src/upload/ shared between its files and its unit tests:
+ * SigV4 signing, the credentials chain, the HTTPS client, the agent API. */
+#ifndef CGPROF_UPLOAD_PRIV_H
+#define CGPROF_UPLOAD_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "cgprof/upload.h"
+#include "cgprof/util.h"
+
+/* ---- sigv4.c ---- */
+
+struct sigv4_header {
+	const char *name;
+	const char *value;
+};
+
+struct sigv4_request {
+	const char *method;
+	const char *path;  /* as on the request line, without the query */
+	const char *query; /* after '?' as on the request line, or NULL */
+	const struct sigv4_header *headers; /* Host included; not x-amz-date */
+	size_t nheaders;
+	const void *body;
+	size_t body_len;
+	const char *region;
+	const char *service;
+	const char *amz_date; /* YYYYMMDDTHHMMSSZ */
+	const char *access_key;
+	const char *secret_key;
+	const char *session_token;    /* NULL for long-term keys */
+	bool content_sha256_header;   /* add x-amz-content-sha256 (S3-style) */
+};
+
+struct sigv4_result {
+	char payload_hash[65];
+	char signature[65];
+	struct cg_buf canonical;      /* canonical request */
+	struct cg_buf string_to_sign;
+	struct cg_buf authorization;  /* Authorization header value */
+	struct cg_buf signed_headers;
+};
+
+/* "20150830T123600Z" for t. */
+void sigv4_amz_date(time_t t, char out[17]);
+int sigv4_sign(const struct sigv4_request *rq, struct sigv4_result *out);
+void sigv4_result_free(struct sigv4_result *r);
+/* RFC 3986 unreserved kept, everything else %XX; keep_slash for paths. */
+int sigv4_uri_encode(struct cg_buf *b, const char *s, size_t n, bool keep_slash);
+
+/* ---- credentials.c ---- */
+
+struct cred {
+	char access_key[128];
+	char secret_key[128];
+	char *token;        /* NULL or heap */
+	time_t expiration;  /* 0: does not expire */
+	char source[64];    /* "environment", "profile default", ... no secret */
+};
+void cred_clear(struct cred *c); /* wipes the secret */
+
+struct cred_chain;
+int cred_chain_new(struct cred_chain **out);
+void cred_chain_free(struct cred_chain *ch);
+/* Current credentials (copied into *out), refreshed when temporary ones
+ * expire within five minutes or force_refresh is set. -ENOENT (with
+ * cg_fail) when no source has any. */
+int cred_chain_get(struct cred_chain *ch, bool force_refresh, struct cred *out);
+/* Region from AWS_REGION, AWS_DEFAULT_REGION, then the profile's config.
+ * -ENOENT if none. */
+int cred_region(char *buf, size_t n);
+
+/* ---- http.c ---- */
+
+struct http_opts {
+	const char *ca_file;    /* NULL: AWS_CA_BUNDLE, else system store */
+	const char *pin_sha256; /* base64 of the public key's SHA-256 */
+	long connect_timeout_ms;
+	long timeout_ms;
+};
+
+struct http_response {
+	long status;
+	struct cg_buf body;
+	char error_type[128]; /* x-amzn-ErrorType, before any ':' */
+	time_t server_date;   /* from Date:, 0 if absent */
+};
+void http_response_free(struct http_response *r);
+
+/* One request. 0 when a response arrived (any status); -EAGAIN for
+ * network errors and timeouts; -EACCES when TLS verification failed
+ * (unknown CA, wrong host, pin mismatch); cg_fail explains. headers are
+ * "Name: value" lines. */
+int http_request(const struct http_opts *o, const char *method, const char *url,
+		 const char *const *headers, size_t nheaders, const void *body, size_t len,
+		 struct http_response *resp);
+
+/* ---- agent.c ---- */
+
+/* Retry knobs; tests shrink them. */
+struct agent_retry {
+	unsigned attempts;     /* total tries per call */
+	unsigned base_ms;      /* first backoff cap */
+	unsigned max_ms;       /* backoff cap */
+};
+
+struct agent {
+	char *endpoint;        /* scheme://host[:port], no trailing slash */
+	char *host;            /* Host header value */
+	char *region;
+	char *group;
+	char *fleet_id;
+	struct http_opts http;
+	struct agent_retry retry;
+	struct cred_chain *creds;
+	bool auth_reported;    /* a 403 was already explained once */
+};
+
+int agent_init(struct agent *a, const struct cg_config *c);
+void agent_fini(struct agent *a);
+/* Parse a ConfigureAgent reply into p (fields absent keep their value). */
+int agent_parse_configuration(const char *json, size_t len, struct cg_agent_params *p);
+int agent_configure(struct agent *a, struct cg_agent_params *p);
+int agent_post_profile(struct agent *a, const char *group, const char *token,
+		       const char *content_type, const void *body, size_t len);
+/* The endpoint URL in force for a config (heap), or NULL with cg_fail. */
+char *agent_endpoint_url(const struct cg_config *c, const char *region);
+
+#endif
