@@ -47,6 +47,16 @@ uint64_t profile_samples(const struct cg_profile *p); /* total added */
 uint64_t profile_lost(const struct cg_profile *p, enum cg_lost reason);
 uint64_t profile_rounds(const struct cg_profile *p);
 
+/* Directories of the target's sys.path (Python): the CodeGuru encoder
+ * strips the longest matching one from a file to form the module path, as
+ * the official agent does. Copied; 0 or -ENOMEM. */
+int profile_add_module_root(struct cg_profile *p, const char *dir);
+/* CPU time the target used in this window (CodeGuru cpuTimeInSeconds);
+ * unknown (and left out) until set. */
+void profile_set_cpu_time_s(struct cg_profile *p, double seconds);
+/* Bytes this profile holds (CodeGuru agentOverhead.memory_usage_mb). */
+size_t profile_memory_bytes(const struct cg_profile *p);
+
 /* Distinct thread ids seen in this window. */
 uint64_t profile_thread_count(const struct cg_profile *p); /* distinct tids */
 
@@ -79,6 +89,9 @@ double profile_interval_ms(const struct cg_profile *p);
 const char *profile_runtime_version(const struct cg_profile *p); /* or NULL */
 double profile_overhead_ms(const struct cg_profile *p);
 bool profile_thread_roots(const struct cg_profile *p);
+double profile_cpu_time_s(const struct cg_profile *p); /* negative: unknown */
+size_t profile_module_root_count(const struct cg_profile *p);
+const char *profile_module_root(const struct cg_profile *p, size_t i);
 
 uint32_t profile_node_count(const struct cg_profile *p);
 const struct cg_profile_node *profile_node(const struct cg_profile *p, uint32_t i);

@@ -57,6 +57,11 @@ struct cg_profile {
 	struct cg_map tids; /* tid + 1 -> 1 */
 
 	struct cg_profile_heap *heap;
+
+	char **module_roots;
+	size_t nmodule_roots;
+	double cpu_time_s;
+	size_t arena_bytes;
 };
 
 static uint64_t nonzero(uint64_t h) { return h ? h : 1; }
@@ -70,6 +75,7 @@ static char *arena_copy(struct cg_profile *p, const char *s, size_t n)
 		if (!c)
 			return NULL;
 		c->next = p->arena;
+		p->arena_bytes += sizeof(*c) + cap;
 		c->used = 0;
 		c->cap = cap;
 		p->arena = c;
@@ -221,6 +227,7 @@ struct cg_profile *profile_new(enum cg_runtime rt, const struct cg_profile_limit
 	if (p->lim.max_nodes > UINT32_MAX - 4)
 		p->lim.max_nodes = UINT32_MAX - 4;
 	p->node_full = CG_PROFILE_NONE;
+	p->cpu_time_s = -1;
 	cg_map_init(&p->strings);
 	cg_map_init(&p->frame_ix);
 	cg_map_init(&p->child_ix);
@@ -263,6 +270,9 @@ void profile_free(struct cg_profile *p)
 	free(p->nodes);
 	free(p->runtime_version);
 	heap_free(p->heap);
+	for (size_t i = 0; i < p->nmodule_roots; i++)
+		free(p->module_roots[i]);
+	free(p->module_roots);
 	free(p);
 }
 
@@ -491,3 +501,35 @@ out:
 }
 
 const struct cg_profile_heap *profile_heap(const struct cg_profile *p) { return p->heap; }
+
+int profile_add_module_root(struct cg_profile *p, const char *dir)
+{
+	if (!dir || !*dir)
+		return 0;
+	char **nr = realloc(p->module_roots, (p->nmodule_roots + 1) * sizeof(*nr));
+	if (!nr)
+		return -ENOMEM;
+	p->module_roots = nr;
+	if (!(nr[p->nmodule_roots] = strndup(dir, PROFILE_MAX_STR)))
+		return -ENOMEM;
+	p->nmodule_roots++;
+	return 0;
+}
+
+size_t profile_module_root_count(const struct cg_profile *p) { return p->nmodule_roots; }
+
+const char *profile_module_root(const struct cg_profile *p, size_t i)
+{
+	return i < p->nmodule_roots ? p->module_roots[i] : NULL;
+}
+
+void profile_set_cpu_time_s(struct cg_profile *p, double seconds) { p->cpu_time_s = seconds; }
+double profile_cpu_time_s(const struct cg_profile *p) { return p->cpu_time_s; }
+
+size_t profile_memory_bytes(const struct cg_profile *p)
+{
+	/* Every map slot holds a key and a value. */
+	size_t maps = (p->strings.cap + p->frame_ix.cap + p->child_ix.cap + p->tids.cap) * 16;
+	return sizeof(*p) + p->arena_bytes + maps + (size_t)p->frames_cap * sizeof(*p->frames) +
+	       (size_t)p->nodes_cap * sizeof(*p->nodes);
+}
