@@ -128,4 +128,14 @@ int agent_post_profile(struct agent *a, const char *group, const char *token,
 /* The endpoint URL in force for a config (heap), or NULL with cg_fail. */
 char *agent_endpoint_url(const struct cg_config *c, const char *region);
 
+/* ---- uploader.c / reporter.c ---- */
+
+/* Tests shrink the retry schedule (attempts, first cap, max cap). */
+void uploader_set_retry(struct cg_uploader *u, unsigned attempts, unsigned base_ms,
+			unsigned max_ms);
+/* A fresh random (version 4) UUID, lower case. */
+void reporter_uuid(char out[37]);
+/* The reporter's uploader (NULL with no_upload), for tests. */
+struct cg_uploader *reporter_uploader(struct cg_reporter *r);
+
 #endif

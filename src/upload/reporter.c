@@ -1,0 +1,184 @@
+/* The sampling session's side of uploading: ConfigureAgent parameters in
+ * force, and each finished window encoded, posted, or kept in the spool. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "cgprof/encode.h"
+#include "cgprof/log.h"
+#include "upload_priv.h"
+
+/* The spool is another module still being written; until it links in,
+ * a batch that cannot be sent is reported lost instead of breaking the
+ * build. */
+#pragma weak spool_open
+#pragma weak spool_put
+#pragma weak spool_close
+
+struct cg_reporter {
+	const struct cg_config *c;
+	struct cg_uploader *u; /* NULL with no_upload */
+	struct cg_spool *spool;
+	struct cg_agent_params params;
+	unsigned seq;
+	int last_fatal;        /* a configuration error already explained */
+};
+
+void reporter_uuid(char out[37])
+{
+	unsigned char b[16];
+	if (RAND_bytes(b, sizeof(b)) != 1) {
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)rand();
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+}
+
+int reporter_new(const struct cg_config *c, struct cg_reporter **out)
+{
+	struct cg_reporter *r;
+	int err = 0;
+
+	*out = NULL;
+	if (!c->profiling_group || !*c->profiling_group)
+		return 0;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->c = c;
+	uploader_default_params(c, &r->params);
+	if (!c->no_upload && (err = uploader_new(c, &r->u))) {
+		free(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+void reporter_free(struct cg_reporter *r)
+{
+	if (!r)
+		return;
+	uploader_free(r->u);
+	if (r->spool && spool_close)
+		spool_close(r->spool);
+	free(r);
+}
+
+struct cg_uploader *reporter_uploader(struct cg_reporter *r) { return r ? r->u : NULL; }
+
+int reporter_configure(struct cg_reporter *r, struct cg_agent_params *p)
+{
+	int err = 0;
+	if (!r)
+		return 0;
+	if (r->u) {
+		struct cg_agent_params next = r->params;
+		err = uploader_configure_agent(r->u, &next);
+		if (err == 0) {
+			if (next.should_profile != r->params.should_profile)
+				cg_info("profiling group %s: %s profiling", r->c->profiling_group,
+					next.should_profile ? "resume" : "pause");
+			r->params = next;
+		}
+	}
+	*p = r->params;
+	return err;
+}
+
+static int spool_batch(struct cg_reporter *r, const struct cg_batch *b)
+{
+	int err;
+	if (!spool_open || !spool_put)
+		return cg_fail(-ENOSYS, "this build has no spool: batch %s is lost", b->id);
+	if (!r->spool && (err = spool_open(r->c, &r->spool)))
+		return err;
+	return spool_put(r->spool, b);
+}
+
+int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
+			    uint64_t window_ms, uint64_t samples)
+{
+	struct cg_batch b;
+	int err = 0;
+
+	if (!r)
+		return 0;
+	if (!samples) {
+		cg_debug("empty window: nothing to report");
+		return 0;
+	}
+	if (window_ms < (uint64_t)r->params.min_reporting_s * 1000u) {
+		cg_debug("window of %llu ms is shorter than the minimum %u s: not reported",
+			 (unsigned long long)window_ms, r->params.min_reporting_s);
+		return 0;
+	}
+	memset(&b, 0, sizeof(b));
+	/* Time-ordered and unique across processes sharing a spool. */
+	snprintf(b.id, sizeof(b.id), "%013llu-%d-%u", (unsigned long long)cg_epoch_ms(),
+		 (int)getpid(), r->seq++);
+	snprintf(b.profiling_group, sizeof(b.profiling_group), "%s", r->c->profiling_group);
+	reporter_uuid(b.profile_token);
+	snprintf(b.content_type, sizeof(b.content_type), "application/json");
+	b.body = (void *)body;
+	b.len = len;
+
+	if (r->u) {
+		err = uploader_post(r->u, &b);
+		if (err == 0) {
+			r->last_fatal = 0;
+			return 0;
+		}
+		if (err == -EAGAIN) {
+			cg_warn("upload failed, batch %s goes to the spool: %s", b.id, cg_lasterr());
+		} else if (err != r->last_fatal) {
+			/* Once, clearly: the same wrong secret every window
+			 * would otherwise fill the log. */
+			cg_error("%s; batches go to the spool until this is fixed", cg_lasterr());
+			r->last_fatal = err;
+		}
+	}
+	int s = spool_batch(r, &b);
+	if (s) {
+		cg_error("batch %s could not be spooled: %s", b.id,
+			 cg_lasterr()[0] ? cg_lasterr() : strerror(-s));
+		return s;
+	}
+	return err;
+}
+
+int reporter_submit(struct cg_reporter *r, const struct cg_profile *p)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int err;
+
+	if (!r)
+		return 0;
+	uint64_t samples = profile_samples(p);
+	uint64_t start = profile_start_ms(p), end = profile_end_ms(p);
+	uint64_t window = end > start ? end - start : 0;
+	if (!samples || window < (uint64_t)r->params.min_reporting_s * 1000u)
+		return reporter_submit_encoded(r, NULL, 0, window, samples);
+	f = open_memstream(&text, &len);
+	if (!f)
+		return cg_fail(-errno, "cannot encode the profile: %s", strerror(errno));
+	struct cg_encode_opts o = {.include_idle = true};
+	err = encode_profile(CG_FMT_CODEGURU, p, &o, f);
+	if (fclose(f) && !err)
+		err = cg_fail(-EIO, "cannot encode the profile");
+	if (!err)
+		err = reporter_submit_encoded(r, text, len, window, samples);
+	free(text);
+	return err;
+}
