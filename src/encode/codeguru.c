@@ -34,6 +34,7 @@ struct cgc {
 	const struct cg_profile *p;
 	const struct cg_encode_opts *o;
 	bool java;
+	FILE *out;
 	struct cg_buf key, scratch;
 	bool state_seen[CG_ST__COUNT];
 	int err;
@@ -143,82 +144,169 @@ static int cgc_key(struct cgc *c, const struct cg_profile_frame *f)
 	return r;
 }
 
-static int json_add_count(json_t *counts, const char *key, uint64_t n)
+/* One child of a JSON node: a profile node and its key in the level's
+ * key arena. Children of different profile nodes that share a key are one
+ * JSON node (thread roots merged, lines merged). */
+struct cgc_item {
+	uint32_t node;
+	size_t key;
+};
+
+static const char *cgc_keys_base;
+static int cgc_item_cmp(const void *a, const void *b)
 {
-	json_t *v = json_object_get(counts, key);
-	json_int_t have = v ? json_integer_value(v) : 0;
-	return json_object_set_new(counts, key, json_integer(have + (json_int_t)n)) ? -ENOMEM : 0;
+	const struct cgc_item *x = a, *y = b;
+	int r = strcmp(cgc_keys_base + x->key, cgc_keys_base + y->key);
+	return r ? r : (x->node < y->node ? -1 : x->node > y->node);
 }
 
-/* Merge node i of the profile (and its subtree) under the JSON node jn. */
-static int cgc_node(struct cgc *c, uint32_t i, json_t *jn)
+struct cgc_level {
+	struct cgc_item *items;
+	size_t n, cap;
+	struct cg_buf keys;
+	uint64_t extra[CG_ST__COUNT]; /* self counts of merged-away roots */
+};
+
+static int cgc_collect(struct cgc *c, struct cgc_level *lv, uint32_t parent)
 {
 	const struct cg_profile *p = c->p;
-	const struct cg_profile_node *n = profile_node(p, i);
-	const struct cg_profile_frame *f = profile_frame(p, n->frame);
-	json_t *me = jn;
 	int r = 0;
-
-	if (f->kind != CG_FK_THREAD && f->kind != CG_FK_PROCESS) {
-		json_t *kids = json_object_get(jn, "children");
-		if (!kids) {
-			kids = json_object();
-			if (!kids || json_object_set_new(jn, "children", kids))
+	for (uint32_t k = profile_node(p, parent)->child; k != CG_PROFILE_NONE && !r;
+	     k = profile_node(p, k)->sibling) {
+		const struct cg_profile_node *n = profile_node(p, k);
+		const struct cg_profile_frame *f = profile_frame(p, n->frame);
+		if (f->kind == CG_FK_THREAD || f->kind == CG_FK_PROCESS) {
+			/* Not code: its samples and children belong one up. */
+			for (int s = 0; s < CG_ST__COUNT; s++)
+				lv->extra[s] += n->self[s];
+			r = cgc_collect(c, lv, k);
+			continue;
+		}
+		if (lv->n == lv->cap) {
+			size_t cap = lv->cap ? lv->cap * 2 : 16;
+			struct cgc_item *ni = realloc(lv->items, cap * sizeof(*ni));
+			if (!ni)
 				return -ENOMEM;
+			lv->items = ni;
+			lv->cap = cap;
 		}
 		if ((r = cgc_key(c, f)))
-			return r;
+			break;
 		const char *key = encode_utf8(c->key.data, &c->scratch);
-		me = json_object_get(kids, key);
-		if (!me) {
-			me = json_object();
-			if (!me || json_object_set_new(kids, key, me))
-				return -ENOMEM;
-			if (f->file && f->kind != CG_FK_TRUNCATED &&
-			    json_object_set_new(me, "file",
-						json_string(encode_utf8(f->file, &c->scratch))))
-				return -ENOMEM;
+		lv->items[lv->n].node = k;
+		lv->items[lv->n].key = lv->keys.len;
+		r = cg_buf_append(&lv->keys, key, strlen(key) + 1);
+		lv->n++;
+	}
+	return r;
+}
+
+static void cgc_counts(struct cgc *c, const uint64_t *counts, bool comma)
+{
+	FILE *out = c->out;
+	uint64_t all = 0;
+	bool any = false;
+	for (int s = 0; s < CG_ST__COUNT; s++)
+		all += counts[s];
+	if (!all)
+		return;
+	fputs(comma ? ",\"counts\":{" : "\"counts\":{", out);
+	if (!c->java) {
+		fprintf(out, "\"WALL_TIME\":%llu}", (unsigned long long)all);
+		return;
+	}
+	for (int s = 0; s < CG_ST__COUNT; s++) {
+		if (!counts[s])
+			continue;
+		fprintf(out, "%s\"%s\":%llu", any ? "," : "", cgc_state_key((enum cg_state)s),
+			(unsigned long long)counts[s]);
+		any = true;
+	}
+	fputc('}', out);
+}
+
+/* Write the JSON node made of the profile nodes group[0..n) (n == 0: the
+ * root): file and line, children, then counts. Recursion follows the
+ * stack depth, which max_depth bounds. */
+static int cgc_node(struct cgc *c, const uint32_t *group, size_t n)
+{
+	const struct cg_profile *p = c->p;
+	FILE *out = c->out;
+	struct cgc_level lv = {0};
+	uint64_t counts[CG_ST__COUNT] = {0};
+	int r = 0;
+
+	fputc('{', out);
+	bool comma = false;
+	if (n) {
+		const struct cg_profile_frame *f = profile_frame(p, profile_node(p, group[0])->frame);
+		int32_t lo = 0, hi = 0;
+		for (size_t i = 0; i < n; i++) {
+			int32_t l = profile_frame(p, profile_node(p, group[i])->frame)->line;
+			if (l > 0 && (!lo || l < lo))
+				lo = l;
+			if (l > hi)
+				hi = l;
 		}
-		if (f->line > 0) {
-			/* One key may merge lines: keep [first, last]. */
-			json_t *line = json_object_get(me, "line");
-			json_int_t lo = f->line, hi = f->line;
-			if (line) {
-				json_int_t a = json_integer_value(json_array_get(line, 0));
-				json_int_t b = json_array_size(line) > 1
-						       ? json_integer_value(json_array_get(line, 1))
-						       : a;
-				lo = a < lo ? a : lo;
-				hi = b > hi ? b : hi;
-			}
-			json_t *nl = lo == hi ? json_pack("[I]", lo) : json_pack("[I,I]", lo, hi);
-			if (!nl || json_object_set_new(me, "line", nl))
-				return -ENOMEM;
+		if (f->file && f->kind != CG_FK_TRUNCATED) {
+			fputs("\"file\":", out);
+			encode_json_str(out, f->file);
+			comma = true;
+		}
+		if (lo) {
+			fprintf(out, "%s\"line\":[%d", comma ? "," : "", (int)lo);
+			if (hi != lo)
+				fprintf(out, ",%d", (int)hi);
+			fputc(']', out);
+			comma = true;
 		}
 	}
-	uint64_t total = profile_node_total(n, true);
-	if (total) {
-		json_t *counts = json_object_get(me, "counts");
-		if (!counts) {
-			counts = json_object();
-			if (!counts || json_object_set_new(me, "counts", counts))
-				return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct cg_profile_node *pn = profile_node(p, group[i]);
+		for (int s = 0; s < CG_ST__COUNT; s++)
+			counts[s] += pn->self[s];
+	}
+	if (!n)
+		r = cgc_collect(c, &lv, 0);
+	for (size_t i = 0; i < n && !r; i++)
+		r = cgc_collect(c, &lv, group[i]);
+	if (r)
+		goto out;
+	for (int s = 0; s < CG_ST__COUNT; s++)
+		counts[s] += lv.extra[s];
+	if (lv.n) {
+		cgc_keys_base = lv.keys.data;
+		qsort(lv.items, lv.n, sizeof(*lv.items), cgc_item_cmp);
+		/* The sorted items become the groups of the next level. */
+		uint32_t *ids = malloc(lv.n * sizeof(*ids));
+		if (!ids) {
+			r = -ENOMEM;
+			goto out;
 		}
-		if (!c->java) {
-			r = json_add_count(counts, "WALL_TIME", total);
-		} else {
-			for (int s = 0; s < CG_ST__COUNT && !r; s++) {
-				if (!n->self[s])
-					continue;
-				c->state_seen[s] = true;
-				r = json_add_count(counts, cgc_state_key((enum cg_state)s), n->self[s]);
-			}
+		for (size_t i = 0; i < lv.n; i++)
+			ids[i] = lv.items[i].node;
+		fprintf(out, "%s\"children\":{", comma ? "," : "");
+		comma = true;
+		for (size_t i = 0, j; i < lv.n && !r; i = j) {
+			const char *key = lv.keys.data + lv.items[i].key;
+			for (j = i + 1; j < lv.n && !strcmp(key, lv.keys.data + lv.items[j].key); j++)
+				;
+			if (i)
+				fputc(',', out);
+			encode_json_str(out, key);
+			fputc(':', out);
+			r = cgc_node(c, ids + i, j - i);
 		}
+		fputc('}', out);
+		free(ids);
 		if (r)
-			return r;
+			goto out;
 	}
-	for (uint32_t k = n->child; k != CG_PROFILE_NONE && !r; k = profile_node(p, k)->sibling)
-		r = cgc_node(c, k, me);
+	cgc_counts(c, counts, comma);
+	fputc('}', out);
+out:
+	free(lv.items);
+	cg_buf_free(&lv.keys);
 	return r;
 }
 
@@ -299,50 +387,44 @@ static json_t *cgc_heap(struct cgc *c, const struct cg_profile_heap *h)
 
 int encode_codeguru(const struct cg_profile *p, const struct cg_encode_opts *o, FILE *out)
 {
-	struct cgc c = {.p = p, .o = o, .java = profile_runtime(p) == CG_RT_JAVA};
-	json_t *doc = NULL, *graph = json_object(), *meta = NULL;
+	struct cgc c = {.p = p, .o = o, .java = profile_runtime(p) == CG_RT_JAVA, .out = out};
+	json_t *meta = NULL, *heap = NULL;
+	char *text = NULL;
 	int r = 0;
-	if (!graph) {
+	/* sampleWeights names the states the graph uses. */
+	for (uint32_t i = 0; i < profile_node_count(p); i++)
+		for (int s = 0; s < CG_ST__COUNT; s++)
+			c.state_seen[s] |= profile_node(p, i)->self[s] != 0;
+	/* The small parts through jansson; the call graph, which can hold
+	 * hundreds of thousands of nodes, streams straight out (a jansson
+	 * tree of it would cost ~1 KB a node). */
+	if (!(meta = cgc_metadata(&c)) || !(text = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
 		r = -ENOMEM;
 		goto out;
 	}
-	for (uint32_t k = profile_node(p, 0)->child; k != CG_PROFILE_NONE && !r;
-	     k = profile_node(p, k)->sibling)
-		r = cgc_node(&c, k, graph);
-	if (r)
+	fprintf(out, "{\"start\":%llu,\"end\":%llu,\"agentMetadata\":%s,\"callgraph\":",
+		(unsigned long long)profile_start_ms(p), (unsigned long long)profile_end_ms(p), text);
+	if ((r = cgc_node(&c, NULL, 0)))
 		goto out;
-	/* Metadata after the graph: sampleWeights names the states seen. */
-	if (!(meta = cgc_metadata(&c))) {
-		r = -ENOMEM;
-		goto out;
-	}
-	doc = json_pack("{s:I, s:I, s:o, s:o}", "start", (json_int_t)profile_start_ms(p), "end",
-			(json_int_t)profile_end_ms(p), "agentMetadata", meta, "callgraph", graph);
-	meta = graph = NULL; /* owned by doc now (or freed by json_pack) */
-	if (!doc) {
-		r = -ENOMEM;
-		goto out;
-	}
 	const struct cg_profile_heap *h = profile_heap(p);
 	if (h) {
-		json_t *hj = cgc_heap(&c, h);
-		if (!hj || json_object_set_new(doc, "heapSummary", hj)) {
+		free(text);
+		text = NULL;
+		if (!(heap = cgc_heap(&c, h)) ||
+		    !(text = json_dumps(heap, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
 			r = -ENOMEM;
 			goto out;
 		}
+		fprintf(out, ",\"heapSummary\":%s", text);
 	}
-	if (json_dumpf(doc, out, JSON_COMPACT | JSON_PRESERVE_ORDER)) {
-		r = cg_fail(-EIO, "cannot write the CodeGuru profile");
-		goto out;
-	}
-	fputc('\n', out);
+	fputs("}\n", out);
 	r = encode_check_stream(out, "CodeGuru");
 out:
 	if (r == -ENOMEM)
 		r = cg_fail(r, "out of memory encoding the CodeGuru profile");
-	json_decref(doc);
-	json_decref(graph);
+	free(text);
 	json_decref(meta);
+	json_decref(heap);
 	cg_buf_free(&c.key);
 	cg_buf_free(&c.scratch);
 	return r;
