@@ -1,0 +1,16 @@
+/* Choosing the sampler for a target (python, jvm, or native with
+ * --native). */
+#ifndef CGPROF_CLI_RUNTIMES_H
+#define CGPROF_CLI_RUNTIMES_H
+
+#include <stdbool.h>
+
+#include "cgprof/sample.h"
+#include "cgprof/target.h"
+
+/* 0 and *out set; -ENOENT if no runtime (yet); other negative: final. */
+int runtime_probe(struct target *t, bool native, const struct cg_sampler_ops **out);
+/* cg_fail() naming what the process runs instead. Returns -ENOENT. */
+int runtime_explain_none(struct target *t);
+
+#endif

@@ -1,0 +1,670 @@
+/* The sampling session behind `run` and `attach`: find the runtime, sample
+ * at the rate asked, follow subprocesses, forward signals, write the
+ * profile and one summary line. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgprof/config.h"
+#include "cgprof/encode.h"
+#include "cgprof/jvm.h"
+#include "cgprof/log.h"
+#include "cgprof/profile.h"
+#include "cgprof/sample.h"
+#include "cgprof/target.h"
+#include "cgprof/upload.h"
+#include "cgprof/util.h"
+#include "cli.h"
+#include "runtimes.h"
+
+/* Until config and upload land in this tree, the session runs without
+ * them: their entry points are weak and checked before use. */
+#pragma weak config_init
+#pragma weak config_load
+#pragma weak config_set
+#pragma weak config_free
+#pragma weak reporter_new
+#pragma weak reporter_free
+#pragma weak reporter_configure
+#pragma weak reporter_submit
+
+#define SESSION_MAX_PROCS 64
+#define SESSION_CHILD_SCAN_NS (200 * 1000000ULL)
+#define SESSION_ALIVE_CHECK_NS (50 * 1000000ULL)
+#define SESSION_RUN_PROBE_GIVEUP_NS (10 * 1000000000ULL)
+#define SESSION_ATTACH_PROBE_NS (1000 * 1000000ULL)
+
+struct proc {
+	struct target *t;
+	const struct cg_sampler_ops *ops;
+	void *priv;
+	char cmd[96];
+	uint64_t seen_ns;  /* when we started watching it */
+	bool dead;
+	bool not_runtime;  /* probed long enough: not Python/Java */
+};
+
+struct session {
+	const struct cli_opts *o;
+	struct cg_config cfg;
+	enum cg_runtime runtime;
+	bool have_runtime;
+	struct cg_profile *prof;   /* whole run, for the local file (or NULL) */
+	struct cg_profile *win;    /* current reporting window (or NULL) */
+	uint64_t win_start_ms;
+	struct cg_reporter *rep;   /* NULL: no profiling group */
+	struct cg_agent_params agent;
+	double rate_hz;
+	struct proc procs[SESSION_MAX_PROCS];
+	int nprocs;
+	struct cg_sample_stats stats;
+	uint64_t truncated;
+	const char *runtime_version;
+	struct cg_frame *frames; /* scratch: sample frames + synthetic roots */
+	uint32_t frames_cap;
+};
+
+/* Signal state: set by the handler, read by the loop. */
+static volatile sig_atomic_t sig_stop;     /* stop sampling now */
+static volatile sig_atomic_t sig_tty_seen; /* a terminal signal arrived */
+static volatile pid_t sig_child;           /* forward to this pid (run) */
+
+static void on_signal(int sig, siginfo_t *info, void *uctx)
+{
+	(void)uctx;
+	if (sig_child > 0) {
+		/* A terminal's Ctrl-C already reached the child through the
+		 * process group; a signal sent to cgprof by a process (kill,
+		 * timeout, systemd) is forwarded so the child sees it once. */
+		if (info->si_code == SI_USER || info->si_code == SI_QUEUE ||
+		    info->si_code == SI_TKILL) {
+			kill(sig_child, sig);
+			return;
+		}
+		/* A second terminal signal: the child is not ending; stop
+		 * sampling and write what we have, then wait for it. */
+		if (sig_tty_seen)
+			sig_stop = 1;
+		sig_tty_seen = 1;
+		return;
+	}
+	sig_stop = 1;
+}
+
+static void install_signals(pid_t child)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sig_child = child;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void session_add(struct session *ss, const struct cg_sample *s)
+{
+	if (ss->prof)
+		profile_add_sample(ss->prof, s);
+	if (ss->win)
+		profile_add_sample(ss->win, s);
+}
+
+static struct cg_profile *session_new_profile(struct session *ss)
+{
+	struct cg_profile_limits lim = {
+		.max_depth = ss->o->max_depth + 3,
+		.max_frames = CG_PROFILE_DEFAULT_MAX_FRAMES,
+		.max_nodes = CG_PROFILE_DEFAULT_MAX_NODES,
+	};
+	struct cg_profile *p = profile_new(ss->runtime, &lim);
+	if (!p)
+		return NULL;
+	profile_set_interval_ms(p, 1000.0 / ss->rate_hz);
+	if (ss->runtime_version)
+		profile_set_runtime_version(p, ss->runtime_version);
+	return p;
+}
+
+static void on_sample(const struct cg_sample *s, void *arg)
+{
+	struct session *ss = arg;
+	struct cg_sample out = *s;
+	uint32_t n = s->nframes;
+	char troot[160], proot[160];
+
+	if (n > ss->o->max_depth) {
+		/* A sampler that ignored max_depth: keep the leaf side. */
+		n = ss->o->max_depth;
+		out.truncated = true;
+	}
+	if (out.truncated)
+		ss->truncated++;
+	if (!ss->o->threads && !ss->o->subprocesses) {
+		out.nframes = n;
+		session_add(ss, &out);
+		return;
+	}
+	/* Synthetic roots go above everything, <Truncated> included, so build
+	 * the whole root side here: frames... [<Truncated>] [thread] [process]. */
+	uint32_t k = 0;
+	memcpy(ss->frames, s->frames, n * sizeof(*ss->frames));
+	k = n;
+	if (out.truncated)
+		ss->frames[k++] = (struct cg_frame){.name = "<Truncated>", .kind = CG_FK_TRUNCATED};
+	if (ss->o->threads) {
+		snprintf(troot, sizeof(troot), "thread %s (%d)",
+			 s->thread_name && s->thread_name[0] ? s->thread_name : "?", (int)s->tid);
+		ss->frames[k++] = (struct cg_frame){.name = troot, .kind = CG_FK_THREAD};
+	}
+	if (ss->o->subprocesses) {
+		const char *cmd = "";
+		for (int i = 0; i < ss->nprocs; i++)
+			if (target_pid(ss->procs[i].t) == s->pid)
+				cmd = ss->procs[i].cmd;
+		snprintf(proot, sizeof(proot), "process %d (%s)", (int)s->pid, cmd);
+		ss->frames[k++] = (struct cg_frame){.name = proot, .kind = CG_FK_PROCESS};
+	}
+	out.frames = ss->frames;
+	out.nframes = k;
+	out.truncated = false;
+	session_add(ss, &out);
+}
+
+static int proc_add(struct session *ss, struct target *t)
+{
+	if (ss->nprocs == SESSION_MAX_PROCS) {
+		target_close(t);
+		return -ENOSPC;
+	}
+	struct proc *p = &ss->procs[ss->nprocs++];
+	memset(p, 0, sizeof(*p));
+	p->t = t;
+	p->seen_ns = cg_now_ns();
+	target_cmdline(t, p->cmd, sizeof(p->cmd));
+	return 0;
+}
+
+/* Try to open the sampler of a process not yet opened. 0 when open,
+ * -ENOENT when no runtime (yet), other negative: final. */
+static int proc_try_open(struct session *ss, struct proc *p)
+{
+	const struct cg_sampler_ops *ops;
+	struct cg_sampler_opts so = {
+		.nonblocking = ss->o->nonblocking,
+		.idle = ss->o->idle,
+		.native = ss->o->native,
+		.max_depth = ss->o->max_depth,
+	};
+	int r = runtime_probe(p->t, ss->o->native, &ops);
+	if (r)
+		return r;
+	r = ops->open(p->t, &so, &p->priv);
+	if (r)
+		return r;
+	p->ops = ops;
+	/* cmdline may have changed since fork (exec) */
+	target_cmdline(p->t, p->cmd, sizeof(p->cmd));
+	if (!ss->have_runtime) {
+		ss->have_runtime = true;
+		ss->runtime = ops->runtime;
+		ss->runtime_version = ops->version ? ops->version(p->priv) : ops->name;
+	}
+	cg_info("profiling %s process %d (%s)", ops->name, (int)target_pid(p->t), p->cmd);
+	return 0;
+}
+
+static void proc_close(struct proc *p)
+{
+	if (p->ops)
+		p->ops->close(p->priv);
+	p->ops = NULL;
+	p->priv = NULL;
+}
+
+/* --subprocesses: watch new descendants of every process we follow. */
+static void scan_children(struct session *ss)
+{
+	for (int i = 0; i < ss->nprocs; i++) {
+		if (ss->procs[i].dead)
+			continue;
+		pid_t kids[64];
+		int n = target_children(target_pid(ss->procs[i].t), kids, CG_ARRAY_LEN(kids));
+		for (int k = 0; k < n; k++) {
+			bool known = false;
+			for (int j = 0; j < ss->nprocs && !known; j++)
+				known = target_pid(ss->procs[j].t) == kids[k];
+			if (known)
+				continue;
+			struct target *t;
+			cg_clearerr();
+			if (target_open(kids[k], &t) == 0)
+				proc_add(ss, t);
+			cg_clearerr();
+		}
+	}
+}
+
+static void sleep_until(uint64_t deadline_ns)
+{
+	struct timespec ts = {(time_t)(deadline_ns / 1000000000ULL),
+			      (long)(deadline_ns % 1000000000ULL)};
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !sig_stop)
+		;
+}
+
+/* Wait for the main target's runtime to appear (run) or check it is there
+ * (attach). 0, or negative with cg_fail. */
+static int find_runtime(struct session *ss, bool spawned)
+{
+	struct proc *p = &ss->procs[0];
+	uint64_t start = cg_now_ns();
+	uint64_t limit = spawned ? SESSION_RUN_PROBE_GIVEUP_NS : SESSION_ATTACH_PROBE_NS;
+
+	for (;;) {
+		int r = proc_try_open(ss, p);
+		if (r == 0)
+			return 0;
+		if (r != -ENOENT)
+			return r;
+		if (!target_alive(p->t))
+			return cg_fail(-ESRCH, "process %d ended before its runtime could be found",
+				       (int)target_pid(p->t));
+		if (sig_stop)
+			return cg_fail(-EINTR, "interrupted before the first sample");
+		if (cg_now_ns() - start > limit)
+			return runtime_explain_none(p->t);
+		usleep(spawned ? 1000 : 20000);
+	}
+}
+
+static void default_output(char *buf, size_t n, pid_t pid, enum cg_format f)
+{
+	char ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y%m%d-%H%M%S", &tm);
+	snprintf(buf, n, "cgprof-%d-%s%s", (int)pid, ts, encode_format_ext(f));
+}
+
+/* Write via a temporary file and rename, so a reader never sees half a
+ * profile and an old file is replaced only by a complete new one. */
+static int write_output(struct session *ss, const char *path, pid_t pid)
+{
+	struct cg_encode_opts eo = {.title = NULL, .include_idle = ss->o->idle};
+	char title[256], tmp[4096];
+	snprintf(title, sizeof(title), "cgprof: %s", ss->procs[0].cmd);
+	eo.title = title;
+
+	if (!strcmp(path, "-")) {
+		int r = encode_profile(ss->o->format, ss->prof, &eo, stdout);
+		fflush(stdout);
+		return r;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return cg_fail(-errno, "cannot write %s: %s", tmp, strerror(errno));
+	int r = encode_profile(ss->o->format, ss->prof, &eo, f);
+	if (fflush(f) || ferror(f))
+		r = r ? r : cg_fail(-EIO, "cannot write %s: %s", tmp, strerror(errno));
+	if (fsync(fileno(f)) && !r)
+		r = cg_fail(-errno, "cannot write %s: %s", tmp, strerror(errno));
+	fclose(f);
+	if (!r && rename(tmp, path))
+		r = cg_fail(-errno, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+	if (r)
+		unlink(tmp);
+	(void)pid;
+	return r;
+}
+
+static void summary(struct session *ss, double elapsed_s, uint64_t rounds, const char *out)
+{
+	char lost[256] = "";
+	uint64_t nlost = 0;
+	size_t len = 0;
+	for (int i = 0; i < CG_LOST__COUNT; i++) {
+		uint64_t n = ss->stats.lost[i];
+		if (!n)
+			continue;
+		nlost += n;
+		len += (size_t)snprintf(lost + len, sizeof(lost) - len, "%s%llu %s",
+					len ? ", " : "", (unsigned long long)n,
+					cg_lost_name((enum cg_lost)i));
+		if (len >= sizeof(lost))
+			break;
+	}
+	double mean = 0, p99 = 0;
+	uint64_t pauses = 0;
+	for (int i = 0; i < ss->nprocs; i++) {
+		double m, p;
+		uint64_t c;
+		target_pause_stats(ss->procs[i].t, &m, &p, &c);
+		mean = (mean * (double)pauses + m * (double)c) / (double)((pauses + c) ? pauses + c : 1);
+		if (p > p99)
+			p99 = p;
+		pauses += c;
+	}
+	char pause[96] = "";
+	if (pauses)
+		snprintf(pause, sizeof(pause), "; paused %.0f us mean, %.0f us p99", mean, p99);
+	char trunc[64] = "";
+	if (ss->truncated)
+		snprintf(trunc, sizeof(trunc), "; %llu stacks cut at --max-depth",
+			 (unsigned long long)ss->truncated);
+	fprintf(stderr,
+		"cgprof: %llu samples in %.1f s, %.1f Hz achieved of %g Hz; %llu lost%s%s%s%s%s%s%s\n",
+		(unsigned long long)ss->stats.taken, elapsed_s,
+		elapsed_s > 0 ? (double)rounds / elapsed_s : 0.0, ss->rate_hz,
+		(unsigned long long)nlost, nlost ? " (" : "", lost, nlost ? ")" : "", pause, trunc,
+		out ? "; wrote " : "", out ? out : "");
+}
+
+/* End the current reporting window: hand it to the reporter (which posts
+ * or spools it), then ask ConfigureAgent what to do next. */
+static void window_rotate(struct session *ss, bool final)
+{
+	uint64_t now_ms = cg_epoch_ms();
+	profile_set_window(ss->win, ss->win_start_ms, now_ms);
+	int r = reporter_submit(ss->rep, ss->win);
+	if (r)
+		cg_warn("profile of this window kept in the spool: %s",
+			cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+	cg_clearerr();
+	profile_free(ss->win);
+	ss->win = NULL;
+	if (final)
+		return;
+	ss->win_start_ms = now_ms;
+	ss->win = session_new_profile(ss);
+	if (reporter_configure(ss->rep, &ss->agent))
+		cg_clearerr(); /* keep the last parameters */
+}
+
+/* The interval between rounds in force: ConfigureAgent's sampling
+ * interval unless --rate was given. */
+static uint64_t session_interval_ns(struct session *ss)
+{
+	if (ss->rep && !ss->o->rate_set && ss->agent.sampling_interval_ms)
+		return (uint64_t)ss->agent.sampling_interval_ms * 1000000ULL;
+	return (uint64_t)(1e9 / ss->rate_hz);
+}
+
+/* Sample until the main target ends, the duration passes or we are told to
+ * stop. Returns 0 or negative (cg_fail). */
+static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed_out)
+{
+	const struct cli_opts *o = ss->o;
+	uint64_t interval = session_interval_ns(ss);
+	uint64_t start = cg_now_ns(), next = start, last_alive = start, last_scan = start;
+	uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
+	uint64_t win_end = UINT64_MAX;
+	uint64_t rounds = 0;
+	uint64_t start_ms = cg_epoch_ms();
+
+	if (ss->rep) {
+		ss->win_start_ms = start_ms;
+		win_end = start + (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
+	}
+	while (!sig_stop) {
+		uint64_t now = cg_now_ns();
+		if (now >= end)
+			break;
+		if (now >= win_end) {
+			window_rotate(ss, false);
+			win_end = now + (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
+			interval = session_interval_ns(ss);
+			next = now;
+		}
+		if (now >= last_alive + SESSION_ALIVE_CHECK_NS) {
+			last_alive = now;
+			if (!target_alive(ss->procs[0].t))
+				break;
+		}
+		if (o->subprocesses && now >= last_scan + SESSION_CHILD_SCAN_NS) {
+			last_scan = now;
+			scan_children(ss);
+		}
+		/* shouldProfile=false: stay attached, take no samples, ask again
+		 * at the next reporting period. */
+		bool sampling = !ss->rep || ss->agent.should_profile;
+		bool main_gone = false;
+		for (int i = 0; sampling && i < ss->nprocs; i++) {
+			struct proc *p = &ss->procs[i];
+			if (p->dead)
+				continue;
+			if (!p->ops) {
+				if (p->not_runtime)
+					continue;
+				int r = proc_try_open(ss, p);
+				cg_clearerr();
+				if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
+					p->not_runtime = true;
+				else if (r && r != -ENOENT)
+					p->not_runtime = true;
+				if (r)
+					continue;
+			}
+			int r = p->ops->sample(p->priv, on_sample, ss, &ss->stats);
+			if (r == -ESRCH || (r < 0 && !target_alive(p->t))) {
+				p->dead = true;
+				proc_close(p);
+				if (i == 0)
+					main_gone = true;
+			}
+		}
+		if (sampling) {
+			if (ss->prof)
+				profile_add_round(ss->prof);
+			if (ss->win)
+				profile_add_round(ss->win);
+			rounds++;
+		}
+		if (main_gone)
+			break;
+
+		next += interval;
+		now = cg_now_ns();
+		if (now < next) {
+			uint64_t until = next < end ? next : end;
+			sleep_until(until < win_end ? until : win_end);
+		} else if (now - next >= interval) {
+			/* We could not keep up: the missed ticks are lost samples. */
+			uint64_t missed = (now - next) / interval;
+			ss->stats.lost[CG_LOST_LATE] += missed;
+			if (ss->prof)
+				profile_add_lost(ss->prof, CG_LOST_LATE, missed);
+			if (ss->win)
+				profile_add_lost(ss->win, CG_LOST_LATE, missed);
+			next += missed * interval;
+		}
+	}
+	*rounds_out = rounds;
+	*elapsed_out = (double)(cg_now_ns() - start) / 1e9;
+	if (ss->prof)
+		profile_set_window(ss->prof, start_ms, cg_epoch_ms());
+	if (ss->win)
+		window_rotate(ss, true);
+	return 0;
+}
+
+/* Settings: config files, environment, then our options. A bad value is a
+ * usage error, reported before anything is started. */
+static int session_setup(struct session *ss, const struct cli_opts *o)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->o = o;
+	cg_log_set_level(o->verbose >= 2 ? CG_LOG_DEBUG : o->verbose ? CG_LOG_INFO : CG_LOG_WARN);
+	if (!config_init || !reporter_new) {
+		ss->rate_hz = o->rate_hz;
+		ss->frames_cap = o->max_depth + 3;
+		ss->frames = calloc(ss->frames_cap, sizeof(*ss->frames));
+		return ss->frames ? 0 : CLI_EXIT_ERROR;
+	}
+	config_init(&ss->cfg);
+	int r = config_load(&ss->cfg, NULL, o->config_file);
+	for (int i = 0; !r && i < o->nsettings; i++) {
+		char where[64];
+		snprintf(where, sizeof(where), "--%s", o->settings[i].option);
+		r = config_set(&ss->cfg, o->settings[i].key, o->settings[i].value, CG_ORIGIN_OPTION,
+			       where);
+	}
+	if (r) {
+		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		return CLI_EXIT_USAGE;
+	}
+	ss->rate_hz = o->rate_set || !ss->cfg.rate_hz ? o->rate_hz : ss->cfg.rate_hz;
+	ss->frames_cap = o->max_depth + 3;
+	ss->frames = calloc(ss->frames_cap, sizeof(*ss->frames));
+	if (!ss->frames)
+		return CLI_EXIT_ERROR;
+	r = reporter_new(&ss->cfg, &ss->rep);
+	if (r) {
+		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void session_teardown(struct session *ss)
+{
+	for (int i = 0; i < ss->nprocs; i++) {
+		proc_close(&ss->procs[i]);
+		target_close(ss->procs[i].t);
+	}
+	if (reporter_free)
+		reporter_free(ss->rep);
+	profile_free(ss->prof);
+	profile_free(ss->win);
+	free(ss->frames);
+	if (config_free)
+		config_free(&ss->cfg);
+}
+
+/* Shared tail of run and attach: find the runtime, sample, write,
+ * summarize. */
+static int session_profile(struct session *ss, bool spawned)
+{
+	char outbuf[512];
+	const char *out = ss->o->output;
+	uint64_t rounds = 0;
+	double elapsed = 0;
+	pid_t pid = target_pid(ss->procs[0].t);
+
+	int r = find_runtime(ss, spawned);
+	if (r)
+		return r;
+	/* A thread dump per sample stops the JVM at a safepoint: its default
+	 * rate is lower, and a higher asked rate draws a warning. */
+	if (ss->runtime == CG_RT_JAVA)
+		ss->rate_hz = jvm_sampler_rate(ss->rate_hz, ss->o->rate_set || ss->cfg.rate_hz);
+	/* A local file unless the profile goes to a profiling group only. */
+	bool local = out || !ss->rep;
+	if (local && !(ss->prof = session_new_profile(ss)))
+		return -ENOMEM;
+	if (ss->rep) {
+		if (reporter_configure(ss->rep, &ss->agent)) {
+			cg_warn("%s; profiling with default parameters",
+				cg_lasterr()[0] ? cg_lasterr() : "ConfigureAgent failed");
+			cg_clearerr();
+		}
+		if (!(ss->win = session_new_profile(ss)))
+			return -ENOMEM;
+	}
+	r = sample_loop(ss, &rounds, &elapsed);
+	for (int i = 0; i < ss->nprocs; i++)
+		proc_close(&ss->procs[i]);
+	if (r)
+		return r;
+	if (local && !out) {
+		default_output(outbuf, sizeof(outbuf), pid, ss->o->format);
+		out = outbuf;
+	}
+	if (local)
+		r = write_output(ss, out, pid);
+	if (!ss->o->quiet)
+		summary(ss, elapsed, rounds,
+			r || !local ? NULL : (strcmp(out, "-") ? out : "stdout"));
+	return r;
+}
+
+static int exit_code_of(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return CLI_EXIT_ERROR;
+}
+
+int cmd_run(struct cli_opts *o)
+{
+	struct session ss;
+	struct target *t = NULL;
+	int status = 0, r;
+
+	r = session_setup(&ss, o);
+	if (r) {
+		session_teardown(&ss);
+		return r;
+	}
+	/* Handlers first, so a signal during start-up is forwarded too; the
+	 * child resets them to default before exec. */
+	install_signals(-1);
+	r = target_spawn(o->argv, &t);
+	if (r) {
+		fprintf(stderr, "cgprof: %s\n", cg_lasterr());
+		session_teardown(&ss);
+		return r == -ENOENT || r == -EACCES ? CLI_EXIT_NOEXEC : CLI_EXIT_ERROR;
+	}
+	sig_child = target_pid(t);
+	proc_add(&ss, t);
+	r = session_profile(&ss, true);
+	if (r)
+		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+	/* Whatever happened to the profile, the child runs to its end and we
+	 * exit with its status. */
+	while (target_reap(t, true, &status) != 1)
+		;
+	session_teardown(&ss);
+	return exit_code_of(status);
+}
+
+int cmd_attach(struct cli_opts *o)
+{
+	struct session ss;
+	struct target *t;
+	pid_t pid;
+
+	if (cli_parse_pid(o->argv[0], &pid)) {
+		fprintf(stderr, "cgprof: invalid PID '%s'\n", o->argv[0]);
+		return CLI_EXIT_USAGE;
+	}
+	int r = session_setup(&ss, o);
+	if (r) {
+		session_teardown(&ss);
+		return r;
+	}
+	install_signals(0);
+	r = target_open(pid, &t);
+	if (!r) {
+		proc_add(&ss, t);
+		r = session_profile(&ss, false);
+	}
+	if (r)
+		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+	session_teardown(&ss);
+	return r ? CLI_EXIT_ERROR : 0;
+}
