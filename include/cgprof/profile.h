@@ -73,13 +73,14 @@ struct cg_profile_frame {
 };
 
 /* A call-tree node: one distinct stack prefix. Node 0 is the root, which
- * has no frame. self[] counts the samples whose leaf is this node. */
+ * has no frame. Its self counts (samples whose leaf it is) are kept apart,
+ * since most nodes have none: see profile_node_self(). */
 struct cg_profile_node {
 	uint32_t parent;  /* CG_PROFILE_NONE for the root */
 	uint32_t frame;   /* index for profile_frame(); NONE for the root */
 	uint32_t child;   /* first child, or CG_PROFILE_NONE */
 	uint32_t sibling; /* next child of the same parent, or NONE */
-	uint32_t self[CG_ST__COUNT];
+	uint32_t counts;  /* private: where the self counts are, or NONE */
 };
 
 enum cg_runtime profile_runtime(const struct cg_profile *p);
@@ -97,9 +98,12 @@ uint32_t profile_node_count(const struct cg_profile *p);
 const struct cg_profile_node *profile_node(const struct cg_profile *p, uint32_t i);
 uint32_t profile_frame_count(const struct cg_profile *p);
 const struct cg_profile_frame *profile_frame(const struct cg_profile *p, uint32_t i);
-/* Sum of n->self over the states; over the non-idle states only when
+/* Self counts of a node, CG_ST__COUNT of them indexed by enum cg_state
+ * (all zero for a node no sample ended in). */
+const uint32_t *profile_node_self(const struct cg_profile *p, uint32_t node);
+/* Sum of the self counts over the states; over the on-CPU states only when
  * include_idle is false (RUNNING and NATIVE count as on-CPU). */
-uint64_t profile_node_total(const struct cg_profile_node *n, bool include_idle);
+uint64_t profile_node_total(const struct cg_profile *p, uint32_t node, bool include_idle);
 bool profile_state_on_cpu(enum cg_state s);
 
 /* Call fn for every node with samples, with its stack root first

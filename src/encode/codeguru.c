@@ -178,7 +178,7 @@ static int cgc_collect(struct cgc *c, struct cgc_level *lv, uint32_t parent)
 		if (f->kind == CG_FK_THREAD || f->kind == CG_FK_PROCESS) {
 			/* Not code: its samples and children belong one up. */
 			for (int s = 0; s < CG_ST__COUNT; s++)
-				lv->extra[s] += n->self[s];
+				lv->extra[s] += profile_node_self(p, k)[s];
 			r = cgc_collect(c, lv, k);
 			continue;
 		}
@@ -262,9 +262,9 @@ static int cgc_node(struct cgc *c, const uint32_t *group, size_t n)
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		const struct cg_profile_node *pn = profile_node(p, group[i]);
+		const uint32_t *self = profile_node_self(p, group[i]);
 		for (int s = 0; s < CG_ST__COUNT; s++)
-			counts[s] += pn->self[s];
+			counts[s] += self[s];
 	}
 	if (!n)
 		r = cgc_collect(c, &lv, 0);
@@ -394,7 +394,7 @@ int encode_codeguru(const struct cg_profile *p, const struct cg_encode_opts *o, 
 	/* sampleWeights names the states the graph uses. */
 	for (uint32_t i = 0; i < profile_node_count(p); i++)
 		for (int s = 0; s < CG_ST__COUNT; s++)
-			c.state_seen[s] |= profile_node(p, i)->self[s] != 0;
+			c.state_seen[s] |= profile_node_self(p, i)[s] != 0;
 	/* The small parts through jansson; the call graph, which can hold
 	 * hundreds of thousands of nodes, streams straight out (a jansson
 	 * tree of it would cost ~1 KB a node). */

@@ -12,7 +12,7 @@ static int collapsed_stack(const struct cg_profile *p, uint32_t node, const uint
 {
 	struct collapsed_ctx *c = arg;
 	/* The session decides which states are recorded; all of them count. */
-	uint64_t n = profile_node_total(profile_node(p, node), true);
+	uint64_t n = profile_node_total(p, node, true);
 	if (!n)
 		return 0;
 	for (uint32_t i = 0; i < depth; i++) {

@@ -44,7 +44,7 @@ static int fg_layout(struct fg *g)
 	/* A child's index is always above its parent's (it is created after
 	 * it), so one backward pass sums totals, one forward pass places. */
 	for (uint32_t i = 0; i < n; i++) {
-		g->total[i] = profile_node_total(profile_node(p, i), true);
+		g->total[i] = profile_node_total(p, i, true);
 		g->depth[i] = i ? g->depth[profile_node(p, i)->parent] + 1 : 0;
 		if (g->depth[i] > g->max_depth)
 			g->max_depth = g->depth[i];
@@ -73,7 +73,7 @@ static int fg_layout(struct fg *g)
 			kids[k++] = c;
 		qsort(kids, k, sizeof(*kids), fg_cmp);
 		/* Self samples of i sit at its left edge, children after. */
-		uint64_t x = g->start[i] + profile_node_total(profile_node(p, i), true);
+		uint64_t x = g->start[i] + profile_node_total(p, i, true);
 		for (uint32_t j = 0; j < k; j++) {
 			g->start[kids[j]] = x;
 			x += g->total[kids[j]];
@@ -290,7 +290,7 @@ int encode_flamegraph(const struct cg_profile *p, const struct cg_encode_opts *o
 		const char *label = encode_label(&l, profile_node(p, i)->frame);
 		double x = FG_PAD + (double)g.start[i] / (double)total * span;
 		double y = base - FG_ROW * (double)g.depth[i];
-		uint64_t self = profile_node_total(profile_node(p, i), true);
+		uint64_t self = profile_node_total(p, i, true);
 		snprintf(info, sizeof(info), "%s (%llu samples, %.2f%%; self %llu)", label,
 			 (unsigned long long)g.total[i], 100.0 * (double)g.total[i] / (double)total,
 			 (unsigned long long)self);

@@ -222,8 +222,7 @@ static int pp_stack(const struct cg_profile *p, uint32_t node, const uint32_t *f
 		    uint32_t depth, void *arg)
 {
 	struct pp *c = arg;
-	const struct cg_profile_node *n = profile_node(p, node);
-	uint64_t all = profile_node_total(n, true), cpu = profile_node_total(n, false);
+	uint64_t all = profile_node_total(p, node, true), cpu = profile_node_total(p, node, false);
 	uint32_t skip = 0;
 	int r = 0;
 	if (!all)

@@ -20,7 +20,7 @@ static int ss_stack(const struct cg_profile *p, uint32_t node, const uint32_t *f
 		    uint32_t depth, void *arg)
 {
 	struct ss_ctx *c = arg;
-	uint64_t n = profile_node_total(profile_node(p, node), true);
+	uint64_t n = profile_node_total(p, node, true);
 	if (!n)
 		return 0;
 	if (!c->first)

@@ -45,10 +45,18 @@ struct cg_profile {
 	uint32_t nframes, frames_cap;
 	struct cg_map frame_ix;
 
-	/* Tree: (parent << 32 | frame + 1) -> child index into nodes[]. */
+	/* Tree. child_slots is an open-addressing set of node indices
+	 * hashed by (parent, frame): 4 bytes a slot, the key is read back
+	 * from the node. 0 (the root, never a child) marks a free slot. */
 	struct cg_profile_node *nodes;
 	uint32_t nnodes, nodes_cap;
-	struct cg_map child_ix;
+	uint32_t *child_slots;
+	uint32_t child_cap; /* power of two */
+
+	/* Self counts, only for nodes some sample ended in (a minority:
+	 * the inner frames of every stack have none). */
+	uint32_t (*counts)[CG_ST__COUNT];
+	uint32_t ncounts, counts_cap;
 
 	uint32_t frame_truncated; /* "<Truncated>": root side cut at max_depth */
 	uint32_t frame_full;      /* "(truncated)": a cap was reached */
@@ -65,6 +73,23 @@ struct cg_profile {
 };
 
 static uint64_t nonzero(uint64_t h) { return h ? h : 1; }
+
+/* A word at a time: frame names and paths are hashed on every sample, and
+ * util's byte-wise FNV costs several times more on 60-byte paths. */
+static uint64_t str_hash(const char *s, size_t n, uint64_t seed)
+{
+	const uint64_t k1 = 0x9e3779b97f4a7c15ULL, k2 = 0xc2b2ae3d27d4eb4fULL;
+	uint64_t h = seed ^ (n * k2), w;
+	for (; n >= 8; s += 8, n -= 8) {
+		memcpy(&w, s, 8);
+		w *= k1;
+		h = ((h ^ w) << 27 | (h ^ w) >> 37) * k2;
+	}
+	w = 0;
+	memcpy(&w, s, n);
+	h ^= w * k1;
+	return cg_hash64(h);
+}
 
 static char *arena_copy(struct cg_profile *p, const char *s, size_t n)
 {
@@ -90,7 +115,7 @@ static char *arena_copy(struct cg_profile *p, const char *s, size_t n)
 /* The interned copy of s[0..n), or NULL on -ENOMEM. */
 static const char *intern(struct cg_profile *p, const char *s, size_t n)
 {
-	uint64_t key = nonzero(cg_hash_bytes(s, n, 0x5157));
+	uint64_t key = nonzero(str_hash(s, n, 0x5157));
 	for (int i = 0; i < PROBE_MAX; i++, key = nonzero(cg_hash64(key))) {
 		uint64_t v;
 		if (!cg_map_get(&p->strings, key, &v)) {
@@ -109,9 +134,9 @@ static const char *intern(struct cg_profile *p, const char *s, size_t n)
 static uint64_t frame_hash(const char *name, size_t nlen, const char *file, size_t flen,
 			   int32_t line, uint8_t kind)
 {
-	uint64_t h = cg_hash_bytes(name, nlen, kind);
+	uint64_t h = str_hash(name, nlen, kind);
 	if (file)
-		h = cg_hash_bytes(file, flen, h ^ 0x9e3779b97f4a7c15ULL);
+		h = str_hash(file, flen, h ^ 0x9e3779b97f4a7c15ULL);
 	return nonzero(cg_hash64(h ^ ((uint64_t)(uint32_t)line << 8)));
 }
 
@@ -185,6 +210,7 @@ static int64_t node_new(struct cg_profile *p, uint32_t parent, uint32_t frame)
 	n->frame = frame;
 	n->child = CG_PROFILE_NONE;
 	n->sibling = CG_PROFILE_NONE;
+	n->counts = CG_PROFILE_NONE;
 	if (parent != CG_PROFILE_NONE) {
 		/* Push front: O(1) on growth. Encoders that care about order
 		 * sort (flame graph) or do not depend on it. */
@@ -194,22 +220,66 @@ static int64_t node_new(struct cg_profile *p, uint32_t parent, uint32_t frame)
 	return i;
 }
 
+static uint32_t child_hash(uint32_t parent, uint32_t frame)
+{
+	return (uint32_t)cg_hash64((uint64_t)parent << 32 | frame);
+}
+
+static int child_grow(struct cg_profile *p)
+{
+	uint32_t cap = p->child_cap ? p->child_cap * 2 : 1024;
+	uint32_t *slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < p->child_cap; i++) {
+		uint32_t n = p->child_slots[i];
+		if (!n)
+			continue;
+		uint32_t j = child_hash(p->nodes[n].parent, p->nodes[n].frame) & (cap - 1);
+		while (slots[j])
+			j = (j + 1) & (cap - 1);
+		slots[j] = n;
+	}
+	free(p->child_slots);
+	p->child_slots = slots;
+	p->child_cap = cap;
+	return 0;
+}
+
 static int64_t node_child(struct cg_profile *p, uint32_t parent, uint32_t frame, bool force)
 {
-	uint64_t key = ((uint64_t)parent << 32) | ((uint64_t)frame + 1);
-	uint64_t v;
-	if (cg_map_get(&p->child_ix, key, &v) && v) /* 0: a failed insert */
-		return (int64_t)v;
+	/* Keep the load under 3/4 so probes stay short. */
+	if ((uint64_t)(p->nnodes + 1) * 4 > (uint64_t)p->child_cap * 3 && child_grow(p))
+		return -ENOMEM;
+	uint32_t mask = p->child_cap - 1, j = child_hash(parent, frame) & mask;
+	for (uint32_t n; (n = p->child_slots[j]); j = (j + 1) & mask)
+		if (p->nodes[n].parent == parent && p->nodes[n].frame == frame)
+			return n;
 	if (!force && p->nnodes >= p->lim.max_nodes)
 		return -ENOSPC;
-	/* Make room in the index first, so a node is never linked into the
-	 * tree without being findable. */
-	if (cg_map_put(&p->child_ix, key, p->nnodes))
-		return -ENOMEM;
 	int64_t i = node_new(p, parent, frame);
-	if (i < 0)
-		(void)cg_map_put(&p->child_ix, key, 0); /* 0 = root: never a child */
+	if (i >= 0)
+		p->child_slots[j] = (uint32_t)i;
 	return i;
+}
+
+/* The self counts of node i, made on first use; NULL on -ENOMEM. */
+static uint32_t *node_counts(struct cg_profile *p, uint32_t i)
+{
+	struct cg_profile_node *n = &p->nodes[i];
+	if (n->counts == CG_PROFILE_NONE) {
+		if (p->ncounts == p->counts_cap) {
+			uint32_t cap = p->counts_cap ? p->counts_cap * 2 : 256;
+			void *nc = realloc(p->counts, cap * sizeof(*p->counts));
+			if (!nc)
+				return NULL;
+			p->counts = nc;
+			p->counts_cap = cap;
+		}
+		memset(p->counts[p->ncounts], 0, sizeof(p->counts[0]));
+		n->counts = p->ncounts++;
+	}
+	return p->counts[n->counts];
 }
 
 struct cg_profile *profile_new(enum cg_runtime rt, const struct cg_profile_limits *lim)
@@ -230,7 +300,6 @@ struct cg_profile *profile_new(enum cg_runtime rt, const struct cg_profile_limit
 	p->cpu_time_s = -1;
 	cg_map_init(&p->strings);
 	cg_map_init(&p->frame_ix);
-	cg_map_init(&p->child_ix);
 	cg_map_init(&p->tids);
 	int64_t t = frame_id(p, "<Truncated>", NULL, 0, CG_FK_TRUNCATED, true);
 	int64_t f = frame_id(p, "(truncated)", NULL, 0, CG_FK_TRUNCATED, true);
@@ -264,7 +333,8 @@ void profile_free(struct cg_profile *p)
 	}
 	cg_map_free(&p->strings);
 	cg_map_free(&p->frame_ix);
-	cg_map_free(&p->child_ix);
+	free(p->child_slots);
+	free(p->counts);
 	cg_map_free(&p->tids);
 	free(p->frames);
 	free(p->nodes);
@@ -332,8 +402,9 @@ int profile_add_sample(struct cg_profile *p, const struct cg_sample *s)
 		int64_t f = frame_id(p, fr->name, fr->file, fr->line, fr->kind, false);
 		node = f < 0 ? f : node_child(p, (uint32_t)node, (uint32_t)f, false);
 	}
-	if (node >= 0) {
-		count_add(&p->nodes[node].self[st]);
+	uint32_t *c = node >= 0 ? node_counts(p, (uint32_t)node) : NULL;
+	if (c) {
+		count_add(&c[st]);
 		return 0;
 	}
 	/* A cap (or memory) ran out: the sample still counts, in one node
@@ -347,8 +418,12 @@ int profile_add_sample(struct cg_profile *p, const struct cg_sample *s)
 		}
 		p->node_full = (uint32_t)t;
 	}
-	count_add(&p->nodes[p->node_full].self[st]);
 	p->lost[CG_LOST_FULL]++;
+	if (!(c = node_counts(p, p->node_full))) {
+		p->samples--;
+		return -ENOMEM;
+	}
+	count_add(&c[st]);
 	return -ENOSPC;
 }
 
@@ -393,12 +468,21 @@ const struct cg_profile_frame *profile_frame(const struct cg_profile *p, uint32_
 
 bool profile_state_on_cpu(enum cg_state s) { return s == CG_ST_RUNNING || s == CG_ST_NATIVE; }
 
-uint64_t profile_node_total(const struct cg_profile_node *n, bool include_idle)
+const uint32_t *profile_node_self(const struct cg_profile *p, uint32_t node)
 {
+	static const uint32_t none[CG_ST__COUNT];
+	if (node >= p->nnodes || p->nodes[node].counts == CG_PROFILE_NONE)
+		return none;
+	return p->counts[p->nodes[node].counts];
+}
+
+uint64_t profile_node_total(const struct cg_profile *p, uint32_t node, bool include_idle)
+{
+	const uint32_t *c = profile_node_self(p, node);
 	uint64_t t = 0;
 	for (int s = 0; s < CG_ST__COUNT; s++)
 		if (include_idle || profile_state_on_cpu((enum cg_state)s))
-			t += n->self[s];
+			t += c[s];
 	return t;
 }
 
@@ -441,10 +525,7 @@ int profile_walk_subtree(const struct cg_profile *p, uint32_t top, profile_stack
 		}
 		frames[d] = n->frame;
 		path[++d] = cur;
-		bool has = false;
-		for (int s = 0; s < CG_ST__COUNT; s++)
-			has |= n->self[s] != 0;
-		if (has && (r = fn(p, cur, frames, d, arg)))
+		if (n->counts != CG_PROFILE_NONE && (r = fn(p, cur, frames, d, arg)))
 			goto out;
 		if (n->child != CG_PROFILE_NONE) {
 			cur = n->child;
@@ -529,7 +610,8 @@ double profile_cpu_time_s(const struct cg_profile *p) { return p->cpu_time_s; }
 size_t profile_memory_bytes(const struct cg_profile *p)
 {
 	/* Every map slot holds a key and a value. */
-	size_t maps = (p->strings.cap + p->frame_ix.cap + p->child_ix.cap + p->tids.cap) * 16;
+	size_t maps = (p->strings.cap + p->frame_ix.cap + p->tids.cap) * 16;
 	return sizeof(*p) + p->arena_bytes + maps + (size_t)p->frames_cap * sizeof(*p->frames) +
-	       (size_t)p->nodes_cap * sizeof(*p->nodes);
+	       (size_t)p->nodes_cap * sizeof(*p->nodes) + (size_t)p->child_cap * sizeof(uint32_t) +
+	       (size_t)p->counts_cap * sizeof(*p->counts);
 }

@@ -37,7 +37,7 @@ static int collect_fn(const struct cg_profile *p, uint32_t node, const uint32_t 
 		strcat(l, i ? ";" : "");
 		strcat(l, profile_frame(p, frames[i])->name);
 	}
-	c->counts[c->n++] = profile_node_total(profile_node(p, node), true);
+	c->counts[c->n++] = profile_node_total(p, node, true);
 	return 0;
 }
 
@@ -74,9 +74,9 @@ START_TEST(test_tree_and_states)
 	for (uint32_t i = 0; i < profile_node_count(p); i++) {
 		const struct cg_profile_node *n = profile_node(p, i);
 		if (n->frame != CG_PROFILE_NONE && !strcmp(profile_frame(p, n->frame)->name, "c")) {
-			ck_assert_uint_eq(n->self[CG_ST_RUNNING], 2);
-			ck_assert_uint_eq(n->self[CG_ST_IDLE], 1);
-			ck_assert_uint_eq(profile_node_total(n, false), 2);
+			ck_assert_uint_eq(profile_node_self(p, i)[CG_ST_RUNNING], 2);
+			ck_assert_uint_eq(profile_node_self(p, i)[CG_ST_IDLE], 1);
+			ck_assert_uint_eq(profile_node_total(p, i, false), 2);
 		}
 	}
 	profile_free(p);
