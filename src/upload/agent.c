@@ -305,6 +305,8 @@ out:
 	return r;
 }
 
+/* A numeric string parameter divided by div; def (already in the target
+ * unit) when absent or malformed. */
 static uint32_t param_u32(json_t *params, const char *name, uint32_t def, uint32_t div)
 {
 	json_t *v = json_object_get(params, name);
@@ -347,9 +349,9 @@ int agent_parse_configuration(const char *text, size_t len, struct cg_agent_para
 		p->sampling_interval_ms =
 			param_u32(ap, "SamplingIntervalInMilliseconds", p->sampling_interval_ms, 1);
 		p->reporting_interval_s =
-			param_u32(ap, "ReportingIntervalInMilliseconds", p->reporting_interval_s * 1000u, 1000);
+			param_u32(ap, "ReportingIntervalInMilliseconds", p->reporting_interval_s, 1000);
 		p->min_reporting_s = param_u32(ap, "MinimumTimeForReportingInMilliseconds",
-					       p->min_reporting_s * 1000u, 1000);
+					       p->min_reporting_s, 1000);
 		p->memory_limit_percent =
 			param_u32(ap, "MemoryUsageLimitPercent", p->memory_limit_percent, 1);
 		p->max_stack_depth = param_u32(ap, "MaxStackDepth", p->max_stack_depth, 1);

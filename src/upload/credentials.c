@@ -459,7 +459,7 @@ int cred_chain_get(struct cred_chain *ch, bool force_refresh, struct cred *out)
 			cred_clear(&ch->cur);
 			ch->cur = fresh;
 			ch->have = true;
-		} else if (ch->have && ch->cur.expiration > now) {
+		} else if (ch->have && (!ch->cur.expiration || ch->cur.expiration > now)) {
 			/* Refresh failed but what we hold still works. */
 			cg_warn("credentials refresh failed; using the current ones until they expire");
 			r = 0;

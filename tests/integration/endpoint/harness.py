@@ -1,0 +1,133 @@
+"""Test-side helpers for the fake endpoint: a throwaway CA and server
+certificate made with the openssl CLI, and starting/stopping server.py and
+metadata.py as subprocesses on 127.0.0.1."""
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PY = "/usr/bin/python3"
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_pki(d, name="ca"):
+    """CA + a server certificate for 127.0.0.1/localhost signed by it.
+    Returns dict(ca=, cert=, key=, pin=) paths and the key's sha256 pin."""
+    os.makedirs(d, exist_ok=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+            "-out", name + ".pem", "-days", "2", "-subj", "/CN=cgprof test CA " + name,
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + "-server.key",
+            "-out", name + "-server.csr", "-subj", "/CN=127.0.0.1", cwd=d)
+    ext = os.path.join(d, name + "-ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", name + "-server.csr", "-CA", name + ".pem", "-CAkey",
+            name + ".key", "-CAcreateserial", "-out", name + "-server.pem", "-days", "2",
+            "-extfile", ext, cwd=d)
+    der = subprocess.run(["openssl", "x509", "-in", os.path.join(d, name + "-server.pem"),
+                          "-pubkey", "-noout"], capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=der,
+                          capture_output=True, check=True).stdout
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    return {"ca": os.path.join(d, name + ".pem"), "cert": os.path.join(d, name + "-server.pem"),
+            "key": os.path.join(d, name + "-server.key"), "pin": pin}
+
+
+def wait_port(d, proc, timeout=20):
+    path = os.path.join(d, "port")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                return int(f.read())
+        if proc.poll() is not None:
+            raise RuntimeError("server exited: %s" % proc.stderr.read())
+        time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+class Endpoint:
+    """server.py in a subprocess; stop() and start() again on the same port
+    simulate an endpoint that goes down and comes back."""
+
+    def __init__(self, d, pki, access_key, secret, region="us-east-1"):
+        self.dir, self.pki = d, pki
+        self.args = ["--access-key", access_key, "--secret", secret, "--region", region]
+        self.port = 0
+        self.proc = None
+        os.makedirs(d, exist_ok=True)
+
+    def start(self):
+        try:
+            os.unlink(os.path.join(self.dir, "port"))
+        except FileNotFoundError:
+            pass
+        self.proc = subprocess.Popen(
+            [PY, os.path.join(HERE, "server.py"), "--dir", self.dir, "--cert", self.pki["cert"],
+             "--key", self.pki["key"], "--port", str(self.port)] + self.args,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.port = wait_port(self.dir, self.proc)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d" % self.port
+
+    def control(self, **kw):
+        tmp = os.path.join(self.dir, "control.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(kw, f)
+        os.replace(tmp, os.path.join(self.dir, "control.json"))
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "log.jsonl")) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+    def profiles(self):
+        d = os.path.join(self.dir, "profiles")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+class Metadata:
+    def __init__(self, d, access_key, secret, token="session-token-from-metadata",
+                 expires_in=3600, auth_token=""):
+        os.makedirs(d, exist_ok=True)
+        self.dir = d
+        self.proc = subprocess.Popen(
+            [PY, os.path.join(HERE, "metadata.py"), "--dir", d, "--access-key", access_key,
+             "--secret", secret, "--token", token, "--expires-in", str(expires_in),
+             "--auth-token", auth_token],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.port = wait_port(d, self.proc)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "log.jsonl")) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
