@@ -280,6 +280,20 @@ class EncodersTest(unittest.TestCase):
         _, _, jroot = self.read_svg("java")
         self.assertIn("java.lang.String", "".join(jroot.itertext()))
 
+    def test_svg_script_runs(self):
+        node = shutil.which("node") or shutil.which("nodejs")
+        if not node:
+            self.skipTest("node not installed: the SVG's script is not exercised")
+        r = subprocess.run([node, os.path.join(DATA, "svg-dom-shim.js"), self.path("python.svg")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn("details: Job.crunch (/app/job.py:7) (6 samples", out)
+        self.assertIn("zoomed width 1180 ", out)       # the clicked frame fills the width
+        self.assertIn("after reset width 505.7", out)  # 6/14 of 1180 again
+        self.assertIn("matched: Matched: 57.1%", out)  # crunch 6 + deep 2 of 14
+        self.assertIn('cleared: " " Search', out)
+
     def test_all_five_agree_on_totals_and_top_frames(self):
         results = {}
         collapsed, _ = self.read_collapsed("python")

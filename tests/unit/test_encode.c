@@ -208,6 +208,49 @@ START_TEST(test_flamegraph)
 }
 END_TEST
 
+START_TEST(test_empty_profile)
+{
+	/* A window with no samples still encodes in every format. */
+	struct cg_profile *p = profile_new(CG_RT_PYTHON, NULL);
+	for (int f = CG_FMT_COLLAPSED; f <= CG_FMT_CODEGURU; f++) {
+		size_t n = 0;
+		char *s = encode_str(f, p, &n);
+		if (f == CG_FMT_COLLAPSED)
+			ck_assert_uint_eq(n, 0);
+		else
+			ck_assert_uint_gt(n, 0);
+		if (f == CG_FMT_SPEEDSCOPE || f == CG_FMT_CODEGURU) {
+			json_error_t err;
+			json_t *j = json_loads(s, 0, &err);
+			ck_assert_msg(j != NULL, "%s: %s", encode_format_name(f), err.text);
+			json_decref(j);
+		}
+		free(s);
+	}
+	profile_free(p);
+}
+END_TEST
+
+START_TEST(test_bad_utf8_stays_valid)
+{
+	/* Names from the target are untrusted bytes; JSON must stay valid. */
+	struct cg_profile *p = profile_new(CG_RT_PYTHON, NULL);
+	struct cg_frame f = {"caf\xc3\xa9_\xff\xfe\"q\"", "/a/\x80" "b.py", 1, CG_FK_PYTHON};
+	struct cg_sample smp = {.tid = 1, .nframes = 1, .frames = &f};
+	profile_add_sample(p, &smp);
+	for (int fmt = CG_FMT_SPEEDSCOPE; fmt <= CG_FMT_CODEGURU; fmt += CG_FMT_CODEGURU - CG_FMT_SPEEDSCOPE) {
+		char *s = encode_str(fmt, p, NULL);
+		json_error_t err;
+		json_t *j = json_loads(s, 0, &err);
+		ck_assert_msg(j != NULL, "%s: %s", encode_format_name(fmt), err.text);
+		ck_assert_ptr_nonnull(strstr(s, "caf\xc3\xa9"));
+		json_decref(j);
+		free(s);
+	}
+	profile_free(p);
+}
+END_TEST
+
 /* Not a test of its own: the files for the independent readers. */
 START_TEST(test_write_files)
 {
@@ -243,6 +286,8 @@ static Suite *encode_suite(void)
 	tcase_add_test(tc, test_format_names);
 	tcase_add_test(tc, test_speedscope);
 	tcase_add_test(tc, test_flamegraph);
+	tcase_add_test(tc, test_empty_profile);
+	tcase_add_test(tc, test_bad_utf8_stays_valid);
 	tcase_add_test(tc, test_write_files);
 	suite_add_tcase(s, tc);
 	return s;
