@@ -131,3 +131,15 @@ class Metadata:
                 return [json.loads(l) for l in f if l.strip()]
         except FileNotFoundError:
             return []
+
+
+def clean_env(home, **extra):
+    """An environment with no AWS settings of the caller's, HOME in a temp
+    dir (no real ~/.aws), metadata off unless a test turns it on, and
+    proxies off so nothing leaves 127.0.0.1."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AWS_") and k.lower() not in
+           ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env.update(HOME=home, AWS_EC2_METADATA_DISABLED="true", NO_PROXY="127.0.0.1,localhost")
+    env.update(extra)
+    return env

@@ -1,0 +1,311 @@
+"""Uploading to a loopback profiling-group endpoint that verifies every
+signature with botocore: what arrives, what is refused and said clearly,
+what is retried (with the same profile token) and what is not.
+
+Most tests drive the uploader through build/tests/unit/test_upload (the
+driver mode of the unit-test binary); the end-to-end ones run
+`cgprof run --profiling-group ...` when this build's CLI supports it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from cgtest import BUILD, CGPROF
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "endpoint"))
+import harness  # noqa: E402
+
+DRIVER = os.path.join(BUILD, "tests", "unit", "test_upload")
+AK = "AKIDCGPROFTEST"
+SECRET = "cgprof/test+secret/Do-Not-Print-Me"
+GROUP = "cgprof-test_group"
+BODY = b'{"start":1764000000000,"end":1764000060000,"agentMetadata":{},"callgraph":{}}'
+
+
+def have_tools():
+    if not os.access(DRIVER, os.X_OK):
+        return "%s not built (make unit-bin)" % DRIVER
+    if not shutil.which("openssl"):
+        return "openssl CLI missing"
+    try:
+        import botocore  # noqa: F401
+    except ImportError:
+        return "python3-botocore missing"
+    return None
+
+
+class UploadBase(unittest.TestCase):
+    pki = None
+    tmp = None
+
+    @classmethod
+    def setUpClass(cls):
+        why = have_tools()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.tmp = tempfile.mkdtemp(prefix="cgprof-upload-")
+        cls.pki = harness.make_pki(os.path.join(cls.tmp, "pki"))
+        cls.other = harness.make_pki(os.path.join(cls.tmp, "pki-other"), "other")
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.tmp:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=self.tmp)
+        self.ep = harness.Endpoint(os.path.join(self.dir, "ep"), self.pki, AK, SECRET).start()
+        self.home = os.path.join(self.dir, "home")
+        os.makedirs(self.home)
+        self.body = os.path.join(self.dir, "body.json")
+        with open(self.body, "wb") as f:
+            f.write(BODY)
+        self.env = harness.clean_env(self.home, AWS_ACCESS_KEY_ID=AK,
+                                     AWS_SECRET_ACCESS_KEY=SECRET)
+
+    def tearDown(self):
+        self.ep.stop()
+
+    def drive(self, *args, env=None, ca=True, endpoint=True, timeout=60):
+        cmd = [DRIVER, "--group", GROUP, "--region", "us-east-1", "--retries", "3"]
+        if endpoint:
+            cmd += ["--endpoint", self.ep.url]
+        if ca:
+            cmd += ["--ca-file", self.pki["ca"]]
+        return subprocess.run(cmd + list(args), env=env or self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def posts(self):
+        return [l for l in self.ep.log() if l.get("op") == "PostAgentProfile"]
+
+
+class Upload(UploadBase):
+    def test_profile_arrives_signed_as_botocore_signs(self):
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        [rec] = self.posts()
+        self.assertEqual(rec["status"], 204)
+        self.assertEqual(rec["signed_headers"], "content-type;host;x-amz-date")
+        self.assertEqual(rec["headers"]["content-type"], "application/json")
+        self.assertNotIn("x-amz-content-sha256", rec["headers"])
+        with open(os.path.join(self.ep.dir, "profiles", rec["file"]), "rb") as f:
+            self.assertEqual(f.read(), BODY)
+        self.assertEqual(r.stdout.split()[1], rec["token"])
+
+    def test_session_token_signed(self):
+        env = dict(self.env, AWS_SESSION_TOKEN="FwoGZXIvYXdzEXAMPLEtoken//+=")
+        r = self.drive("post", self.body, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        [rec] = self.posts()
+        self.assertEqual(rec["signed_headers"], "content-type;host;x-amz-date;x-amz-security-token")
+
+    def test_configure_agent_parameters(self):
+        conf = {"shouldProfile": False, "periodInSeconds": 42,
+                "agentParameters": {"SamplingIntervalInMilliseconds": "25",
+                                    "ReportingIntervalInMilliseconds": "120000",
+                                    "MinimumTimeForReportingInMilliseconds": "30000",
+                                    "MemoryUsageLimitPercent": "5",
+                                    "MaxStackDepth": "321"}}
+        self.ep.control(configuration=conf)
+        r = self.drive("configure")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p = json.loads(r.stdout)
+        self.assertEqual(p, {"should_profile": False, "sampling_interval_ms": 25,
+                             "reporting_interval_s": 120, "min_reporting_s": 30,
+                             "memory_limit_percent": 5, "max_stack_depth": 321,
+                             "period_s": 42})
+        [rec] = [l for l in self.ep.log() if l.get("op") == "ConfigureAgent"]
+        self.assertIn("fleetInstanceId", rec["request"])
+
+    def test_wrong_secret_clear_error_not_retried(self):
+        env = dict(self.env, AWS_SECRET_ACCESS_KEY="not-the-secret")
+        r = self.drive("post", self.body, env=env)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn("refused the credentials", r.stderr)
+        self.assertIn("InvalidSignatureException", r.stderr)
+        self.assertNotIn("not-the-secret", r.stderr + r.stdout)
+        self.assertEqual(len(self.posts()), 1)
+
+    def test_clock_skew_reported(self):
+        self.ep.control(clock_offset=3600)
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn("clock skew", r.stderr)
+        self.assertRegex(r.stderr, r"-3[56]\d\ds off")
+        self.assertEqual(len(self.posts()), 1)
+
+    def test_unknown_ca_refused(self):
+        r = self.drive("post", self.body, ca=False)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn("TLS verification refused", r.stderr)
+        self.assertEqual(self.posts(), [])
+        # Another CA's bundle does not help either.
+        r = self.drive("--ca-file", self.other["ca"], "post", self.body, ca=False)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertEqual(self.posts(), [])
+
+    def test_aws_ca_bundle(self):
+        env = dict(self.env, AWS_CA_BUNDLE=self.pki["ca"])
+        r = self.drive("post", self.body, env=env, ca=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_pin(self):
+        bad = self.other["pin"]
+        r = self.drive("--pin-sha256", bad, "post", self.body)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn("pin", r.stderr)
+        self.assertEqual(self.posts(), [])
+        r = self.drive("--pin-sha256", self.pki["pin"], "post", self.body)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.drive("--pin-sha256", "sha256//" + self.pki["pin"], "post", self.body)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_endpoint_from_environment(self):
+        env = dict(self.env, AWS_ENDPOINT_URL_CODEGURUPROFILER=self.ep.url,
+                   AWS_ENDPOINT_URL="https://127.0.0.1:1")
+        r = self.drive("post", self.body, env=env, endpoint=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_5xx_retried_with_same_token(self):
+        self.ep.control(fail={"status": 503, "type": "InternalServerException", "count": 2,
+                              "op": "PostAgentProfile"})
+        r = self.drive("post", self.body, "0f8fad5b-d9cb-469f-a165-70867728950e")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        posts = self.posts()
+        self.assertEqual([p["status"] for p in posts], [503, 503, 204])
+        self.assertEqual({p["token"] for p in posts}, {"0f8fad5b-d9cb-469f-a165-70867728950e"})
+        self.assertEqual(len(self.ep.profiles()), 1)
+
+    def test_throttling_retried_then_gives_up_as_retry_later(self):
+        self.ep.control(fail={"status": 429, "type": "ThrottlingException", "count": 1})
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.ep.control(fail={"status": 429, "type": "ThrottlingException", "count": 10})
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIn("ThrottlingException", r.stderr)
+        self.assertEqual(len(self.posts()), 2 + 3)
+
+    def test_validation_error_not_retried(self):
+        self.ep.control(fail={"status": 400, "type": "ValidationException", "count": 5,
+                              "message": "profile too large"})
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn("profile too large", r.stderr)
+        self.assertEqual(len(self.posts()), 1)
+
+    def test_endpoint_down_is_retry_later(self):
+        self.ep.stop()
+        t0 = time.monotonic()
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertLess(time.monotonic() - t0, 20)
+        self.ep.start()
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_no_secret_in_debug_output(self):
+        env = dict(self.env, CGPROF_DEBUG="1", AWS_SESSION_TOKEN="TOKEN-NEVER-SHOWN")
+        r = self.drive("configure", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r2 = self.drive("post", self.body, env=env)
+        for out in (r.stdout, r.stderr, r2.stdout, r2.stderr):
+            self.assertNotIn(SECRET, out)
+            self.assertNotIn("TOKEN-NEVER-SHOWN", out)
+
+
+def cli_supports_upload():
+    """None when `cgprof run --profiling-group` can work in this build, else
+    why not: the options, the config and spool modules, and a Python
+    sampler that profiles /usr/bin/python3 must all be there."""
+    if not os.access(CGPROF, os.X_OK):
+        return "no cgprof binary"
+    out = subprocess.run([CGPROF, "run", "--help"], capture_output=True, text=True)
+    if "--profiling-group" not in out.stdout + out.stderr:
+        return "cgprof run has no --profiling-group"
+    syms = subprocess.run(["nm", CGPROF], capture_output=True, text=True).stdout
+    for sym in ("config_load", "spool_put", "spool_drain"):
+        if not any(l.split()[-2:] == ["T", sym] for l in syms.splitlines()):
+            return "%s not linked into cgprof yet" % sym
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "probe.collapsed")
+        r = subprocess.run([CGPROF, "run", "-o", out, "--", "/usr/bin/python3", "-c",
+                            "import time\nt=time.time()\nwhile time.time()-t<1: pass"],
+                           capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, AWS_EC2_METADATA_DISABLED="true"))
+        if r.returncode != 0 or not os.path.exists(out) or not os.path.getsize(out):
+            return "cgprof cannot profile /usr/bin/python3 here: " + r.stderr.strip()[:200]
+    return None
+
+
+E2E_SKIP = cli_supports_upload()
+
+
+WORKLOAD = """
+import time
+def busy():
+    t = time.time()
+    while time.time() - t < %(secs)s:
+        sum(i * i for i in range(1000))
+busy()
+"""
+
+
+@unittest.skipIf(E2E_SKIP, E2E_SKIP or "")
+class EndToEnd(UploadBase):
+    def run_cgprof(self, secs, *opts, env=None):
+        prog = os.path.join(self.dir, "work.py")
+        with open(prog, "w") as f:
+            f.write(WORKLOAD % {"secs": secs})
+        cmd = [CGPROF, "run", "--profiling-group", GROUP, "--region", "us-east-1",
+               "--endpoint", self.ep.url, "--ca-file", self.pki["ca"],
+               "--spool", os.path.join(self.dir, "spool")] + list(opts) + \
+              ["--", "/usr/bin/python3", prog]
+        return subprocess.run(cmd, env=env or self.env, capture_output=True, text=True,
+                              timeout=120)
+
+    def short_windows(self, should_profile=True):
+        self.ep.control(configuration={
+            "shouldProfile": should_profile, "periodInSeconds": 1,
+            "agentParameters": {"SamplingIntervalInMilliseconds": "10",
+                                "ReportingIntervalInMilliseconds": "1000",
+                                "MinimumTimeForReportingInMilliseconds": "500",
+                                "MaxStackDepth": "1000"}})
+
+    def test_profiles_arrive_from_run(self):
+        self.short_windows()
+        r = self.run_cgprof(3.5, "--reporting-interval", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        posts = [p for p in self.posts() if p["status"] == 204]
+        self.assertGreaterEqual(len(posts), 2, r.stderr)
+        # Each window is a CodeGuru agent profile naming the workload.
+        found = False
+        for p in posts:
+            with open(os.path.join(self.ep.dir, "profiles", p["file"])) as f:
+                doc = json.load(f)
+            self.assertIn("callgraph", doc)
+            found |= "busy" in json.dumps(doc)
+        self.assertTrue(found, "no window mentions busy()")
+
+    def test_should_profile_false_stops_sampling(self):
+        self.short_windows(should_profile=False)
+        r = self.run_cgprof(3, "--reporting-interval", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([p for p in self.posts() if p["status"] == 204], [], r.stderr)
+        self.assertTrue([l for l in self.ep.log() if l.get("op") == "ConfigureAgent"])
+
+    def test_wrong_secret_reported_once(self):
+        self.short_windows()
+        env = dict(self.env, AWS_SECRET_ACCESS_KEY="not-the-secret")
+        r = self.run_cgprof(3, "--reporting-interval", "1", env=env)
+        self.assertIn("refused the credentials", r.stderr)
+        self.assertLessEqual(r.stderr.count("refused the credentials"), 2, r.stderr)
+        self.assertNotIn("not-the-secret", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
