@@ -16,26 +16,34 @@ struct target;
 
 extern const struct cg_sampler_ops jvm_sampler_ops;
 
-/* Default sampling rate for a JVM. Every sample is a thread dump: three
- * safepoints (PrintThreads, PrintJNI, FindDeadlocks; ~0.1-0.3 ms each,
- * median, on a small JVM) that stop every Java thread. Measured on
- * examples/java/Demo.java (two CPU-bound workers, OpenJDK 17, 2 cores),
- * throughput with sampling vs without, interleaved 5 s runs in two sessions
- * (6 + 8 runs per rate; 3 at 100 Hz), slowdown by session mean/median:
- *     10 Hz  0.7%     20 Hz  0.7-1.4%     30 Hz  1.5-2.6%
- *     50 Hz  2.7-3.4%     100 Hz  6.4%    (ceiling ~210 Hz, then -8%)
- * 20 Hz is the highest rate under the 2% budget in both sessions.
- * cgprof's own cost is ~60 us of CPU per dump. Re-measure with
- * examples/java/measure_overhead.py. */
-#define CG_JVM_DEFAULT_RATE_HZ 20
-/* Above this the slowdown passes ~3%, and the dumps (a few milliseconds
- * each, end to end) cannot keep up much beyond 200 Hz at all. */
-#define CG_JVM_MAX_RATE_HZ 50
+/* Default sampling rates for a JVM. Every sample is a thread dump: two or
+ * three safepoints (PrintThreads, PrintJNI on 17, FindDeadlocks) that stop
+ * every Java thread, ~0.4 ms together (median) on JDK 17 but ~1.1 ms on
+ * JDK 25, whose PrintThreads costs four times more. Measured on
+ * examples/java/Demo.java (two CPU-bound workers, 2 cores), throughput with
+ * sampling vs without, interleaved 5 s runs, slowdown by session mean and
+ * median (examples/java/measure_overhead.py):
+ *   OpenJDK 17.0.15 (2 sessions, 6 + 8 runs):  10 Hz 0.7%,  20 Hz 0.7-1.4%,
+ *       30 Hz 1.5-2.6%,  50 Hz 2.7-3.4%,  100 Hz 6.4%  (ceiling ~210 Hz)
+ *   Temurin 25.0.3 (3 sessions, 4-6 runs):  5 Hz 1.7-3.9% (noisy),
+ *       10 Hz 2.0-2.7%,  20 Hz 3.9-4.2%,  50 Hz 8.4-8.5%
+ * So JDK 17 and older get 20 Hz, the highest rate under the 2% budget in
+ * every session; newer JVMs (18-24 unmeasured, treated like 25) and a JVM
+ * whose version is not known get 5 Hz. cgprof's own cost is ~60 us of
+ * CPU per dump. */
+#define CG_JVM_DEFAULT_RATE_HZ 5
+#define CG_JVM_DEFAULT_RATE_HZ_JDK17 20
+/* Beyond these the slowdown passes ~3%: --rate above them draws a warning
+ * (dumps cannot keep up at all much beyond 200 Hz). */
+#define CG_JVM_MAX_RATE_HZ 10
+#define CG_JVM_MAX_RATE_HZ_JDK17 50
 
-/* The rate to sample a JVM at: CG_JVM_DEFAULT_RATE_HZ when the user gave
- * none (asked == false), else asked_hz. When asked_hz is beyond what the
- * current mechanism gives, one cg_warn() says so (the rate is kept: the
- * session counts the ticks it misses as "late"). */
+/* The rate to sample a JVM at: its default when the user gave none (asked
+ * == false), else asked_hz. When asked_hz is beyond what the mechanism
+ * gives without slowing the JVM down, one cg_warn() says so (the rate is
+ * kept; ticks the session misses count as "late"). Call it after
+ * jvm_sampler_ops.open(): the defaults depend on the version of the JVM
+ * opened last (before any, the cautious CG_JVM_DEFAULT_RATE_HZ). */
 double jvm_sampler_rate(double asked_hz, bool asked);
 
 /* One class of the heap histogram. */

@@ -56,6 +56,9 @@ int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const 
 /* The long counter `want` (e.g. "sun.rt.createVmEndTime") in the bytes of
  * a HotSpot perf data file (untrusted): 0 and *val, or -ENOENT. */
 int jvm_perf_long(const char *buf, size_t n, const char *want, int64_t *val);
+/* Java feature release from the VM line of a thread dump ("OpenJDK 64-Bit
+ * Server VM 17.0.15+6" -> 17, JDK 8's "25.202-b08" -> 8); 0 if unknown. */
+int jvm_major_version(const char *vm);
 /* Timeout for a request kind, with the CGPROF_JVM_TIMEOUT_MS override. */
 int jvm_timeout_ms(int dflt);
 

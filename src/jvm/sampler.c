@@ -21,9 +21,15 @@ struct jvm_sampler;
  * they are safepoint-biased and cost the target); a reader of HotSpot's
  * exported gHotSpotVMStructs tables from outside would be a second entry,
  * chosen in jvm_open() when it can serve the JVM found. */
+/* Rates a mechanism can sample at, by JVM major version (ascending). */
+struct jvm_rate {
+	int upto_major;
+	double default_hz, max_hz;
+};
+
 struct jvm_mech {
 	const char *name;
-	double max_rate_hz;
+	const struct jvm_rate *rates; /* last entry: upto_major INT_MAX */
 	int (*open)(struct jvm_sampler *js);
 	int (*sample)(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		      struct cg_sample_stats *stats);
@@ -36,6 +42,7 @@ struct jvm_sampler {
 	const struct jvm_mech *mech;
 	struct jvm_attach attach;
 	char version[160];
+	int major;            /* Java feature release, 0 if unknown */
 	/* attach mechanism state */
 	struct cg_buf reply;
 	struct jvm_dump dump;
@@ -106,6 +113,20 @@ static pid_t attach_host_tid(struct jvm_sampler *js, pid_t nid)
 	return nid;
 }
 
+/* "OpenJDK 64-Bit Server VM 17.0.15+6-Debian" -> 17; JDK 8's HotSpot calls
+ * itself "25.202-b08" (no '+'), which is 8, not 25. 0 if unknown. */
+int jvm_major_version(const char *vm)
+{
+	const char *v = strrchr(vm, ' ');
+	v = v ? v + 1 : vm;
+	if (*v < '0' || *v > '9')
+		return 0;
+	int major = atoi(v);
+	if (!strchr(v, '+') && strstr(v, "-b"))
+		return 8;
+	return major > 0 && major < 1000 ? major : 0;
+}
+
 /* One thread dump into js->dump. 0 or negative with cg_fail(). */
 static int attach_dump(struct jvm_sampler *js)
 {
@@ -137,6 +158,7 @@ static int attach_open(struct jvm_sampler *js)
 			       (int)js->attach.pid);
 	snprintf(js->version, sizeof(js->version), "%s",
 		 js->dump.vm[0] ? js->dump.vm : "HotSpot JVM");
+	js->major = jvm_major_version(js->version);
 	return 0;
 }
 
@@ -188,9 +210,15 @@ static void attach_close(struct jvm_sampler *js)
 	jvm_dump_free(&js->dump);
 }
 
+/* Measured: see include/cgprof/jvm.h. */
+static const struct jvm_rate jvm_attach_rates[] = {
+	{17, CG_JVM_DEFAULT_RATE_HZ_JDK17, CG_JVM_MAX_RATE_HZ_JDK17},
+	{INT_MAX, CG_JVM_DEFAULT_RATE_HZ, CG_JVM_MAX_RATE_HZ},
+};
+
 static const struct jvm_mech jvm_mech_attach = {
 	.name = "thread dumps over HotSpot attach",
-	.max_rate_hz = CG_JVM_MAX_RATE_HZ,
+	.rates = jvm_attach_rates,
 	.open = attach_open,
 	.sample = attach_sample,
 	.close = attach_close,
@@ -201,16 +229,32 @@ static const struct jvm_mech *const jvm_mechs[] = {&jvm_mech_attach};
 
 /* ---- the sampler interface ---- */
 
+/* What jvm_sampler_rate() goes by: the JVM opened last. */
+static const struct jvm_mech *jvm_opened_mech;
+static int jvm_opened_major;
+
+static const struct jvm_rate *jvm_rate_for(const struct jvm_mech *m, int major)
+{
+	const struct jvm_rate *r = m->rates;
+	if (!major) /* unknown: the cautious last entry */
+		while (r->upto_major != INT_MAX)
+			r++;
+	while (r->upto_major < major)
+		r++;
+	return r;
+}
+
 double jvm_sampler_rate(double asked_hz, bool asked)
 {
+	const struct jvm_mech *m = jvm_opened_mech ? jvm_opened_mech : jvm_mechs[0];
+	const struct jvm_rate *r = jvm_rate_for(m, jvm_opened_major);
 	if (!asked)
-		return CG_JVM_DEFAULT_RATE_HZ;
-	if (asked_hz > jvm_mechs[0]->max_rate_hz)
-		cg_warn("--rate %g Hz is more than a JVM can be sampled at with %s without "
+		return r->default_hz;
+	if (asked_hz > r->max_hz)
+		cg_warn("--rate %g Hz is more than this JVM can be sampled at with %s without "
 			"slowing it down (about %g Hz: every sample stops all Java threads at a "
-			"safepoint); expect a slower target and late samples (JVM default: %d Hz)",
-			asked_hz, jvm_mechs[0]->name, jvm_mechs[0]->max_rate_hz,
-			CG_JVM_DEFAULT_RATE_HZ);
+			"safepoint); expect a slower target and late samples (its default: %g Hz)",
+			asked_hz, m->name, r->max_hz, r->default_hz);
 	return asked_hz;
 }
 
@@ -265,6 +309,8 @@ out:
 		jvm_close(js);
 		return r;
 	}
+	jvm_opened_mech = js->mech;
+	jvm_opened_major = js->major;
 	*priv = js;
 	return 0;
 }

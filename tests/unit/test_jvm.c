@@ -557,9 +557,17 @@ END_TEST
 
 START_TEST(rate_default_and_warning)
 {
+	/* no JVM opened yet: the cautious default */
 	ck_assert(jvm_sampler_rate(100, false) == CG_JVM_DEFAULT_RATE_HZ);
 	ck_assert(jvm_sampler_rate(5, true) == 5);
 	ck_assert(jvm_sampler_rate(1000, true) == 1000); /* kept, with a warning */
+	ck_assert(CG_JVM_DEFAULT_RATE_HZ <= CG_JVM_DEFAULT_RATE_HZ_JDK17);
+	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 17.0.15+6-Debian-1deb12u1"), 17);
+	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 25.0.3+9-LTS"), 25);
+	ck_assert_int_eq(jvm_major_version("Java HotSpot(TM) 64-Bit Server VM 25.202-b08"), 8);
+	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 21+35"), 21);
+	ck_assert_int_eq(jvm_major_version("HotSpot JVM"), 0);
+	ck_assert_int_eq(jvm_major_version(""), 0);
 }
 END_TEST
 
