@@ -310,14 +310,26 @@ out:
 	return r;
 }
 
-/* "CPython 3.12.1" -> "3.12.1", as the agent's platform.python_version(). */
-static const char *bare_version(const char *v)
+/* The version number alone, as the agents send it (Python's
+ * platform.python_version()): "CPython 3.12.1" -> "3.12.1",
+ * "OpenJDK 64-Bit Server VM 17.0.15+6-Debian" -> "17.0.15+6-Debian": the
+ * first word that starts with digits and a dot. */
+static const char *bare_version(const char *v, char *buf, size_t n)
 {
 	if (!v)
 		return "unknown";
-	for (const char *q = v; *q; q++)
-		if (*q >= '0' && *q <= '9')
-			return q;
+	for (const char *q = v; *q; q++) {
+		if ((q != v && q[-1] != ' ') || *q < '0' || *q > '9')
+			continue;
+		const char *e = q;
+		while (*e >= '0' && *e <= '9')
+			e++;
+		if (*e != '.')
+			continue;
+		size_t len = strcspn(q, " ");
+		snprintf(buf, n, "%.*s", (int)len, q);
+		return buf;
+	}
 	return v;
 }
 
@@ -329,7 +341,7 @@ static json_t *cgc_metadata(struct cgc *c)
 	uint64_t duration = end > start ? end - start : 0;
 	uint64_t rounds = profile_rounds(p), samples = profile_samples(p);
 	double weight = duration ? (double)rounds / ((double)duration / 1000.0) : 1.0;
-	char host[256] = "unknown";
+	char host[256] = "unknown", version[128];
 	cpu_set_t cpus;
 	int vcpus = sched_getaffinity(0, sizeof(cpus), &cpus) ? 1 : CPU_COUNT(&cpus);
 
@@ -363,7 +375,7 @@ static json_t *cgc_metadata(struct cgc *c)
 		o->fleet_type ? o->fleet_type : "UNKNOWN", "vCPUs", vcpus, "agentInfo", "type", type,
 		"version", o->agent_version ? o->agent_version : CG_ENCODE_AGENT_VERSION,
 		"agentOverhead", overhead, "runtimeVersion",
-		bare_version(profile_runtime_version(p)), "metrics", "numThreads",
+		bare_version(profile_runtime_version(p), version, sizeof(version)), "metrics", "numThreads",
 		rounds ? (double)samples / (double)rounds : 0.0, "numTimesSampled",
 		(json_int_t)rounds);
 	if (m && profile_cpu_time_s(p) >= 0)

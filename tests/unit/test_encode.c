@@ -208,6 +208,23 @@ START_TEST(test_flamegraph)
 }
 END_TEST
 
+START_TEST(test_codeguru_runtime_version)
+{
+	struct cg_profile *p = known_java();
+	profile_set_runtime_version(p, "OpenJDK 64-Bit Server VM 17.0.15+6-Debian-1deb12u1");
+	char *s = encode_str(CG_FMT_CODEGURU, p, NULL);
+	json_t *j = json_loads(s, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_t *md = json_object_get(j, "agentMetadata");
+	ck_assert_str_eq(json_string_value(json_object_get(md, "runtimeVersion")),
+			 "17.0.15+6-Debian-1deb12u1");
+	ck_assert_int_eq(json_integer_value(json_object_get(md, "numTimesSampled")), 5);
+	json_decref(j);
+	free(s);
+	profile_free(p);
+}
+END_TEST
+
 START_TEST(test_empty_profile)
 {
 	/* A window with no samples still encodes in every format. */
@@ -286,6 +303,7 @@ static Suite *encode_suite(void)
 	tcase_add_test(tc, test_format_names);
 	tcase_add_test(tc, test_speedscope);
 	tcase_add_test(tc, test_flamegraph);
+	tcase_add_test(tc, test_codeguru_runtime_version);
 	tcase_add_test(tc, test_empty_profile);
 	tcase_add_test(tc, test_bad_utf8_stays_valid);
 	tcase_add_test(tc, test_write_files);
