@@ -42,6 +42,11 @@ int uploader_post(struct cg_uploader *u, const struct cg_batch *b);
  * (2xx; delete the batch), -EAGAIN retry later, -EACCES/-EINVAL
  * configuration or credentials wrong (keep the batch, stop draining). */
 int uploader_send(const struct cg_batch *b, void *arg);
+/* `cgprof upload`: open the config's spool and send every pending batch
+ * (signed at send time). 0 all sent; -EAGAIN some left, retry later;
+ * -EACCES/-EINVAL configuration or credentials wrong (cg_fail says which);
+ * -ENOSYS no spool in this build. Counts go to sent/left/refused. */
+int uploader_drain(const struct cg_config *c, unsigned *sent, unsigned *left, unsigned *refused);
 /* The defaults above, from the config. */
 void uploader_default_params(const struct cg_config *c, struct cg_agent_params *p);
 

@@ -7,6 +7,11 @@
 #include "cgprof/log.h"
 #include "upload_priv.h"
 
+/* Until the spool module links in, draining reports it is missing. */
+#pragma weak spool_open
+#pragma weak spool_drain
+#pragma weak spool_close
+
 struct cg_uploader {
 	struct agent a;
 };
@@ -79,4 +84,53 @@ void uploader_set_retry(struct cg_uploader *u, unsigned attempts, unsigned base_
 	u->a.retry.attempts = attempts ? attempts : 1;
 	u->a.retry.base_ms = base_ms;
 	u->a.retry.max_ms = max_ms;
+}
+
+/* Carries the first configuration error out of spool_drain, which only
+ * sees the callback's return value. */
+struct drain_ctx {
+	struct cg_uploader *u;
+	int fatal;
+};
+
+static int drain_send(const struct cg_batch *b, void *arg)
+{
+	struct drain_ctx *d = arg;
+	int r = uploader_send(b, d->u);
+	if ((r == -EACCES || r == -EINVAL) && !d->fatal)
+		d->fatal = r;
+	return r;
+}
+
+int uploader_drain(const struct cg_config *c, unsigned *sent, unsigned *left, unsigned *refused)
+{
+	struct cg_uploader *u = NULL;
+	struct cg_spool *s = NULL;
+	struct drain_ctx d = {0};
+	unsigned ns = 0, nl = 0, nr = 0;
+	int r;
+
+	if (!spool_open || !spool_drain)
+		return cg_fail(-ENOSYS, "this build has no spool");
+	if ((r = uploader_new(c, &u)))
+		goto out;
+	if ((r = spool_open(c, &s)))
+		goto out;
+	d.u = u;
+	r = spool_drain(s, drain_send, &d, &ns, &nl, &nr);
+	if (r >= 0)
+		r = d.fatal ? d.fatal : (nl ? -EAGAIN : 0);
+	if (r == -EAGAIN && !cg_lasterr()[0])
+		cg_fail(-EAGAIN, "%u batch(es) left in the spool; will retry", nl);
+out:
+	if (s && spool_close)
+		spool_close(s);
+	uploader_free(u);
+	if (sent)
+		*sent = ns;
+	if (left)
+		*left = nl;
+	if (refused)
+		*refused = nr;
+	return r;
 }
