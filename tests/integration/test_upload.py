@@ -208,6 +208,23 @@ class Upload(UploadBase):
         r = self.drive("post", self.body)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_https_proxy_and_no_proxy(self):
+        px = harness.Proxy(os.path.join(self.dir, "proxy"))
+        try:
+            env = dict(self.env, HTTPS_PROXY="http://127.0.0.1:%d" % px.port, NO_PROXY="")
+            r = self.drive("post", self.body, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual([l["request"].split()[:2] for l in px.log()],
+                             [["CONNECT", "127.0.0.1:%d" % self.ep.port]])
+            # NO_PROXY wins: straight to the endpoint, the proxy unused.
+            env = dict(env, NO_PROXY="127.0.0.1")
+            r = self.drive("post", self.body, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(len(px.log()), 1)
+            self.assertEqual(len(self.posts()), 2)
+        finally:
+            px.stop()
+
     def test_no_secret_in_debug_output(self):
         env = dict(self.env, CGPROF_DEBUG="1", AWS_SESSION_TOKEN="TOKEN-NEVER-SHOWN")
         r = self.drive("configure", env=env)

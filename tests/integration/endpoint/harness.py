@@ -143,3 +143,26 @@ def clean_env(home, **extra):
     env.update(HOME=home, AWS_EC2_METADATA_DISABLED="true", NO_PROXY="127.0.0.1,localhost")
     env.update(extra)
     return env
+
+
+class Proxy:
+    """proxy.py (CONNECT to loopback only) in a subprocess."""
+
+    def __init__(self, d):
+        os.makedirs(d, exist_ok=True)
+        self.dir = d
+        self.proc = subprocess.Popen([PY, os.path.join(HERE, "proxy.py"), "--dir", d],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.port = wait_port(d, self.proc)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "log.jsonl")) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
