@@ -36,6 +36,9 @@ struct cgc {
 	bool java;
 	FILE *out;
 	struct cg_buf key, scratch;
+	/* Each frame's key, made once: a frame recurs in many nodes. */
+	size_t *key_of; /* offset into keys, or SIZE_MAX until made */
+	struct cg_buf keys;
 	bool state_seen[CG_ST__COUNT];
 	int err;
 };
@@ -149,7 +152,7 @@ static int cgc_key(struct cgc *c, const struct cg_profile_frame *f)
  * JSON node (thread roots merged, lines merged). */
 struct cgc_item {
 	uint32_t node;
-	size_t key;
+	size_t key; /* offset into cgc.keys */
 };
 
 static const char *cgc_keys_base;
@@ -161,9 +164,9 @@ static int cgc_item_cmp(const void *a, const void *b)
 }
 
 struct cgc_level {
-	struct cgc_item *items;
+	struct cgc_item *items; /* inline until it outgrows it */
 	size_t n, cap;
-	struct cg_buf keys;
+	struct cgc_item inline_items[4];
 	uint64_t extra[CG_ST__COUNT]; /* self counts of merged-away roots */
 };
 
@@ -183,19 +186,28 @@ static int cgc_collect(struct cgc *c, struct cgc_level *lv, uint32_t parent)
 			continue;
 		}
 		if (lv->n == lv->cap) {
-			size_t cap = lv->cap ? lv->cap * 2 : 16;
-			struct cgc_item *ni = realloc(lv->items, cap * sizeof(*ni));
+			/* Most nodes have one child: no allocation for them. */
+			size_t cap = lv->cap * 2;
+			struct cgc_item *ni = lv->items == lv->inline_items
+						      ? malloc(cap * sizeof(*ni))
+						      : realloc(lv->items, cap * sizeof(*ni));
 			if (!ni)
 				return -ENOMEM;
+			if (lv->items == lv->inline_items)
+				memcpy(ni, lv->inline_items, sizeof(lv->inline_items));
 			lv->items = ni;
 			lv->cap = cap;
 		}
-		if ((r = cgc_key(c, f)))
-			break;
-		const char *key = encode_utf8(c->key.data, &c->scratch);
+		if (c->key_of[n->frame] == SIZE_MAX) {
+			if ((r = cgc_key(c, f)))
+				break;
+			const char *fresh = encode_utf8(c->key.data, &c->scratch);
+			c->key_of[n->frame] = c->keys.len;
+			if ((r = cg_buf_append(&c->keys, fresh, strlen(fresh) + 1)))
+				break;
+		}
 		lv->items[lv->n].node = k;
-		lv->items[lv->n].key = lv->keys.len;
-		r = cg_buf_append(&lv->keys, key, strlen(key) + 1);
+		lv->items[lv->n].key = c->key_of[n->frame];
 		lv->n++;
 	}
 	return r;
@@ -233,6 +245,8 @@ static int cgc_node(struct cgc *c, const uint32_t *group, size_t n)
 	const struct cg_profile *p = c->p;
 	FILE *out = c->out;
 	struct cgc_level lv = {0};
+	lv.items = lv.inline_items;
+	lv.cap = CG_ARRAY_LEN(lv.inline_items);
 	uint64_t counts[CG_ST__COUNT] = {0};
 	int r = 0;
 
@@ -275,10 +289,14 @@ static int cgc_node(struct cgc *c, const uint32_t *group, size_t n)
 	for (int s = 0; s < CG_ST__COUNT; s++)
 		counts[s] += lv.extra[s];
 	if (lv.n) {
-		cgc_keys_base = lv.keys.data;
-		qsort(lv.items, lv.n, sizeof(*lv.items), cgc_item_cmp);
+		/* Keys are offsets: deeper levels append to c->keys (which may
+		 * move) but never change what is there. Frames with the same
+		 * key (one function, other lines) sort next to each other. */
+		cgc_keys_base = c->keys.data;
+		if (lv.n > 1)
+			qsort(lv.items, lv.n, sizeof(*lv.items), cgc_item_cmp);
 		/* The sorted items become the groups of the next level. */
-		uint32_t *ids = malloc(lv.n * sizeof(*ids));
+		uint32_t one, *ids = lv.n == 1 ? &one : malloc(lv.n * sizeof(*ids));
 		if (!ids) {
 			r = -ENOMEM;
 			goto out;
@@ -288,8 +306,8 @@ static int cgc_node(struct cgc *c, const uint32_t *group, size_t n)
 		fprintf(out, "%s\"children\":{", comma ? "," : "");
 		comma = true;
 		for (size_t i = 0, j; i < lv.n && !r; i = j) {
-			const char *key = lv.keys.data + lv.items[i].key;
-			for (j = i + 1; j < lv.n && !strcmp(key, lv.keys.data + lv.items[j].key); j++)
+			const char *key = c->keys.data + lv.items[i].key;
+			for (j = i + 1; j < lv.n && !strcmp(key, c->keys.data + lv.items[j].key); j++)
 				;
 			if (i)
 				fputc(',', out);
@@ -298,15 +316,16 @@ static int cgc_node(struct cgc *c, const uint32_t *group, size_t n)
 			r = cgc_node(c, ids + i, j - i);
 		}
 		fputc('}', out);
-		free(ids);
+		if (ids != &one)
+			free(ids);
 		if (r)
 			goto out;
 	}
 	cgc_counts(c, counts, comma);
 	fputc('}', out);
 out:
-	free(lv.items);
-	cg_buf_free(&lv.keys);
+	if (lv.items != lv.inline_items)
+		free(lv.items);
 	return r;
 }
 
@@ -403,6 +422,12 @@ int encode_codeguru(const struct cg_profile *p, const struct cg_encode_opts *o, 
 	json_t *meta = NULL, *heap = NULL;
 	char *text = NULL;
 	int r = 0;
+	if (!(c.key_of = malloc((profile_frame_count(p) + 1) * sizeof(*c.key_of)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < profile_frame_count(p); i++)
+		c.key_of[i] = SIZE_MAX;
 	/* sampleWeights names the states the graph uses. */
 	for (uint32_t i = 0; i < profile_node_count(p); i++)
 		for (int s = 0; s < CG_ST__COUNT; s++)
@@ -439,5 +464,7 @@ out:
 	json_decref(heap);
 	cg_buf_free(&c.key);
 	cg_buf_free(&c.scratch);
+	cg_buf_free(&c.keys);
+	free(c.key_of);
 	return r;
 }

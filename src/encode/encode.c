@@ -188,20 +188,26 @@ const char *encode_utf8(const char *s, struct cg_buf *scratch)
 
 void encode_json_str(FILE *out, const char *s)
 {
-	const unsigned char *c = (const unsigned char *)s;
+	const unsigned char *c = (const unsigned char *)s, *run = c;
 	fputc('"', out);
+	/* Plain text goes out in runs: encoders write millions of bytes. */
 	while (*c) {
 		size_t n = utf8_len(c);
+		if (n && *c != '"' && *c != '\\' && *c >= 0x20) {
+			c += n;
+			continue;
+		}
+		fwrite(run, 1, (size_t)(c - run), out);
 		if (*c == '"' || *c == '\\')
 			fprintf(out, "\\%c", *c);
 		else if (*c < 0x20)
 			fprintf(out, "\\u%04x", *c);
-		else if (n)
-			fwrite(c, 1, n, out);
 		else
 			fputs("\\ufffd", out);
 		c += n ? n : 1;
+		run = c;
 	}
+	fwrite(run, 1, (size_t)(c - run), out);
 	fputc('"', out);
 }
 

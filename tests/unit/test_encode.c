@@ -225,6 +225,63 @@ START_TEST(test_codeguru_runtime_version)
 }
 END_TEST
 
+START_TEST(test_deep_stack_every_format)
+{
+	/* 3000 frames with the default max_depth (2048): the leaf side is
+	 * kept under a <Truncated> root, and every encoder copes with depth. */
+	enum { DEPTH = 3000 };
+	static struct cg_frame f[DEPTH];
+	static char names[DEPTH][16];
+	struct cg_profile *p = profile_new(CG_RT_PYTHON, NULL);
+	for (int i = 0; i < DEPTH; i++) {
+		snprintf(names[i], sizeof(names[i]), "rec%d", i);
+		f[i] = (struct cg_frame){names[i], "/r.py", i + 1, CG_FK_PYTHON};
+	}
+	struct cg_sample smp = {.tid = 1, .nframes = DEPTH, .frames = f};
+	ck_assert_int_eq(profile_add_sample(p, &smp), 0);
+	ck_assert_uint_eq(profile_node_count(p), 1 + 1 + CG_PROFILE_DEFAULT_MAX_DEPTH);
+	for (int fmt = CG_FMT_COLLAPSED; fmt <= CG_FMT_CODEGURU; fmt++) {
+		char *s = encode_str(fmt, p, NULL);
+		if (fmt == CG_FMT_COLLAPSED) {
+			ck_assert_ptr_nonnull(strstr(s, "<Truncated>;rec2047 (/r.py:2048);"));
+			ck_assert_ptr_nonnull(strstr(s, ";rec0 (/r.py:1) 1\n"));
+		}
+		free(s);
+	}
+	profile_free(p);
+}
+END_TEST
+
+START_TEST(test_codeguru_merges_lines)
+{
+	/* One function sampled at two lines is one CodeGuru node with the
+	 * line range, as the Python agent keys nodes by name. */
+	struct cg_profile *p = profile_new(CG_RT_PYTHON, NULL);
+	profile_add_module_root(p, "/srv/app");
+	static const struct cg_frame top = {"main", "/srv/app/pkg/run.py", 5, CG_FK_PYTHON};
+	static const struct cg_frame at3 = {"Loader.fetch", "/srv/app/pkg/io.py", 3, CG_FK_PYTHON};
+	static const struct cg_frame at9 = {"Loader.fetch", "/srv/app/pkg/io.py", 9, CG_FK_PYTHON};
+	add(p, 1, "t", CG_ST_RUNNING, false, 2, 2, &at3, &top);
+	add(p, 1, "t", CG_ST_IDLE, false, 3, 2, &at9, &top);
+	char *s = encode_str(CG_FMT_CODEGURU, p, NULL);
+	json_t *j = json_loads(s, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_t *n = json_object_get(json_object_get(json_object_get(j, "callgraph"), "children"),
+				    "pkg.run:main");
+	ck_assert_ptr_nonnull(n);
+	n = json_object_get(json_object_get(n, "children"), "pkg.io:Loader:fetch");
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(n, "counts"), "WALL_TIME")), 5);
+	json_t *line = json_object_get(n, "line");
+	ck_assert_int_eq(json_array_size(line), 2);
+	ck_assert_int_eq(json_integer_value(json_array_get(line, 0)), 3);
+	ck_assert_int_eq(json_integer_value(json_array_get(line, 1)), 9);
+	json_decref(j);
+	free(s);
+	profile_free(p);
+}
+END_TEST
+
 START_TEST(test_empty_profile)
 {
 	/* A window with no samples still encodes in every format. */
@@ -304,6 +361,8 @@ static Suite *encode_suite(void)
 	tcase_add_test(tc, test_speedscope);
 	tcase_add_test(tc, test_flamegraph);
 	tcase_add_test(tc, test_codeguru_runtime_version);
+	tcase_add_test(tc, test_deep_stack_every_format);
+	tcase_add_test(tc, test_codeguru_merges_lines);
 	tcase_add_test(tc, test_empty_profile);
 	tcase_add_test(tc, test_bad_utf8_stays_valid);
 	tcase_add_test(tc, test_write_files);
