@@ -1,6 +1,8 @@
 /* The sampling session's side of uploading: ConfigureAgent parameters in
- * force, and each finished window encoded, posted, or kept in the spool. */
+ * force, and each finished window encoded, then posted by a worker thread
+ * (so a slow endpoint never stalls sampling) or kept in the spool. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +21,32 @@
 #pragma weak spool_put
 #pragma weak spool_close
 
+/* Windows waiting for the worker; beyond this many the endpoint is not
+ * keeping up and new windows go straight to the spool. */
+#define REPORTER_MAX_QUEUED 4
+
+struct job {
+	struct cg_batch b; /* body owned */
+	struct job *next;
+};
+
 struct cg_reporter {
 	const struct cg_config *c;
 	struct cg_uploader *u; /* NULL with no_upload */
-	struct cg_spool *spool;
 	struct cg_agent_params params;
 	unsigned seq;
-	int last_fatal;        /* a configuration error already explained */
+	int last_fatal;        /* worker only: error already explained */
+
+	pthread_mutex_t spool_mu; /* the spool handle is shared */
+	struct cg_spool *spool;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *head, *tail;
+	unsigned queued;
+	bool stopping;
+	bool worker_started;
+	pthread_t worker;
 };
 
 void reporter_uuid(char out[37])
@@ -56,6 +77,9 @@ int reporter_new(const struct cg_config *c, struct cg_reporter **out)
 		return -ENOMEM;
 	r->c = c;
 	uploader_default_params(c, &r->params);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->spool_mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
 	if (!c->no_upload && (err = uploader_new(c, &r->u))) {
 		free(r);
 		return err;
@@ -68,6 +92,18 @@ void reporter_free(struct cg_reporter *r)
 {
 	if (!r)
 		return;
+	/* The worker finishes what is queued (the final window included)
+	 * before it exits. */
+	if (r->worker_started) {
+		pthread_mutex_lock(&r->mu);
+		r->stopping = true;
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+		pthread_join(r->worker, NULL);
+	}
+	pthread_mutex_destroy(&r->mu);
+	pthread_mutex_destroy(&r->spool_mu);
+	pthread_cond_destroy(&r->cv);
 	uploader_free(r->u);
 	if (r->spool && spool_close)
 		spool_close(r->spool);
@@ -97,12 +133,106 @@ int reporter_configure(struct cg_reporter *r, struct cg_agent_params *p)
 
 static int spool_batch(struct cg_reporter *r, const struct cg_batch *b)
 {
-	int err;
-	if (!spool_open || !spool_put)
-		return cg_fail(-ENOSYS, "this build has no spool: batch %s is lost", b->id);
-	if (!r->spool && (err = spool_open(r->c, &r->spool)))
-		return err;
-	return spool_put(r->spool, b);
+	int err = 0;
+	if (!spool_open || !spool_put) {
+		err = cg_fail(-ENOSYS, "this build has no spool");
+	} else {
+		pthread_mutex_lock(&r->spool_mu);
+		if (!r->spool)
+			err = spool_open(r->c, &r->spool);
+		if (!err)
+			err = spool_put(r->spool, b);
+		pthread_mutex_unlock(&r->spool_mu);
+	}
+	if (err)
+		cg_error("batch %s could not be spooled, it is lost: %s", b->id,
+			 cg_lasterr()[0] ? cg_lasterr() : strerror(-err));
+	return err;
+}
+
+/* Post one batch; on failure explain (a configuration error only once:
+ * the same wrong secret every window would fill the log) and spool it. */
+static int post_or_spool(struct cg_reporter *r, const struct cg_batch *b)
+{
+	int err = uploader_post(r->u, b);
+	if (err == 0) {
+		r->last_fatal = 0;
+		return 0;
+	}
+	if (err == -EAGAIN)
+		cg_warn("upload failed, batch %s goes to the spool: %s", b->id, cg_lasterr());
+	else if (err != r->last_fatal) {
+		cg_error("%s; batches go to the spool until this is fixed", cg_lasterr());
+		r->last_fatal = err;
+	}
+	cg_clearerr();
+	int s = spool_batch(r, b);
+	cg_clearerr();
+	return s ? s : err;
+}
+
+static void *worker_main(void *arg)
+{
+	struct cg_reporter *r = arg;
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (!r->head && !r->stopping)
+			pthread_cond_wait(&r->cv, &r->mu);
+		struct job *j = r->head;
+		if (!j)
+			break; /* stopping and nothing left */
+		r->head = j->next;
+		if (!r->head)
+			r->tail = NULL;
+		pthread_mutex_unlock(&r->mu);
+		post_or_spool(r, &j->b);
+		free(j->b.body);
+		free(j);
+		pthread_mutex_lock(&r->mu);
+		r->queued--;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+/* Hand a batch (its body copied) to the worker; -EBUSY when the queue is
+ * full. */
+static int enqueue(struct cg_reporter *r, const struct cg_batch *b)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	int err = 0;
+	if (!j || !(j->b.body = malloc(b->len ? b->len : 1))) {
+		free(j);
+		return -ENOMEM;
+	}
+	memcpy(j->b.body, b->body, b->len);
+	memcpy(j->b.id, b->id, sizeof(j->b.id));
+	memcpy(j->b.profiling_group, b->profiling_group, sizeof(j->b.profiling_group));
+	memcpy(j->b.profile_token, b->profile_token, sizeof(j->b.profile_token));
+	memcpy(j->b.content_type, b->content_type, sizeof(j->b.content_type));
+	j->b.len = b->len;
+	pthread_mutex_lock(&r->mu);
+	if (r->queued >= REPORTER_MAX_QUEUED) {
+		err = -EBUSY;
+	} else if (!r->worker_started &&
+		   (err = -pthread_create(&r->worker, NULL, worker_main, r)) == 0) {
+		r->worker_started = true;
+	}
+	if (!err) {
+		if (r->tail)
+			r->tail->next = j;
+		else
+			r->head = j;
+		r->tail = j;
+		r->queued++;
+		pthread_cond_signal(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (err) {
+		free(j->b.body);
+		free(j);
+	}
+	return err;
 }
 
 int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
@@ -133,27 +263,13 @@ int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
 	b.len = len;
 
 	if (r->u) {
-		err = uploader_post(r->u, &b);
-		if (err == 0) {
-			r->last_fatal = 0;
+		err = enqueue(r, &b);
+		if (err == 0)
 			return 0;
-		}
-		if (err == -EAGAIN) {
-			cg_warn("upload failed, batch %s goes to the spool: %s", b.id, cg_lasterr());
-		} else if (err != r->last_fatal) {
-			/* Once, clearly: the same wrong secret every window
-			 * would otherwise fill the log. */
-			cg_error("%s; batches go to the spool until this is fixed", cg_lasterr());
-			r->last_fatal = err;
-		}
+		if (err == -EBUSY)
+			cg_warn("the endpoint is not keeping up: batch %s goes to the spool", b.id);
 	}
-	int s = spool_batch(r, &b);
-	if (s) {
-		cg_error("batch %s could not be spooled: %s", b.id,
-			 cg_lasterr()[0] ? cg_lasterr() : strerror(-s));
-		return s;
-	}
-	return err;
+	return spool_batch(r, &b);
 }
 
 int reporter_submit(struct cg_reporter *r, const struct cg_profile *p)

@@ -225,6 +225,14 @@ class Upload(UploadBase):
         finally:
             px.stop()
 
+    def test_expired_token_refreshes_and_retries(self):
+        self.ep.control(fail={"status": 403, "type": "ExpiredTokenException", "count": 1,
+                              "message": "The security token included in the request is expired"})
+        env = dict(self.env, AWS_SESSION_TOKEN="tok")
+        r = self.drive("--retries", "1", "post", self.body, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([p["status"] for p in self.posts()], [403, 204])
+
     def test_no_secret_in_debug_output(self):
         env = dict(self.env, CGPROF_DEBUG="1", AWS_SESSION_TOKEN="TOKEN-NEVER-SHOWN")
         r = self.drive("configure", env=env)
@@ -233,6 +241,83 @@ class Upload(UploadBase):
         for out in (r.stdout, r.stderr, r2.stdout, r2.stderr):
             self.assertNotIn(SECRET, out)
             self.assertNotIn("TOKEN-NEVER-SHOWN", out)
+
+
+def linked(binary, *syms):
+    """True when binary defines every symbol (weak references to a module
+    not written yet do not count)."""
+    out = subprocess.run(["nm", binary], capture_output=True, text=True).stdout
+    defined = {l.split()[-1] for l in out.splitlines() if l.split()[-2:-1] == ["T"]}
+    return all(s in defined for s in syms)
+
+
+class Reporter(UploadBase):
+    """reporter_submit's rules, through the driver's `submit`."""
+
+    def submit(self, window_ms, samples, *opts, env=None):
+        return self.drive(*opts, "submit", self.body, str(window_ms), str(samples), env=env)
+
+    def test_window_posted_by_worker(self):
+        r = self.submit(300000, 10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        [rec] = self.posts()
+        self.assertEqual(rec["status"], 204)
+
+    def test_empty_and_short_windows_not_sent(self):
+        self.assertEqual(self.submit(300000, 0).returncode, 0)
+        self.assertEqual(self.submit(59000, 10).returncode, 0)
+        self.assertEqual(self.posts(), [])
+        # The minimum comes from ConfigureAgent.
+        self.ep.control(configuration={"shouldProfile": True, "periodInSeconds": 60,
+                                       "agentParameters": {
+                                           "MinimumTimeForReportingInMilliseconds": "1000"}})
+        self.assertEqual(self.submit(5000, 10).returncode, 0)
+        self.assertEqual(len(self.posts()), 1)
+
+    def test_failure_goes_to_spool(self):
+        self.ep.stop()
+        spool = os.path.join(self.dir, "spool")
+        r = self.submit(300000, 10, "--spool", spool)
+        self.assertIn("goes to the spool", r.stderr)
+        if not linked(DRIVER, "spool_put"):
+            self.assertIn("no spool", r.stderr)
+            self.skipTest("spool module not linked yet")
+        self.assertTrue(os.listdir(spool))
+
+    @unittest.skipUnless(os.access(DRIVER, os.X_OK) and linked(DRIVER, "spool_put", "spool_drain"),
+                         "spool module not linked yet")
+    def test_endpoint_down_then_back_loses_nothing(self):
+        spool = os.path.join(self.dir, "spool")
+        self.ep.stop()
+        for _ in range(3):
+            self.submit(300000, 10, "--spool", spool)
+        r = self.drive("--spool", spool, "drain")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["left"], 3)
+        self.ep.start()
+        self.ep.control(fail={"status": 503, "count": 1})
+        r = self.drive("--spool", spool, "drain")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"sent": 3, "left": 0, "refused": 0})
+        ok = [p for p in self.posts() if p["status"] == 204]
+        self.assertEqual(len(ok), 3)
+        self.assertEqual(len({p["token"] for p in ok}), 3)
+        # Nothing left: a second drain sends nothing twice.
+        r = self.drive("--spool", spool, "drain")
+        self.assertEqual(json.loads(r.stdout)["sent"], 0)
+
+    @unittest.skipUnless(os.access(DRIVER, os.X_OK) and linked(DRIVER, "spool_put", "spool_drain"),
+                         "spool module not linked yet")
+    def test_drain_with_wrong_secret_is_configuration_error(self):
+        spool = os.path.join(self.dir, "spool")
+        self.submit(300000, 10, "--spool", spool, "--no-upload")
+        env = dict(self.env, AWS_SECRET_ACCESS_KEY="wrong")
+        r = self.drive("--spool", spool, "drain", env=env)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn("refused the credentials", r.stderr)
+        r = self.drive("--spool", spool, "drain")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["sent"], 1)
 
 
 def cli_supports_upload():

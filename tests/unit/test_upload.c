@@ -3,7 +3,7 @@
  * driver the integration tests run against the loopback endpoint:
  *   test_upload [--group G] [--region R] [--endpoint URL] [--ca-file F]
  *               [--pin-sha256 P] [--retries N] [--no-upload] [--spool DIR] CMD
- *   CMD: configure | post FILE [TOKEN] | creds | submit FILE WINDOW_MS SAMPLES
+ *   CMD: configure | post FILE [TOKEN] | creds | submit FILE WINDOW_MS SAMPLES | drain
  * Exit 0 ok, 75 retry later, 77 credentials/auth/TLS, 78 invalid, 1 other. */
 #include <errno.h>
 #include <getopt.h>
@@ -308,6 +308,7 @@ static int exit_of(int r)
 {
 	if (r)
 		fprintf(stderr, "error: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+	fflush(stdout);
 	switch (r) {
 	case 0: return 0;
 	case -EAGAIN: return 75;
@@ -384,6 +385,13 @@ static int driver(int argc, char **argv)
 			cred_clear(&cr);
 		}
 		cred_chain_free(cc);
+		return exit_of(r);
+	}
+
+	if (!strcmp(cmd, "drain")) {
+		unsigned sent = 0, left = 0, refused = 0;
+		r = uploader_drain(&c, &sent, &left, &refused);
+		printf("{\"sent\":%u,\"left\":%u,\"refused\":%u}\n", sent, left, refused);
 		return exit_of(r);
 	}
 
