@@ -169,28 +169,44 @@ static void free_vals(char **v, size_t n)
 static int from_files(struct cred *c)
 {
 	static const char *const keys[] = {"aws_access_key_id", "aws_secret_access_key",
-					   "aws_session_token"};
-	char *v[3] = {NULL, NULL, NULL};
-	char path[1024], section[300], source[64];
+					   "aws_session_token", "role_arn", "credential_process",
+					   "sso_start_url", "sso_session"};
+	enum { NKEYS = CG_ARRAY_LEN(keys) };
+	char *v[NKEYS] = {NULL};
+	char kpath[1024], cpath[1024] = "", section[300], source[64];
 	const char *prof = profile_name();
-	int r;
+	int r, found;
 
-	home_path(path, sizeof(path), "AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
-	ini_get(path, prof, keys, v, 3, true);
+	home_path(kpath, sizeof(kpath), "AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+	found = ini_get(kpath, prof, keys, v, NKEYS, true) == 0;
 	if (!v[0] || !v[1]) {
-		free_vals(v, 3);
-		home_path(path, sizeof(path), "AWS_CONFIG_FILE", ".aws/config");
+		free_vals(v, NKEYS);
+		home_path(cpath, sizeof(cpath), "AWS_CONFIG_FILE", ".aws/config");
 		snprintf(section, sizeof(section), strcmp(prof, "default") ? "profile %s" : "%s", prof);
-		ini_get(path, section, keys, v, 3, true);
+		found |= ini_get(cpath, section, keys, v, NKEYS, false) == 0;
 	}
-	if (!v[0] || !v[1]) {
+	if (v[0] && v[1]) {
+		struct stat st;
+		if (stat(cpath, &st) == 0 && (st.st_mode & 0044) && strcmp(cpath, kpath) &&
+		    found && (st.st_mode & 0777))
+			cg_warn("%s is readable by group or others (mode %03o) and holds secrets: "
+				"chmod 600 %s", cpath, (unsigned)(st.st_mode & 0777), cpath);
+		snprintf(source, sizeof(source), "profile %.50s", prof);
+		r = cred_set(c, v[0], v[1], v[2], source);
+	} else if (v[3] || v[4] || v[5] || v[6]) {
+		/* Saying so beats silently signing as some other identity. */
+		r = cg_fail(-EINVAL,
+			    "profile %s uses %s, which cgprof does not support: export "
+			    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN instead "
+			    "(e.g. from `aws configure export-credentials`)",
+			    prof, v[3] ? "role_arn" : v[4] ? "credential_process" : "SSO");
+	} else if (!found && env("AWS_PROFILE")) {
+		r = cg_fail(-EINVAL, "AWS_PROFILE=%s: no such profile in %s or the config file",
+			    prof, kpath);
+	} else {
 		r = -ENOENT;
-		goto out;
 	}
-	snprintf(source, sizeof(source), "profile %.50s", prof);
-	r = cred_set(c, v[0], v[1], v[2], source);
-out:
-	free_vals(v, 3);
+	free_vals(v, NKEYS);
 	return r;
 }
 

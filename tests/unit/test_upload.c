@@ -155,7 +155,8 @@ START_TEST(test_credentials_files)
 		   "aws_session_token = t2\n",
 		   0600, kpath, sizeof(kpath));
 	write_file("config",
-		   "[default]\nregion = us-west-1\n[profile cfgonly]\n"
+		   "[default]\nregion = us-west-1\n[profile sso]\nsso_session = corp\n"
+		   "[profile cfgonly]\n"
 		   "aws_access_key_id = AKIACFG\naws_secret_access_key = s3\nregion = ap-south-1\n",
 		   0600, cpath, sizeof(cpath));
 	setenv("AWS_SHARED_CREDENTIALS_FILE", kpath, 1);
@@ -195,8 +196,25 @@ START_TEST(test_credentials_files)
 
 	ck_assert_int_eq(cred_chain_new(&ch), 0);
 	cg_clearerr();
+	ck_assert_int_eq(cred_chain_get(ch, false, &c), -EINVAL);
+	ck_assert(strstr(cg_lasterr(), "no such profile"));
+	setenv("AWS_PROFILE", "sso", 1);
+	cg_clearerr();
+	ck_assert_int_eq(cred_chain_get(ch, false, &c), -EINVAL);
+	ck_assert(strstr(cg_lasterr(), "does not support"));
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_CONFIG_FILE");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+	setenv("HOME", tmpdir, 1);
+	unlink(kpath);
+	unlink(cpath);
+	cg_clearerr();
 	ck_assert_int_eq(cred_chain_get(ch, false, &c), -ENOENT);
 	ck_assert(strstr(cg_lasterr(), "no AWS credentials"));
+	if (home)
+		setenv("HOME", home, 1);
+	free(home);
 	cred_chain_free(ch);
 	unlink(kpath);
 	unlink(cpath);
