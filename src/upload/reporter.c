@@ -45,6 +45,9 @@ struct cg_reporter {
 	struct job *head, *tail;
 	unsigned queued;
 	bool stopping;
+	bool configured_once;  /* the first ConfigureAgent ran (in the caller) */
+	bool want_configure;   /* the worker should call ConfigureAgent */
+	int configure_err;     /* the last asynchronous call's result */
 	bool worker_started;
 	pthread_t worker;
 };
@@ -112,22 +115,38 @@ void reporter_free(struct cg_reporter *r)
 
 struct cg_uploader *reporter_uploader(struct cg_reporter *r) { return r ? r->u : NULL; }
 
+static int start_worker(struct cg_reporter *r);
+
+/* The first call waits for the reply (the session starts with it); later
+ * ones hand the call to the worker and return the parameters in force,
+ * so a slow endpoint never stalls sampling at a window boundary. */
 int reporter_configure(struct cg_reporter *r, struct cg_agent_params *p)
 {
 	int err = 0;
 	if (!r)
 		return 0;
-	if (r->u) {
+	if (r->u && !r->configured_once) {
 		struct cg_agent_params next = r->params;
+		r->configured_once = true;
 		err = uploader_configure_agent(r->u, &next);
-		if (err == 0) {
-			if (next.should_profile != r->params.should_profile)
-				cg_info("profiling group %s: %s profiling", r->c->profiling_group,
-					next.should_profile ? "resume" : "pause");
+		pthread_mutex_lock(&r->mu);
+		if (err == 0)
 			r->params = next;
-		}
+		r->configure_err = err;
+		*p = r->params;
+		pthread_mutex_unlock(&r->mu);
+		return err;
 	}
+	pthread_mutex_lock(&r->mu);
+	if (r->u && (r->worker_started || start_worker(r) == 0)) {
+		r->want_configure = true;
+		pthread_cond_signal(&r->cv);
+	}
+	err = r->configure_err;
+	if (err)
+		cg_fail(err, "ConfigureAgent failed; keeping the current parameters");
 	*p = r->params;
+	pthread_mutex_unlock(&r->mu);
 	return err;
 }
 
@@ -171,13 +190,36 @@ static int post_or_spool(struct cg_reporter *r, const struct cg_batch *b)
 	return s ? s : err;
 }
 
+static void worker_configure(struct cg_reporter *r)
+{
+	struct cg_agent_params next = r->params; /* read under mu */
+	pthread_mutex_unlock(&r->mu);
+	int err = uploader_configure_agent(r->u, &next);
+	if (err && err != r->configure_err)
+		cg_warn("ConfigureAgent: %s; keeping the current parameters", cg_lasterr());
+	cg_clearerr();
+	pthread_mutex_lock(&r->mu);
+	if (err == 0) {
+		if (next.should_profile != r->params.should_profile)
+			cg_info("profiling group %s: %s profiling", r->c->profiling_group,
+				next.should_profile ? "resume" : "pause");
+		r->params = next;
+	}
+	r->configure_err = err;
+}
+
 static void *worker_main(void *arg)
 {
 	struct cg_reporter *r = arg;
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		while (!r->head && !r->stopping)
+		while (!r->head && !r->want_configure && !r->stopping)
 			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->want_configure && !r->stopping) {
+			r->want_configure = false;
+			worker_configure(r);
+			continue;
+		}
 		struct job *j = r->head;
 		if (!j)
 			break; /* stopping and nothing left */
@@ -193,6 +235,15 @@ static void *worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&r->mu);
 	return NULL;
+}
+
+/* Called with mu held. */
+static int start_worker(struct cg_reporter *r)
+{
+	int err = -pthread_create(&r->worker, NULL, worker_main, r);
+	if (err == 0)
+		r->worker_started = true;
+	return err;
 }
 
 /* Hand a batch (its body copied) to the worker; -EBUSY when the queue is
@@ -214,9 +265,8 @@ static int enqueue(struct cg_reporter *r, const struct cg_batch *b)
 	pthread_mutex_lock(&r->mu);
 	if (r->queued >= REPORTER_MAX_QUEUED) {
 		err = -EBUSY;
-	} else if (!r->worker_started &&
-		   (err = -pthread_create(&r->worker, NULL, worker_main, r)) == 0) {
-		r->worker_started = true;
+	} else if (!r->worker_started) {
+		err = start_worker(r);
 	}
 	if (!err) {
 		if (r->tail)
@@ -235,6 +285,14 @@ static int enqueue(struct cg_reporter *r, const struct cg_batch *b)
 	return err;
 }
 
+static uint64_t min_report_ms(struct cg_reporter *r)
+{
+	pthread_mutex_lock(&r->mu);
+	uint64_t ms = (uint64_t)r->params.min_reporting_s * 1000u;
+	pthread_mutex_unlock(&r->mu);
+	return ms;
+}
+
 int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
 			    uint64_t window_ms, uint64_t samples)
 {
@@ -247,9 +305,9 @@ int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
 		cg_debug("empty window: nothing to report");
 		return 0;
 	}
-	if (window_ms < (uint64_t)r->params.min_reporting_s * 1000u) {
-		cg_debug("window of %llu ms is shorter than the minimum %u s: not reported",
-			 (unsigned long long)window_ms, r->params.min_reporting_s);
+	if (window_ms < min_report_ms(r)) {
+		cg_debug("window of %llu ms is shorter than the minimum %llu ms: not reported",
+			 (unsigned long long)window_ms, (unsigned long long)min_report_ms(r));
 		return 0;
 	}
 	memset(&b, 0, sizeof(b));
@@ -284,7 +342,7 @@ int reporter_submit(struct cg_reporter *r, const struct cg_profile *p)
 	uint64_t samples = profile_samples(p);
 	uint64_t start = profile_start_ms(p), end = profile_end_ms(p);
 	uint64_t window = end > start ? end - start : 0;
-	if (!samples || window < (uint64_t)r->params.min_reporting_s * 1000u)
+	if (!samples || window < min_report_ms(r))
 		return reporter_submit_encoded(r, NULL, 0, window, samples);
 	f = open_memstream(&text, &len);
 	if (!f)

@@ -121,6 +121,23 @@ class Upload(UploadBase):
         [rec] = [l for l in self.ep.log() if l.get("op") == "ConfigureAgent"]
         self.assertIn("fleetInstanceId", rec["request"])
 
+    def test_later_configure_is_asynchronous(self):
+        go = os.path.join(self.dir, "go")
+        cmd = [DRIVER, "--group", GROUP, "--region", "us-east-1", "--endpoint", self.ep.url,
+               "--ca-file", self.pki["ca"], "reconfigure", go]
+        p = subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        deadline = time.monotonic() + 20
+        while not [l for l in self.ep.log() if l.get("op") == "ConfigureAgent"]:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.ep.control(configuration={"shouldProfile": False, "periodInSeconds": 60})
+        open(go, "w").close()
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0, err)
+        # Paused only once the worker's reply came back, never before.
+        self.assertEqual(out.split(), ["1", "1", "0"])
+
     def test_wrong_secret_clear_error_not_retried(self):
         env = dict(self.env, AWS_SECRET_ACCESS_KEY="not-the-secret")
         r = self.drive("post", self.body, env=env)

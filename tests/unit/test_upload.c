@@ -433,6 +433,24 @@ static int driver(int argc, char **argv)
 			       p.should_profile ? "true" : "false", p.sampling_interval_ms,
 			       p.reporting_interval_s, p.min_reporting_s, p.memory_limit_percent,
 			       p.max_stack_depth, p.period_s);
+	} else if (!strcmp(cmd, "reconfigure") && optind + 1 < argc) {
+		/* Sync first call; then, once the test has touched GO, an
+		 * asynchronous one: it returns the old parameters at once and
+		 * the new ones show a moment later. */
+		struct cg_agent_params p1, p2, p3;
+		r = reporter_configure(rep, &p1);
+		for (int i = 0; i < 200 && access(argv[optind + 1], F_OK); i++)
+			usleep(50000);
+		if (!r)
+			r = reporter_configure(rep, &p2);
+		for (int i = 0; !r && i < 100; i++) {
+			usleep(50000);
+			reporter_configure(rep, &p3);
+			if (p3.should_profile != p1.should_profile)
+				break;
+		}
+		if (!r)
+			printf("%d %d %d\n", p1.should_profile, p2.should_profile, p3.should_profile);
 	} else if (!strcmp(cmd, "post") && optind + 1 < argc) {
 		struct cg_batch b = {0};
 		size_t len;
