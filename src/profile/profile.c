@@ -16,6 +16,7 @@
 /* How many rehashes a table key may take before we give up; with 64-bit
  * hashes a second probe is already astronomically rare. */
 #define PROBE_MAX 16
+#define PROFILE_LAST_SLOTS 256u
 
 struct arena_chunk {
 	struct arena_chunk *next;
@@ -63,6 +64,17 @@ struct cg_profile {
 	uint32_t node_full;       /* CG_PROFILE_NONE until first needed */
 
 	struct cg_map tids; /* tid + 1 -> 1 */
+
+	/* Where each thread's last stack ended: a thread is often exactly
+	 * where it was a tick ago (idle, blocked, in the same loop), and then
+	 * the sample is compared with that path instead of looked up frame
+	 * by frame. Direct-mapped by tid; a collision is just a miss. */
+	struct {
+		pid_t tid;
+		uint32_t start; /* node above the first code frame */
+		uint32_t leaf;
+		uint32_t depth; /* code frames from start to leaf */
+	} last[PROFILE_LAST_SLOTS];
 
 	struct cg_profile_heap *heap;
 
@@ -397,7 +409,26 @@ int profile_add_sample(struct cg_profile *p, const struct cg_sample *s)
 	}
 	if (node >= 0 && trunc)
 		node = node_child(p, (uint32_t)node, p->frame_truncated, false);
-	for (uint32_t i = n; i-- > 0 && node >= 0;) {
+	uint32_t i = n, start = node >= 0 ? (uint32_t)node : 0;
+	__typeof__(&p->last[0]) last = &p->last[(uint32_t)s->tid % PROFILE_LAST_SLOTS];
+	if (node >= 0 && last->tid == s->tid && last->start == start && last->depth == n && n) {
+		/* Leaf first, so a different stack is told apart at once.
+		 * Content, not pointers: the sampler's strings may be new. */
+		uint32_t x = last->leaf, k = 0;
+		for (; k < n && x != start; k++, x = p->nodes[x].parent) {
+			const struct cg_frame *fr = &s->frames[k];
+			const struct cg_profile_frame *f = &p->frames[p->nodes[x].frame];
+			if (f->kind != fr->kind || f->line != fr->line || !fr->name ||
+			    strcmp(f->name, fr->name) ||
+			    (f->file ? !fr->file || strcmp(f->file, fr->file) : fr->file != NULL))
+				break;
+		}
+		if (k == n && x == start) {
+			node = last->leaf;
+			i = 0;
+		}
+	}
+	for (; i-- > 0 && node >= 0;) {
 		const struct cg_frame *fr = &s->frames[i];
 		int64_t f = frame_id(p, fr->name, fr->file, fr->line, fr->kind, false);
 		node = f < 0 ? f : node_child(p, (uint32_t)node, (uint32_t)f, false);
@@ -405,8 +436,14 @@ int profile_add_sample(struct cg_profile *p, const struct cg_sample *s)
 	uint32_t *c = node >= 0 ? node_counts(p, (uint32_t)node) : NULL;
 	if (c) {
 		count_add(&c[st]);
+		last->tid = s->tid;
+		last->start = start;
+		last->leaf = (uint32_t)node;
+		last->depth = n;
 		return 0;
 	}
+	last->tid = 0;
+	last->depth = 0;
 	/* A cap (or memory) ran out: the sample still counts, in one node
 	 * that says so, and the loss is visible in the summary. */
 	if (p->node_full == CG_PROFILE_NONE) {

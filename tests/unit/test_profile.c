@@ -41,6 +41,15 @@ static int collect_fn(const struct cg_profile *p, uint32_t node, const uint32_t 
 	return 0;
 }
 
+static uint64_t sum_of(struct collect *c, const char *line)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < c->n; i++)
+		if (!strcmp(c->lines[i], line))
+			n += c->counts[i];
+	return n;
+}
+
 static uint64_t count_of(struct collect *c, const char *line)
 {
 	for (int i = 0; i < c->n; i++)
@@ -179,6 +188,34 @@ START_TEST(test_caps_counted)
 }
 END_TEST
 
+START_TEST(test_repeat_stack_same_buffers)
+{
+	/* A thread sampled twice in a row at the same place takes the quick
+	 * path; the sampler's buffers may hold other text the next time. */
+	struct cg_profile *p = profile_new(CG_RT_PYTHON, NULL);
+	char leaf[16] = "f", file[16] = "/m.py";
+	struct cg_frame fr[] = {{leaf, file, 1, CG_FK_PYTHON}, {"main", "/m.py", 9, CG_FK_PYTHON}};
+	struct cg_sample s = mk(5, CG_ST_RUNNING, fr, 2);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(profile_add_sample(p, &s), 0);
+	strcpy(leaf, "g");
+	ck_assert_int_eq(profile_add_sample(p, &s), 0);
+	strcpy(file, "/n.py");
+	ck_assert_int_eq(profile_add_sample(p, &s), 0);
+	fr[0].line = 2;
+	ck_assert_int_eq(profile_add_sample(p, &s), 0);
+	s.nframes = 1; /* only the leaf: a stack of its own */
+	ck_assert_int_eq(profile_add_sample(p, &s), 0);
+	struct collect c = {0};
+	profile_walk_stacks(p, collect_fn, &c);
+	ck_assert_uint_eq(count_of(&c, "main;f"), 3);
+	ck_assert_uint_eq(sum_of(&c, "main;g"), 3); /* /m.py:1, /n.py:1, /n.py:2 */
+	ck_assert_uint_eq(count_of(&c, "g"), 1);
+	ck_assert_int_eq(c.n, 5);
+	profile_free(p);
+}
+END_TEST
+
 START_TEST(test_metadata_and_heap)
 {
 	struct cg_profile *p = profile_new(CG_RT_JAVA, NULL);
@@ -212,6 +249,7 @@ static Suite *profile_suite(void)
 	tcase_add_test(tc, test_truncation);
 	tcase_add_test(tc, test_thread_roots);
 	tcase_add_test(tc, test_caps_counted);
+	tcase_add_test(tc, test_repeat_stack_same_buffers);
 	tcase_add_test(tc, test_metadata_and_heap);
 	suite_add_tcase(s, tc);
 	return s;
