@@ -165,6 +165,20 @@ class Upload(UploadBase):
         self.assertEqual(r.returncode, 77, r.stderr)
         self.assertEqual(self.posts(), [])
 
+    def test_tls_minimum_1_2(self):
+        for ver, want in (("1.1", 77), ("1.2", 0)):
+            ep = harness.Endpoint(os.path.join(self.dir, "ep" + ver), self.pki, AK, SECRET,
+                                  max_tls=ver).start()
+            try:
+                cmd = [DRIVER, "--group", GROUP, "--region", "us-east-1", "--endpoint", ep.url,
+                       "--ca-file", self.pki["ca"], "post", self.body]
+                r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+                self.assertIn(r.returncode, (want, 75) if want else (0,), r.stderr)
+                if want:
+                    self.assertEqual([l for l in ep.log() if l.get("op")], [])
+            finally:
+                ep.stop()
+
     def test_aws_ca_bundle(self):
         env = dict(self.env, AWS_CA_BUNDLE=self.pki["ca"])
         r = self.drive("post", self.body, env=env, ca=False)

@@ -61,9 +61,10 @@ class Endpoint:
     """server.py in a subprocess; stop() and start() again on the same port
     simulate an endpoint that goes down and comes back."""
 
-    def __init__(self, d, pki, access_key, secret, region="us-east-1"):
+    def __init__(self, d, pki, access_key, secret, region="us-east-1", max_tls="1.3"):
         self.dir, self.pki = d, pki
-        self.args = ["--access-key", access_key, "--secret", secret, "--region", region]
+        self.args = ["--access-key", access_key, "--secret", secret, "--region", region,
+                     "--max-tls", max_tls]
         self.port = 0
         self.proc = None
         os.makedirs(d, exist_ok=True)

@@ -317,10 +317,20 @@ def main():
     ap.add_argument("--secret", required=True)
     ap.add_argument("--region", default="us-east-1")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--max-tls", choices=["1.1", "1.2", "1.3"], default="1.3",
+                    help="offer nothing newer (1.1: to see old TLS refused)")
     a = ap.parse_args()
     srv = Server(("127.0.0.1", a.port), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
+    if a.max_tls == "1.1":
+        import warnings
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    elif a.max_tls == "1.2":
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.state = State(a.dir, a.access_key, a.secret, a.region)
     tmp = os.path.join(a.dir, "port.tmp")
