@@ -82,7 +82,7 @@ def parse_dump(text):
             name = line[line.index('"') + 1:line.rindex('"')]
             state = line[line.rindex("(") + 1:line.rindex(")")]
             cur = threads.setdefault(name, (state, []))
-        elif line.startswith("    ") and cur is not None:
+        elif line.startswith("    ") and not line.startswith("    ...") and cur is not None:
             cur[1].append(frame_func(line.strip()))
         elif not line.strip():
             cur = None
@@ -279,6 +279,15 @@ class TestJvmSampler(JvmCase):
         self.assertIn(threads["main"][0], ("running", "RUNNING", "NATIVE"))
         self.assertIn("Split.main", threads["main"][1])
         self.assertNotIn("VM Thread", threads)  # no Java frames: skipped
+        deep = threads["deep"][1]
+        self.assertEqual(deep.count("Split.deep"), 1000, deep[:5])  # whole
+        r = cgprof("dump", "--max-depth", "50", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cut = parse_dump(r.stdout)["deep"][1]
+        self.assertEqual(len(cut), 50)  # leaf side kept, the cut is said
+        self.assertTrue(cut[0].startswith("java.lang.Object.wait"), cut[:3])
+        self.assertEqual(cut[-1], "Split.deep")
+        self.assertIn("deeper frames cut", r.stdout)
 
         out = os.path.join(self.cwd, "prof.txt")
         # ~500 samples: the binomial spread of the share is under 2 points

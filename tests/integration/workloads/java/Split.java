@@ -1,7 +1,8 @@
 // Test workload for the JVM sampler: one thread splits its CPU time between
 // alpha() and beta() (about 3:1) and measures the split itself with
 // ThreadMXBean; one thread is BLOCKED on a monitor in blockedHere(), one
-// WAITING in waitHere(); KEEP instances of Split$Marker stay reachable.
+// WAITING in waitHere(), one WAITING under DEEP frames of deep(); KEEP
+// instances of Split$Marker stay reachable.
 //   java Split SECONDS  -> prints "ready", then "split alpha=NS beta=NS",
 //                          "markers N" and "done", exits 0.
 import java.lang.management.ManagementFactory;
@@ -47,6 +48,21 @@ public class Split {
 
     static final java.util.concurrent.CountDownLatch HELD = new java.util.concurrent.CountDownLatch(1);
 
+    static final int DEEP = 1000;
+    static final Object DEEP_WAIT = new Object();
+
+    // DEEP frames of deep() under run(), then waits for good
+    static void deep(int n) throws InterruptedException {
+        if (n > 1) {
+            deep(n - 1);
+            return;
+        }
+        synchronized (DEEP_WAIT) {
+            while (true)
+                DEEP_WAIT.wait();
+        }
+    }
+
     static void holdLock() throws InterruptedException {
         synchronized (LOCK) {
             HELD.countDown();
@@ -74,6 +90,9 @@ public class Split {
         daemon("blocked", Split::blockedHere);
         daemon("waiter", () -> {
             try { waitHere(); } catch (InterruptedException e) { }
+        });
+        daemon("deep", () -> {
+            try { deep(DEEP); } catch (InterruptedException e) { }
         });
 
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
