@@ -141,6 +141,14 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 					      ? " (unknown CA or wrong host name; see --ca-file)"
 					      : "");
 		break;
+	case CURLE_SSL_CONNECT_ERROR:
+		/* An old server is a setup problem, not a passing one. */
+		if (strstr(errbuf, "protocol version") || strstr(errbuf, "unsupported protocol")) {
+			r = cg_fail(-EACCES, "%s: TLS handshake refused: %s (cgprof requires TLS 1.2 or newer)",
+				    url, errbuf);
+			break;
+		}
+		/* fall through */
 	default:
 		r = cg_fail(-EAGAIN, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		break;

@@ -173,8 +173,9 @@ class Upload(UploadBase):
                 cmd = [DRIVER, "--group", GROUP, "--region", "us-east-1", "--endpoint", ep.url,
                        "--ca-file", self.pki["ca"], "post", self.body]
                 r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
-                self.assertIn(r.returncode, (want, 75) if want else (0,), r.stderr)
+                self.assertEqual(r.returncode, want, r.stderr)
                 if want:
+                    self.assertIn("TLS 1.2", r.stderr)
                     self.assertEqual([l for l in ep.log() if l.get("op")], [])
             finally:
                 ep.stop()
