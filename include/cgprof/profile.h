@@ -108,7 +108,7 @@ bool profile_state_on_cpu(enum cg_state s);
 
 /* Call fn for every node with samples, with its stack root first
  * (frames[0] is the outermost, frames[depth-1] the node's own frame).
- * Depth-first, children in first-seen order. Returns 0, -ENOMEM, or the
+ * Depth-first, children newest first. Returns 0, -ENOMEM, or the
  * first nonzero value fn returned. */
 typedef int (*profile_stack_fn)(const struct cg_profile *p, uint32_t node,
 				const uint32_t *frames, uint32_t depth, void *arg);
