@@ -1,5 +1,6 @@
-/* SigV4 against AWS's published signing test suite (tests/data/sigv4/, from
- * aws-c-auth), and a driver mode the botocore comparison test runs:
+/* SigV4 against AWS's published signing test suite (tests/data/sigv4/: the
+ * header-signing files of awslabs/aws-c-auth tests/aws-signing-test-suite/v4
+ * at 495329c2, unchanged), and a driver mode the botocore comparison test runs:
  *   test_sigv4 sign METHOD PATH QUERY REGION SERVICE AMZDATE AK SK TOKEN BODYFILE [HEADER...]
  * (QUERY, TOKEN, BODYFILE "-" for none; HEADER "Name:value"). It prints the
  * canonical request, "----", the string to sign, "----", Authorization. */
