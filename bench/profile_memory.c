@@ -66,7 +66,14 @@ static double rss_mb(void)
 
 int main(int argc, char **argv)
 {
-	int threads = argc > 1 && !strcmp(argv[1], "--threads");
+	int threads = 0, sticky = 0;
+	for (int a = 1; a < argc; a++) {
+		threads |= !strcmp(argv[a], "--threads");
+		/* Half the time a thread is where it was a tick ago (idle,
+		 * blocked, in a loop), as in most real services. */
+		sticky |= !strcmp(argv[a], "--sticky");
+	}
+	uint32_t prev[THREADS] = {0};
 	/* Stacks are made as they are sampled, like a sampler reading the
 	 * target: holding all 10,000 here would be the bench's memory, not
 	 * the profile's. */
@@ -100,6 +107,9 @@ int main(int argc, char **argv)
 				s = s - s % THREADS + (uint32_t)t;
 			if (s >= STACKS)
 				s = (uint32_t)t;
+			if (sticky && round && (h >> 60) & 1)
+				s = prev[t];
+			prev[t] = s;
 			struct cg_sample smp = {.pid = 1, .tid = 1000 + t, .thread_name = tname[t],
 						.state = (h >> 4) & 1 ? CG_ST_RUNNING : CG_ST_IDLE,
 						.nframes = make_stack(s, frames), .frames = frames};
@@ -127,9 +137,9 @@ int main(int argc, char **argv)
 		fclose(devnull);
 	double rss_peak = rss_mb();
 
-	printf("profile memory bench: %llu samples (%d threads x %d Hz x %d s), %d distinct stacks%s\n",
+	printf("profile memory bench: %llu samples (%d threads x %d Hz x %d s), %d distinct stacks%s%s\n",
 	       (unsigned long long)n, THREADS, RATE_HZ, SECONDS, STACKS,
-	       threads ? ", thread roots" : "");
+	       threads ? ", thread roots" : "", sticky ? ", threads repeat half their stacks" : "");
 	printf("  nodes %u, frames %u, profile holds %.1f MB, full %llu\n", profile_node_count(p),
 	       profile_frame_count(p), (double)profile_memory_bytes(p) / 1048576.0,
 	       (unsigned long long)full);
