@@ -306,6 +306,14 @@ class Reporter(UploadBase):
         self.assertEqual(self.submit(5000, 10).returncode, 0)
         self.assertEqual(len(self.posts()), 1)
 
+    def test_wrong_secret_reported_once_across_windows(self):
+        env = dict(self.env, AWS_SECRET_ACCESS_KEY="not-the-secret")
+        r = self.drive("--spool", os.path.join(self.dir, "spool"), "submit", self.body,
+                       "300000", "10", "3", env=env)
+        self.assertEqual(r.stderr.count("refused the credentials"), 1, r.stderr)
+        self.assertEqual(len(self.posts()), 3)  # each window tried once, none retried
+        self.assertNotIn("not-the-secret", r.stderr)
+
     def test_failure_goes_to_spool(self):
         self.ep.stop()
         spool = os.path.join(self.dir, "spool")

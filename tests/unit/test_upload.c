@@ -3,7 +3,8 @@
  * driver the integration tests run against the loopback endpoint:
  *   test_upload [--group G] [--region R] [--endpoint URL] [--ca-file F]
  *               [--pin-sha256 P] [--retries N] [--no-upload] [--spool DIR] CMD
- *   CMD: configure | post FILE [TOKEN] | creds | submit FILE WINDOW_MS SAMPLES | drain
+ *   CMD: configure | post FILE [TOKEN] | creds | reconfigure GOFILE | drain
+ *        submit FILE WINDOW_MS SAMPLES [TIMES]
  * Exit 0 ok, 75 retry later, 77 credentials/auth/TLS, 78 invalid, 1 other. */
 #include <errno.h>
 #include <getopt.h>
@@ -480,8 +481,14 @@ static int driver(int argc, char **argv)
 		struct cg_agent_params p;
 		reporter_configure(rep, &p);
 		cg_clearerr();
-		r = reporter_submit_encoded(rep, body, len, strtoull(argv[optind + 2], NULL, 10),
-					    strtoull(argv[optind + 3], NULL, 10));
+		int times = optind + 4 < argc ? atoi(argv[optind + 4]) : 1;
+		for (int i = 0; i < times && !r; i++) {
+			r = reporter_submit_encoded(rep, body, len,
+						    strtoull(argv[optind + 2], NULL, 10),
+						    strtoull(argv[optind + 3], NULL, 10));
+			/* One at a time, like windows minutes apart. */
+			usleep(300000);
+		}
 		free(body);
 	} else {
 		r = -EINVAL;
