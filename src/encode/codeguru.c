@@ -155,11 +155,12 @@ struct cgc_item {
 	size_t key; /* offset into cgc.keys */
 };
 
-static const char *cgc_keys_base;
-static int cgc_item_cmp(const void *a, const void *b)
+/* qsort_r, not a global: encodes may run in two threads at once. */
+static int cgc_item_cmp(const void *a, const void *b, void *arg)
 {
 	const struct cgc_item *x = a, *y = b;
-	int r = strcmp(cgc_keys_base + x->key, cgc_keys_base + y->key);
+	const char *base = arg;
+	int r = strcmp(base + x->key, base + y->key);
 	return r ? r : (x->node < y->node ? -1 : x->node > y->node);
 }
 
@@ -292,9 +293,8 @@ static int cgc_node(struct cgc *c, const uint32_t *group, size_t n)
 		/* Keys are offsets: deeper levels append to c->keys (which may
 		 * move) but never change what is there. Frames with the same
 		 * key (one function, other lines) sort next to each other. */
-		cgc_keys_base = c->keys.data;
 		if (lv.n > 1)
-			qsort(lv.items, lv.n, sizeof(*lv.items), cgc_item_cmp);
+			qsort_r(lv.items, lv.n, sizeof(*lv.items), cgc_item_cmp, c->keys.data);
 		/* The sorted items become the groups of the next level. */
 		uint32_t one, *ids = lv.n == 1 ? &one : malloc(lv.n * sizeof(*ids));
 		if (!ids) {

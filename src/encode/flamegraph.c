@@ -25,14 +25,14 @@ struct fg {
 };
 
 /* Children sorted by label, like every flame graph since the first: the
- * same stacks always land in the same place. */
-static const struct fg *sort_ctx;
-static int fg_cmp(const void *a, const void *b)
+ * same stacks always land in the same place. qsort_r: the reporter's
+ * worker may encode while the session does. */
+static int fg_cmp(const void *a, const void *b, void *arg)
 {
-	const struct cg_profile *p = sort_ctx->p;
+	const struct fg *g = arg;
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return strcmp(encode_label(sort_ctx->l, profile_node(p, x)->frame),
-		      encode_label(sort_ctx->l, profile_node(p, y)->frame));
+	return strcmp(encode_label(g->l, profile_node(g->p, x)->frame),
+		      encode_label(g->l, profile_node(g->p, y)->frame));
 }
 
 static int fg_layout(struct fg *g)
@@ -65,13 +65,12 @@ static int fg_layout(struct fg *g)
 		goto out;
 	}
 	g->start[0] = 0;
-	sort_ctx = g;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t k = 0;
 		for (uint32_t c = profile_node(p, i)->child; c != CG_PROFILE_NONE;
 		     c = profile_node(p, c)->sibling)
 			kids[k++] = c;
-		qsort(kids, k, sizeof(*kids), fg_cmp);
+		qsort_r(kids, k, sizeof(*kids), fg_cmp, g);
 		/* Self samples of i sit at its left edge, children after. */
 		uint64_t x = g->start[i] + profile_node_total(p, i, true);
 		for (uint32_t j = 0; j < k; j++) {
