@@ -81,6 +81,22 @@ static enum cg_state parse_state(const char *s)
 	return CG_ST_IDLE; /* NEW, TERMINATED, or something newer */
 }
 
+/* Hidden classes (lambdas) carry their address: "Foo$$Lambda$14/0x0000
+ * 000800c03000.run". It differs per run and per JVM, so the same code
+ * would never aggregate; the name without it is what a person reads. */
+static void strip_hidden_address(char *name)
+{
+	for (char *p = strstr(name, "/0x"); p; p = strstr(p + 1, "/0x")) {
+		char *q = p + 3;
+		while ((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f') || (*q >= 'A' && *q <= 'F'))
+			q++;
+		if (q > p + 3 && (*q == '.' || *q == '\0')) {
+			memmove(p, q, strlen(q) + 1);
+			return;
+		}
+	}
+}
+
 /* `at pkg.Class.method(app//File.java:12)`; the location may be "Native
  * Method", "Unknown Source", "File.java" or carry class-loader and module
  * prefixes ending in '/'. Sets *native for "Native Method". */
@@ -93,6 +109,7 @@ static int parse_frame(char *at, struct cg_frame *f, bool *native)
 		return -EINVAL;
 	*open = '\0';
 	*close = '\0';
+	strip_hidden_address(at);
 	f->name = at;
 	f->file = NULL;
 	f->line = 0;
