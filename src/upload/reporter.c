@@ -3,6 +3,7 @@
  * (so a slow endpoint never stalls sampling) or kept in the spool. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,12 @@ static void worker_configure(struct cg_reporter *r)
 static void *worker_main(void *arg)
 {
 	struct cg_reporter *r = arg;
+	sigset_t pipe;
+	/* A TLS write to a connection the server dropped must not kill the
+	 * profiler (curl, told not to touch signals, leaves SIGPIPE to us). */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		while (!r->head && !r->want_configure && !r->stopping)
