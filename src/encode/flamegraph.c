@@ -112,9 +112,12 @@ static void fg_color(const struct cg_profile_frame *f, char *buf, size_t n)
 	"'use strict';\n" \
 	"var W = 0, frames = [], details, zoomed = null, searchRe = null;\n" \
 	"function num(g, k) { return +g.getAttribute('data-' + k); }\n" \
+	"var ready = false;\n" \
 	"function init() {\n" \
+	"  if (ready) return;\n" \
+	"  ready = true;\n" \
 	"  details = document.getElementById('details');\n" \
-	"  W = num(document.documentElement, 'w');\n" \
+	"  W = num(document.getElementById('cgprof'), 'w');\n" \
 	"  var gs = document.getElementById('frames').getElementsByTagName('g');\n" \
 	"  for (var i = 0; i < gs.length; i++) {\n" \
 	"    var g = gs[i];\n" \
@@ -161,7 +164,7 @@ static void fg_color(const struct cg_profile_frame *f, char *buf, size_t n)
 	"}\n" \
 	"function reset() {\n" \
 	"  if (!frames.length) return;\n" \
-	"  zoom({s: 0, n: num(document.documentElement, 'total') || 1, d: 0});\n" \
+	"  zoom({s: 0, n: num(document.getElementById('cgprof'), 'total') || 1, d: 0});\n" \
 	"  zoomed = null;\n" \
 	"  document.getElementById('unzoom').setAttribute('class', 'hide');\n" \
 	"}\n" \
@@ -182,7 +185,7 @@ static void fg_color(const struct cg_profile_frame *f, char *buf, size_t n)
 	"    if (spans[k][0] >= end) { covered += spans[k][1] - spans[k][0]; end = spans[k][1]; }\n" \
 	"    else if (spans[k][1] > end) { covered += spans[k][1] - end; end = spans[k][1]; }\n" \
 	"  }\n" \
-	"  var total = num(document.documentElement, 'total') || 1;\n" \
+	"  var total = num(document.getElementById('cgprof'), 'total') || 1;\n" \
 	"  document.getElementById('matched').textContent =\n" \
 	"    'Matched: ' + (100 * covered / total).toFixed(1) + '%%';\n" \
 	"  document.getElementById('search').textContent = 'Clear search';\n" \
@@ -193,6 +196,10 @@ static void fg_color(const struct cg_profile_frame *f, char *buf, size_t n)
 	"  document.getElementById('matched').textContent = ' ';\n" \
 	"  document.getElementById('search').textContent = 'Search';\n" \
 	"}\n" \
+	"/* A standalone SVG and one inlined in HTML (saved as .html) both\n" \
+	"   fire window's load; the svg onload attribute is not fired inline. */\n" \
+	"if (typeof window !== 'undefined' && window.addEventListener)\n" \
+	"  window.addEventListener('load', init);\n" \
 	"]]></script>\n"
 
 static void fg_text(FILE *out, double x, double y, const char *attrs, const char *id, const char *s)
@@ -248,7 +255,7 @@ int encode_flamegraph(const struct cg_profile *p, const struct cg_encode_opts *o
 		"<?xml version=\"1.0\" standalone=\"no\"?>\n"
 		"<svg version=\"1.1\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
 		"xmlns=\"http://www.w3.org/2000/svg\" data-w=\"%.0f\" data-total=\"%llu\" "
-		"onload=\"init(evt)\">\n",
+		"id=\"cgprof\">\n",
 		FG_WIDTH, height, FG_WIDTH, height, FG_WIDTH, (unsigned long long)total);
 	fputs("<style type=\"text/css\">\n"
 	      "text { font-family: Verdana, sans-serif; font-size: 12px; fill: rgb(0,0,0); }\n"
