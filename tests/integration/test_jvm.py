@@ -240,6 +240,11 @@ class TestJvmHeap(JvmCase):
         # JVM's own pid (NSpid).
         if os.geteuid() != 0 or not shutil.which("unshare"):
             self.skipTest("needs root and unshare")
+        probe = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                                "mount -t tmpfs tmpfs /tmp"], capture_output=True, text=True,
+                               timeout=30)
+        if probe.returncode:
+            self.skipTest("cannot create namespaces here: " + probe.stderr.strip()[:100])
         java = self.jdk("jdk17")
         cmd = "mount -t tmpfs tmpfs /tmp && exec %s -cp %s Split 5" % (java, classes_dir())
         p = self.spawn(["unshare", "--mount", "--pid", "--fork", "--mount-proc",
