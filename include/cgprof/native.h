@@ -1,0 +1,123 @@
+/* Native stacks: ELF symbolization of a target's mapped objects, libunwind
+ * over ptrace, and merging native frames with the Python frames they run. */
+#ifndef CGPROF_NATIVE_H
+#define CGPROF_NATIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgprof/sample.h"
+
+struct target;
+
+/* ---- symbolization (src/native/elfsym.c) ---------------------------- */
+
+/* Symbols of the objects mapped by one process, cached per object file
+ * (path, inode, mtime) and refreshed when the process's maps change. */
+struct elfsym_proc;
+
+int elfsym_proc_new(struct target *t, struct elfsym_proc **out);
+void elfsym_proc_free(struct elfsym_proc *p);
+/* Re-read the target's maps; objects whose file is unchanged keep their
+ * symbol tables. Returns 1 if the mapping changed, 0 if not, negative on
+ * error (-ESRCH: process gone). */
+int elfsym_proc_refresh(struct elfsym_proc *p);
+
+struct elfsym_result {
+	const char *sym;    /* NULL if no symbol covers the address */
+	const char *object; /* basename of the mapped object; NULL if unmapped */
+	uint64_t rel;       /* address as the object's own vaddr (for addr2line) */
+	uint64_t sym_off;   /* rel - symbol start */
+};
+/* Look up an absolute address of the target. 0, or -ENOENT when it is in
+ * no file-backed mapping we know (the caller may refresh and retry).
+ * Strings live until the next refresh that drops the object. */
+int elfsym_lookup(struct elfsym_proc *p, uint64_t addr, struct elfsym_result *r);
+
+/* Symbols of one ELF file on its own (tests, and the Python sampler if it
+ * wants the same reader). Reads .symtab and .dynsym and, when the file has
+ * a build-id with a separate debug file under debug_root (NULL: the
+ * default /usr/lib/debug), that file's .symtab as well. */
+struct elfsym_table;
+int elfsym_table_load(const char *path, const char *debug_root, struct elfsym_table **out);
+void elfsym_table_free(struct elfsym_table *tab);
+size_t elfsym_table_count(const struct elfsym_table *tab);
+/* Symbol covering a file vaddr, or NULL; *off gets vaddr - symbol start. */
+const char *elfsym_table_find(const struct elfsym_table *tab, uint64_t vaddr, uint64_t *off);
+/* vaddr of a named symbol (first match); 0 and -ENOENT if absent. */
+int elfsym_table_addr(const struct elfsym_table *tab, const char *name, uint64_t *vaddr);
+/* Hex build-id ("" if none) of the loaded file. */
+const char *elfsym_table_build_id(const struct elfsym_table *tab);
+
+/* ---- unwinding (src/native/unwind.c) -------------------------------- */
+
+/* One native frame: the cg_frame to report plus what merging needs. */
+enum native_frame_flags {
+	NATIVE_F_EVAL = 1u << 0,     /* a CPython eval-loop frame */
+	NATIVE_F_PLUMBING = 1u << 1, /* interpreter call machinery / startup */
+};
+
+struct native_frame {
+	struct cg_frame f; /* kind CG_FK_NATIVE; name "sym" or "0xREL"; file
+			      object basename or NULL */
+	uint64_t ip;       /* absolute instruction pointer (return address
+			      for callers) */
+	uint32_t flags;    /* enum native_frame_flags */
+};
+
+struct native_ctx;
+
+/* One per target process: a libunwind address space and the process's
+ * symbols. */
+int native_open(struct target *t, struct native_ctx **out);
+void native_close(struct native_ctx *c);
+
+/* Unwind thread tid, which the caller has paused (target_pause) for the
+ * whole call. Frames are leaf first, at most max; *truncated is set when
+ * the stack went on beyond max. Names are valid until the next call on
+ * this ctx. 0 (with *n >= 1), or -ESRCH (thread gone), -EFAULT (no
+ * registers/stack could be read). */
+int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *frames,
+			 uint32_t max, uint32_t *n, bool *truncated);
+/* Forget per-thread state of threads not in tids (after a thread list). */
+void native_forget_threads(struct native_ctx *c, const pid_t *tids, size_t n);
+
+/* CPython's eval loop: _PyEval_EvalFrameDefault, _PyEval_EvalFrame,
+ * PyEval_EvalFrameEx, PyEval_EvalFrame and their compiler clones
+ * (".cold", ".isra.0"...). */
+bool native_is_eval_frame(const char *sym);
+/* Interpreter call machinery and process/thread start-up that a merged
+ * stack drops (vectorcall, PyObject_Call, Py_RunMain, start_thread...). */
+bool native_is_plumbing_frame(const char *sym);
+
+/* ---- merging (src/native/merge.c) ----------------------------------- */
+
+/* A Python frame as the Python sampler reports it, leaf first. entry is
+ * true when the frame is the outermost one run by one C call of the eval
+ * loop (<= 3.10: every frame; 3.11: _PyInterpreterFrame.is_entry; 3.12+:
+ * the frame just above a C-stack shim frame). */
+struct native_py_frame {
+	struct cg_frame f;
+	bool entry;
+};
+
+/* Merge a native stack with the Python stack of the same thread, both
+ * leaf first: each eval-loop native frame is replaced by its group of
+ * Python frames (leaf-most first, up to and including the next entry
+ * frame); plumbing frames are dropped; other native frames stay. Returns
+ * 0 with *nout set (truncated to max, *truncated set if so), or -EPROTO
+ * when the eval frames and the Python entry groups do not correspond one
+ * to one (count that sample as CG_LOST_MERGE). */
+int native_merge(const struct native_frame *nat, uint32_t nnat, const struct native_py_frame *py,
+		 uint32_t npy, struct cg_frame *out, uint32_t max, uint32_t *nout, bool *truncated);
+
+/* ---- sampler (src/native/sampler.c) --------------------------------- */
+
+/* Plain native programs (`cgprof run --native -- ./prog`): every thread
+ * paused in turn, unwound, symbolized. Needs pausing: open fails with
+ * --nonblocking. */
+extern const struct cg_sampler_ops native_sampler_ops;
+
+#endif

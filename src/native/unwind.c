@@ -1,0 +1,302 @@
+/* A paused thread's native stack: libunwind over ptrace with one address
+ * space (and its unwind-info cache) per process, frames named by elfsym. */
+#include <errno.h>
+#include <libunwind-ptrace.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cgprof/log.h"
+#include "cgprof/native.h"
+#include "cgprof/target.h"
+#include "cgprof/util.h"
+
+/* A miss (address in no known mapping) re-reads the maps, but not more
+ * often than this: a JIT or a corrupt stack would otherwise make every
+ * frame cost a /proc read. */
+#define NATIVE_MISS_REFRESH_NS (50ULL * 1000000ULL)
+/* Without misses the maps are still checked now and then for objects
+ * that were unmapped and replaced at the same addresses. */
+#define NATIVE_PERIODIC_REFRESH_NS (1000ULL * 1000000ULL)
+#define NATIVE_HEX_LEN 24
+/* Private to this file while unwinding: the frame is a signal frame, so
+ * the next one's IP is exact, not a return address. */
+#define NATIVE_F_SIGNAL_ 0x80000000u
+
+struct native_ctx {
+	struct target *t;
+	unw_addr_space_t as;
+	struct elfsym_proc *syms;
+	struct cg_map upt;     /* tid -> _UPT_create handle, reused across samples */
+	char (*hex)[NATIVE_HEX_LEN]; /* names of frames without a symbol */
+	uint32_t nhex;
+	uint64_t refreshed_ns;
+};
+
+int native_open(struct target *t, struct native_ctx **out)
+{
+	struct native_ctx *c = calloc(1, sizeof(*c));
+	int r = 0;
+	if (!c)
+		return -ENOMEM;
+	c->t = t;
+	cg_map_init(&c->upt);
+	c->as = unw_create_addr_space(&_UPT_accessors, 0);
+	if (!c->as) {
+		r = cg_fail(-ENOMEM, "libunwind: cannot create an address space");
+		goto out;
+	}
+	/* One cache for the whole process: unwind info of a library found
+	 * while unwinding one thread serves every other thread. */
+	unw_set_caching_policy(c->as, UNW_CACHE_GLOBAL);
+	r = elfsym_proc_new(t, &c->syms);
+	if (r)
+		goto out;
+	r = elfsym_proc_refresh(c->syms);
+	if (r < 0) {
+		r = cg_fail(r, "cannot read the memory map of process %d: %s", (int)target_pid(t),
+			    strerror(-r));
+		goto out;
+	}
+	r = 0;
+	c->refreshed_ns = cg_now_ns();
+out:
+	if (r) {
+		native_close(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+void native_close(struct native_ctx *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->upt.cap; i++)
+		if (c->upt.keys && c->upt.keys[i])
+			_UPT_destroy((void *)(uintptr_t)c->upt.vals[i]);
+	cg_map_free(&c->upt);
+	if (c->as)
+		unw_destroy_addr_space(c->as);
+	elfsym_proc_free(c->syms);
+	free(c->hex);
+	free(c);
+}
+
+static void refresh(struct native_ctx *c)
+{
+	int r = elfsym_proc_refresh(c->syms);
+	c->refreshed_ns = cg_now_ns();
+	/* Unwind info cached for addresses whose object changed is wrong now. */
+	if (r > 0)
+		unw_flush_cache(c->as, 0, 0);
+}
+
+void native_forget_threads(struct native_ctx *c, const pid_t *tids, size_t n)
+{
+	if (cg_now_ns() - c->refreshed_ns > NATIVE_PERIODIC_REFRESH_NS)
+		refresh(c);
+	if (c->upt.len <= n)
+		return; /* nothing can be stale; common case, no scan */
+	struct cg_map keep;
+	cg_map_init(&keep);
+	for (size_t i = 0; i < c->upt.cap; i++) {
+		uint64_t k = c->upt.keys ? c->upt.keys[i] : 0;
+		if (!k)
+			continue;
+		bool live = false;
+		for (size_t j = 0; j < n && !live; j++)
+			live = (uint64_t)tids[j] == k;
+		if (live && cg_map_put(&keep, k, c->upt.vals[i]) == 0)
+			continue;
+		_UPT_destroy((void *)(uintptr_t)c->upt.vals[i]);
+	}
+	cg_map_free(&c->upt);
+	c->upt = keep;
+}
+
+static void *upt_for(struct native_ctx *c, pid_t tid)
+{
+	uint64_t v;
+	if (cg_map_get(&c->upt, (uint64_t)tid, &v))
+		return (void *)(uintptr_t)v;
+	void *u = _UPT_create(tid);
+	if (!u)
+		return NULL;
+	if (cg_map_put(&c->upt, (uint64_t)tid, (uint64_t)(uintptr_t)u)) {
+		_UPT_destroy(u);
+		return NULL;
+	}
+	return u;
+}
+
+static void drop_upt(struct native_ctx *c, pid_t tid)
+{
+	uint64_t v;
+	if (!cg_map_get(&c->upt, (uint64_t)tid, &v))
+		return;
+	_UPT_destroy((void *)(uintptr_t)v);
+	/* cg_map has no delete: rebuild without this key. */
+	struct cg_map keep;
+	cg_map_init(&keep);
+	for (size_t i = 0; i < c->upt.cap; i++)
+		if (c->upt.keys[i] && c->upt.keys[i] != (uint64_t)tid)
+			cg_map_put(&keep, c->upt.keys[i], c->upt.vals[i]);
+	cg_map_free(&c->upt);
+	c->upt = keep;
+}
+
+static void name_frame(struct native_ctx *c, struct native_frame *fr, uint32_t i, bool leaf)
+{
+	/* A caller's IP is a return address, possibly the first byte of the
+	 * next function (calls to noreturn functions end a function): look up
+	 * the call instruction instead. */
+	uint64_t addr = leaf ? fr->ip : fr->ip - 1;
+	struct elfsym_result res;
+	int r = elfsym_lookup(c->syms, addr, &res);
+	if (r == -ENOENT && cg_now_ns() - c->refreshed_ns > NATIVE_MISS_REFRESH_NS) {
+		refresh(c);
+		r = elfsym_lookup(c->syms, addr, &res);
+	}
+	fr->f.kind = CG_FK_NATIVE;
+	fr->f.line = 0;
+	fr->flags = 0;
+	if (r == 0 && res.sym) {
+		fr->f.name = res.sym;
+		fr->f.file = res.object;
+		if (native_is_eval_frame(res.sym))
+			fr->flags |= NATIVE_F_EVAL;
+		else if (native_is_plumbing_frame(res.sym))
+			fr->flags |= NATIVE_F_PLUMBING;
+		return;
+	}
+	/* Unknown symbol: the object-relative address is stable across runs
+	 * (ASLR) and is what addr2line takes. */
+	snprintf(c->hex[i], NATIVE_HEX_LEN, "0x%llx",
+		 (unsigned long long)(r == 0 ? res.rel : fr->ip));
+	fr->f.name = c->hex[i];
+	fr->f.file = r == 0 ? res.object : NULL;
+}
+
+int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *frames,
+			 uint32_t max, uint32_t *n, bool *truncated)
+{
+	unw_cursor_t cur;
+	int r = 0;
+	uint32_t k = 0;
+
+	*n = 0;
+	*truncated = false;
+	if (max == 0)
+		return -EINVAL;
+	if (c->nhex < max) {
+		char (*h)[NATIVE_HEX_LEN] = realloc(c->hex, max * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		c->hex = h;
+		c->nhex = max;
+	}
+	void *u = upt_for(c, tid);
+	if (!u)
+		return -ENOMEM;
+	r = unw_init_remote(&cur, c->as, u);
+	if (r < 0) {
+		/* the handle may hold state of a dead thread with a reused tid */
+		drop_upt(c, tid);
+		return r == -UNW_EBADREG || r == -UNW_EINVAL ? -ESRCH : -EFAULT;
+	}
+	uint64_t last_sp = 0, last_ip = 0;
+	/* Bounded: max frames plus one step to learn whether more follow. */
+	for (;;) {
+		unw_word_t ip = 0, sp = 0;
+		if (unw_get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0)
+			break;
+		unw_get_reg(&cur, UNW_REG_SP, &sp);
+		if (k > 0 && ip == last_ip && sp == last_sp)
+			break; /* no progress: a loop in corrupt unwind info */
+		if (k == max) {
+			*truncated = true;
+			break;
+		}
+		frames[k].ip = ip;
+		/* a signal frame's IP is the interrupted instruction, not a
+		 * return address */
+		bool exact = k == 0 || (k > 0 && (frames[k - 1].flags & NATIVE_F_SIGNAL_));
+		frames[k].flags = 0;
+		name_frame(c, &frames[k], k, exact);
+		if (unw_is_signal_frame(&cur) > 0)
+			frames[k].flags |= NATIVE_F_SIGNAL_;
+		k++;
+		last_ip = ip;
+		last_sp = sp;
+		if (unw_step(&cur) <= 0)
+			break;
+	}
+	for (uint32_t i = 0; i < k; i++)
+		frames[i].flags &= ~NATIVE_F_SIGNAL_;
+	if (k == 0)
+		return -EFAULT;
+	*n = k;
+	return 0;
+}
+
+/* Names compared without the compiler's clone suffixes
+ * (_PyEval_EvalFrameDefault.cold, foo.isra.0, bar.constprop.1). */
+static bool name_is(const char *sym, const char *want)
+{
+	size_t n = strlen(want);
+	return !strncmp(sym, want, n) && (sym[n] == '\0' || sym[n] == '.');
+}
+
+bool native_is_eval_frame(const char *sym)
+{
+	static const char *const eval[] = {
+		"_PyEval_EvalFrameDefault", "_PyEval_EvalFrame", "PyEval_EvalFrameEx",
+		"PyEval_EvalFrame",
+	};
+	if (!sym)
+		return false;
+	for (size_t i = 0; i < CG_ARRAY_LEN(eval); i++)
+		if (name_is(sym, eval[i]))
+			return true;
+	return false;
+}
+
+bool native_is_plumbing_frame(const char *sym)
+{
+	/* Exact names (modulo clone suffixes). */
+	static const char *const exact[] = {
+		"PyObject_Call", "PyObject_CallObject", "PyObject_CallFunction",
+		"PyObject_CallFunctionObjArgs", "PyObject_CallMethod", "PyObject_CallMethodObjArgs",
+		"PyObject_CallOneArg", "PyObject_CallNoArgs", "PyObject_Vectorcall",
+		"PyObject_VectorcallDict", "PyObject_VectorcallMethod", "PyVectorcall_Call",
+		"PyCFunction_Call", "PyEval_CallObjectWithKeywords", "PyEval_EvalCode",
+		"PyEval_EvalCodeEx", "call_function", "fast_function", "do_call_core",
+		"function_code_fastcall", "slot_tp_call", "builtin_exec", "builtin_exec_impl",
+		"run_eval_code_obj", "run_mod", "run_pyc_file", "Py_RunMain", "Py_BytesMain",
+		"Py_Main", "main", "_start", "__libc_start_main", "__libc_start_call_main",
+		"start_thread", "clone", "clone3", "thread_run", "pythread_wrapper",
+		"t_bootstrap", "_Py_UnixMain", "object_vacall", "method_vectorcall",
+		"partial_vectorcall", "partial_call", "vectorcall_method", "vectorcall_unbound",
+		"call_unbound", "call_unbound_noarg", "slot_tp_init", "type_call",
+	};
+	/* Families of call helpers. */
+	static const char *const prefix[] = {
+		"_PyObject_Call", "_PyObject_Vectorcall", "_PyObject_FastCall", "_PyObject_MakeTpCall",
+		"_PyFunction_Vectorcall", "_PyFunction_FastCall", "_PyEval_Vector",
+		"_PyEval_EvalCode", "_PyCFunction_FastCall", "_PyMethodDef_RawFastCall",
+		"_PyMethodDescr_FastCall", "_PyVectorcall_Call", "cfunction_call", "cfunction_vectorcall",
+		"method_vectorcall_", "PyRun_", "_PyRun_", "pyrun_", "pymain_", "_Py_RunMain",
+		"wrapper_call", "wrapperdescr_call", "_PyObject_Call_Prepend",
+	};
+	if (!sym)
+		return false;
+	for (size_t i = 0; i < CG_ARRAY_LEN(exact); i++)
+		if (name_is(sym, exact[i]))
+			return true;
+	for (size_t i = 0; i < CG_ARRAY_LEN(prefix); i++)
+		if (!strncmp(sym, prefix[i], strlen(prefix[i])))
+			return true;
+	return false;
+}

@@ -1,0 +1,428 @@
+/* native: ELF symbols of a real binary (also stripped, with its debug file
+ * found by build-id, and broken), unwinding a paused child, and merging
+ * native with Python frames on crafted stacks. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "cgprof/log.h"
+#include "cgprof/native.h"
+#include "cgprof/target.h"
+
+static volatile unsigned long spin_sink;
+
+/* Static on purpose: only .symtab (or the debug file) names them. */
+__attribute__((noinline)) static void native_test_leaf(void)
+{
+	for (;;)
+		spin_sink++;
+}
+
+__attribute__((noinline)) static void native_test_mid(void)
+{
+	native_test_leaf();
+	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void native_test_top(void)
+{
+	native_test_mid();
+	__asm__ volatile("" ::: "memory");
+}
+
+static char self_path[4096];
+
+static void find_self(void)
+{
+	ssize_t n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
+	ck_assert_int_gt(n, 0);
+	self_path[n] = '\0';
+}
+
+START_TEST(symtab_of_self)
+{
+	struct elfsym_table *tab;
+	find_self();
+	ck_assert_int_eq(elfsym_table_load(self_path, "/nonexistent", &tab), 0);
+	ck_assert_uint_gt(elfsym_table_count(tab), 10);
+	uint64_t a;
+	ck_assert_int_eq(elfsym_table_addr(tab, "native_test_mid", &a), 0);
+	uint64_t off = 99;
+	const char *s = elfsym_table_find(tab, a, &off);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "native_test_mid");
+	ck_assert_uint_eq(off, 0);
+	s = elfsym_table_find(tab, a + 3, &off);
+	ck_assert_str_eq(s, "native_test_mid");
+	ck_assert_uint_eq(off, 3);
+	/* below every symbol */
+	ck_assert_ptr_null(elfsym_table_find(tab, 1, NULL));
+	ck_assert_int_eq(elfsym_table_addr(tab, "no_such_symbol_here", &a), -ENOENT);
+	ck_assert_uint_gt(strlen(elfsym_table_build_id(tab)), 2);
+	elfsym_table_free(tab);
+}
+END_TEST
+
+static int sh(const char *cmd)
+{
+	int r = system(cmd);
+	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+START_TEST(stripped_with_debug_file)
+{
+	char dir[] = "/tmp/cgprof-native-XXXXXX", cmd[16384], stripped[4200];
+	struct elfsym_table *tab;
+	uint64_t a;
+
+	find_self();
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(stripped, sizeof(stripped), "%s/stripped", dir);
+	snprintf(cmd, sizeof(cmd), "strip -o %s %s", stripped, self_path);
+	if (sh(cmd) != 0) {
+		fprintf(stderr, "SKIP stripped_with_debug_file: strip failed\n");
+		return;
+	}
+	/* stripped: .symtab gone, the static function is unknown */
+	ck_assert_int_eq(elfsym_table_load(stripped, dir, &tab), 0);
+	ck_assert_int_eq(elfsym_table_addr(tab, "native_test_mid", &a), -ENOENT);
+	char id[160];
+	snprintf(id, sizeof(id), "%s", elfsym_table_build_id(tab));
+	elfsym_table_free(tab);
+	ck_assert_uint_gt(strlen(id), 2);
+
+	/* the separate debug file by build-id brings it back */
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s/.build-id/%.2s && objcopy --only-keep-debug %s %s/.build-id/%.2s/%s.debug",
+		 dir, id, self_path, dir, id, id + 2);
+	ck_assert_int_eq(sh(cmd), 0);
+	ck_assert_int_eq(elfsym_table_load(stripped, dir, &tab), 0);
+	ck_assert_int_eq(elfsym_table_addr(tab, "native_test_mid", &a), 0);
+	ck_assert_str_eq(elfsym_table_find(tab, a + 1, NULL), "native_test_mid");
+	elfsym_table_free(tab);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	sh(cmd);
+}
+END_TEST
+
+START_TEST(broken_elf_is_an_error_not_a_crash)
+{
+	char dir[] = "/tmp/cgprof-native-XXXXXX", path[256];
+	struct elfsym_table *tab = NULL;
+	find_self();
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/junk", dir);
+
+	FILE *f = fopen(path, "w");
+	fputs("not an ELF file at all\n", f);
+	fclose(f);
+	ck_assert_int_eq(elfsym_table_load(path, dir, &tab), -ENOEXEC);
+
+	/* A real binary cut at every few KiB, and one with bytes flipped in its
+	 * headers: load may fail or find fewer symbols, never crash. */
+	FILE *in = fopen(self_path, "r");
+	ck_assert_ptr_nonnull(in);
+	static char img[8 << 20];
+	size_t len = fread(img, 1, sizeof(img), in);
+	fclose(in);
+	for (size_t cut = 0; cut < len; cut += len / 37 + 1) {
+		f = fopen(path, "w");
+		fwrite(img, 1, cut, f);
+		fclose(f);
+		if (elfsym_table_load(path, dir, &tab) == 0)
+			elfsym_table_free(tab);
+	}
+	unsigned int seed = 7;
+	for (int round = 0; round < 50; round++) {
+		static char bad[8 << 20];
+		memcpy(bad, img, len);
+		for (int k = 0; k < 16; k++) {
+			size_t at = (size_t)rand_r(&seed) % (len < 4096 ? len : 4096);
+			bad[at] = (char)rand_r(&seed);
+		}
+		/* and somewhere in the section headers at the end */
+		for (int k = 0; k < 16; k++)
+			bad[len - 1 - (size_t)rand_r(&seed) % 2048] = (char)rand_r(&seed);
+		f = fopen(path, "w");
+		fwrite(bad, 1, len, f);
+		fclose(f);
+		if (elfsym_table_load(path, dir, &tab) == 0)
+			elfsym_table_free(tab);
+	}
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+struct got {
+	int calls;
+	char leaf[64];
+	enum cg_state state;
+};
+
+static void on_sample(const struct cg_sample *s, void *arg)
+{
+	struct got *g = arg;
+	g->calls++;
+	g->state = s->state;
+	if (s->nframes)
+		snprintf(g->leaf, sizeof(g->leaf), "%s", s->frames[0].name);
+}
+
+static pid_t spawn_spinner(void)
+{
+	int pfd[2];
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		close(pfd[0]);
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(3);
+		native_test_top();
+		_exit(0);
+	}
+	char c;
+	close(pfd[1]);
+	ck_assert_int_eq(read(pfd[0], &c, 1), 1);
+	close(pfd[0]);
+	usleep(20000);
+	return pid;
+}
+
+START_TEST(symbols_and_unwind_of_child)
+{
+	pid_t pid = spawn_spinner();
+	struct target *t;
+	ck_assert_int_eq(target_open(pid, &t), 0);
+
+	struct elfsym_proc *p;
+	struct elfsym_result res;
+	ck_assert_int_eq(elfsym_proc_new(t, &p), 0);
+	ck_assert_int_eq(elfsym_proc_refresh(p), 1);
+	ck_assert_int_eq(elfsym_proc_refresh(p), 0); /* unchanged maps */
+	ck_assert_int_eq(elfsym_lookup(p, (uintptr_t)native_test_mid + 2, &res), 0);
+	ck_assert_str_eq(res.sym, "native_test_mid");
+	ck_assert_str_eq(res.object, "test_native");
+	ck_assert_int_eq(elfsym_lookup(p, (uintptr_t)strlen, &res), 0);
+	ck_assert_ptr_nonnull(strstr(res.object, "libc"));
+	ck_assert_int_eq(elfsym_lookup(p, 16, &res), -ENOENT);
+	elfsym_proc_free(p);
+
+	struct native_ctx *c;
+	struct native_frame fr[64];
+	uint32_t n = 0;
+	bool trunc;
+	ck_assert_int_eq(native_open(t, &c), 0);
+	for (int round = 0; round < 3; round++) {
+		ck_assert_int_eq(target_pause(t, pid), 0);
+		int r = native_unwind_thread(c, pid, fr, 64, &n, &trunc);
+		target_resume(t, pid);
+		ck_assert_int_eq(r, 0);
+		ck_assert_uint_ge(n, 4);
+		ck_assert_str_eq(fr[0].f.name, "native_test_leaf");
+		ck_assert_str_eq(fr[1].f.name, "native_test_mid");
+		ck_assert_str_eq(fr[2].f.name, "native_test_top");
+		ck_assert_str_eq(fr[0].f.file, "test_native");
+		ck_assert_int_eq(fr[0].f.kind, CG_FK_NATIVE);
+		ck_assert(!trunc);
+	}
+	/* bounded: two frames asked, more there */
+	ck_assert_int_eq(target_pause(t, pid), 0);
+	ck_assert_int_eq(native_unwind_thread(c, pid, fr, 2, &n, &trunc), 0);
+	target_resume(t, pid);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(trunc);
+	native_close(c);
+
+	/* the sampler end to end, and its refusal without pausing */
+	void *priv;
+	struct cg_sampler_opts so = {.nonblocking = true, .max_depth = 128};
+	ck_assert_int_eq(native_sampler_ops.probe(t), 0);
+	cg_clearerr();
+	ck_assert_int_eq(native_sampler_ops.open(t, &so, &priv), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "nonblocking"));
+	so.nonblocking = false;
+	ck_assert_int_eq(native_sampler_ops.open(t, &so, &priv), 0);
+	struct cg_sample_stats st = {0};
+	struct got g = {0};
+	ck_assert_int_eq(native_sampler_ops.sample(priv, on_sample, &g, &st), 1);
+	ck_assert_int_eq(g.calls, 1);
+	ck_assert_str_eq(g.leaf, "native_test_leaf");
+	ck_assert_int_eq(g.state, CG_ST_RUNNING);
+	ck_assert_uint_eq(st.taken, 1);
+	native_sampler_ops.close(priv);
+
+	target_close(t);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+END_TEST
+
+/* ---- merge on crafted stacks ---------------------------------------- */
+
+static struct native_frame N(const char *name, uint32_t flags)
+{
+	return (struct native_frame){.f = {.name = name, .file = "x.so", .kind = CG_FK_NATIVE},
+				     .flags = flags};
+}
+#define EVAL(n) N(n, NATIVE_F_EVAL)
+#define PLUMB(n) N(n, NATIVE_F_PLUMBING)
+#define C(n) N(n, 0)
+
+static struct native_py_frame P(const char *name, bool entry)
+{
+	return (struct native_py_frame){.f = {.name = name, .file = "a.py", .line = 1}, .entry = entry};
+}
+
+static void expect(const struct cg_frame *out, uint32_t n, const char *const *want, uint32_t nwant)
+{
+	ck_assert_uint_eq(n, nwant);
+	for (uint32_t i = 0; i < n; i++)
+		ck_assert_str_eq(out[i].name, want[i]);
+}
+
+START_TEST(merge_py310_every_frame_entry)
+{
+	/* leaf first: libc <- C ext <- call machinery <- eval(g) <- eval(f) <- main */
+	struct native_frame nat[] = {
+		C("memcpy"), C("burn_c"), PLUMB("cfunction_vectorcall_O"),
+		EVAL("_PyEval_EvalFrameDefault"), PLUMB("_PyFunction_Vectorcall"),
+		EVAL("_PyEval_EvalFrameDefault"), PLUMB("PyEval_EvalCode"), PLUMB("Py_BytesMain"),
+		PLUMB("main"),
+	};
+	struct native_py_frame py[] = {P("g", true), P("<module>", true)};
+	struct cg_frame out[16];
+	uint32_t n;
+	bool trunc;
+	ck_assert_int_eq(native_merge(nat, 9, py, 2, out, 16, &n, &trunc), 0);
+	const char *want[] = {"memcpy", "burn_c", "g", "<module>"};
+	expect(out, n, want, 4);
+	ck_assert(!trunc);
+	ck_assert_int_eq(out[2].kind, CG_FK_PYTHON);
+	ck_assert_int_eq(out[1].kind, CG_FK_NATIVE);
+}
+END_TEST
+
+START_TEST(merge_py311_groups_by_entry)
+{
+	/* One eval invocation runs f, g, h (3.11 inlines Python calls; f is
+	 * its entry frame); h calls a C function that calls back into k. */
+	struct native_frame nat[] = {
+		C("lookdict"), EVAL("_PyEval_EvalFrameDefault"), PLUMB("_PyEval_Vector"),
+		C("callback_c"), PLUMB("cfunction_call"), EVAL("_PyEval_EvalFrameDefault"),
+		PLUMB("Py_RunMain"),
+	};
+	struct native_py_frame py[] = {P("k", true), P("h", false), P("g", false), P("f", true)};
+	struct cg_frame out[16];
+	uint32_t n;
+	bool trunc;
+	ck_assert_int_eq(native_merge(nat, 7, py, 4, out, 16, &n, &trunc), 0);
+	const char *want[] = {"lookdict", "k", "callback_c", "h", "g", "f"};
+	expect(out, n, want, 6);
+}
+END_TEST
+
+START_TEST(merge_wrapper_is_one_invocation)
+{
+	struct native_frame nat[] = {
+		C("burn_c"), EVAL("_PyEval_EvalFrameDefault"), EVAL("PyEval_EvalFrameEx"),
+		PLUMB("function_code_fastcall"), EVAL("_PyEval_EvalFrameDefault"),
+		EVAL("PyEval_EvalFrameEx"),
+	};
+	struct native_py_frame py[] = {P("g", true), P("f", true)};
+	struct cg_frame out[16];
+	uint32_t n;
+	bool trunc;
+	ck_assert_int_eq(native_merge(nat, 6, py, 2, out, 16, &n, &trunc), 0);
+	const char *want[] = {"burn_c", "g", "f"};
+	expect(out, n, want, 3);
+}
+END_TEST
+
+START_TEST(merge_mismatch_is_refused)
+{
+	struct cg_frame out[16];
+	uint32_t n = 77;
+	bool trunc;
+	/* two eval frames, one Python group */
+	struct native_frame nat[] = {EVAL("_PyEval_EvalFrameDefault"), PLUMB("x"),
+				     EVAL("_PyEval_EvalFrameDefault")};
+	struct native_py_frame one[] = {P("f", true)};
+	ck_assert_int_eq(native_merge(nat, 3, one, 1, out, 16, &n, &trunc), -EPROTO);
+	ck_assert_uint_eq(n, 0);
+	/* one eval frame, two groups */
+	struct native_py_frame two[] = {P("g", true), P("f", true)};
+	ck_assert_int_eq(native_merge(nat, 1, two, 2, out, 16, &n, &trunc), -EPROTO);
+	/* last group never reaches an entry frame */
+	struct native_py_frame open_group[] = {P("g", false)};
+	ck_assert_int_eq(native_merge(nat, 1, open_group, 1, out, 16, &n, &trunc), -EPROTO);
+	/* Python frames but no eval frame at all */
+	struct native_frame plain[] = {C("a"), C("b")};
+	ck_assert_int_eq(native_merge(plain, 2, one, 1, out, 16, &n, &trunc), -EPROTO);
+	/* no Python at all: native frames minus plumbing */
+	ck_assert_int_eq(native_merge(plain, 2, NULL, 0, out, 16, &n, &trunc), 0);
+	ck_assert_uint_eq(n, 2);
+}
+END_TEST
+
+START_TEST(merge_truncates_root_side)
+{
+	struct native_frame nat[] = {C("a"), C("b"), EVAL("_PyEval_EvalFrameDefault"), C("c")};
+	struct native_py_frame py[] = {P("p1", false), P("p2", true)};
+	struct cg_frame out[3];
+	uint32_t n;
+	bool trunc;
+	ck_assert_int_eq(native_merge(nat, 4, py, 2, out, 3, &n, &trunc), 0);
+	const char *want[] = {"a", "b", "p1"};
+	expect(out, n, want, 3);
+	ck_assert(trunc);
+}
+END_TEST
+
+START_TEST(eval_and_plumbing_names)
+{
+	ck_assert(native_is_eval_frame("_PyEval_EvalFrameDefault"));
+	ck_assert(native_is_eval_frame("_PyEval_EvalFrameDefault.cold"));
+	ck_assert(native_is_eval_frame("PyEval_EvalFrameEx"));
+	ck_assert(!native_is_eval_frame("_PyEval_EvalFrameDefaultX"));
+	ck_assert(!native_is_eval_frame("_PyEval_Vector"));
+	ck_assert(!native_is_eval_frame(NULL));
+	ck_assert(native_is_plumbing_frame("_PyEval_Vector"));
+	ck_assert(native_is_plumbing_frame("cfunction_vectorcall_FASTCALL_KEYWORDS"));
+	ck_assert(native_is_plumbing_frame("_PyObject_MakeTpCall"));
+	ck_assert(native_is_plumbing_frame("start_thread"));
+	ck_assert(!native_is_plumbing_frame("lookdict_unicode"));
+	ck_assert(!native_is_plumbing_frame("burn_c"));
+	ck_assert(!native_is_plumbing_frame("mainloop"));
+}
+END_TEST
+
+static Suite *native_suite(void)
+{
+	Suite *s = suite_create("native");
+	TCase *tc = tcase_create("elf");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, symtab_of_self);
+	tcase_add_test(tc, stripped_with_debug_file);
+	tcase_add_test(tc, broken_elf_is_an_error_not_a_crash);
+	tcase_add_test(tc, symbols_and_unwind_of_child);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("merge");
+	tcase_add_test(tc, merge_py310_every_frame_entry);
+	tcase_add_test(tc, merge_py311_groups_by_entry);
+	tcase_add_test(tc, merge_wrapper_is_one_invocation);
+	tcase_add_test(tc, merge_mismatch_is_refused);
+	tcase_add_test(tc, merge_truncates_root_side);
+	tcase_add_test(tc, eval_and_plumbing_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CG_CHECK_MAIN(native_suite)
