@@ -27,9 +27,15 @@ extern const struct cg_sampler_ops jvm_sampler_ops;
  *       30 Hz 1.5-2.6%,  50 Hz 2.7-3.4%,  100 Hz 6.4%  (ceiling ~210 Hz)
  *   Temurin 25.0.3 (3 sessions, 4-6 runs):  5 Hz 1.7-3.9% (noisy),
  *       10 Hz 2.0-2.7%,  20 Hz 3.9-4.2%,  50 Hz 8.4-8.5%
+ * and with a sampled and an unsampled Demo side by side (5 pairs, which
+ * cancels the load of the shared machine but overstates: the unsampled
+ * one gets the cores the paused one leaves): JDK 17 at 20 Hz 1.4-1.6%,
+ * JDK 25 at 5 Hz 2.4-3.2%, at 10 Hz 1.9-3.2%.
  * So JDK 17 and older get 20 Hz, the highest rate under the 2% budget in
- * every session; newer JVMs (18-24 unmeasured, treated like 25) and a JVM
- * whose version is not known get 5 Hz. cgprof's own cost is ~60 us of
+ * every session. Newer JVMs (18-24 unmeasured, treated like 25) and a JVM
+ * whose version is not known get 5 Hz, the cautious choice: on the shared
+ * test machine JDK 25's slowdown at 5-10 Hz could not be told apart from
+ * noise of +-3%; re-measure on a quiet one. cgprof's own cost is ~60 us of
  * CPU per dump. */
 #define CG_JVM_DEFAULT_RATE_HZ 5
 #define CG_JVM_DEFAULT_RATE_HZ_JDK17 20
