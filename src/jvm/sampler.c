@@ -16,17 +16,18 @@
 
 struct jvm_sampler;
 
-/* A way to get Java stacks out of a JVM. Thread dumps over the attach
- * socket work everywhere but stop the JVM at a safepoint per sample (so
- * they are safepoint-biased and cost the target); a reader of HotSpot's
- * exported gHotSpotVMStructs tables from outside would be a second entry,
- * chosen in jvm_open() when it can serve the JVM found. */
 /* Rates a mechanism can sample at, by JVM major version (ascending). */
 struct jvm_rate {
 	int upto_major;
 	double default_hz, max_hz;
 };
 
+/* A way to get Java stacks out of a JVM. Thread dumps over the attach
+ * socket work everywhere but stop the JVM at a safepoint per sample (so
+ * they are safepoint-biased and cost the target); a reader of HotSpot's
+ * exported gHotSpotVMStructs tables from outside would be a second entry
+ * in jvm_mechs[], tried first by jvm_open() and failing its open() with
+ * -ENOTSUP for a JVM it cannot serve. */
 struct jvm_mech {
 	const char *name;
 	const struct jvm_rate *rates; /* last entry: upto_major INT_MAX */
