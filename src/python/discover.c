@@ -1,0 +1,233 @@
+/* Finding CPython in a target: the ELF object that holds the interpreter
+ * (libpython or a static python), its symbols read with libelf, the
+ * version, the layout in force, and whether the runtime is up yet. */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgprof/log.h"
+#include "cgprof/target.h"
+#include "py_priv.h"
+
+enum {
+	SYM_PYRUNTIME = 0,
+	SYM_PY_VERSION,
+	SYM_INTERP_HEAD,     /* 3.6: static, .symtab only */
+	SYM_TSTATE_CURRENT,  /* 3.6: _PyThreadState_Current */
+	SYM_PYCODE_TYPE,
+	SYM__COUNT
+};
+static const char *const sym_names[SYM__COUNT] = {
+	"_PyRuntime", "Py_Version", "interp_head", "_PyThreadState_Current", "PyCode_Type",
+};
+
+/* Symbols of one ELF file: st_value of each wanted name (0 if absent), and
+ * the vaddr of its first PT_LOAD, for the load bias. */
+static int elf_symbols(const char *path, uint64_t vals[SYM__COUNT], uint64_t *first_load)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = -ENOENT;
+	memset(vals, 0, sizeof(uint64_t) * SYM__COUNT);
+	elf_version(EV_CURRENT);
+	Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e || elf_kind(e) != ELF_K_ELF) {
+		r = -ENOEXEC;
+		goto out;
+	}
+	size_t nph;
+	*first_load = UINT64_MAX;
+	if (elf_getphdrnum(e, &nph) == 0) {
+		for (size_t i = 0; i < nph && i < 256; i++) {
+			GElf_Phdr ph;
+			if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD) {
+				*first_load = ph.p_vaddr & ~0xfffULL;
+				break;
+			}
+		}
+	}
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+			continue;
+		Elf_Data *d = elf_getdata(scn, NULL);
+		if (!d || !sh.sh_entsize)
+			continue;
+		size_t n = sh.sh_size / sh.sh_entsize;
+		for (size_t i = 0; i < n; i++) {
+			GElf_Sym s;
+			if (!gelf_getsym(d, (int)i, &s) || !s.st_value)
+				continue;
+			const char *name = elf_strptr(e, sh.sh_link, s.st_name);
+			if (!name || name[0] == '\0')
+				continue;
+			for (int k = 0; k < SYM__COUNT; k++)
+				if (!vals[k] && !strcmp(name, sym_names[k])) {
+					vals[k] = s.st_value;
+					r = 0;
+				}
+		}
+	}
+out:
+	if (e)
+		elf_end(e);
+	close(fd);
+	return r;
+}
+
+/* "libpython3.11.so.1.0" -> 3, 11 */
+static bool version_from_name(const char *path, int *major, int *minor)
+{
+	const char *b = strrchr(path, '/');
+	b = b ? b + 1 : path;
+	const char *p = strstr(b, "python");
+	if (!p)
+		return false;
+	return sscanf(p, "python%d.%d", major, minor) == 2;
+}
+
+/* The ELF object that holds the interpreter: a mapped libpythonX.Y, else
+ * the executable if it exports the runtime (static builds). */
+static const struct target_map *find_interp_object(const struct target_maps *m, const char *exe)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->map[i].offset == 0 && strstr(m->map[i].path, "/libpython"))
+			return &m->map[i];
+	for (size_t i = 0; i < m->n; i++)
+		if (m->map[i].offset == 0 && !strcmp(m->map[i].path, exe))
+			return &m->map[i];
+	return NULL;
+}
+
+int py_discover(struct target *t, struct py_interp *pi)
+{
+	struct target_maps m = {0};
+	char exe[512] = "", path[1024];
+	uint64_t sym[SYM__COUNT], first_load = 0;
+	int major = 0, minor = 0, r;
+
+	memset(pi, 0, sizeof(*pi));
+	pi->t = t;
+	r = target_maps_read(t, &m);
+	if (r)
+		return r == -ESRCH ? r : -ENOENT;
+	target_exe(t, exe, sizeof(exe));
+	/* exe is how the target names it; maps show the same path. */
+	const struct target_map *obj = find_interp_object(&m, exe);
+	if (!obj) {
+		r = -ENOENT;
+		goto out;
+	}
+	snprintf(pi->object, sizeof(pi->object), "%s", obj->path);
+	if (elf_symbols(target_path(t, obj->path, path, sizeof(path)), sym, &first_load)) {
+		r = -ENOENT;
+		goto out;
+	}
+	uint64_t bias = first_load == UINT64_MAX ? 0 : obj->start - first_load;
+
+	/* Version: Py_Version (3.11+) is the truth; older ones say it in the
+	 * library's (or executable's) name. */
+	if (sym[SYM_PY_VERSION]) {
+		uint32_t hex;
+		if (target_read(t, bias + sym[SYM_PY_VERSION], &hex, 4)) {
+			r = -ENOENT;
+			goto out;
+		}
+		major = (int)(hex >> 24);
+		minor = (int)((hex >> 16) & 0xff);
+		pi->micro = (int)((hex >> 8) & 0xff);
+	} else if (!version_from_name(obj->path, &major, &minor)) {
+		r = -ENOENT; /* an executable without Python in it */
+		goto out;
+	}
+	pi->major = major;
+	pi->minor = minor;
+	if (major != 3 || minor < 6 || minor > 13) {
+		r = cg_fail(-ENOTSUP,
+			    "unsupported Python version %d.%d in process %d (cgprof supports CPython "
+			    "3.6-3.13)",
+			    major, minor, (int)target_pid(t));
+		goto out;
+	}
+	if (!sym[SYM_PYRUNTIME] && !sym[SYM_INTERP_HEAD] && !sym[SYM_TSTATE_CURRENT]) {
+		r = cg_fail(-ENOTSUP,
+			    "Python %d.%d in process %d: %s has no interpreter symbols (stripped?)",
+			    major, minor, (int)target_pid(t), obj->path);
+		goto out;
+	}
+	pi->runtime = sym[SYM_PYRUNTIME] ? bias + sym[SYM_PYRUNTIME] : 0;
+	pi->interp_head_var = sym[SYM_INTERP_HEAD] ? bias + sym[SYM_INTERP_HEAD] : 0;
+	pi->tstate_current = sym[SYM_TSTATE_CURRENT] ? bias + sym[SYM_TSTATE_CURRENT] : 0;
+	pi->pycode_type = sym[SYM_PYCODE_TYPE] ? bias + sym[SYM_PYCODE_TYPE] : 0;
+
+	const struct py_layout *row = py_layout_find(3, minor);
+	if (minor >= 13) {
+		/* The target describes itself: _PyRuntime starts with
+		 * _Py_DebugOffsets. */
+		uint8_t raw[1024];
+		if (!pi->runtime || py_debug_map.struct_size > sizeof(raw) ||
+		    target_read(t, pi->runtime, raw, py_debug_map.struct_size) ||
+		    py_layout_from_debug_offsets(raw, py_debug_map.struct_size, minor, &pi->L)) {
+			r = cg_fail(-ENOTSUP, "Python 3.%d in process %d: no valid _Py_DebugOffsets",
+				    minor, (int)target_pid(t));
+			goto out;
+		}
+	} else if (row) {
+		pi->L = *row;
+	} else {
+		r = cg_fail(-ENOTSUP, "Python 3.%d: this cgprof was built without its layout "
+				      "(run `make layouts` on a machine that has its headers)",
+			    minor);
+		goto out;
+	}
+	pi->lt_kind = pi->L.code_adaptive >= 0 ? PY_LOCATIONS
+		      : minor >= 10		   ? PY_LINETABLE310
+						   : PY_LNOTAB;
+	pi->lasti_scale = minor == 10 ? 2 : 1; /* 3.10 counts code units */
+	if (sym[SYM_PY_VERSION])
+		snprintf(pi->version, sizeof(pi->version), "CPython %d.%d.%d", major, minor, pi->micro);
+	else
+		snprintf(pi->version, sizeof(pi->version), "CPython %d.%d", major, minor);
+
+	/* Up yet? The interpreter and its first thread must exist. */
+	uint64_t interp = 0;
+	r = py_read_interp(pi, &interp);
+	if (r || !interp) {
+		r = -ENOENT;
+		goto out;
+	}
+	uint64_t head = 0;
+	if (target_read(t, interp + (uint64_t)pi->L.interp_tstate_head, &head, 8) || !head) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = 0;
+out:
+	target_maps_free(&m);
+	return r;
+}
+
+int py_read_interp(struct py_interp *pi, uint64_t *interp)
+{
+	*interp = 0;
+	if (pi->runtime && pi->L.runtime_interp_head >= 0)
+		return target_read(pi->t, pi->runtime + (uint64_t)pi->L.runtime_interp_head, interp, 8);
+	if (pi->interp_head_var)
+		return target_read(pi->t, pi->interp_head_var, interp, 8);
+	if (pi->tstate_current) {
+		/* 3.6 without .symtab: the thread holding the GIL knows it. */
+		uint64_t ts = 0;
+		int r = target_read(pi->t, pi->tstate_current, &ts, 8);
+		if (r || !ts)
+			return r ? r : -ENOENT;
+		return target_read(pi->t, ts + (uint64_t)pi->L.tstate_interp, interp, 8);
+	}
+	return -ENOENT;
+}

@@ -1,0 +1,200 @@
+/* Line numbers from CPython's line tables (three formats across 3.6-3.13)
+ * and the layout lookup. Tables come from another process: every read is
+ * bounds-checked and every loop ends with the table. */
+#include <errno.h>
+#include <string.h>
+
+#include "layout.h"
+
+const struct py_layout *py_layout_find(int major, int minor)
+{
+	for (unsigned i = 0; i < py_layouts_len; i++)
+		if (py_layouts[i].major == major && py_layouts[i].minor == minor)
+			return &py_layouts[i];
+	return NULL;
+}
+
+static uint64_t dbg_u64(const uint8_t *raw, size_t len, uint32_t off, int *bad)
+{
+	uint64_t v;
+	if ((size_t)off + 8 > len) {
+		*bad = 1;
+		return 0;
+	}
+	memcpy(&v, raw + off, 8);
+	return v;
+}
+
+int py_layout_from_debug_offsets(const void *rawp, size_t len, int minor, struct py_layout *out)
+{
+	const uint8_t *raw = rawp;
+	const struct py_debug_offsets_map *m = &py_debug_map;
+	const struct py_layout *base = py_layout_find(3, 13);
+	int bad = 0;
+
+	if (!base || len < m->struct_size || memcmp(raw, "xdebugpy", 8))
+		return -EINVAL;
+	*out = *base;
+	out->minor = minor;
+	/* Each value is an offset into a small struct: anything huge means we
+	 * are not reading what we think. */
+#define DBG(field)                                                        \
+	do {                                                              \
+		uint64_t v_ = dbg_u64(raw, len, m->field, &bad);          \
+		if (v_ > 65536)                                           \
+			bad = 1;                                          \
+		out->field = (int32_t)v_;                                 \
+	} while (0)
+	DBG(runtime_interp_head);
+	DBG(interp_tstate_head);
+	DBG(tstate_next);
+	DBG(tstate_interp);
+	DBG(tstate_current_frame);
+	DBG(tstate_thread_id);
+	DBG(tstate_native_thread_id);
+	DBG(frame_back);
+	DBG(frame_code);
+	DBG(frame_instr);
+	DBG(frame_owner);
+	DBG(code_filename);
+	DBG(code_name);
+	DBG(code_qualname);
+	DBG(code_linetable);
+	DBG(code_firstlineno);
+	DBG(code_adaptive);
+	DBG(unicode_state);
+	DBG(unicode_length);
+	DBG(unicode_ascii_size);
+	DBG(bytes_size);
+	DBG(bytes_sval);
+#undef DBG
+	/* The frame's "size" entry is its own sizeof. */
+	uint64_t fs = dbg_u64(raw, len, m->frame_size, &bad);
+	if (fs > 65536)
+		bad = 1;
+	out->frame_size = (int32_t)fs;
+	/* PyCompactUnicodeObject adds utf8_length and utf8 to PyASCIIObject. */
+	out->unicode_compact_size = out->unicode_ascii_size + 16;
+	return bad ? -EINVAL : 0;
+}
+
+/* 3.6-3.9: pairs (address increment, signed line increment). */
+static int line_lnotab(const uint8_t *t, size_t len, int line, int addr)
+{
+	int a = 0;
+	for (size_t i = 0; i + 1 < len; i += 2) {
+		a += t[i];
+		if (a > addr)
+			break;
+		line += (int8_t)t[i + 1];
+	}
+	return line;
+}
+
+/* 3.10: pairs (range length in bytes, signed line delta; -128: none). */
+static int line_310(const uint8_t *t, size_t len, int line, int addr)
+{
+	int start = 0;
+	for (size_t i = 0; i + 1 < len; i += 2) {
+		int end = start + t[i];
+		int ld = (int8_t)t[i + 1];
+		int cur = -1;
+		if (ld != -128) {
+			line += ld;
+			cur = line;
+		}
+		if (addr >= start && addr < end)
+			return cur;
+		start = end;
+	}
+	return -1;
+}
+
+static int read_varint(const uint8_t *t, size_t len, size_t *i, unsigned *out)
+{
+	unsigned v = 0, shift = 0;
+	for (;;) {
+		if (*i >= len || shift > 28)
+			return -1;
+		uint8_t b = t[(*i)++];
+		v |= (unsigned)(b & 63) << shift;
+		shift += 6;
+		if (!(b & 64))
+			break;
+	}
+	*out = v;
+	return 0;
+}
+
+static int read_svarint(const uint8_t *t, size_t len, size_t *i, int *out)
+{
+	unsigned u;
+	if (read_varint(t, len, i, &u))
+		return -1;
+	*out = (u & 1) ? -(int)(u >> 1) : (int)(u >> 1);
+	return 0;
+}
+
+/* 3.11+: entries of (code, length in code units) with a line delta whose
+ * encoding depends on the code; addr here is in bytes. */
+static int line_locations(const uint8_t *t, size_t len, int line, int addr)
+{
+	int unit = addr / 2, pos = 0;
+	size_t i = 0;
+	while (i < len) {
+		uint8_t first = t[i++];
+		if (!(first & 0x80))
+			return -1; /* not at an entry start: corrupt */
+		int code = (first >> 3) & 15, n = (first & 7) + 1, cur = line;
+		int delta = 0;
+		unsigned skip;
+		switch (code) {
+		case 15: /* no location */
+			cur = -1;
+			break;
+		case 14: /* long form */
+			if (read_svarint(t, len, &i, &delta) || read_varint(t, len, &i, &skip) ||
+			    read_varint(t, len, &i, &skip) || read_varint(t, len, &i, &skip))
+				return -1;
+			line += delta;
+			cur = line;
+			break;
+		case 13: /* no column */
+			if (read_svarint(t, len, &i, &delta))
+				return -1;
+			line += delta;
+			cur = line;
+			break;
+		case 10:
+		case 11:
+		case 12: /* one-line form: delta in the code, two column bytes */
+			line += code - 10;
+			cur = line;
+			i += 2;
+			break;
+		default: /* short form: same line, one column byte */
+			i += 1;
+			break;
+		}
+		if (unit >= pos && unit < pos + n)
+			return cur;
+		pos += n;
+	}
+	return -1;
+}
+
+int py_line_for(enum py_linetable_kind kind, const uint8_t *tab, size_t len, int firstlineno,
+		int addr)
+{
+	if (addr < 0)
+		return firstlineno;
+	switch (kind) {
+	case PY_LNOTAB:
+		return line_lnotab(tab, len, firstlineno, addr);
+	case PY_LINETABLE310:
+		return line_310(tab, len, firstlineno, addr);
+	case PY_LOCATIONS:
+		return line_locations(tab, len, firstlineno, addr);
+	}
+	return -1;
+}

@@ -1,0 +1,516 @@
+/* The CPython sampler: walks every thread state and its frame chain in the
+ * target's memory, names each frame from its (cached) code object, and
+ * reports one cg_sample per thread. All target memory is untrusted. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "cgprof/log.h"
+#include "cgprof/target.h"
+#include "py_priv.h"
+
+#define PY_MAX_THREADS 4096
+#define PY_HARD_MAX_DEPTH 65536
+#define PY_CODE_CACHE_MAX 16384
+#define PY_STR_MAX 1024          /* longest name or path we keep */
+#define PY_LINETABLE_MAX (1 << 20)
+#define PY_WINDOW_MAX 512        /* bytes read per frame / code object */
+
+struct py_code {
+	uint64_t addr;
+	uint64_t filename, name, qualname, linetable; /* pointers, to validate */
+	int32_t firstlineno;
+	char *sname, *sfile;
+	uint8_t *tab;
+	uint32_t tablen;
+};
+
+/* What is read while the thread is paused: just enough to name the frame
+ * later, since code objects do not change. */
+struct py_raw_frame {
+	uint64_t code;
+	int addr; /* byte offset of the current instruction, -1 unknown */
+};
+
+struct py_sampler {
+	struct py_interp pi;
+	struct py_raw_frame *raw;
+	struct cg_sampler_opts o;
+	struct cg_map code_idx; /* code address -> index + 1 */
+	struct py_code *codes;
+	uint32_t ncodes;
+	struct cg_frame *frames;
+	uint32_t frames_cap;
+	size_t frame_win, code_win, tstate_win;
+	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
+};
+
+static size_t max_off(const int32_t *offs, size_t n)
+{
+	int32_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (offs[i] > m)
+			m = offs[i];
+	return (size_t)m + 8;
+}
+
+static uint64_t rd64(const uint8_t *buf, size_t len, int32_t off)
+{
+	uint64_t v = 0;
+	if (off >= 0 && (size_t)off + 8 <= len)
+		memcpy(&v, buf + off, 8);
+	return v;
+}
+
+static int32_t rd32(const uint8_t *buf, size_t len, int32_t off)
+{
+	int32_t v = 0;
+	if (off >= 0 && (size_t)off + 4 <= len)
+		memcpy(&v, buf + off, 4);
+	return v;
+}
+
+/* A str object as UTF-8 in out (NUL-terminated, cut at n-1 bytes). Only
+ * compact strings exist for names and paths of code objects. */
+static int py_read_str(struct py_sampler *s, uint64_t addr, char *out, size_t n)
+{
+	const struct py_layout *L = &s->pi.L;
+	uint8_t hdr[128];
+	size_t hlen = (size_t)L->unicode_compact_size;
+	if (!addr || hlen > sizeof(hdr))
+		return -EFAULT;
+	int r = target_read(s->pi.t, addr, hdr, hlen);
+	if (r)
+		return r;
+	int64_t len = (int64_t)rd64(hdr, hlen, L->unicode_length);
+	uint32_t state = (uint32_t)rd32(hdr, hlen, L->unicode_state);
+	unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+	if (len < 0 || len > PY_STR_MAX || !compact || (kind != 1 && kind != 2 && kind != 4))
+		return -EINVAL;
+	uint64_t data = addr + (uint64_t)(ascii ? L->unicode_ascii_size : L->unicode_compact_size);
+	uint8_t raw[PY_STR_MAX * 4];
+	r = target_read(s->pi.t, data, raw, (size_t)len * kind);
+	if (r)
+		return r;
+	size_t o = 0;
+	for (int64_t i = 0; i < len; i++) {
+		uint32_t c = kind == 1 ? raw[i] : kind == 2 ? ((uint16_t *)(void *)raw)[i]
+							    : ((uint32_t *)(void *)raw)[i];
+		char enc[4];
+		size_t el;
+		if (c < 0x80) {
+			enc[0] = (char)c;
+			el = 1;
+		} else if (c < 0x800) {
+			enc[0] = (char)(0xc0 | (c >> 6));
+			enc[1] = (char)(0x80 | (c & 63));
+			el = 2;
+		} else if (c < 0x10000) {
+			enc[0] = (char)(0xe0 | (c >> 12));
+			enc[1] = (char)(0x80 | ((c >> 6) & 63));
+			enc[2] = (char)(0x80 | (c & 63));
+			el = 3;
+		} else if (c < 0x110000) {
+			enc[0] = (char)(0xf0 | (c >> 18));
+			enc[1] = (char)(0x80 | ((c >> 12) & 63));
+			enc[2] = (char)(0x80 | ((c >> 6) & 63));
+			enc[3] = (char)(0x80 | (c & 63));
+			el = 4;
+		} else {
+			return -EINVAL;
+		}
+		if (o + el + 1 > n)
+			break;
+		memcpy(out + o, enc, el);
+		o += el;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int py_read_bytes(struct py_sampler *s, uint64_t addr, uint8_t **out, uint32_t *len)
+{
+	const struct py_layout *L = &s->pi.L;
+	int64_t n;
+	*out = NULL;
+	*len = 0;
+	if (!addr)
+		return -EFAULT;
+	int r = target_read(s->pi.t, addr + (uint64_t)L->bytes_size, &n, 8);
+	if (r)
+		return r;
+	if (n < 0 || n > PY_LINETABLE_MAX)
+		return -EINVAL;
+	if (!n)
+		return 0;
+	uint8_t *b = malloc((size_t)n);
+	if (!b)
+		return -ENOMEM;
+	r = target_read(s->pi.t, addr + (uint64_t)L->bytes_sval, b, (size_t)n);
+	if (r) {
+		free(b);
+		return r;
+	}
+	*out = b;
+	*len = (uint32_t)n;
+	return 0;
+}
+
+static void code_free(struct py_code *c)
+{
+	free(c->sname);
+	free(c->sfile);
+	free(c->tab);
+}
+
+static void code_cache_clear(struct py_sampler *s)
+{
+	for (uint32_t i = 0; i < s->ncodes; i++)
+		code_free(&s->codes[i]);
+	s->ncodes = 0;
+	cg_map_clear(&s->code_idx);
+}
+
+/* The code object at addr, from the cache when its identifying fields are
+ * unchanged (a freed code object's address can be reused). */
+static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, int *err)
+{
+	const struct py_layout *L = &s->pi.L;
+	uint8_t w[PY_WINDOW_MAX];
+	*err = target_read(s->pi.t, addr, w, s->code_win);
+	if (*err)
+		return NULL;
+	struct py_code k = {
+		.addr = addr,
+		.filename = rd64(w, s->code_win, L->code_filename),
+		.name = rd64(w, s->code_win, L->code_name),
+		.qualname = L->code_qualname >= 0 ? rd64(w, s->code_win, L->code_qualname) : 0,
+		.linetable = rd64(w, s->code_win, L->code_linetable),
+		.firstlineno = rd32(w, s->code_win, L->code_firstlineno),
+	};
+	uint64_t idx;
+	if (cg_map_get(&s->code_idx, addr, &idx)) {
+		struct py_code *c = &s->codes[idx - 1];
+		if (c->filename == k.filename && c->name == k.name && c->qualname == k.qualname &&
+		    c->linetable == k.linetable && c->firstlineno == k.firstlineno)
+			return c;
+	}
+	char name[PY_STR_MAX], file[PY_STR_MAX];
+	*err = py_read_str(s, k.qualname ? k.qualname : k.name, name, sizeof(name));
+	if (!*err)
+		*err = py_read_str(s, k.filename, file, sizeof(file));
+	if (!*err)
+		*err = py_read_bytes(s, k.linetable, &k.tab, &k.tablen);
+	if (*err)
+		return NULL;
+	k.sname = strdup(name);
+	k.sfile = strdup(file);
+	if (!k.sname || !k.sfile) {
+		code_free(&k);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (cg_map_get(&s->code_idx, addr, &idx)) {
+		code_free(&s->codes[idx - 1]);
+		s->codes[idx - 1] = k;
+		return &s->codes[idx - 1];
+	}
+	if (s->ncodes == PY_CODE_CACHE_MAX)
+		code_cache_clear(s);
+	s->codes[s->ncodes] = k;
+	if (cg_map_put(&s->code_idx, addr, s->ncodes + 1)) {
+		code_free(&k);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	return &s->codes[s->ncodes++];
+}
+
+/* Walk one thread's frame chain, leaf first, into s->raw: only the reads
+ * that must see a consistent chain (done while the thread is paused).
+ * Returns the number of frames, or negative. *truncated when deeper than
+ * max_depth. */
+static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
+{
+	const struct py_layout *L = &s->pi.L;
+	struct target *t = s->pi.t;
+	uint8_t w[PY_WINDOW_MAX];
+	uint64_t f = 0;
+	uint32_t n = 0, steps = 0;
+	int r;
+
+	*truncated = false;
+	if (L->tstate_frame >= 0)
+		r = target_read(t, tstate + (uint64_t)L->tstate_frame, &f, 8);
+	else if (L->tstate_current_frame >= 0)
+		r = target_read(t, tstate + (uint64_t)L->tstate_current_frame, &f, 8);
+	else {
+		uint64_t cf = 0;
+		r = target_read(t, tstate + (uint64_t)L->tstate_cframe, &cf, 8);
+		if (!r && cf)
+			r = target_read(t, cf + (uint64_t)L->cframe_current_frame, &f, 8);
+	}
+	if (r)
+		return r;
+	/* Bounded twice: by max_depth for what we keep, and by a hard cap on
+	 * steps so a frame chain that loops ends. */
+	while (f && steps++ < PY_HARD_MAX_DEPTH) {
+		r = target_read(t, f, w, s->frame_win);
+		if (r)
+			return r;
+		uint64_t code = rd64(w, s->frame_win, L->frame_code);
+		uint64_t back = rd64(w, s->frame_win, L->frame_back);
+		if (L->frame_owner >= 0 && w[L->frame_owner] == 3) {
+			/* FRAME_OWNED_BY_CSTACK: the shim the C stack pushes */
+			f = back;
+			continue;
+		}
+		if (s->pi.pycode_type && L->tstate_current_frame >= 0) {
+			/* 3.13: f_executable may be something other than code */
+			uint64_t type = 0;
+			if (!code || target_read(t, code + 8, &type, 8) || type != s->pi.pycode_type) {
+				f = back;
+				continue;
+			}
+		}
+		if (!code)
+			return -EFAULT;
+		if (n == s->o.max_depth) {
+			*truncated = true;
+			break;
+		}
+		int addr;
+		if (L->frame_lasti >= 0) {
+			addr = rd32(w, s->frame_win, L->frame_lasti) * s->pi.lasti_scale;
+		} else {
+			uint64_t ip = rd64(w, s->frame_win, L->frame_instr);
+			uint64_t first = code + (uint64_t)L->code_adaptive;
+			addr = ip >= first && ip - first < (1u << 30) ? (int)(ip - first) : -1;
+		}
+		s->raw[n++] = (struct py_raw_frame){code, addr};
+		f = back;
+	}
+	if (steps >= PY_HARD_MAX_DEPTH)
+		return -ELOOP;
+	return (int)n;
+}
+
+/* Name the raw frames (after the thread runs again): code objects from the
+ * cache, lines from their tables. */
+static int name_frames(struct py_sampler *s, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int err;
+		const struct py_code *c = code_get(s, s->raw[i].code, &err);
+		if (!c)
+			return err;
+		int line = py_line_for(s->pi.lt_kind, c->tab, c->tablen, c->firstlineno,
+				       s->raw[i].addr);
+		s->frames[i] = (struct cg_frame){
+			.name = c->sname,
+			.file = c->sfile,
+			.line = line > 0 ? line : 0,
+			.kind = CG_FK_PYTHON,
+		};
+	}
+	return n;
+}
+
+/* <=3.10 know a thread only by its pthread_t: find where glibc keeps the
+ * kernel tid inside struct pthread, checked against the real tids. */
+static pid_t pthread_to_tid(struct py_sampler *s, uint64_t pthread, const pid_t *tids, int ntids)
+{
+	int32_t buf[256];
+	if (s->pthread_tid_off == -2 || !pthread)
+		return 0;
+	if (target_read(s->pi.t, pthread, buf, sizeof(buf)))
+		return 0;
+	if (s->pthread_tid_off >= 0) {
+		int32_t v = buf[s->pthread_tid_off / 4];
+		for (int i = 0; i < ntids; i++)
+			if (tids[i] == v)
+				return v;
+		return 0;
+	}
+	/* First use: the main thread's struct holds the pid; the tid field
+	 * is the first word equal to a tid of the process. */
+	for (int k = 0; k < (int)(sizeof(buf) / 4); k++) {
+		for (int i = 0; i < ntids; i++) {
+			if (buf[k] == tids[i] && buf[k] > 0) {
+				s->pthread_tid_off = k * 4;
+				return buf[k];
+			}
+		}
+	}
+	return 0;
+}
+
+static int py_probe(struct target *t)
+{
+	struct py_interp pi;
+	return py_discover(t, &pi);
+}
+
+static int py_open(struct target *t, const struct cg_sampler_opts *o, void **priv)
+{
+	struct py_sampler *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	int r = py_discover(t, &s->pi);
+	if (r)
+		goto fail;
+	s->o = *o;
+	if (!s->o.max_depth)
+		s->o.max_depth = 2048;
+	s->frames_cap = s->o.max_depth;
+	s->frames = calloc(s->frames_cap, sizeof(*s->frames));
+	s->raw = calloc(s->frames_cap, sizeof(*s->raw));
+	s->codes = calloc(PY_CODE_CACHE_MAX, sizeof(*s->codes));
+	cg_map_init(&s->code_idx);
+	s->pthread_tid_off = s->pi.L.tstate_native_thread_id >= 0 ? -2 : -1;
+	const struct py_layout *L = &s->pi.L;
+	int32_t fo[] = {L->frame_back, L->frame_code, L->frame_lasti, L->frame_instr, L->frame_owner};
+	int32_t co[] = {L->code_filename, L->code_name, L->code_qualname, L->code_linetable,
+			L->code_firstlineno};
+	int32_t to[] = {L->tstate_next, L->tstate_thread_id, L->tstate_native_thread_id};
+	s->frame_win = max_off(fo, 5);
+	s->code_win = max_off(co, 5);
+	s->tstate_win = max_off(to, 3);
+	if (!s->frames || !s->raw || !s->codes || s->frame_win > PY_WINDOW_MAX || s->code_win > PY_WINDOW_MAX ||
+	    s->tstate_win > PY_WINDOW_MAX) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	cg_debug("python: %s in %s", s->pi.version, s->pi.object);
+	*priv = s;
+	return 0;
+fail:
+	free(s->frames);
+	free(s->raw);
+	free(s->codes);
+	free(s);
+	return r;
+}
+
+static void py_close(void *priv)
+{
+	struct py_sampler *s = priv;
+	if (!s)
+		return;
+	code_cache_clear(s);
+	cg_map_free(&s->code_idx);
+	free(s->codes);
+	free(s->frames);
+	free(s->raw);
+	free(s);
+}
+
+static const char *py_version(void *priv)
+{
+	return ((struct py_sampler *)priv)->pi.version;
+}
+
+static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_stats *st)
+{
+	struct py_sampler *s = priv;
+	const struct py_layout *L = &s->pi.L;
+	struct target *t = s->pi.t;
+	uint64_t interp = 0, ts = 0;
+	pid_t tids[PY_MAX_THREADS];
+	char tname[64];
+	int seen = 0;
+
+	int ntids = target_threads(t, tids, PY_MAX_THREADS);
+	if (ntids < 0)
+		return ntids;
+	if (ntids == 0)
+		return -ESRCH;
+	int r = py_read_interp(&s->pi, &interp);
+	if (r || !interp)
+		return r == -ESRCH ? r : 0;
+	if (target_read(t, interp + (uint64_t)L->interp_tstate_head, &ts, 8))
+		return 0;
+
+	for (int n = 0; ts && n < PY_MAX_THREADS; n++) {
+		uint8_t w[PY_WINDOW_MAX];
+		if (target_read(t, ts, w, s->tstate_win)) {
+			st->lost[CG_LOST_READ]++;
+			break;
+		}
+		uint64_t next = rd64(w, s->tstate_win, L->tstate_next);
+		pid_t tid = L->tstate_native_thread_id >= 0
+				    ? (pid_t)rd64(w, s->tstate_win, L->tstate_native_thread_id)
+				    : pthread_to_tid(s, rd64(w, s->tstate_win, L->tstate_thread_id), tids,
+						     ntids);
+		enum target_thread_run run =
+			tid > 0 ? target_thread_state(t, tid) : TARGET_THREAD_RUNNING;
+		if (run == TARGET_THREAD_GONE) {
+			ts = next;
+			continue;
+		}
+		seen++;
+		if (run != TARGET_THREAD_RUNNING && !s->o.idle) {
+			ts = next;
+			continue;
+		}
+		bool paused = false;
+		if (!s->o.nonblocking && tid > 0) {
+			r = target_pause(t, tid);
+			if (r == -ESRCH) {
+				st->lost[CG_LOST_GONE]++;
+				ts = next;
+				continue;
+			}
+			if (r) {
+				st->lost[CG_LOST_PAUSE]++;
+				ts = next;
+				continue;
+			}
+			paused = true;
+		}
+		bool truncated;
+		int nf = walk_frames(s, ts, &truncated);
+		if (paused)
+			target_resume(t, tid);
+		if (nf > 0)
+			nf = name_frames(s, nf);
+		if (nf < 0) {
+			/* Unpaused, a chain that changed under us is torn; paused,
+			 * an unreadable pointer is a read error. */
+			st->lost[s->o.nonblocking ? CG_LOST_TORN : CG_LOST_READ]++;
+			ts = next;
+			continue;
+		}
+		if (nf > 0 || s->o.idle) {
+			tname[0] = '\0';
+			if (tid > 0)
+				target_thread_name(t, tid, tname, sizeof(tname));
+			struct cg_sample smp = {
+				.pid = target_pid(t),
+				.tid = tid,
+				.thread_name = tname,
+				.state = run == TARGET_THREAD_RUNNING ? CG_ST_RUNNING : CG_ST_IDLE,
+				.truncated = truncated,
+				.nframes = (uint32_t)nf,
+				.frames = s->frames,
+			};
+			if (nf > 0) {
+				fn(&smp, arg);
+				st->taken++;
+			}
+		}
+		ts = next;
+	}
+	return seen;
+}
+
+const struct cg_sampler_ops python_sampler_ops = {
+	.name = "python",
+	.runtime = CG_RT_PYTHON,
+	.probe = py_probe,
+	.open = py_open,
+	.sample = py_sample,
+	.version = py_version,
+	.close = py_close,
+};
