@@ -1,0 +1,237 @@
+"""The command-line contract of run/attach/dump: exit statuses, signal
+forwarding, clear one-line errors, and a target that is never harmed,
+even when cgprof itself is killed with SIGKILL."""
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import cgtest
+from cgtest import CGPROF, WORKLOADS, CgTestCase, cgprof, parse_collapsed
+
+BUSY = os.path.join(WORKLOADS, "cli", "busy.py")
+PY = "/usr/bin/python3"
+
+
+def wait_file(path, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read()
+        time.sleep(0.02)
+    raise AssertionError("%s never appeared" % path)
+
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+class TestUsage(unittest.TestCase):
+    def test_help_lists_commands(self):
+        r = cgprof("--help")
+        self.assertEqual(r.returncode, 0)
+        for word in ("run", "attach", "dump", "heap", "upload", "config", "--rate",
+                     "--nonblocking", "--subprocesses", "--max-depth"):
+            self.assertIn(word, r.stdout)
+
+    def test_usage_errors_exit_2(self):
+        for args in (["run"], ["attach"], ["attach", "1", "2"], ["bogus"],
+                     ["attach", "--rate", "fast", "1"], ["attach", "-f", "gif", "1"],
+                     ["run", "--nosuch", "--", "true"]):
+            r = cgprof(*args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            self.assertTrue(r.stderr.startswith("cgprof: "), r.stderr)
+
+    def test_invalid_pid(self):
+        r = cgprof("attach", "12abc")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("invalid PID", r.stderr)
+
+
+class TestErrors(CgTestCase):
+    def one_line_error(self, r, text):
+        self.assertNotEqual(r.returncode, 0)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn(text, lines[0])
+
+    def test_no_such_pid(self):
+        r = cgprof("attach", "-d", "1", "999999")
+        self.one_line_error(r, "no such process")
+        r = cgprof("dump", "999999")
+        self.one_line_error(r, "no such process")
+
+    def test_not_python(self):
+        p = self.spawn(["sleep", "30"])
+        r = cgprof("attach", "-d", "1", str(p.pid))
+        self.one_line_error(r, "not a Python or Java process")
+        self.assertIn("sleep", r.stderr)
+        self.assertIsNone(p.poll(), "sleep must still run")
+
+    def test_run_missing_command(self):
+        r = cgprof("run", "--", "/nonexistent/cgprof-no-such-program")
+        self.assertEqual(r.returncode, 127)
+        self.one_line_error(r, "cannot run")
+
+    def test_other_user_is_named(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to start a process as another user")
+        p = self.spawn(["sleep", "30"])
+        r = cgprof("attach", "-d", "1", str(p.pid),
+                   preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+        self.one_line_error(r, "another user")
+        self.assertIsNone(p.poll())
+
+    def test_unsupported_python_version(self):
+        py27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
+        if not os.access(py27, os.X_OK):
+            self.skipTest("no Python 2.7 on this machine")
+        p = self.spawn([py27, "-c", "import time; time.sleep(30)"])
+        time.sleep(0.5)
+        r = cgprof("attach", "-d", "1", str(p.pid))
+        self.one_line_error(r, "2.7")
+        self.assertIsNone(p.poll())
+
+
+class TestRun(CgTestCase):
+    def test_exit_status_is_the_childs(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            r = cgprof("run", "-o", out, "--", PY, BUSY, "0.5", "3")
+            self.assertEqual(r.returncode, 3, r.stderr)
+            self.assertIn("busy: done", r.stdout)
+
+    def test_killed_child_gives_128_plus_signal(self):
+        r = cgprof("run", "-o", "/dev/null", "--", PY, "-c",
+                   "import os, signal, time; time.sleep(0.3); os.kill(os.getpid(), signal.SIGKILL)")
+        self.assertEqual(r.returncode, 128 + signal.SIGKILL, r.stderr)
+
+    def test_sigterm_is_forwarded(self):
+        with tempfile.TemporaryDirectory() as d:
+            pidfile = os.path.join(d, "pid")
+            p = self.spawn([CGPROF, "run", "-o", os.path.join(d, "p.txt"), "--",
+                            PY, BUSY, "30", "0", pidfile])
+            wait_file(pidfile)
+            time.sleep(0.3)
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=20)
+            self.assertEqual(p.returncode, 5, err)
+            self.assertIn("busy: got SIGTERM", out)
+            self.assertTrue(os.path.exists(os.path.join(d, "p.txt")), err)
+
+    def test_summary_line(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            r = cgprof("run", "-o", out, "--", PY, BUSY, "1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            summary = [l for l in r.stderr.splitlines() if "samples in" in l]
+            self.assertEqual(len(summary), 1, r.stderr)
+            self.assertIn("Hz achieved", summary[0])
+            self.assertIn("lost", summary[0])
+            stacks = parse_collapsed(open(out).read())
+            self.assertGreater(sum(stacks.values()), 30)
+
+    def test_sigkill_of_cgprof_leaves_child_running(self):
+        """cgprof killed at random points mid-sampling (1 kHz, pausing the
+        target): the workload still finishes with its normal output and exit
+        status. We become a subreaper so the orphaned workload's status
+        comes back to us."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_CHILD_SUBREAPER = 36
+        self.assertEqual(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0)
+        try:
+            for delay in (0.05, 0.2, 0.45, 0.7, 0.9):
+                with tempfile.TemporaryDirectory() as d:
+                    pidfile = os.path.join(d, "pid")
+                    outfile = os.path.join(d, "out")
+                    with open(outfile, "w") as fout:
+                        p = subprocess.Popen([CGPROF, "run", "-r", "1000", "-o",
+                                              os.path.join(d, "p.txt"), "--",
+                                              PY, BUSY, "1.5", "4", pidfile],
+                                             stdout=fout, stderr=subprocess.DEVNULL)
+                    wpid = int(wait_file(pidfile))
+                    time.sleep(delay)
+                    p.kill()
+                    p.wait()
+                    deadline = time.monotonic() + 20
+                    status = None
+                    while time.monotonic() < deadline:
+                        got, status = os.waitpid(wpid, os.WNOHANG)
+                        if got == wpid:
+                            break
+                        time.sleep(0.02)
+                    else:
+                        os.kill(wpid, signal.SIGKILL)
+                        self.fail("workload stuck after cgprof died (delay %s)" % delay)
+                    self.assertTrue(os.WIFEXITED(status), "delay %s: status %r" % (delay, status))
+                    self.assertEqual(os.WEXITSTATUS(status), 4, "delay %s" % delay)
+                    self.assertEqual(open(outfile).read(), "busy: started\nbusy: done\n")
+        finally:
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+class TestAttach(CgTestCase):
+    def test_attach_detach_leaves_target_unharmed(self):
+        p = self.spawn([PY, BUSY, "3", "7"])
+        self.assertEqual(p.stdout.readline().strip(), "busy: started")
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            r = cgprof("attach", "-d", "1", "-o", out, str(p.pid))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIsNone(p.poll(), "target must run on after detach")
+            stacks = parse_collapsed(open(out).read())
+            self.assertTrue(any(cgtest.frame_func(s[-1]) == "busy" for s in stacks), stacks)
+        rest, err = p.communicate(timeout=20)
+        self.assertEqual(rest.strip(), "busy: done")
+        self.assertEqual(p.returncode, 7)
+        self.assertEqual(err, "")
+
+    def test_sigint_stops_attach_and_writes(self):
+        p = self.spawn([PY, BUSY, "10"])
+        p.stdout.readline()
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            c = subprocess.Popen([CGPROF, "attach", "-o", out, str(p.pid)],
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(1.0)
+            c.send_signal(signal.SIGINT)
+            _, err = c.communicate(timeout=20)
+            self.assertEqual(c.returncode, 0, err)
+            self.assertTrue(os.path.getsize(out) > 0)
+        self.assertIsNone(p.poll())
+
+    def test_target_exit_ends_attach(self):
+        p = self.spawn([PY, BUSY, "1"])
+        p.stdout.readline()
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            t0 = time.monotonic()
+            r = cgprof("attach", "-o", out, str(p.pid), timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertLess(time.monotonic() - t0, 10)
+
+
+class TestDump(CgTestCase):
+    def test_dump_shows_thread_and_frames(self):
+        p = self.spawn([PY, BUSY, "10"])
+        p.stdout.readline()
+        r = cgprof("dump", str(p.pid))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Thread %d" % p.pid, r.stdout)
+        self.assertRegex(r.stdout, r"busy \(.*busy\.py:\d+\)")
+        self.assertRegex(r.stdout, r"<module> \(.*busy\.py:\d+\)")
+        self.assertIsNone(p.poll())
+
+
+if __name__ == "__main__":
+    unittest.main()
