@@ -103,10 +103,8 @@ class JvmCase(CgTestCase):
             self.skipTest("%s not built" % CGPROF)
         self.cwd = tempfile.mkdtemp(prefix="cgprof-jvm-cwd-")
         os.chmod(self.cwd, 0o777)
-
-    def tearDown(self):
-        super().tearDown()
-        shutil.rmtree(self.cwd, ignore_errors=True)
+        # also when a subclass's setUp skips (tearDown does not run then)
+        self.addCleanup(shutil.rmtree, self.cwd, True)
 
     def jdk(self, label):
         for lab, exe in JDKS:
