@@ -36,6 +36,12 @@ struct elfsym_result {
  * Strings live until the next refresh that drops the object. */
 int elfsym_lookup(struct elfsym_proc *p, uint64_t addr, struct elfsym_result *r);
 
+/* Where the unwinder finds the binary-search table of the object mapped
+ * at addr: the absolute address of its .eh_frame_hdr in the target and the
+ * executable range it covers. 0, or -ENOENT. */
+int elfsym_eh_frame_hdr(struct elfsym_proc *p, uint64_t addr, uint64_t *hdr, uint64_t *start,
+			uint64_t *end);
+
 /* Symbols of one ELF file on its own (tests, and the Python sampler if it
  * wants the same reader). Reads .symtab and .dynsym and, when the file has
  * a build-id with a separate debug file under debug_root (NULL: the

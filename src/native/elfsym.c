@@ -40,6 +40,7 @@ struct elfsym_table {
 	size_t strs_len, strs_cap;
 	struct elfsym_load loads[ELFSYM_MAX_LOADS];
 	size_t nloads;
+	uint64_t eh_hdr_vaddr; /* PT_GNU_EH_FRAME, 0 if none */
 	char build_id[2 * 64 + 1];
 };
 
@@ -158,26 +159,23 @@ static void read_loads(Elf *e, struct elfsym_table *tab)
 		return;
 	for (size_t i = 0; i < phnum && tab->nloads < ELFSYM_MAX_LOADS; i++) {
 		GElf_Phdr ph;
-		if (!gelf_getphdr(e, (int)i, &ph) || ph.p_type != PT_LOAD)
+		if (!gelf_getphdr(e, (int)i, &ph))
+			continue;
+		if (ph.p_type == PT_GNU_EH_FRAME)
+			tab->eh_hdr_vaddr = ph.p_vaddr;
+		if (ph.p_type != PT_LOAD)
 			continue;
 		tab->loads[tab->nloads++] =
 			(struct elfsym_load){.vaddr = ph.p_vaddr, .offset = ph.p_offset, .filesz = ph.p_filesz};
 	}
 }
 
-/* Symbols of one file into tab; with_meta also takes its segments and
- * build-id (the main file, not the debug file). */
-static int load_file(const char *path, struct elfsym_table *tab, bool with_meta)
+/* Symbols of one ELF image into tab; with_meta also takes its segments
+ * and build-id (the main file, not the debug file). */
+static int load_elf(Elf *e, struct elfsym_table *tab, bool with_meta)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = 0;
-	Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e || elf_kind(e) != ELF_K_ELF) {
-		r = -ENOEXEC;
-		goto out;
-	}
+	if (!e || elf_kind(e) != ELF_K_ELF)
+		return -ENOEXEC;
 	if (with_meta) {
 		read_loads(e, tab);
 		read_build_id(e, tab);
@@ -189,15 +187,35 @@ static int load_file(const char *path, struct elfsym_table *tab, bool with_meta)
 			continue;
 		if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
 			continue;
-		r = read_symtab(e, scn, &sh, tab);
+		int r = read_symtab(e, scn, &sh, tab);
 		if (r)
-			goto out;
+			return r;
 	}
-out:
+	return 0;
+}
+
+static int load_file(const char *path, struct elfsym_table *tab, bool with_meta)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	int r = load_elf(e, tab, with_meta);
 	if (e)
 		elf_end(e);
 	close(fd);
 	return r;
+}
+
+static int elf_init(void)
+{
+	static bool elf_ready;
+	if (!elf_ready) {
+		if (elf_version(EV_CURRENT) == EV_NONE)
+			return cg_fail(-ENOSYS, "libelf: %s", elf_errmsg(-1));
+		elf_ready = true;
+	}
+	return 0;
 }
 
 static int sym_cmp(const void *a, const void *b)
@@ -228,16 +246,13 @@ static void sort_unique(struct elfsym_table *tab)
 
 int elfsym_table_load(const char *path, const char *debug_root, struct elfsym_table **out)
 {
-	static bool elf_ready;
-	if (!elf_ready) {
-		if (elf_version(EV_CURRENT) == EV_NONE)
-			return cg_fail(-ENOSYS, "libelf: %s", elf_errmsg(-1));
-		elf_ready = true;
-	}
+	int r = elf_init();
+	if (r)
+		return r;
 	struct elfsym_table *tab = calloc(1, sizeof(*tab));
 	if (!tab)
 		return -ENOMEM;
-	int r = load_file(path, tab, true);
+	r = load_file(path, tab, true);
 	if (r)
 		goto out;
 	/* Distributions strip .symtab into /usr/lib/debug/.build-id/xx/yyy.debug;
@@ -375,6 +390,48 @@ static bool mapping_is_code(const struct target_map *m)
 	return m->perms[2] == 'x' && m->path && m->path[0] == '/' && m->inode != 0;
 }
 
+static bool mapping_is_vdso(const struct target_map *m)
+{
+	return m->perms[2] == 'x' && m->path && !strcmp(m->path, "[vdso]");
+}
+
+/* The vDSO has no file: its ELF image is read from the target (a page or
+ * two) so its functions (clock_gettime...) get names and unwind info. */
+static struct elfsym_obj *vdso_load(struct elfsym_proc *p, const struct target_map *m)
+{
+	for (size_t k = 0; k < p->nobjs; k++) {
+		struct elfsym_obj *q = p->objs[k];
+		if (q && q->inode == m->start && !strcmp(q->path, "[vdso]")) {
+			p->objs[k] = NULL;
+			return q;
+		}
+	}
+	struct elfsym_obj *o = calloc(1, sizeof(*o));
+	if (!o || !(o->path = strdup("[vdso]"))) {
+		free(o);
+		return NULL;
+	}
+	o->base = o->path;
+	o->inode = m->start; /* its key: one vDSO per address */
+	size_t len = m->end - m->start;
+	char *img = len <= (1u << 20) && elf_init() == 0 ? malloc(len) : NULL;
+	struct elfsym_table *tab = img ? calloc(1, sizeof(*tab)) : NULL;
+	if (tab && target_read(p->t, m->start, img, len) == 0) {
+		Elf *e = elf_memory(img, len);
+		int r = load_elf(e, tab, true);
+		if (e)
+			elf_end(e);
+		if (r == 0) {
+			sort_unique(tab);
+			o->tab = tab;
+			tab = NULL;
+		}
+	}
+	elfsym_table_free(tab);
+	free(img);
+	return o;
+}
+
 int elfsym_proc_refresh(struct elfsym_proc *p)
 {
 	struct target_maps maps;
@@ -384,7 +441,7 @@ int elfsym_proc_refresh(struct elfsym_proc *p)
 	uint64_t h = 0x12345;
 	for (size_t i = 0; i < maps.n; i++) {
 		const struct target_map *m = &maps.map[i];
-		if (!mapping_is_code(m))
+		if (!mapping_is_code(m) && !mapping_is_vdso(m))
 			continue;
 		uint64_t v[4] = {m->start, m->end, m->offset, m->inode};
 		h = cg_hash_bytes(v, sizeof(v), h);
@@ -406,9 +463,15 @@ int elfsym_proc_refresh(struct elfsym_proc *p)
 	}
 	for (size_t i = 0; i < maps.n; i++) {
 		const struct target_map *m = &maps.map[i];
-		if (!mapping_is_code(m))
-			continue;
 		struct elfsym_obj *o = NULL;
+		if (mapping_is_vdso(m)) {
+			o = vdso_load(p, m);
+			if (!o)
+				continue;
+			objs[nobjs++] = o;
+		} else if (!mapping_is_code(m)) {
+			continue;
+		}
 		/* same object as already taken this round? */
 		for (size_t k = 0; k < nobjs && !o; k++)
 			if (objs[k]->inode == m->inode && !strcmp(objs[k]->path, m->path))
@@ -508,5 +571,28 @@ int elfsym_lookup(struct elfsym_proc *p, uint64_t addr, struct elfsym_result *re
 	res->rel = (uint64_t)((int64_t)addr + rg->vaddr_delta);
 	if (rg->obj->tab)
 		res->sym = elfsym_table_find(rg->obj->tab, res->rel, &res->sym_off);
+	return 0;
+}
+
+int elfsym_eh_frame_hdr(struct elfsym_proc *p, uint64_t addr, uint64_t *hdr, uint64_t *start,
+			uint64_t *end)
+{
+	size_t lo = 0, hi = p->nregions;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->regions[mid].start <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || addr >= p->regions[lo - 1].end)
+		return -ENOENT;
+	const struct elfsym_region *rg = &p->regions[lo - 1];
+	if (!rg->obj->tab || !rg->obj->tab->eh_hdr_vaddr)
+		return -ENOENT;
+	/* every segment of an object shares one load bias */
+	*hdr = (uint64_t)((int64_t)rg->obj->tab->eh_hdr_vaddr - rg->vaddr_delta);
+	*start = rg->start;
+	*end = rg->end;
 	return 0;
 }

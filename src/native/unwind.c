@@ -23,14 +23,125 @@
  * the next one's IP is exact, not a return address. */
 #define NATIVE_F_SIGNAL_ 0x80000000u
 
+/* libunwind exports its search of an .eh_frame_hdr table without declaring
+ * it in a public header; remote tables are read through our accessors. */
+extern int UNW_OBJ(dwarf_search_unwind_table)(unw_addr_space_t as, unw_word_t ip,
+					      unw_dyn_info_t *di, unw_proc_info_t *pi,
+					      int need_unwind_info, void *arg);
+
+/* What libunwind hands our accessors: the ptrace handle of the thread and
+ * the ctx whose maps know where each object's unwind table is. */
+struct native_arg {
+	void *upt;
+	struct native_ctx *c;
+};
+
 struct native_ctx {
 	struct target *t;
 	unw_addr_space_t as;
+	unw_addr_space_t as_upt; /* libunwind-ptrace's own search, as fallback */
 	struct elfsym_proc *syms;
 	struct cg_map upt;     /* tid -> _UPT_create handle, reused across samples */
 	char (*hex)[NATIVE_HEX_LEN]; /* names of frames without a symbol */
 	uint32_t nhex;
 	uint64_t refreshed_ns;
+};
+
+/* Unwind info comes from the .eh_frame_hdr in the target's own memory, not
+ * from the file libunwind-ptrace would open by the path in maps: that path
+ * may not exist in our mount namespace (containers), may be deleted or
+ * replaced, and the vDSO has none. Objects we cannot place fall back to
+ * libunwind-ptrace's own search. */
+static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
+			      int need_unwind_info, void *arg)
+{
+	struct native_arg *a = arg;
+	uint64_t hdr, start, end;
+	if (elfsym_eh_frame_hdr(a->c->syms, ip, &hdr, &start, &end) == 0) {
+		/* version 1, then the encodings of eh_frame_ptr, fde_count and
+		 * the table; we take the layout every linker writes: 4-byte
+		 * pointer and count, table of datarel sdata4 pairs. */
+		unsigned char h[12];
+		if (target_read(a->c->t, hdr, h, sizeof(h)) == 0 && h[0] == 1 &&
+		    (h[1] & 0x0f) == 0x0b && ((h[2] & 0x0f) == 0x03 || (h[2] & 0x0f) == 0x0b) &&
+		    h[2] != 0xff && h[3] == 0x3b) {
+			uint32_t count;
+			memcpy(&count, h + 8, 4);
+			if (count > 0 && count < (1u << 24)) {
+				unw_dyn_info_t di = {0};
+				di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+				di.start_ip = start;
+				di.end_ip = end;
+				di.u.rti.segbase = hdr;
+				di.u.rti.table_data = hdr + 12;
+				/* in words; each entry is two 4-byte fields */
+				di.u.rti.table_len = count * 8 / sizeof(unw_word_t);
+				int r = UNW_OBJ(dwarf_search_unwind_table)(as, ip, &di, pi,
+									   need_unwind_info, arg);
+				if (r == 0)
+					return 0;
+			}
+		}
+	}
+	/* libunwind-ptrace's search calls back into the address space's
+	 * accessors with its own handle, so it runs in an address space of
+	 * its own, never in ours. */
+	return _UPT_find_proc_info(a->c->as_upt, ip, pi, need_unwind_info, a->upt);
+}
+
+static void acc_put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg)
+{
+	struct native_arg *a = arg;
+	_UPT_accessors.put_unwind_info(as, pi, a->upt);
+}
+
+static int acc_get_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *dilap, void *arg)
+{
+	struct native_arg *a = arg;
+	return _UPT_accessors.get_dyn_info_list_addr(as, dilap, a->upt);
+}
+
+static int acc_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write,
+			  void *arg)
+{
+	struct native_arg *a = arg;
+	return _UPT_accessors.access_mem(as, addr, val, write, a->upt);
+}
+
+static int acc_access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write,
+			  void *arg)
+{
+	struct native_arg *a = arg;
+	return _UPT_accessors.access_reg(as, reg, val, write, a->upt);
+}
+
+static int acc_access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *val, int write,
+			    void *arg)
+{
+	struct native_arg *a = arg;
+	return _UPT_accessors.access_fpreg(as, reg, val, write, a->upt);
+}
+
+static int acc_resume(unw_addr_space_t as, unw_cursor_t *cur, void *arg)
+{
+	return -UNW_EINVAL; /* we only look */
+}
+
+static int acc_get_proc_name(unw_addr_space_t as, unw_word_t addr, char *buf, size_t len,
+			     unw_word_t *off, void *arg)
+{
+	return -UNW_ENOINFO; /* names come from elfsym */
+}
+
+static unw_accessors_t native_accessors = {
+	.find_proc_info = acc_find_proc_info,
+	.put_unwind_info = acc_put_unwind_info,
+	.get_dyn_info_list_addr = acc_get_dyn_info_list_addr,
+	.access_mem = acc_access_mem,
+	.access_reg = acc_access_reg,
+	.access_fpreg = acc_access_fpreg,
+	.resume = acc_resume,
+	.get_proc_name = acc_get_proc_name,
 };
 
 int native_open(struct target *t, struct native_ctx **out)
@@ -41,7 +152,7 @@ int native_open(struct target *t, struct native_ctx **out)
 		return -ENOMEM;
 	c->t = t;
 	cg_map_init(&c->upt);
-	c->as = unw_create_addr_space(&_UPT_accessors, 0);
+	c->as = unw_create_addr_space(&native_accessors, 0);
 	if (!c->as) {
 		r = cg_fail(-ENOMEM, "libunwind: cannot create an address space");
 		goto out;
@@ -49,6 +160,11 @@ int native_open(struct target *t, struct native_ctx **out)
 	/* One cache for the whole process: unwind info of a library found
 	 * while unwinding one thread serves every other thread. */
 	unw_set_caching_policy(c->as, UNW_CACHE_GLOBAL);
+	c->as_upt = unw_create_addr_space(&_UPT_accessors, 0);
+	if (!c->as_upt) {
+		r = cg_fail(-ENOMEM, "libunwind: cannot create an address space");
+		goto out;
+	}
 	r = elfsym_proc_new(t, &c->syms);
 	if (r)
 		goto out;
@@ -79,6 +195,8 @@ void native_close(struct native_ctx *c)
 	cg_map_free(&c->upt);
 	if (c->as)
 		unw_destroy_addr_space(c->as);
+	if (c->as_upt)
+		unw_destroy_addr_space(c->as_upt);
 	elfsym_proc_free(c->syms);
 	free(c->hex);
 	free(c);
@@ -89,8 +207,10 @@ static void refresh(struct native_ctx *c)
 	int r = elfsym_proc_refresh(c->syms);
 	c->refreshed_ns = cg_now_ns();
 	/* Unwind info cached for addresses whose object changed is wrong now. */
-	if (r > 0)
+	if (r > 0) {
 		unw_flush_cache(c->as, 0, 0);
+		unw_flush_cache(c->as_upt, 0, 0);
+	}
 }
 
 void native_forget_threads(struct native_ctx *c, const pid_t *tids, size_t n)
@@ -197,10 +317,10 @@ int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *f
 		c->hex = h;
 		c->nhex = max;
 	}
-	void *u = upt_for(c, tid);
-	if (!u)
+	struct native_arg a = {.upt = upt_for(c, tid), .c = c};
+	if (!a.upt)
 		return -ENOMEM;
-	r = unw_init_remote(&cur, c->as, u);
+	r = unw_init_remote(&cur, c->as, &a);
 	if (r < 0) {
 		/* the handle may hold state of a dead thread with a reused tid */
 		drop_upt(c, tid);
