@@ -63,6 +63,9 @@ const char *elfsym_table_build_id(const struct elfsym_table *tab);
 enum native_frame_flags {
 	NATIVE_F_EVAL = 1u << 0,     /* a CPython eval-loop frame */
 	NATIVE_F_PLUMBING = 1u << 1, /* interpreter call machinery / startup */
+	NATIVE_F_EXACT = 1u << 2,    /* ip is where the frame stopped (leaf, or
+					above a signal frame), not a return
+					address */
 };
 
 struct native_frame {
@@ -87,6 +90,12 @@ void native_close(struct native_ctx *c);
  * registers/stack could be read). */
 int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *frames,
 			 uint32_t max, uint32_t *n, bool *truncated);
+/* The same in two halves, so the thread is paused only for the first:
+ * unwind_ips reads registers and stack (frames get ip and flags only);
+ * symbolize names them afterwards, with the thread running again. */
+int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *frames, uint32_t max,
+		      uint32_t *n, bool *truncated);
+int native_symbolize(struct native_ctx *c, struct native_frame *frames, uint32_t n);
 /* Forget per-thread state of threads not in tids (after a thread list). */
 void native_forget_threads(struct native_ctx *c, const pid_t *tids, size_t n);
 

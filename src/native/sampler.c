@@ -101,8 +101,11 @@ static int native_sampler_sample(void *priv, cg_sample_fn fn, void *arg,
 		}
 		uint32_t nf = 0;
 		bool trunc = false;
-		r = native_unwind_thread(s->ctx, tid, s->nf, s->depth, &nf, &trunc);
+		r = native_unwind_ips(s->ctx, tid, s->nf, s->depth, &nf, &trunc);
 		target_resume(s->t, tid);
+		/* names are looked up with the thread running again */
+		if (!r)
+			r = native_symbolize(s->ctx, s->nf, nf);
 		if (r) {
 			stats->lost[r == -ESRCH ? CG_LOST_GONE : CG_LOST_READ]++;
 			continue;

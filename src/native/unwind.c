@@ -19,9 +19,6 @@
  * that were unmapped and replaced at the same addresses. */
 #define NATIVE_PERIODIC_REFRESH_NS (1000ULL * 1000000ULL)
 #define NATIVE_HEX_LEN 24
-/* Private to this file while unwinding: the frame is a signal frame, so
- * the next one's IP is exact, not a return address. */
-#define NATIVE_F_SIGNAL_ 0x80000000u
 
 /* libunwind exports its search of an .eh_frame_hdr table without declaring
  * it in a public header; remote tables are read through our accessors. */
@@ -36,8 +33,21 @@ struct native_arg {
 	struct native_ctx *c;
 };
 
+/* Memory the unwinder reads (stack words, .eh_frame entries) comes in
+ * whole pages through one process_vm_readv each, instead of one ptrace
+ * PEEKDATA per word: a deep stack costs a few system calls, not hundreds.
+ * Emptied at every unwind, since the stack changes between samples. */
+#define NATIVE_PAGE 4096u
+#define NATIVE_PAGES 16u
+
+struct native_page {
+	uint64_t addr; /* page address + 1 when valid; 0 empty */
+	unsigned char data[NATIVE_PAGE];
+};
+
 struct native_ctx {
 	struct target *t;
+	struct native_page *pages; /* NATIVE_PAGES, direct-mapped */
 	unw_addr_space_t as;
 	unw_addr_space_t as_upt; /* libunwind-ptrace's own search, as fallback */
 	struct elfsym_proc *syms;
@@ -105,7 +115,21 @@ static int acc_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val,
 			  void *arg)
 {
 	struct native_arg *a = arg;
-	return _UPT_accessors.access_mem(as, addr, val, write, a->upt);
+	struct native_ctx *c = a->c;
+	uint64_t page = addr & ~(uint64_t)(NATIVE_PAGE - 1);
+	uint64_t off = addr - page;
+	/* a word across a page boundary, or a write: the slow way */
+	if (write || !c->pages || off + sizeof(*val) > NATIVE_PAGE)
+		return _UPT_access_mem(as, addr, val, write, a->upt);
+	struct native_page *pg = &c->pages[(page / NATIVE_PAGE) % NATIVE_PAGES];
+	if (pg->addr != page + 1) {
+		pg->addr = 0;
+		if (target_read(c->t, page, pg->data, NATIVE_PAGE) != 0)
+			return _UPT_access_mem(as, addr, val, write, a->upt);
+		pg->addr = page + 1;
+	}
+	memcpy(val, pg->data + off, sizeof(*val));
+	return 0;
 }
 
 static int acc_access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write,
@@ -152,6 +176,7 @@ int native_open(struct target *t, struct native_ctx **out)
 		return -ENOMEM;
 	c->t = t;
 	cg_map_init(&c->upt);
+	c->pages = calloc(NATIVE_PAGES, sizeof(*c->pages)); /* NULL: no cache, still works */
 	c->as = unw_create_addr_space(&native_accessors, 0);
 	if (!c->as) {
 		r = cg_fail(-ENOMEM, "libunwind: cannot create an address space");
@@ -198,6 +223,7 @@ void native_close(struct native_ctx *c)
 	if (c->as_upt)
 		unw_destroy_addr_space(c->as_upt);
 	elfsym_proc_free(c->syms);
+	free(c->pages);
 	free(c->hex);
 	free(c);
 }
@@ -281,7 +307,7 @@ static void name_frame(struct native_ctx *c, struct native_frame *fr, uint32_t i
 	}
 	fr->f.kind = CG_FK_NATIVE;
 	fr->f.line = 0;
-	fr->flags = 0;
+	fr->flags &= NATIVE_F_EXACT;
 	if (r == 0 && res.sym) {
 		fr->f.name = res.sym;
 		fr->f.file = res.object;
@@ -299,8 +325,8 @@ static void name_frame(struct native_ctx *c, struct native_frame *fr, uint32_t i
 	fr->f.file = r == 0 ? res.object : NULL;
 }
 
-int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *frames,
-			 uint32_t max, uint32_t *n, bool *truncated)
+int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *frames, uint32_t max,
+		      uint32_t *n, bool *truncated)
 {
 	unw_cursor_t cur;
 	int r = 0;
@@ -310,16 +336,11 @@ int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *f
 	*truncated = false;
 	if (max == 0)
 		return -EINVAL;
-	if (c->nhex < max) {
-		char (*h)[NATIVE_HEX_LEN] = realloc(c->hex, max * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		c->hex = h;
-		c->nhex = max;
-	}
 	struct native_arg a = {.upt = upt_for(c, tid), .c = c};
 	if (!a.upt)
 		return -ENOMEM;
+	for (uint32_t i = 0; c->pages && i < NATIVE_PAGES; i++)
+		c->pages[i].addr = 0;
 	r = unw_init_remote(&cur, c->as, &a);
 	if (r < 0) {
 		/* the handle may hold state of a dead thread with a reused tid */
@@ -327,6 +348,7 @@ int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *f
 		return r == -UNW_EBADREG || r == -UNW_EINVAL ? -ESRCH : -EFAULT;
 	}
 	uint64_t last_sp = 0, last_ip = 0;
+	bool next_exact = true; /* the leaf's IP is where it stopped */
 	/* Bounded: max frames plus one step to learn whether more follow. */
 	for (;;) {
 		unw_word_t ip = 0, sp = 0;
@@ -339,26 +361,41 @@ int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *f
 			*truncated = true;
 			break;
 		}
-		frames[k].ip = ip;
-		/* a signal frame's IP is the interrupted instruction, not a
-		 * return address */
-		bool exact = k == 0 || (k > 0 && (frames[k - 1].flags & NATIVE_F_SIGNAL_));
-		frames[k].flags = 0;
-		name_frame(c, &frames[k], k, exact);
-		if (unw_is_signal_frame(&cur) > 0)
-			frames[k].flags |= NATIVE_F_SIGNAL_;
+		frames[k] = (struct native_frame){.ip = ip, .flags = next_exact ? NATIVE_F_EXACT : 0};
+		/* Above a signal frame the IP is the interrupted instruction,
+		 * not a return address. */
+		next_exact = unw_is_signal_frame(&cur) > 0;
 		k++;
 		last_ip = ip;
 		last_sp = sp;
 		if (unw_step(&cur) <= 0)
 			break;
 	}
-	for (uint32_t i = 0; i < k; i++)
-		frames[i].flags &= ~NATIVE_F_SIGNAL_;
 	if (k == 0)
 		return -EFAULT;
 	*n = k;
 	return 0;
+}
+
+int native_symbolize(struct native_ctx *c, struct native_frame *frames, uint32_t n)
+{
+	if (c->nhex < n) {
+		char (*h)[NATIVE_HEX_LEN] = realloc(c->hex, n * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		c->hex = h;
+		c->nhex = n;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		name_frame(c, &frames[i], i, frames[i].flags & NATIVE_F_EXACT);
+	return 0;
+}
+
+int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *frames,
+			 uint32_t max, uint32_t *n, bool *truncated)
+{
+	int r = native_unwind_ips(c, tid, frames, max, n, truncated);
+	return r ? r : native_symbolize(c, frames, *n);
 }
 
 /* Names compared without the compiler's clone suffixes
