@@ -66,6 +66,7 @@ enum native_frame_flags {
 	NATIVE_F_EXACT = 1u << 2,    /* ip is where the frame stopped (leaf, or
 					above a signal frame), not a return
 					address */
+	NATIVE_F_UNKNOWN = 1u << 3,  /* no symbol covers ip */
 };
 
 struct native_frame {
@@ -121,7 +122,10 @@ struct native_py_frame {
 /* Merge a native stack with the Python stack of the same thread, both
  * leaf first: each eval-loop native frame is replaced by its group of
  * Python frames (leaf-most first, up to and including the next entry
- * frame); plumbing frames are dropped; other native frames stay. Returns
+ * frame); plumbing frames are dropped; other native frames stay, except
+ * unnamed frames of the interpreter's own object (a stripped python) that
+ * sit root-ward of an eval frame or of code outside the interpreter:
+ * there they can only be call machinery. Returns
  * 0 with *nout set (truncated to max, *truncated set if so), or -EPROTO
  * when the eval frames and the Python entry groups do not correspond one
  * to one (count that sample as CG_LOST_MERGE). */

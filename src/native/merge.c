@@ -21,7 +21,12 @@ int native_merge(const struct native_frame *nat, uint32_t nnat, const struct nat
 		 uint32_t npy, struct cg_frame *out, uint32_t max, uint32_t *nout, bool *truncated)
 {
 	uint32_t pi = 0, k = 0;
-	bool cut = false;
+	bool cut = false, outside_leafward = false;
+	const char *interp = NULL; /* object of the eval loop */
+
+	for (uint32_t i = 0; i < nnat && !interp; i++)
+		if (nat[i].flags & NATIVE_F_EVAL)
+			interp = nat[i].f.file;
 
 	*nout = 0;
 	*truncated = false;
@@ -43,10 +48,16 @@ int native_merge(const struct native_frame *nat, uint32_t nnat, const struct nat
 				else
 					cut = true;
 			}
+			outside_leafward = true;
 			continue;
 		}
 		if (fr->flags & NATIVE_F_PLUMBING)
 			continue;
+		bool in_interp = interp && fr->f.file && !strcmp(fr->f.file, interp);
+		if (in_interp && (fr->flags & NATIVE_F_UNKNOWN) && outside_leafward)
+			continue;
+		if (!in_interp)
+			outside_leafward = true;
 		if (k < max)
 			out[k++] = fr->f;
 		else

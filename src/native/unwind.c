@@ -323,6 +323,7 @@ static void name_frame(struct native_ctx *c, struct native_frame *fr, uint32_t i
 		 (unsigned long long)(r == 0 ? res.rel : fr->ip));
 	fr->f.name = c->hex[i];
 	fr->f.file = r == 0 ? res.object : NULL;
+	fr->flags |= NATIVE_F_UNKNOWN;
 }
 
 int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *frames, uint32_t max,

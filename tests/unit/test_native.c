@@ -346,6 +346,36 @@ START_TEST(merge_wrapper_is_one_invocation)
 }
 END_TEST
 
+START_TEST(merge_stripped_interpreter)
+{
+	/* Debian's python3.11: static helpers have no names. Unknown frames of
+	 * the interpreter are dropped between Python and an extension and
+	 * root-ward of the eval loop, kept at the leaf (its own work). */
+	struct native_frame nat[] = {
+		N("0x1234", NATIVE_F_UNKNOWN), C("burn_c"), N("0x547bb7", NATIVE_F_UNKNOWN),
+		PLUMB("_PyObject_MakeTpCall"), EVAL("_PyEval_EvalFrameDefault"),
+		N("0x647d96", NATIVE_F_UNKNOWN), PLUMB("_start"),
+	};
+	nat[0].f.file = "libc.so.6";
+	nat[1].f.file = "ext.so";
+	struct native_py_frame py[] = {P("caller", true)};
+	struct cg_frame out[16];
+	uint32_t n;
+	bool trunc;
+	ck_assert_int_eq(native_merge(nat, 7, py, 1, out, 16, &n, &trunc), 0);
+	const char *want[] = {"0x1234", "burn_c", "caller"};
+	expect(out, n, want, 3);
+
+	struct native_frame leaf[] = {
+		N("0xaaaa", NATIVE_F_UNKNOWN), C("PyLong_FromLong"), EVAL("_PyEval_EvalFrameDefault"),
+		N("0xbbbb", NATIVE_F_UNKNOWN),
+	};
+	ck_assert_int_eq(native_merge(leaf, 4, py, 1, out, 16, &n, &trunc), 0);
+	const char *want2[] = {"0xaaaa", "PyLong_FromLong", "caller"};
+	expect(out, n, want2, 3);
+}
+END_TEST
+
 START_TEST(merge_mismatch_is_refused)
 {
 	struct cg_frame out[16];
@@ -418,6 +448,7 @@ static Suite *native_suite(void)
 	tcase_add_test(tc, merge_py310_every_frame_entry);
 	tcase_add_test(tc, merge_py311_groups_by_entry);
 	tcase_add_test(tc, merge_wrapper_is_one_invocation);
+	tcase_add_test(tc, merge_stripped_interpreter);
 	tcase_add_test(tc, merge_mismatch_is_refused);
 	tcase_add_test(tc, merge_truncates_root_side);
 	tcase_add_test(tc, eval_and_plumbing_names);
