@@ -101,6 +101,22 @@ class TestNativeProgram(CgTestCase):
         stacks, truth, _ = self.profile(prog)
         self.check_chain_and_split(stacks, truth, "chain_stripped")
 
+    def test_idle_thread_only_with_idle(self):
+        stacks, _, _ = self.profile(CHAIN, "1")
+        self.assertFalse([s for s in stacks if "idle_wait (native_chain)" in s], stacks)
+        out = os.path.join(self.tmp, "idle.txt")
+        r = cgprof("run", "--native", "--idle", "--threads", "-f", "collapsed", "-o", out,
+                   "--", CHAIN, "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            stacks = parse_collapsed(f.read())
+        idle = [s for s in stacks if "idle_wait (native_chain)" in s]
+        self.assertTrue(idle, stacks)
+        for s in idle:
+            self.assertTrue(s[0].startswith("thread sleeper ("), s)
+            funcs = [native_obj(f)[0] for f in s]
+            self.assertEqual(funcs[funcs.index("idle_wait") - 1], "sleeper", s)
+
     def test_dump_native(self):
         p = self.spawn([CHAIN, "30"])
         self.wait_for_line(p, "ready")

@@ -1,5 +1,8 @@
 /* A native workload with a known call chain, main -> outer -> middle ->
- * burn_a / burn_b, that measures its own CPU split (75% / 25%). */
+ * burn_a / burn_b, that measures its own CPU split (75% / 25%); a second
+ * thread sleeps in idle_wait the whole time. */
+#define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -63,8 +66,29 @@ __attribute__((noinline, visibility("default"))) void outer(double seconds, unsi
 	__asm__ volatile("" ::: "memory");
 }
 
+__attribute__((noinline, visibility("default"))) void idle_wait(void)
+{
+	for (;;) {
+		struct timespec ts = {1, 0};
+		nanosleep(&ts, NULL);
+		__asm__ volatile("" ::: "memory");
+	}
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	idle_wait();
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
+	pthread_t th;
+	if (pthread_create(&th, NULL, sleeper, NULL) == 0) {
+		pthread_setname_np(th, "sleeper");
+		pthread_detach(th);
+	}
 	double seconds = argc > 1 ? atof(argv[1]) : 3.0;
 	/* calibrate one chunk to about 200 us */
 	unsigned long n = 1000;

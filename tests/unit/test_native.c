@@ -1,6 +1,7 @@
 /* native: ELF symbols of a real binary (also stripped, with its debug file
  * found by build-id, and broken), unwinding a paused child, and merging
  * native with Python frames on crafted stacks. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -265,6 +266,71 @@ START_TEST(symbols_and_unwind_of_child)
 }
 END_TEST
 
+/* A child that dlopen()s a library after we first read its maps: the new
+ * object is found after a refresh, the unchanged ones keep their tables. */
+START_TEST(refresh_sees_dlopen_and_keeps_cache)
+{
+	char dir[] = "/tmp/cgprof-native-XXXXXX", src[256], lib[256], cmd[1024];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(src, sizeof(src), "%s/dl.c", dir);
+	snprintf(lib, sizeof(lib), "%s/libcgdl.so", dir);
+	FILE *f = fopen(src, "w");
+	fputs("int cgtest_dl_func(int x) { return x * 3 + 1; }\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "cc -shared -fPIC -o %s %s", lib, src);
+	if (sh(cmd) != 0) {
+		fprintf(stderr, "SKIP refresh_sees_dlopen_and_keeps_cache: no cc\n");
+		return;
+	}
+	int go[2], done[2];
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char c;
+		signal(SIGTERM, SIG_DFL);
+		if (read(go[0], &c, 1) != 1)
+			_exit(3);
+		void *h = dlopen(lib, RTLD_NOW);
+		void *fn = h ? dlsym(h, "cgtest_dl_func") : NULL;
+		if (write(done[1], &fn, sizeof(fn)) != sizeof(fn))
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	struct target *t;
+	struct elfsym_proc *p;
+	struct elfsym_result res;
+	ck_assert_int_eq(target_open(pid, &t), 0);
+	ck_assert_int_eq(elfsym_proc_new(t, &p), 0);
+	ck_assert_int_eq(elfsym_proc_refresh(p), 1);
+	ck_assert_int_eq(elfsym_lookup(p, (uintptr_t)native_test_mid, &res), 0);
+	const char *obj_before = res.object;
+
+	ck_assert_int_eq(write(go[1], "x", 1), 1);
+	void *fn = NULL;
+	ck_assert_int_eq(read(done[0], &fn, sizeof(fn)), sizeof(fn));
+	ck_assert_ptr_nonnull(fn);
+	ck_assert_int_eq(elfsym_lookup(p, (uintptr_t)fn, &res), -ENOENT);
+	ck_assert_int_eq(elfsym_proc_refresh(p), 1);
+	ck_assert_int_eq(elfsym_lookup(p, (uintptr_t)fn + 1, &res), 0);
+	ck_assert_str_eq(res.sym, "cgtest_dl_func");
+	ck_assert_str_eq(res.object, "libcgdl.so");
+	/* same object, same table: its strings did not move */
+	ck_assert_int_eq(elfsym_lookup(p, (uintptr_t)native_test_mid, &res), 0);
+	ck_assert_ptr_eq(res.object, obj_before);
+	ck_assert_int_eq(elfsym_proc_refresh(p), 0);
+
+	elfsym_proc_free(p);
+	target_close(t);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	unlink(src);
+	unlink(lib);
+	rmdir(dir);
+}
+END_TEST
+
 /* ---- merge on crafted stacks ---------------------------------------- */
 
 static struct native_frame N(const char *name, uint32_t flags)
@@ -443,6 +509,7 @@ static Suite *native_suite(void)
 	tcase_add_test(tc, stripped_with_debug_file);
 	tcase_add_test(tc, broken_elf_is_an_error_not_a_crash);
 	tcase_add_test(tc, symbols_and_unwind_of_child);
+	tcase_add_test(tc, refresh_sees_dlopen_and_keeps_cache);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("merge");
 	tcase_add_test(tc, merge_py310_every_frame_entry);
