@@ -110,17 +110,11 @@ bool native_is_plumbing_frame(const char *sym);
 
 /* ---- merging (src/native/merge.c) ----------------------------------- */
 
-/* A Python frame as the Python sampler reports it, leaf first. entry is
- * true when the frame is the outermost one run by one C call of the eval
- * loop (<= 3.10: every frame; 3.11: _PyInterpreterFrame.is_entry; 3.12+:
- * the frame just above a C-stack shim frame). */
-struct native_py_frame {
-	struct cg_frame f;
-	bool entry;
-};
-
 /* Merge a native stack with the Python stack of the same thread, both
- * leaf first: each eval-loop native frame is replaced by its group of
+ * leaf first. py_entry[i] is true when Python frame i is the outermost one
+ * run by one C call of the eval loop (<= 3.10: every frame; 3.11:
+ * _PyInterpreterFrame.is_entry; 3.12+: the frame just above a C-stack
+ * shim frame). So: each eval-loop native frame is replaced by its group of
  * Python frames (leaf-most first, up to and including the next entry
  * frame); plumbing frames are dropped; other native frames stay, except
  * unnamed frames of the interpreter's own object (a stripped python) that
@@ -129,8 +123,9 @@ struct native_py_frame {
  * 0 with *nout set (truncated to max, *truncated set if so), or -EPROTO
  * when the eval frames and the Python entry groups do not correspond one
  * to one (count that sample as CG_LOST_MERGE). */
-int native_merge(const struct native_frame *nat, uint32_t nnat, const struct native_py_frame *py,
-		 uint32_t npy, struct cg_frame *out, uint32_t max, uint32_t *nout, bool *truncated);
+int native_merge(const struct native_frame *nat, uint32_t nnat, const struct cg_frame *py,
+		 const bool *py_entry, uint32_t npy, struct cg_frame *out, uint32_t max,
+		 uint32_t *nout, bool *truncated);
 
 /* ---- sampler (src/native/sampler.c) --------------------------------- */
 

@@ -17,8 +17,9 @@ static bool is_wrapper(const struct native_frame *nat, uint32_t i)
 	return a && b && strcmp(a, b) != 0;
 }
 
-int native_merge(const struct native_frame *nat, uint32_t nnat, const struct native_py_frame *py,
-		 uint32_t npy, struct cg_frame *out, uint32_t max, uint32_t *nout, bool *truncated)
+int native_merge(const struct native_frame *nat, uint32_t nnat, const struct cg_frame *py,
+		 const bool *py_entry, uint32_t npy, struct cg_frame *out, uint32_t max,
+		 uint32_t *nout, bool *truncated)
 {
 	uint32_t pi = 0, k = 0;
 	bool cut = false, outside_leafward = false;
@@ -38,13 +39,13 @@ int native_merge(const struct native_frame *nat, uint32_t nnat, const struct nat
 			/* This invocation runs Python frames pi.. up to and
 			 * including the next entry frame. */
 			uint32_t j = pi;
-			while (j < npy && !py[j].entry)
+			while (j < npy && !py_entry[j])
 				j++;
 			if (j >= npy)
 				return -EPROTO; /* more eval frames than Python groups */
 			for (; pi <= j; pi++) {
 				if (k < max)
-					out[k++] = py[pi].f;
+					out[k++] = py[pi];
 				else
 					cut = true;
 			}

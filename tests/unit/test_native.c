@@ -342,9 +342,31 @@ static struct native_frame N(const char *name, uint32_t flags)
 #define PLUMB(n) N(n, NATIVE_F_PLUMBING)
 #define C(n) N(n, 0)
 
-static struct native_py_frame P(const char *name, bool entry)
+/* Python frames as the sampler hands them over: frames plus entry marks. */
+struct pyst {
+	struct cg_frame f[8];
+	bool entry[8];
+	uint32_t n;
+};
+
+static struct pyst PY(const char *spec)
 {
-	return (struct native_py_frame){.f = {.name = name, .file = "a.py", .line = 1}, .entry = entry};
+	/* "g! h f!": names, ! marks an entry frame */
+	static char buf[8][32];
+	struct pyst p = {.n = 0};
+	char tmp[256];
+	snprintf(tmp, sizeof(tmp), "%s", spec);
+	for (char *save, *w = strtok_r(tmp, " ", &save); w && p.n < 8; w = strtok_r(NULL, " ", &save)) {
+		size_t l = strlen(w);
+		p.entry[p.n] = l && w[l - 1] == '!';
+		if (p.entry[p.n])
+			w[l - 1] = '\0';
+		snprintf(buf[p.n], sizeof(buf[p.n]), "%s", w);
+		p.f[p.n] = (struct cg_frame){.name = buf[p.n], .file = "a.py", .line = 1,
+					     .kind = CG_FK_PYTHON};
+		p.n++;
+	}
+	return p;
 }
 
 static void expect(const struct cg_frame *out, uint32_t n, const char *const *want, uint32_t nwant)
@@ -363,11 +385,11 @@ START_TEST(merge_py310_every_frame_entry)
 		EVAL("_PyEval_EvalFrameDefault"), PLUMB("PyEval_EvalCode"), PLUMB("Py_BytesMain"),
 		PLUMB("main"),
 	};
-	struct native_py_frame py[] = {P("g", true), P("<module>", true)};
+	struct pyst py = PY("g! <module>!");
 	struct cg_frame out[16];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 9, py, 2, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 9, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
 	const char *want[] = {"memcpy", "burn_c", "g", "<module>"};
 	expect(out, n, want, 4);
 	ck_assert(!trunc);
@@ -385,11 +407,11 @@ START_TEST(merge_py311_groups_by_entry)
 		C("callback_c"), PLUMB("cfunction_call"), EVAL("_PyEval_EvalFrameDefault"),
 		PLUMB("Py_RunMain"),
 	};
-	struct native_py_frame py[] = {P("k", true), P("h", false), P("g", false), P("f", true)};
+	struct pyst py = PY("k! h g f!");
 	struct cg_frame out[16];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 7, py, 4, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 7, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
 	const char *want[] = {"lookdict", "k", "callback_c", "h", "g", "f"};
 	expect(out, n, want, 6);
 }
@@ -402,11 +424,11 @@ START_TEST(merge_wrapper_is_one_invocation)
 		PLUMB("function_code_fastcall"), EVAL("_PyEval_EvalFrameDefault"),
 		EVAL("PyEval_EvalFrameEx"),
 	};
-	struct native_py_frame py[] = {P("g", true), P("f", true)};
+	struct pyst py = PY("g! f!");
 	struct cg_frame out[16];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 6, py, 2, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 6, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
 	const char *want[] = {"burn_c", "g", "f"};
 	expect(out, n, want, 3);
 }
@@ -424,11 +446,11 @@ START_TEST(merge_stripped_interpreter)
 	};
 	nat[0].f.file = "libc.so.6";
 	nat[1].f.file = "ext.so";
-	struct native_py_frame py[] = {P("caller", true)};
+	struct pyst py = PY("caller!");
 	struct cg_frame out[16];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 7, py, 1, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 7, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
 	const char *want[] = {"0x1234", "burn_c", "caller"};
 	expect(out, n, want, 3);
 
@@ -436,7 +458,7 @@ START_TEST(merge_stripped_interpreter)
 		N("0xaaaa", NATIVE_F_UNKNOWN), C("PyLong_FromLong"), EVAL("_PyEval_EvalFrameDefault"),
 		N("0xbbbb", NATIVE_F_UNKNOWN),
 	};
-	ck_assert_int_eq(native_merge(leaf, 4, py, 1, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(leaf, 4, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
 	const char *want2[] = {"0xaaaa", "PyLong_FromLong", "caller"};
 	expect(out, n, want2, 3);
 }
@@ -450,20 +472,23 @@ START_TEST(merge_mismatch_is_refused)
 	/* two eval frames, one Python group */
 	struct native_frame nat[] = {EVAL("_PyEval_EvalFrameDefault"), PLUMB("x"),
 				     EVAL("_PyEval_EvalFrameDefault")};
-	struct native_py_frame one[] = {P("f", true)};
-	ck_assert_int_eq(native_merge(nat, 3, one, 1, out, 16, &n, &trunc), -EPROTO);
+	struct pyst one = PY("f!");
+	ck_assert_int_eq(native_merge(nat, 3, one.f, one.entry, one.n, out, 16, &n, &trunc), -EPROTO);
 	ck_assert_uint_eq(n, 0);
 	/* one eval frame, two groups */
-	struct native_py_frame two[] = {P("g", true), P("f", true)};
-	ck_assert_int_eq(native_merge(nat, 1, two, 2, out, 16, &n, &trunc), -EPROTO);
+	struct pyst two = PY("g! f!");
+	ck_assert_int_eq(native_merge(nat, 1, two.f, two.entry, two.n, out, 16, &n, &trunc), -EPROTO);
 	/* last group never reaches an entry frame */
-	struct native_py_frame open_group[] = {P("g", false)};
-	ck_assert_int_eq(native_merge(nat, 1, open_group, 1, out, 16, &n, &trunc), -EPROTO);
+	struct pyst open_group = PY("g");
+	ck_assert_int_eq(native_merge(nat, 1, open_group.f, open_group.entry, open_group.n, out, 16,
+				      &n, &trunc),
+			 -EPROTO);
 	/* Python frames but no eval frame at all */
 	struct native_frame plain[] = {C("a"), C("b")};
-	ck_assert_int_eq(native_merge(plain, 2, one, 1, out, 16, &n, &trunc), -EPROTO);
+	ck_assert_int_eq(native_merge(plain, 2, one.f, one.entry, one.n, out, 16, &n, &trunc),
+			 -EPROTO);
 	/* no Python at all: native frames minus plumbing */
-	ck_assert_int_eq(native_merge(plain, 2, NULL, 0, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(plain, 2, NULL, NULL, 0, out, 16, &n, &trunc), 0);
 	ck_assert_uint_eq(n, 2);
 }
 END_TEST
@@ -471,11 +496,11 @@ END_TEST
 START_TEST(merge_truncates_root_side)
 {
 	struct native_frame nat[] = {C("a"), C("b"), EVAL("_PyEval_EvalFrameDefault"), C("c")};
-	struct native_py_frame py[] = {P("p1", false), P("p2", true)};
+	struct pyst py = PY("p1 p2!");
 	struct cg_frame out[3];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 4, py, 2, out, 3, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 4, py.f, py.entry, py.n, out, 3, &n, &trunc), 0);
 	const char *want[] = {"a", "b", "p1"};
 	expect(out, n, want, 3);
 	ck_assert(trunc);
