@@ -1,0 +1,111 @@
+"""The CPython sampler against ground truth, on every CPython found:
+pyenv 3.6-3.13 plus /usr/bin/python3 (a static build). A version that is
+not installed is reported as skipped.
+
+The workload measures its own CPU split between alpha() and beta(); the
+profile must agree within 5 percentage points. An idle thread is absent
+without --idle and present with it; the hot loop's line is the reported
+line; a 500-deep recursion appears whole; dump names the frames."""
+import json
+import os
+import re
+import tempfile
+import time
+import unittest
+
+import cgtest
+from cgtest import WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
+
+SPLIT = os.path.join(WORKLOADS, "python", "split.py")
+HOT_LINE = next(i + 1 for i, l in enumerate(open(SPLIT)) if "HOT-ALPHA" in l)
+PYTHONS = {ver: (label, exe) for label, exe, ver in cgtest.find_pythons() if label.startswith("pyenv")}
+SYSTEM = [(label, exe) for label, exe, ver in cgtest.find_pythons() if label == "system-python3"]
+
+
+def profile_split(case, exe, extra=()):
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "p.txt")
+        r = cgprof("run", "-r", "250", "-f", "collapsed", "-o", out, *extra, "--",
+                   exe, SPLIT, "2.5", timeout=120)
+        case.assertEqual(r.returncode, 0, r.stderr)
+        truth = json.loads(r.stdout.strip().splitlines()[-1])
+        with open(out) as f:
+            return parse_collapsed(f.read()), truth, r.stderr
+
+
+class PythonVersionTests:
+    """Mixed into one TestCase per interpreter (see below)."""
+    exe = None
+    label = None
+
+    def setUp(self):
+        super().setUp()
+        if not self.exe:
+            self.skipTest("%s is not installed" % self.label)
+
+    def test_split_matches_ground_truth(self):
+        stacks, truth, err = profile_split(self, self.exe)
+        funcs = lambda s: [frame_func(f) for f in s]
+        a = sum(c for s, c in stacks.items() if "alpha" in funcs(s))
+        b = sum(c for s, c in stacks.items() if "beta" in funcs(s) and "deep" not in funcs(s))
+        self.assertGreater(a + b, 200, "too few samples: %s" % err)
+        measured = a / (a + b)
+        expected = truth["alpha"] / (truth["alpha"] + truth["beta"])
+        self.assertLess(abs(measured - expected), 0.05,
+                        "alpha share %.3f, workload measured %.3f (%s)" % (measured, expected, err))
+        # without --idle the sleeping thread is all but absent: it is on
+        # CPU only for the microseconds of each wake-up
+        idle = sum(c for s, c in stacks.items() if "idle_wait" in funcs(s))
+        self.assertLess(idle / sum(stacks.values()), 0.02, "idle thread counted without --idle")
+        # the hot statement of alpha is the line reported for most alpha leaves
+        leaves = {}
+        for s, c in stacks.items():
+            if frame_func(s[-1]) == "alpha":
+                line = int(re.search(r":(\d+)\)$", s[-1]).group(1))
+                leaves[line] = leaves.get(line, 0) + c
+        self.assertEqual(max(leaves, key=leaves.get), HOT_LINE, leaves)
+        # the 500-deep recursion appears whole, below main and <module>
+        deepest = max((sum(1 for f in s if frame_func(f) == "deep"), s) for s in stacks)
+        self.assertEqual(deepest[0], 500, "deepest recursion seen: %d" % deepest[0])
+        self.assertEqual(frame_func(deepest[1][0]), "<module>")
+
+    def test_idle_thread_with_idle(self):
+        stacks, truth, err = profile_split(self, self.exe, ("--idle", "--threads"))
+        funcs = lambda s: [frame_func(f) for f in s]
+        idle = [s for s in stacks if "idle_wait" in funcs(s)]
+        # the sleeper is sampled every round, as often as the busy main thread
+        n_idle = sum(stacks[s] for s in idle)
+        n_main = sum(c for s, c in stacks.items() if "main" in funcs(s))
+        self.assertGreater(n_idle, 0.8 * n_main, "sleeper thread missing with --idle")
+        # it is its own thread, rooted at a thread frame, under sleeper()
+        for s in idle:
+            self.assertTrue(s[0].startswith("thread "), s)
+            self.assertIn("sleeper", funcs(s))
+            self.assertNotIn("alpha", funcs(s))
+
+    def test_dump_names_frames(self):
+        p = self.spawn([self.exe, SPLIT, "20"])
+        time.sleep(1.0)
+        r = cgprof("dump", str(p.pid))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"CPython 3\.\d+")
+        self.assertRegex(r.stdout, r"\n    (alpha|beta|cpu) \(.*split\.py:\d+\)\n    main \(.*split\.py:\d+\)")
+        self.assertRegex(r.stdout, r"\((idle|running)\)\n    idle_wait \(.*split\.py:\d+\)\n    sleeper")
+        self.assertIsNone(p.poll())
+
+
+def make_case(label, exe):
+    return type("TestPython" + re.sub(r"\W", "_", label),
+                (PythonVersionTests, CgTestCase), {"exe": exe, "label": label})
+
+
+for minor in range(6, 14):
+    label, exe = PYTHONS.get((3, minor), ("CPython 3.%d" % minor, None))
+    globals()["TestPython3_%d" % minor] = make_case("3_%d" % minor, exe)
+    globals()["TestPython3_%d" % minor].label = label
+for label, exe in SYSTEM:
+    globals()["TestPython_system"] = make_case("system", exe)
+    globals()["TestPython_system"].label = label
+
+if __name__ == "__main__":
+    unittest.main()
