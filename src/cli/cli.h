@@ -49,7 +49,13 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o);
 void cli_usage(FILE *out);
 int cli_parse_pid(const char *s, pid_t *pid);
 
+struct cg_config;
+/* Config files, environment, then the options' settings. 0, or negative
+ * after printing the one-line reason. */
+int cli_load_config(const struct cli_opts *o, struct cg_config *c);
+
 int cmd_run(struct cli_opts *o);
+int cmd_config(struct cli_opts *o);
 int cmd_attach(struct cli_opts *o);
 int cmd_dump(struct cli_opts *o);
 

@@ -25,7 +25,8 @@ int main(int argc, char **argv)
 		printf("cgprof %s\n", CGPROF_VERSION);
 		return 0;
 	}
-	if (!strcmp(cmd, "run") || !strcmp(cmd, "attach") || !strcmp(cmd, "dump")) {
+	if (!strcmp(cmd, "run") || !strcmp(cmd, "attach") || !strcmp(cmd, "dump") ||
+	    !strcmp(cmd, "config")) {
 		int r = cli_parse(cmd, argc - 1, argv + 1, &o);
 		if (r)
 			return r;
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
 			return cmd_run(&o);
 		if (!strcmp(cmd, "attach"))
 			return cmd_attach(&o);
+		if (!strcmp(cmd, "config"))
+			return cmd_config(&o);
 		return cmd_dump(&o);
 	}
 	if (!strcmp(cmd, "heap"))

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cgprof/config.h"
+#include "cgprof/log.h"
 #include "cli.h"
 
 void cli_usage(FILE *out)
@@ -234,7 +236,12 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 	o->argc = argc - optind;
 	o->argv = argv + optind;
 
-	if (!strcmp(cmd, "run")) {
+	if (!strcmp(cmd, "config")) {
+		if (o->argc) {
+			fprintf(stderr, "cgprof: config takes no arguments, only options\n");
+			return CLI_EXIT_USAGE;
+		}
+	} else if (!strcmp(cmd, "run")) {
 		if (o->argc < 1) {
 			fprintf(stderr, "cgprof: run needs a command: cgprof run [options] -- COMMAND [ARGS...]\n");
 			return CLI_EXIT_USAGE;
@@ -251,4 +258,18 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 	if (o->format == CG_FMT_NONE)
 		o->format = CG_FMT_FLAMEGRAPH;
 	return 0;
+}
+
+int cli_load_config(const struct cli_opts *o, struct cg_config *c)
+{
+	config_init(c);
+	int r = config_load(c, NULL, o->config_file);
+	for (int i = 0; !r && i < o->nsettings; i++) {
+		char where[64];
+		snprintf(where, sizeof(where), "--%s", o->settings[i].option);
+		r = config_set(c, o->settings[i].key, o->settings[i].value, CG_ORIGIN_OPTION, where);
+	}
+	if (r)
+		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+	return r;
 }

@@ -24,17 +24,6 @@
 #include "cli.h"
 #include "runtimes.h"
 
-/* Until config and upload land in this tree, the session runs without
- * them: their entry points are weak and checked before use. */
-#pragma weak config_init
-#pragma weak config_load
-#pragma weak config_set
-#pragma weak config_free
-#pragma weak reporter_new
-#pragma weak reporter_free
-#pragma weak reporter_configure
-#pragma weak reporter_submit
-
 #define SESSION_MAX_PROCS 64
 #define SESSION_CHILD_SCAN_NS (200 * 1000000ULL)
 #define SESSION_ALIVE_CHECK_NS (50 * 1000000ULL)
@@ -507,30 +496,14 @@ static int session_setup(struct session *ss, const struct cli_opts *o)
 	memset(ss, 0, sizeof(*ss));
 	ss->o = o;
 	cg_log_set_level(o->verbose >= 2 ? CG_LOG_DEBUG : o->verbose ? CG_LOG_INFO : CG_LOG_WARN);
-	if (!config_init || !reporter_new) {
-		ss->rate_hz = o->rate_hz;
-		ss->frames_cap = o->max_depth + 3;
-		ss->frames = calloc(ss->frames_cap, sizeof(*ss->frames));
-		return ss->frames ? 0 : CLI_EXIT_ERROR;
-	}
-	config_init(&ss->cfg);
-	int r = config_load(&ss->cfg, NULL, o->config_file);
-	for (int i = 0; !r && i < o->nsettings; i++) {
-		char where[64];
-		snprintf(where, sizeof(where), "--%s", o->settings[i].option);
-		r = config_set(&ss->cfg, o->settings[i].key, o->settings[i].value, CG_ORIGIN_OPTION,
-			       where);
-	}
-	if (r) {
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+	if (cli_load_config(o, &ss->cfg))
 		return CLI_EXIT_USAGE;
-	}
 	ss->rate_hz = o->rate_set || !ss->cfg.rate_hz ? o->rate_hz : ss->cfg.rate_hz;
 	ss->frames_cap = o->max_depth + 3;
 	ss->frames = calloc(ss->frames_cap, sizeof(*ss->frames));
 	if (!ss->frames)
 		return CLI_EXIT_ERROR;
-	r = reporter_new(&ss->cfg, &ss->rep);
+	int r = reporter_new(&ss->cfg, &ss->rep);
 	if (r) {
 		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
 		return CLI_EXIT_USAGE;
@@ -544,13 +517,11 @@ static void session_teardown(struct session *ss)
 		proc_close(&ss->procs[i]);
 		target_close(ss->procs[i].t);
 	}
-	if (reporter_free)
-		reporter_free(ss->rep);
+	reporter_free(ss->rep);
 	profile_free(ss->prof);
 	profile_free(ss->win);
 	free(ss->frames);
-	if (config_free)
-		config_free(&ss->cfg);
+	config_free(&ss->cfg);
 }
 
 /* Shared tail of run and attach: find the runtime, sample, write,
