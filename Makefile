@@ -122,7 +122,7 @@ layouts:
 	mv src/python/layouts.gen.c.tmp src/python/layouts.gen.c
 
 bench: all
-	sh bench/run.sh
+	$(MAKE) -C bench run
 
 # The binary, the two man pages and the example config; nothing else.
 install: cgprof
