@@ -29,6 +29,9 @@
 #define SESSION_ALIVE_CHECK_NS (50 * 1000000ULL)
 #define SESSION_RUN_PROBE_GIVEUP_NS (10 * 1000000000ULL)
 #define SESSION_ATTACH_PROBE_NS (1000 * 1000000ULL)
+/* --heap without upload: how often to refresh the JVM heap summary (each
+ * is a heap walk at a safepoint, so not often). */
+#define SESSION_HEAP_EVERY_NS (10 * 1000000000ULL)
 
 struct proc {
 	struct target *t;
@@ -361,6 +364,34 @@ static void summary(struct session *ss, double elapsed_s, uint64_t rounds, const
 		out ? "; wrote " : "", out ? out : "");
 }
 
+/* --heap: the JVM's class histogram (no full GC) into the profiles that
+ * are open; the latest summary is the one a profile keeps. */
+static void take_heap(struct session *ss)
+{
+	struct jvm_heap h;
+	if (ss->runtime != CG_RT_JAVA || !ss->procs[0].ops)
+		return;
+	if (jvm_heap_histogram(ss->procs[0].t, &h)) {
+		cg_warn("heap summary skipped: %s", cg_lasterr());
+		cg_clearerr();
+		return;
+	}
+	size_t n = h.n < CG_PROFILE_HEAP_MAX ? h.n : CG_PROFILE_HEAP_MAX;
+	struct cg_heap_class *c = calloc(n ? n : 1, sizeof(*c));
+	if (c) {
+		for (size_t i = 0; i < n; i++)
+			c[i] = (struct cg_heap_class){h.entries[i].name, h.entries[i].instances,
+						      h.entries[i].bytes};
+		uint64_t now = cg_epoch_ms();
+		if (ss->prof)
+			profile_set_heap(ss->prof, c, n, h.total_instances, h.total_bytes, now);
+		if (ss->win)
+			profile_set_heap(ss->win, c, n, h.total_instances, h.total_bytes, now);
+		free(c);
+	}
+	jvm_heap_free(&h);
+}
+
 /* End the current reporting window: hand it to the reporter (which posts
  * or spools it), then ask ConfigureAgent what to do next. */
 static void window_rotate(struct session *ss, bool final)
@@ -400,6 +431,7 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 	uint64_t start = cg_now_ns(), next = start, last_alive = start, last_scan = start;
 	uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
 	uint64_t win_end = UINT64_MAX;
+	uint64_t next_heap = o->heap && ss->runtime == CG_RT_JAVA ? start : UINT64_MAX;
 	uint64_t rounds = 0;
 	uint64_t start_ms = cg_epoch_ms();
 
@@ -411,6 +443,12 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 		uint64_t now = cg_now_ns();
 		if (now >= end)
 			break;
+		if (now >= next_heap) {
+			take_heap(ss);
+			next_heap = cg_now_ns() + (ss->rep ? (uint64_t)ss->agent.reporting_interval_s *
+								     1000000000ULL
+							   : SESSION_HEAP_EVERY_NS);
+		}
 		if (now >= win_end) {
 			window_rotate(ss, false);
 			win_end = now + (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
@@ -480,6 +518,9 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 			next += missed * interval;
 		}
 	}
+	/* A last summary at the end, while the JVM is still there. */
+	if (next_heap != UINT64_MAX && target_alive(ss->procs[0].t))
+		take_heap(ss);
 	*rounds_out = rounds;
 	*elapsed_out = (double)(cg_now_ns() - start) / 1e9;
 	if (ss->prof)
