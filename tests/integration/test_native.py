@@ -16,6 +16,7 @@ from cgtest import (BUILD, ROOT, WORKLOADS, CgTestCase, cgprof, find_pythons, fr
 
 CHAIN = os.path.join(BUILD, "tests", "programs", "native_chain")
 CHAIN_SRC = os.path.join(ROOT, "tests", "programs", "native_chain.c")
+RECURSE = os.path.join(BUILD, "tests", "programs", "native_recurse")
 NATIVE_WL = os.path.join(WORKLOADS, "native")
 TOLERANCE = 0.05
 
@@ -117,14 +118,42 @@ class TestNativeProgram(CgTestCase):
             funcs = [native_obj(f)[0] for f in s]
             self.assertEqual(funcs[funcs.index("idle_wait") - 1], "sleeper", s)
 
+    def test_deep_recursion_whole_and_max_depth_counted(self):
+        if not os.access(RECURSE, os.X_OK):
+            self.skipTest("%s not built" % RECURSE)
+        out = os.path.join(self.tmp, "deep.txt")
+        r = cgprof("run", "--native", "-r", "200", "-f", "collapsed", "-o", out, "--",
+                   RECURSE, "1.5", "500")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            stacks = parse_collapsed(f.read())
+        bottom = {s: c for s, c in stacks.items() if "spin_bottom (native_recurse)" in s}
+        self.assertGreater(sum(bottom.values()), 0.8 * sum(stacks.values()))
+        for s in bottom:
+            funcs = [native_obj(f)[0] for f in s]
+            self.assertEqual(funcs.count("recurse"), 500, s[:8])
+            self.assertEqual(funcs[funcs.index("recurse") - 1], "main")
+        # cut at --max-depth: the leaf side kept, the cut counted and marked
+        r = cgprof("run", "--native", "--max-depth", "100", "-r", "200", "-f", "collapsed",
+                   "-o", out, "--", RECURSE, "1", "500")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("cut at --max-depth", r.stderr)
+        with open(out) as f:
+            stacks = parse_collapsed(f.read())
+        for s in stacks:
+            if "spin_bottom (native_recurse)" in s:
+                self.assertEqual(s[0], "<Truncated>", s[:3])
+                self.assertLessEqual(len(s), 101)
+
     def test_dump_native(self):
         p = self.spawn([CHAIN, "30"])
         self.wait_for_line(p, "ready")
         r = cgprof("dump", "--native", str(p.pid))
         self.assertEqual(r.returncode, 0, r.stderr)
-        # the leaf may be burn_a, burn_b or the clock read in between
-        self.assertIn("middle (native_chain)", r.stdout)
+        # the leaf may be burn_a, burn_b or a clock read in middle or outer
         self.assertIn("outer (native_chain)", r.stdout)
+        self.assertIn("main (native_chain)", r.stdout)
+        self.assertIn("idle_wait (native_chain)", r.stdout)  # dump shows idle threads
         # the target runs on
         self.assertIsNone(p.poll())
 
