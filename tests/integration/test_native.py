@@ -145,6 +145,33 @@ class TestNativeProgram(CgTestCase):
                 self.assertEqual(s[0], "<Truncated>", s[:3])
                 self.assertLessEqual(len(s), 101)
 
+    def test_other_mount_namespace(self):
+        # A container's view: the program lives on a tmpfs mounted only in
+        # its own mount namespace, so its path means nothing out here.
+        # Symbols must come through /proc/PID/root and unwind tables from
+        # the target's memory.
+        unshare = shutil.which("unshare")
+        if not unshare or os.geteuid() != 0:
+            self.skipTest("needs root and unshare(1)")
+        mnt = os.path.join(self.tmp, "ns")
+        os.mkdir(mnt)
+        probe = run([unshare, "-m", "true"])
+        if probe.returncode != 0:
+            self.skipTest("cannot make a mount namespace: %s" % probe.stderr.strip())
+        p = self.spawn([unshare, "-m", "sh", "-c",
+                        'mount -t tmpfs none "$1" && cp "$2" "$1/inside" && exec "$1/inside" 4',
+                        "sh", mnt, CHAIN])
+        self.wait_for_line(p, "ready")
+        self.assertFalse(os.path.exists(os.path.join(mnt, "inside")))
+        out = os.path.join(self.tmp, "ns.txt")
+        r = cgprof("attach", "--native", "-d", "1.5", "-f", "collapsed", "-o", out, str(p.pid))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            stacks = parse_collapsed(f.read())
+        chain = sum(c for s, c in stacks.items() if "outer (inside)" in s)
+        self.assertGreater(chain / sum(stacks.values()), 0.8, stacks)
+        self.assertTrue(any("main (inside)" in s and "burn_a (inside)" in s for s in stacks))
+
     def test_dump_native(self):
         p = self.spawn([CHAIN, "30"])
         self.wait_for_line(p, "ready")
