@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cgprof/config.h"
@@ -171,8 +172,14 @@ static int config_load_file(struct cg_config *c, const char *path, enum cg_origi
 	FILE *f = fopen(path, "re");
 	char line[CONFIG_LINE_MAX], where[160];
 	int lineno = 0, r = 0;
+	struct stat st;
+	/* Absent is fine; so is a path we cannot even look into (another
+	 * user's home, as when profiling under sudo -u). A file we can see
+	 * but not read is an error. */
+	if (!f && (errno == ENOENT || errno == ENOTDIR || (errno == EACCES && stat(path, &st))))
+		return 0;
 	if (!f)
-		return errno == ENOENT ? 0 : cg_fail(-errno, "%s: %s", path, strerror(errno));
+		return cg_fail(-errno, "%s: %s", path, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%d", path, lineno);
