@@ -334,6 +334,7 @@ int elfsym_table_addr(const struct elfsym_table *tab, const char *name, uint64_t
 struct elfsym_obj {
 	char *path;      /* as the target sees it */
 	const char *base;
+	char *base_own; /* base without " (deleted)", for gone files */
 	uint64_t inode, mtime_ns, size;
 	dev_t dev;
 	struct elfsym_table *tab; /* NULL if the file could not be read */
@@ -370,6 +371,7 @@ static void obj_free(struct elfsym_obj *o)
 	if (!o)
 		return;
 	elfsym_table_free(o->tab);
+	free(o->base_own);
 	free(o->path);
 	free(o);
 }
@@ -432,6 +434,68 @@ static struct elfsym_obj *vdso_load(struct elfsym_proc *p, const struct target_m
 	return o;
 }
 
+/* An object whose file is gone or replaced since it was mapped (an
+ * upgrade under a running program): its symbol tables are out of reach,
+ * but its ELF and program headers are in the target's memory, at the
+ * mapping of file offset 0, and say where .eh_frame_hdr is, so its frames
+ * still unwind (and are named by address). */
+static struct elfsym_obj *gone_load(struct elfsym_proc *p, const struct target_map *m,
+				    const struct target_maps *maps)
+{
+	uint64_t base = 0, base_end = 0;
+	for (size_t i = 0; i < maps->n && !base; i++) {
+		const struct target_map *q = &maps->map[i];
+		if (q->offset == 0 && q->inode == m->inode && q->path && !strcmp(q->path, m->path)) {
+			base = q->start;
+			base_end = q->end;
+		}
+	}
+	if (!base)
+		return NULL;
+	for (size_t k = 0; k < p->nobjs; k++) {
+		struct elfsym_obj *q = p->objs[k];
+		if (q && q->mtime_ns == 0 && q->inode == m->inode && q->size == base &&
+		    !strcmp(q->path, m->path)) {
+			p->objs[k] = NULL;
+			return q;
+		}
+	}
+	struct elfsym_obj *o = calloc(1, sizeof(*o));
+	if (!o || !(o->path = strdup(m->path))) {
+		free(o);
+		return NULL;
+	}
+	const char *slash = strrchr(o->path, '/');
+	o->base = slash ? slash + 1 : o->path;
+	/* "prog (deleted)" would nest parentheses in "sym (object)" */
+	size_t bl = strlen(o->base);
+	if (bl > 10 && !strcmp(o->base + bl - 10, " (deleted)") &&
+	    (o->base_own = strndup(o->base, bl - 10)))
+		o->base = o->base_own;
+	o->inode = m->inode;
+	o->size = base; /* its key, with mtime_ns 0 */
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[ELFSYM_MAX_LOADS];
+	if (target_read(p->t, base, &eh, sizeof(eh)) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+	    eh.e_phnum == 0 || eh.e_phnum > ELFSYM_MAX_LOADS ||
+	    eh.e_phoff + eh.e_phnum * sizeof(Elf64_Phdr) > base_end - base ||
+	    target_read(p->t, base + eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr)))
+		return o; /* a name without a table: frames get 0xADDR (object) */
+	struct elfsym_table *tab = calloc(1, sizeof(*tab));
+	if (!tab)
+		return o;
+	for (size_t i = 0; i < eh.e_phnum; i++) {
+		if (ph[i].p_type == PT_GNU_EH_FRAME)
+			tab->eh_hdr_vaddr = ph[i].p_vaddr;
+		else if (ph[i].p_type == PT_LOAD && tab->nloads < ELFSYM_MAX_LOADS)
+			tab->loads[tab->nloads++] = (struct elfsym_load){
+				.vaddr = ph[i].p_vaddr, .offset = ph[i].p_offset, .filesz = ph[i].p_filesz};
+	}
+	o->tab = tab;
+	return o;
+}
+
 int elfsym_proc_refresh(struct elfsym_proc *p)
 {
 	struct target_maps maps;
@@ -482,8 +546,13 @@ int elfsym_proc_refresh(struct elfsym_proc *p)
 			char fpath[4096];
 			struct stat st;
 			target_path(p->t, m->path, fpath, sizeof(fpath));
-			if (stat(fpath, &st) || (uint64_t)st.st_ino != m->inode)
-				continue; /* deleted or replaced since it was mapped */
+			if (stat(fpath, &st) || (uint64_t)st.st_ino != m->inode) {
+				o = gone_load(p, m, &maps);
+				if (!o)
+					continue;
+				objs[nobjs++] = o;
+				goto placed;
+			}
 			uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL +
 				      (uint64_t)st.st_mtim.tv_nsec;
 			for (size_t k = 0; k < p->nobjs && !o; k++) {
@@ -513,6 +582,7 @@ int elfsym_proc_refresh(struct elfsym_proc *p)
 			}
 			objs[nobjs++] = o;
 		}
+placed:
 		/* The mapping covers file offsets [offset, offset + len); the
 		 * PT_LOAD segment holding that offset gives its vaddr. */
 		int64_t delta = (int64_t)(m->offset - m->start);

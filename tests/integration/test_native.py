@@ -172,6 +172,29 @@ class TestNativeProgram(CgTestCase):
         self.assertGreater(chain / sum(stacks.values()), 0.8, stacks)
         self.assertTrue(any("main (inside)" in s and "burn_a (inside)" in s for s in stacks))
 
+    def test_deleted_binary_still_unwinds(self):
+        # replaced or deleted under a running program (an upgrade): names
+        # are out of reach, but the unwind table is read from memory
+        prog = os.path.join(self.tmp, "delprog")
+        shutil.copy(CHAIN, prog)
+        p = self.spawn([prog, "4"])
+        self.wait_for_line(p, "ready")
+        os.unlink(prog)
+        out = os.path.join(self.tmp, "del.txt")
+        r = cgprof("attach", "--native", "-d", "1", "-f", "collapsed", "-o", out, str(p.pid))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            stacks = parse_collapsed(f.read())
+        whole = 0
+        for s, c in stacks.items():
+            objs = [native_obj(f) for f in s]
+            # _start, libc's start-up, main, outer, middle, burn: all there
+            if "__libc_start_main" in [n for n, _ in objs] and len(s) >= 7:
+                whole += c
+                self.assertRegex(s[0], r"^0x[0-9a-f]+ \(delprog\)$")  # _start
+                self.assertRegex(s[3], r"^0x[0-9a-f]+ \(delprog\)$")  # main
+        self.assertGreater(whole / sum(stacks.values()), 0.8, stacks)
+
     def test_dump_native(self):
         p = self.spawn([CHAIN, "30"])
         self.wait_for_line(p, "ready")
