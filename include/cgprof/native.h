@@ -97,8 +97,10 @@ int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *f
 int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *frames, uint32_t max,
 		      uint32_t *n, bool *truncated);
 int native_symbolize(struct native_ctx *c, struct native_frame *frames, uint32_t n);
-/* Forget per-thread state of threads not in tids (after a thread list). */
-void native_forget_threads(struct native_ctx *c, const pid_t *tids, size_t n);
+/* Once per sampling round, before pausing anything, with the target's
+ * live thread ids: forgets state of threads that are gone and, about once
+ * a second, re-reads the maps (so that cost is never inside a pause). */
+void native_round(struct native_ctx *c, const pid_t *tids, size_t n);
 
 /* CPython's eval loop: _PyEval_EvalFrameDefault, _PyEval_EvalFrame,
  * PyEval_EvalFrameEx, PyEval_EvalFrame and their compiler clones

@@ -84,7 +84,7 @@ static int native_sampler_sample(void *priv, cg_sample_fn fn, void *arg,
 		return n;
 	if (n == 0)
 		return -ESRCH;
-	native_forget_threads(s->ctx, s->tids, (size_t)n);
+	native_round(s->ctx, s->tids, (size_t)n);
 	int seen = 0;
 	for (int i = 0; i < n; i++) {
 		pid_t tid = s->tids[i];

@@ -239,7 +239,7 @@ static void refresh(struct native_ctx *c)
 	}
 }
 
-void native_forget_threads(struct native_ctx *c, const pid_t *tids, size_t n)
+void native_round(struct native_ctx *c, const pid_t *tids, size_t n)
 {
 	if (cg_now_ns() - c->refreshed_ns > NATIVE_PERIODIC_REFRESH_NS)
 		refresh(c);
