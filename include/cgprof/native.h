@@ -121,13 +121,16 @@ bool native_is_plumbing_frame(const char *sym);
  * frame); plumbing frames are dropped; other native frames stay, except
  * unnamed frames of the interpreter's own object (a stripped python) that
  * sit root-ward of an eval frame or of code outside the interpreter:
- * there they can only be call machinery. Returns
+ * there they can only be call machinery. cut_root says either walk
+ * stopped short of the root (max depth): then running out of Python
+ * groups or of eval frames ends the merged stack (*truncated) instead of
+ * being a mismatch. Returns
  * 0 with *nout set (truncated to max, *truncated set if so), or -EPROTO
  * when the eval frames and the Python entry groups do not correspond one
  * to one (count that sample as CG_LOST_MERGE). */
 int native_merge(const struct native_frame *nat, uint32_t nnat, const struct cg_frame *py,
-		 const bool *py_entry, uint32_t npy, struct cg_frame *out, uint32_t max,
-		 uint32_t *nout, bool *truncated);
+		 const bool *py_entry, uint32_t npy, bool cut_root, struct cg_frame *out,
+		 uint32_t max, uint32_t *nout, bool *truncated);
 
 /* ---- sampler (src/native/sampler.c) --------------------------------- */
 

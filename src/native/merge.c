@@ -18,8 +18,8 @@ static bool is_wrapper(const struct native_frame *nat, uint32_t i)
 }
 
 int native_merge(const struct native_frame *nat, uint32_t nnat, const struct cg_frame *py,
-		 const bool *py_entry, uint32_t npy, struct cg_frame *out, uint32_t max,
-		 uint32_t *nout, bool *truncated)
+		 const bool *py_entry, uint32_t npy, bool cut_root, struct cg_frame *out,
+		 uint32_t max, uint32_t *nout, bool *truncated)
 {
 	uint32_t pi = 0, k = 0;
 	bool cut = false, outside_leafward = false;
@@ -41,6 +41,16 @@ int native_merge(const struct native_frame *nat, uint32_t nnat, const struct cg_
 			uint32_t j = pi;
 			while (j < npy && !py_entry[j])
 				j++;
+			if (j >= npy && cut_root) {
+				/* the Python walk stopped short: what is left is the
+				 * leaf side of this group, and the end of the stack */
+				for (; pi < npy; pi++) {
+					if (k < max)
+						out[k++] = py[pi];
+				}
+				cut = true;
+				break;
+			}
 			if (j >= npy)
 				return -EPROTO; /* more eval frames than Python groups */
 			for (; pi <= j; pi++) {
@@ -64,8 +74,11 @@ int native_merge(const struct native_frame *nat, uint32_t nnat, const struct cg_
 		else
 			cut = true;
 	}
-	if (pi != npy)
-		return -EPROTO; /* Python frames no eval frame accounts for */
+	if (pi != npy) {
+		if (!cut_root)
+			return -EPROTO; /* Python frames no eval frame accounts for */
+		cut = true; /* native side cut: its root-ward Python frames go too */
+	}
 	*nout = k;
 	*truncated = cut;
 	return 0;

@@ -389,7 +389,7 @@ START_TEST(merge_py310_every_frame_entry)
 	struct cg_frame out[16];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 9, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 9, py.f, py.entry, py.n, false, out, 16, &n, &trunc), 0);
 	const char *want[] = {"memcpy", "burn_c", "g", "<module>"};
 	expect(out, n, want, 4);
 	ck_assert(!trunc);
@@ -411,7 +411,7 @@ START_TEST(merge_py311_groups_by_entry)
 	struct cg_frame out[16];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 7, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 7, py.f, py.entry, py.n, false, out, 16, &n, &trunc), 0);
 	const char *want[] = {"lookdict", "k", "callback_c", "h", "g", "f"};
 	expect(out, n, want, 6);
 }
@@ -428,7 +428,7 @@ START_TEST(merge_wrapper_is_one_invocation)
 	struct cg_frame out[16];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 6, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 6, py.f, py.entry, py.n, false, out, 16, &n, &trunc), 0);
 	const char *want[] = {"burn_c", "g", "f"};
 	expect(out, n, want, 3);
 }
@@ -450,7 +450,7 @@ START_TEST(merge_stripped_interpreter)
 	struct cg_frame out[16];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 7, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 7, py.f, py.entry, py.n, false, out, 16, &n, &trunc), 0);
 	const char *want[] = {"0x1234", "burn_c", "caller"};
 	expect(out, n, want, 3);
 
@@ -458,7 +458,7 @@ START_TEST(merge_stripped_interpreter)
 		N("0xaaaa", NATIVE_F_UNKNOWN), C("PyLong_FromLong"), EVAL("_PyEval_EvalFrameDefault"),
 		N("0xbbbb", NATIVE_F_UNKNOWN),
 	};
-	ck_assert_int_eq(native_merge(leaf, 4, py.f, py.entry, py.n, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(leaf, 4, py.f, py.entry, py.n, false, out, 16, &n, &trunc), 0);
 	const char *want2[] = {"0xaaaa", "PyLong_FromLong", "caller"};
 	expect(out, n, want2, 3);
 }
@@ -473,22 +473,22 @@ START_TEST(merge_mismatch_is_refused)
 	struct native_frame nat[] = {EVAL("_PyEval_EvalFrameDefault"), PLUMB("x"),
 				     EVAL("_PyEval_EvalFrameDefault")};
 	struct pyst one = PY("f!");
-	ck_assert_int_eq(native_merge(nat, 3, one.f, one.entry, one.n, out, 16, &n, &trunc), -EPROTO);
+	ck_assert_int_eq(native_merge(nat, 3, one.f, one.entry, one.n, false, out, 16, &n, &trunc), -EPROTO);
 	ck_assert_uint_eq(n, 0);
 	/* one eval frame, two groups */
 	struct pyst two = PY("g! f!");
-	ck_assert_int_eq(native_merge(nat, 1, two.f, two.entry, two.n, out, 16, &n, &trunc), -EPROTO);
+	ck_assert_int_eq(native_merge(nat, 1, two.f, two.entry, two.n, false, out, 16, &n, &trunc), -EPROTO);
 	/* last group never reaches an entry frame */
 	struct pyst open_group = PY("g");
-	ck_assert_int_eq(native_merge(nat, 1, open_group.f, open_group.entry, open_group.n, out, 16,
+	ck_assert_int_eq(native_merge(nat, 1, open_group.f, open_group.entry, open_group.n, false, out, 16,
 				      &n, &trunc),
 			 -EPROTO);
 	/* Python frames but no eval frame at all */
 	struct native_frame plain[] = {C("a"), C("b")};
-	ck_assert_int_eq(native_merge(plain, 2, one.f, one.entry, one.n, out, 16, &n, &trunc),
+	ck_assert_int_eq(native_merge(plain, 2, one.f, one.entry, one.n, false, out, 16, &n, &trunc),
 			 -EPROTO);
 	/* no Python at all: native frames minus plumbing */
-	ck_assert_int_eq(native_merge(plain, 2, NULL, NULL, 0, out, 16, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(plain, 2, NULL, NULL, 0, false, out, 16, &n, &trunc), 0);
 	ck_assert_uint_eq(n, 2);
 }
 END_TEST
@@ -500,9 +500,36 @@ START_TEST(merge_truncates_root_side)
 	struct cg_frame out[3];
 	uint32_t n;
 	bool trunc;
-	ck_assert_int_eq(native_merge(nat, 4, py.f, py.entry, py.n, out, 3, &n, &trunc), 0);
+	ck_assert_int_eq(native_merge(nat, 4, py.f, py.entry, py.n, false, out, 3, &n, &trunc), 0);
 	const char *want[] = {"a", "b", "p1"};
 	expect(out, n, want, 3);
+	ck_assert(trunc);
+}
+END_TEST
+
+START_TEST(merge_cut_walks_end_the_stack)
+{
+	struct cg_frame out[16];
+	uint32_t n;
+	bool trunc;
+	/* Python walk cut at max depth: 3 eval frames, groups for 1.5 */
+	struct native_frame nat[] = {
+		C("burn_c"), EVAL("_PyEval_EvalFrameDefault"), PLUMB("_PyEval_Vector"), C("cb"),
+		EVAL("_PyEval_EvalFrameDefault"), PLUMB("x"), EVAL("_PyEval_EvalFrameDefault"),
+	};
+	struct pyst py = PY("a! b c");
+	ck_assert_int_eq(native_merge(nat, 7, py.f, py.entry, py.n, false, out, 16, &n, &trunc),
+			 -EPROTO);
+	ck_assert_int_eq(native_merge(nat, 7, py.f, py.entry, py.n, true, out, 16, &n, &trunc), 0);
+	const char *want[] = {"burn_c", "a", "cb", "b", "c"};
+	expect(out, n, want, 5);
+	ck_assert(trunc);
+	/* native walk cut: Python frames left over */
+	struct pyst more = PY("a! b! c!");
+	ck_assert_int_eq(native_merge(nat, 2, more.f, more.entry, more.n, true, out, 16, &n, &trunc),
+			 0);
+	const char *want2[] = {"burn_c", "a"};
+	expect(out, n, want2, 2);
 	ck_assert(trunc);
 }
 END_TEST
@@ -543,6 +570,7 @@ static Suite *native_suite(void)
 	tcase_add_test(tc, merge_stripped_interpreter);
 	tcase_add_test(tc, merge_mismatch_is_refused);
 	tcase_add_test(tc, merge_truncates_root_side);
+	tcase_add_test(tc, merge_cut_walks_end_the_stack);
 	tcase_add_test(tc, eval_and_plumbing_names);
 	suite_add_tcase(s, tc);
 	return s;
