@@ -56,6 +56,7 @@ int cli_load_config(const struct cli_opts *o, struct cg_config *c);
 
 int cmd_run(struct cli_opts *o);
 int cmd_config(struct cli_opts *o);
+int cmd_upload(struct cli_opts *o);
 int cmd_attach(struct cli_opts *o);
 int cmd_dump(struct cli_opts *o);
 

@@ -26,7 +26,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "run") || !strcmp(cmd, "attach") || !strcmp(cmd, "dump") ||
-	    !strcmp(cmd, "config")) {
+	    !strcmp(cmd, "config") || !strcmp(cmd, "upload")) {
 		int r = cli_parse(cmd, argc - 1, argv + 1, &o);
 		if (r)
 			return r;
@@ -36,6 +36,8 @@ int main(int argc, char **argv)
 			return cmd_attach(&o);
 		if (!strcmp(cmd, "config"))
 			return cmd_config(&o);
+		if (!strcmp(cmd, "upload"))
+			return cmd_upload(&o);
 		return cmd_dump(&o);
 	}
 	if (!strcmp(cmd, "heap"))

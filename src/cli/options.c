@@ -53,6 +53,7 @@ void cli_usage(FILE *out)
 	      "      --spool-key FILE       encrypt spooled batches with this 32-byte key\n"
 	      "      --spool-max-mb MB      spool size bound; the oldest batches go first\n"
 	      "      --config FILE          read this config file instead of ~/.config/cgprof/config\n"
+	      "      --syslog               log to syslog instead of stderr (upload from cron)\n"
 	      "\n"
 	      "general options:\n"
 	      "  -v, --verbose              more detail on stderr (repeat for debug)\n"
@@ -91,6 +92,7 @@ static const struct {
 	{"spool", "spool_dir", false},
 	{"spool-key", "spool_key", false},
 	{"spool-max-mb", "spool_max_mb", false},
+	{"syslog", "syslog", true},
 };
 
 int cli_parse_pid(const char *s, pid_t *pid)
@@ -236,9 +238,9 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 	o->argc = argc - optind;
 	o->argv = argv + optind;
 
-	if (!strcmp(cmd, "config")) {
+	if (!strcmp(cmd, "config") || !strcmp(cmd, "upload")) {
 		if (o->argc) {
-			fprintf(stderr, "cgprof: config takes no arguments, only options\n");
+			fprintf(stderr, "cgprof: %s takes no arguments, only options\n", cmd);
 			return CLI_EXIT_USAGE;
 		}
 	} else if (!strcmp(cmd, "run")) {

@@ -15,13 +15,6 @@
 #include "cgprof/log.h"
 #include "upload_priv.h"
 
-/* The spool is another module still being written; until it links in,
- * a batch that cannot be sent is reported lost instead of breaking the
- * build. */
-#pragma weak spool_open
-#pragma weak spool_put
-#pragma weak spool_close
-
 /* Windows waiting for the worker; beyond this many the endpoint is not
  * keeping up and new windows go straight to the spool. */
 #define REPORTER_MAX_QUEUED 4
@@ -109,7 +102,7 @@ void reporter_free(struct cg_reporter *r)
 	pthread_mutex_destroy(&r->spool_mu);
 	pthread_cond_destroy(&r->cv);
 	uploader_free(r->u);
-	if (r->spool && spool_close)
+	if (r->spool)
 		spool_close(r->spool);
 	free(r);
 }
@@ -154,16 +147,12 @@ int reporter_configure(struct cg_reporter *r, struct cg_agent_params *p)
 static int spool_batch(struct cg_reporter *r, const struct cg_batch *b)
 {
 	int err = 0;
-	if (!spool_open || !spool_put) {
-		err = cg_fail(-ENOSYS, "this build has no spool");
-	} else {
-		pthread_mutex_lock(&r->spool_mu);
-		if (!r->spool)
-			err = spool_open(r->c, &r->spool);
-		if (!err)
-			err = spool_put(r->spool, b);
-		pthread_mutex_unlock(&r->spool_mu);
-	}
+	pthread_mutex_lock(&r->spool_mu);
+	if (!r->spool)
+		err = spool_open(r->c, &r->spool);
+	if (!err)
+		err = spool_put(r->spool, b);
+	pthread_mutex_unlock(&r->spool_mu);
 	if (err)
 		cg_error("batch %s could not be spooled, it is lost: %s", b->id,
 			 cg_lasterr()[0] ? cg_lasterr() : strerror(-err));

@@ -8,9 +8,6 @@
 #include "upload_priv.h"
 
 /* Until the spool module links in, draining reports it is missing. */
-#pragma weak spool_open
-#pragma weak spool_drain
-#pragma weak spool_close
 
 struct cg_uploader {
 	struct agent a;
@@ -110,8 +107,6 @@ int uploader_drain(const struct cg_config *c, unsigned *sent, unsigned *left, un
 	unsigned ns = 0, nl = 0, nr = 0;
 	int r;
 
-	if (!spool_open || !spool_drain)
-		return cg_fail(-ENOSYS, "this build has no spool");
 	if ((r = uploader_new(c, &u)))
 		goto out;
 	if ((r = spool_open(c, &s)))
@@ -123,7 +118,7 @@ int uploader_drain(const struct cg_config *c, unsigned *sent, unsigned *left, un
 	if (r == -EAGAIN && !cg_lasterr()[0])
 		cg_fail(-EAGAIN, "%u batch(es) left in the spool; will retry", nl);
 out:
-	if (s && spool_close)
+	if (s)
 		spool_close(s);
 	uploader_free(u);
 	if (sent)

@@ -1,0 +1,38 @@
+/* `cgprof upload`: send every batch waiting in the spool, for cron or a
+ * systemd timer. Exit 0 all sent, 75 some left to retry, 78 configuration
+ * or credentials wrong (the sysexits.h codes cron users know). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cgprof/config.h"
+#include "cgprof/log.h"
+#include "cgprof/upload.h"
+#include "cli.h"
+
+#define EXIT_TEMPFAIL 75
+#define EXIT_CONFIG 78
+
+int cmd_upload(struct cli_opts *o)
+{
+	struct cg_config c;
+	unsigned sent = 0, left = 0, refused = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (cli_load_config(o, &c)) {
+		config_free(&c);
+		return EXIT_CONFIG;
+	}
+	enum cg_log_level lvl = o->verbose >= 2 ? CG_LOG_DEBUG : o->verbose ? CG_LOG_INFO : CG_LOG_WARN;
+	cg_log_init("cgprof", lvl, c.syslog);
+	int r = uploader_drain(&c, &sent, &left, &refused);
+	if (!o->quiet || r)
+		cg_log(r && r != -EAGAIN ? CG_LOG_ERROR : CG_LOG_WARN,
+		       "upload: %u sent, %u left, %u refused%s%s", sent, left, refused,
+		       r ? ": " : "", r ? (cg_lasterr()[0] ? cg_lasterr() : strerror(-r)) : "");
+	config_free(&c);
+	if (r == 0)
+		return 0;
+	return r == -EAGAIN ? EXIT_TEMPFAIL : EXIT_CONFIG;
+}

@@ -1,0 +1,514 @@
+/* The durable spool: one file per batch, written crash-safe, private to
+ * its owner, optionally AES-256-GCM encrypted and bound to its profiling
+ * group and id, drained oldest first under a per-batch lock. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cgprof/log.h"
+#include "cgprof/spool.h"
+
+#define SPOOL_MAGIC "CGPROF-BATCH 1\n"
+#define SPOOL_SUFFIX ".batch"
+#define SPOOL_MAX_BATCH (64u << 20) /* a batch larger than this is corrupt */
+#define SPOOL_MAX_FILES 100000
+#define GCM_NONCE 12
+#define GCM_TAG 16
+
+struct cg_spool {
+	char dir[1024];
+	char group[256];     /* the group this configuration uploads to */
+	uint64_t max_bytes;
+	bool have_key;
+	unsigned char key[32];
+	unsigned dropped;
+};
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[1024];
+	snprintf(tmp, sizeof(tmp), "%s", dir);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int load_key(struct cg_spool *s, const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return cg_fail(-errno, "spool key %s: %s", path, strerror(errno));
+	int r = 0;
+	if (fstat(fd, &st)) {
+		r = cg_fail(-errno, "spool key %s: %s", path, strerror(errno));
+	} else if (st.st_mode & 077) {
+		r = cg_fail(-EPERM, "spool key %s is readable by group or others (mode %03o); "
+				    "chmod 600 it",
+			    path, (unsigned)(st.st_mode & 0777));
+	} else if (st.st_uid != geteuid()) {
+		r = cg_fail(-EPERM, "spool key %s belongs to another user", path);
+	} else if (st.st_size != 32 || read(fd, s->key, 32) != 32) {
+		r = cg_fail(-EINVAL, "spool key %s must be exactly 32 bytes "
+				     "(e.g. head -c 32 /dev/urandom > key)",
+			    path);
+	}
+	close(fd);
+	if (!r)
+		s->have_key = true;
+	return r;
+}
+
+int spool_open(const struct cg_config *c, struct cg_spool **out)
+{
+	struct cg_spool *s = calloc(1, sizeof(*s));
+	struct stat st;
+	int r;
+	if (!s)
+		return -ENOMEM;
+	config_spool_dir(c, s->dir, sizeof(s->dir));
+	snprintf(s->group, sizeof(s->group), "%s", c->profiling_group ? c->profiling_group : "");
+	s->max_bytes = (c->spool_max_mb ? c->spool_max_mb : 256) << 20;
+	r = mkdir_p(s->dir);
+	if (r) {
+		r = cg_fail(r, "spool %s: %s", s->dir, strerror(-r));
+		goto fail;
+	}
+	/* Batches are the user's data: the directory must be theirs alone. */
+	if (lstat(s->dir, &st) || !S_ISDIR(st.st_mode)) {
+		r = cg_fail(-ENOTDIR, "spool %s is not a directory", s->dir);
+		goto fail;
+	}
+	if (st.st_uid != geteuid()) {
+		r = cg_fail(-EPERM, "spool %s belongs to uid %u, not to us (uid %u)", s->dir,
+			    (unsigned)st.st_uid, (unsigned)geteuid());
+		goto fail;
+	}
+	if (st.st_mode & 077) {
+		r = cg_fail(-EPERM, "spool %s is open to group or others (mode %03o); chmod 700 it",
+			    s->dir, (unsigned)(st.st_mode & 0777));
+		goto fail;
+	}
+	if (c->spool_key_file && (r = load_key(s, c->spool_key_file)))
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	free(s);
+	return r;
+}
+
+void spool_close(struct cg_spool *s)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s->key, sizeof(s->key));
+	free(s);
+}
+
+/* AAD binds a batch to its group and id: a batch renamed, or copied into
+ * another group's spool, does not open. */
+static int aad_build(char *buf, size_t n, const char *group, const char *id)
+{
+	int len = snprintf(buf, n, "%s%c%s", group, '\0', id);
+	return len < 0 || (size_t)len >= n ? -EINVAL : len;
+}
+
+static int gcm(bool enc, const unsigned char key[32], const unsigned char *nonce, const char *aad,
+	       int aadlen, const unsigned char *in, int inlen, unsigned char *out,
+	       unsigned char *tag)
+{
+	EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+	int len, ok = x != NULL;
+	ok = ok && (enc ? EVP_EncryptInit_ex : EVP_DecryptInit_ex)(x, EVP_aes_256_gcm(), NULL, key,
+								     nonce);
+	if (enc)
+		ok = ok && EVP_EncryptUpdate(x, NULL, &len, (const unsigned char *)aad, aadlen) &&
+		     EVP_EncryptUpdate(x, out, &len, in, inlen) && EVP_EncryptFinal_ex(x, out + len, &len) &&
+		     EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_GET_TAG, GCM_TAG, tag);
+	else
+		ok = ok && EVP_DecryptUpdate(x, NULL, &len, (const unsigned char *)aad, aadlen) &&
+		     EVP_DecryptUpdate(x, out, &len, in, inlen) &&
+		     EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_GCM_SET_TAG, GCM_TAG, tag) &&
+		     EVP_DecryptFinal_ex(x, out + len, &len) > 0;
+	EVP_CIPHER_CTX_free(x);
+	return ok ? 0 : -EBADMSG;
+}
+
+static bool id_ok(const char *id)
+{
+	if (!*id || strlen(id) > 60)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      *p == '-' || *p == '_'))
+			return false;
+	return true;
+}
+
+static bool field_ok(const char *v)
+{
+	return !strchr(v, '\n') && !strchr(v, '\r');
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -errno;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+struct entry {
+	char name[96];
+	off_t size;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+}
+
+/* Batches in the spool, oldest first (ids are time-ordered). */
+static int list_batches(struct cg_spool *s, struct entry **out, size_t *n)
+{
+	DIR *d = opendir(s->dir);
+	size_t cap = 0;
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return -errno;
+	struct dirent *e;
+	while ((e = readdir(d)) && *n < SPOOL_MAX_FILES) {
+		size_t l = strlen(e->d_name);
+		if (l <= strlen(SPOOL_SUFFIX) || l >= sizeof((*out)->name) ||
+		    strcmp(e->d_name + l - strlen(SPOOL_SUFFIX), SPOOL_SUFFIX))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct entry *ne = realloc(*out, cap * sizeof(*ne));
+			if (!ne) {
+				closedir(d);
+				return -ENOMEM;
+			}
+			*out = ne;
+		}
+		snprintf((*out)[*n].name, sizeof((*out)[*n].name), "%s", e->d_name);
+		(*out)[(*n)++].size = st.st_size;
+	}
+	closedir(d);
+	qsort(*out, *n, sizeof(**out), entry_cmp);
+	return 0;
+}
+
+/* Keep the spool under its bound: drop the oldest batches, loudly. */
+static void enforce_bound(struct cg_spool *s, const char *keep)
+{
+	struct entry *e;
+	size_t n;
+	uint64_t total = 0;
+	if (list_batches(s, &e, &n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		total += (uint64_t)e[i].size;
+	for (size_t i = 0; i < n && total > s->max_bytes; i++) {
+		if (!strcmp(e[i].name, keep))
+			continue;
+		char path[1200];
+		snprintf(path, sizeof(path), "%s/%s", s->dir, e[i].name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		/* a batch being sent right now is not ours to drop */
+		if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB)) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		if (!unlink(path)) {
+			total -= (uint64_t)e[i].size;
+			s->dropped++;
+			cg_warn("spool over %llu MB: dropped the oldest batch %s (%lld bytes, %u dropped "
+				"so far)",
+				(unsigned long long)(s->max_bytes >> 20), e[i].name, (long long)e[i].size,
+				s->dropped);
+		}
+		close(fd);
+	}
+	free(e);
+}
+
+int spool_put(struct cg_spool *s, const struct cg_batch *b)
+{
+	char path[1200], tmp[1200], hdr[1024], aad[400];
+	unsigned char nonce[GCM_NONCE], tag[GCM_TAG], *ct = NULL;
+	int fd = -1, r = 0;
+
+	if (!id_ok(b->id) || !field_ok(b->profiling_group) || !field_ok(b->profile_token) ||
+	    !field_ok(b->content_type) || b->len > SPOOL_MAX_BATCH)
+		return cg_fail(-EINVAL, "batch %s cannot be spooled: malformed", b->id);
+	snprintf(path, sizeof(path), "%s/%s%s", s->dir, b->id, SPOOL_SUFFIX);
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", s->dir, b->id);
+	int hl = snprintf(hdr, sizeof(hdr),
+			  SPOOL_MAGIC "group: %s\ntoken: %s\ncontent-type: %s\nencrypted: %d\n"
+				      "length: %zu\n\n",
+			  b->profiling_group, b->profile_token, b->content_type, s->have_key,
+			  b->len + (s->have_key ? GCM_NONCE + GCM_TAG : 0));
+	if (hl < 0 || (size_t)hl >= sizeof(hdr))
+		return -EINVAL;
+	const void *body = b->body;
+	if (s->have_key) {
+		int al = aad_build(aad, sizeof(aad), b->profiling_group, b->id);
+		ct = malloc(b->len ? b->len : 1);
+		if (al < 0 || !ct || RAND_bytes(nonce, sizeof(nonce)) != 1) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = gcm(true, s->key, nonce, aad, al, b->body, (int)b->len, ct, tag);
+		if (r)
+			goto out;
+		body = ct;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		r = cg_fail(-errno, "spool %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	/* temp file, fsync, rename, fsync the directory: after a crash the
+	 * batch is either whole under its name or not there at all. */
+	if ((r = write_all(fd, hdr, (size_t)hl)) ||
+	    (s->have_key && (r = write_all(fd, nonce, sizeof(nonce)))) ||
+	    (r = write_all(fd, body, b->len)) || (s->have_key && (r = write_all(fd, tag, sizeof(tag))))) {
+		r = cg_fail(r, "spool %s: %s", tmp, strerror(-r));
+		goto out;
+	}
+	if (fsync(fd) || close(fd)) {
+		fd = -1;
+		r = cg_fail(-errno, "spool %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path)) {
+		r = cg_fail(-errno, "spool %s: %s", path, strerror(errno));
+		goto out;
+	}
+	int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	cg_info("batch %s spooled (%zu bytes%s)", b->id, b->len, s->have_key ? ", encrypted" : "");
+	enforce_bound(s, strrchr(path, '/') + 1);
+out:
+	if (fd >= 0) {
+		close(fd);
+	}
+	if (r)
+		unlink(tmp);
+	free(ct);
+	return r;
+}
+
+/* Parse and open one batch file (untrusted: it may be damaged, swapped or
+ * tampered with). 0 with *b filled (body malloc'ed), or -EBADMSG. */
+static int read_batch(struct cg_spool *s, int fd, const char *id, struct cg_batch *b)
+{
+	struct stat st;
+	char *buf = NULL;
+	int r = -EBADMSG;
+
+	memset(b, 0, sizeof(*b));
+	if (fstat(fd, &st) || st.st_size < (off_t)strlen(SPOOL_MAGIC) ||
+	    st.st_size > (off_t)SPOOL_MAX_BATCH + 4096)
+		return -EBADMSG;
+	size_t size = (size_t)st.st_size;
+	buf = malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	if (pread(fd, buf, size, 0) != (ssize_t)size)
+		goto out;
+	buf[size] = '\0';
+	if (memcmp(buf, SPOOL_MAGIC, strlen(SPOOL_MAGIC)))
+		goto out;
+	char *end = strstr(buf, "\n\n");
+	if (!end || end - buf > 2048)
+		goto out;
+	*end = '\0';
+	char *body = end + 2;
+	int enc = -1;
+	long long len = -1;
+	for (char *line = buf + strlen(SPOOL_MAGIC), *nl; line && *line; line = nl) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl++ = '\0';
+		char *v = strstr(line, ": ");
+		if (!v)
+			goto out;
+		*v = '\0';
+		v += 2;
+		if (!strcmp(line, "group"))
+			snprintf(b->profiling_group, sizeof(b->profiling_group), "%s", v);
+		else if (!strcmp(line, "token"))
+			snprintf(b->profile_token, sizeof(b->profile_token), "%s", v);
+		else if (!strcmp(line, "content-type"))
+			snprintf(b->content_type, sizeof(b->content_type), "%s", v);
+		else if (!strcmp(line, "encrypted"))
+			enc = atoi(v);
+		else if (!strcmp(line, "length"))
+			len = atoll(v);
+	}
+	size_t have = size - (size_t)(body - buf);
+	if (len < 0 || (size_t)len != have || (enc != 0 && enc != 1) || !b->profile_token[0])
+		goto out;
+	snprintf(b->id, sizeof(b->id), "%.60s", id);
+	if (enc && !s->have_key) {
+		r = cg_fail(-EBADMSG, "batch %s is encrypted and no spool_key is configured", id);
+		goto out;
+	}
+	if (!enc && s->have_key) {
+		/* With a key, every batch must authenticate: an unencrypted one
+		 * may have been planted. */
+		r = cg_fail(-EBADMSG, "batch %s is not encrypted but spool_key is set", id);
+		goto out;
+	}
+	if (enc) {
+		char aad[400];
+		if (have < GCM_NONCE + GCM_TAG)
+			goto out;
+		size_t clen = have - GCM_NONCE - GCM_TAG;
+		int al = aad_build(aad, sizeof(aad), b->profiling_group, id);
+		unsigned char *pt = malloc(clen ? clen : 1);
+		if (al < 0 || !pt)
+			goto out;
+		if (gcm(false, s->key, (unsigned char *)body, aad, al,
+			(unsigned char *)body + GCM_NONCE, (int)clen, pt,
+			(unsigned char *)body + GCM_NONCE + clen)) {
+			free(pt);
+			r = cg_fail(-EBADMSG, "batch %s does not authenticate (altered, renamed or "
+					      "from another group)",
+				    id);
+			goto out;
+		}
+		b->body = pt;
+		b->len = clen;
+	} else {
+		b->body = malloc(have ? have : 1);
+		if (!b->body)
+			goto out;
+		memcpy(b->body, body, have);
+		b->len = have;
+	}
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
+/* A batch that cannot be opened is set aside (never uploaded, never
+ * silently deleted) for a person to look at. */
+static void quarantine(struct cg_spool *s, const char *name, const char *why)
+{
+	char from[1200], to[1300], qdir[1100];
+	snprintf(qdir, sizeof(qdir), "%s/refused", s->dir);
+	mkdir(qdir, 0700);
+	snprintf(from, sizeof(from), "%s/%s", s->dir, name);
+	snprintf(to, sizeof(to), "%s/%s", qdir, name);
+	rename(from, to);
+	cg_error("batch %s refused and moved to %s: %s", name, qdir, why);
+}
+
+int spool_drain(struct cg_spool *s, spool_send_fn send, void *arg, unsigned *sent,
+		unsigned *left, unsigned *refused)
+{
+	struct entry *e;
+	size_t n;
+	unsigned ns = 0, nl = 0, nr = 0;
+	int r = list_batches(s, &e, &n), stop = 0;
+	if (r)
+		return cg_fail(r, "spool %s: %s", s->dir, strerror(-r));
+	for (size_t i = 0; i < n; i++) {
+		char path[1200], id[96];
+		if (stop) {
+			nl++;
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", s->dir, e[i].name);
+		snprintf(id, sizeof(id), "%.*s", (int)(strlen(e[i].name) - strlen(SPOOL_SUFFIX)),
+			 e[i].name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue; /* sent and deleted by another drain meanwhile */
+		/* Another drain holds it: it is theirs to send. */
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			close(fd);
+			continue;
+		}
+		struct stat st;
+		if (fstat(fd, &st) || st.st_nlink == 0) {
+			close(fd); /* sent by the drain that held it before us */
+			continue;
+		}
+		struct cg_batch b;
+		cg_clearerr();
+		int rr = read_batch(s, fd, id, &b);
+		if (rr == 0 && s->group[0] && strcmp(b.profiling_group, s->group)) {
+			/* Each group's data goes to that group only. */
+			rr = cg_fail(-EBADMSG, "batch %s belongs to profiling group '%s', not '%s'", id,
+				     b.profiling_group, s->group);
+			free(b.body);
+		}
+		if (rr) {
+			quarantine(s, e[i].name, cg_lasterr()[0] ? cg_lasterr() : "malformed");
+			cg_clearerr();
+			nr++;
+			close(fd);
+			continue;
+		}
+		rr = send(&b, arg);
+		free(b.body);
+		if (rr == 0) {
+			unlink(path);
+			ns++;
+		} else {
+			nl++;
+			/* retry later: keep the rest for the next run; a
+			 * configuration error will fail the same way for all */
+			stop = 1;
+			if (rr != -EAGAIN)
+				r = rr;
+		}
+		close(fd);
+	}
+	free(e);
+	if (sent)
+		*sent = ns;
+	if (left)
+		*left = nl;
+	if (refused)
+		*refused = nr;
+	return r ? r : (int)nl;
+}
