@@ -2,7 +2,8 @@
  * endpoint choice, credentials from env and files, reporter rules), and a
  * driver the integration tests run against the loopback endpoint:
  *   test_upload [--group G] [--region R] [--endpoint URL] [--ca-file F]
- *               [--pin-sha256 P] [--retries N] [--no-upload] [--spool DIR] CMD
+ *               [--pin-sha256 P] [--retries N] [--no-upload] [--spool DIR]
+ *               [--spool-max-mb MB] [--spool-key FILE] CMD
  *   CMD: configure | post FILE [TOKEN] | creds | reconfigure GOFILE | drain
  *        submit FILE WINDOW_MS SAMPLES [TIMES]
  * Exit 0 ok, 75 retry later, 77 credentials/auth/TLS, 78 invalid, 1 other. */
@@ -362,7 +363,9 @@ static int driver(int argc, char **argv)
 		{"endpoint", required_argument, NULL, 'e'}, {"ca-file", required_argument, NULL, 'c'},
 		{"pin-sha256", required_argument, NULL, 'p'}, {"retries", required_argument, NULL, 'n'},
 		{"no-upload", no_argument, NULL, 'N'},      {"spool", required_argument, NULL, 's'},
-		{"min-report", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0}};
+		{"min-report", required_argument, NULL, 'm'},
+		{"spool-max-mb", required_argument, NULL, 'M'},
+		{"spool-key", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0}};
 	struct cg_config c = {.reporting_interval_s = 300, .rate_hz = 100, .max_depth = 2048};
 	unsigned retries = 3;
 	int ch, r;
@@ -379,6 +382,8 @@ static int driver(int argc, char **argv)
 		case 'N': c.no_upload = true; break;
 		case 's': c.spool_dir = optarg; break;
 		case 'm': c.reporting_interval_s = (uint32_t)atoi(optarg); break;
+		case 'M': c.spool_max_mb = (uint64_t)atoll(optarg); break;
+		case 'K': c.spool_key_file = optarg; break;
 		default: return 2;
 		}
 	}
