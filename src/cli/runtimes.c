@@ -33,7 +33,12 @@ int runtime_probe(struct target *t, bool native, const struct cg_sampler_ops **o
 		if (r != -ENOENT)
 			return r; /* e.g. unsupported version: final */
 	}
-	if (native && &native_sampler_ops) {
+	/* --native on an interpreter that has not loaded its runtime yet
+	 * (run, just after exec) must wait for it, not fall back to native. */
+	char exe[256] = "";
+	target_exe(t, exe, sizeof(exe));
+	const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+	if (native && &native_sampler_ops && !strstr(base, "python") && strcmp(base, "java")) {
 		*out = &native_sampler_ops;
 		return 0;
 	}

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "cgprof/log.h"
+#include "cgprof/native.h"
 #include "cgprof/target.h"
 #include "py_priv.h"
 
@@ -31,6 +32,7 @@ struct py_code {
 struct py_raw_frame {
 	uint64_t code;
 	int addr; /* byte offset of the current instruction, -1 unknown */
+	bool entry; /* outermost frame of one eval-loop C call (native merge) */
 };
 
 struct py_sampler {
@@ -44,6 +46,10 @@ struct py_sampler {
 	uint32_t frames_cap;
 	size_t frame_win, code_win, tstate_win;
 	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
+	struct native_ctx *nctx;   /* --native */
+	struct native_frame *nf;
+	bool *entry;
+	struct cg_frame *merged;
 };
 
 static size_t max_off(const int32_t *offs, size_t n)
@@ -263,6 +269,8 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 		uint64_t back = rd64(w, s->frame_win, L->frame_back);
 		if (L->frame_owner >= 0 && w[L->frame_owner] == 3) {
 			/* FRAME_OWNED_BY_CSTACK: the shim the C stack pushes */
+			if (n > 0)
+				s->raw[n - 1].entry = true;
 			f = back;
 			continue;
 		}
@@ -288,7 +296,13 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 			uint64_t first = code + (uint64_t)L->code_adaptive;
 			addr = ip >= first && ip - first < (1u << 30) ? (int)(ip - first) : -1;
 		}
-		s->raw[n++] = (struct py_raw_frame){code, addr};
+		/* Where an eval-loop C call starts, for --native: every frame
+		 * up to 3.10, is_entry on 3.11, before a C-stack shim on 3.12+
+		 * (marked above when the shim is met). */
+		bool entry = L->frame_owner < 0 && L->frame_is_entry < 0;
+		if (L->frame_is_entry >= 0)
+			entry = w[L->frame_is_entry] != 0;
+		s->raw[n++] = (struct py_raw_frame){code, addr, entry};
 		f = back;
 	}
 	if (steps >= PY_HARD_MAX_DEPTH)
@@ -370,11 +384,28 @@ static int py_open(struct target *t, const struct cg_sampler_opts *o, void **pri
 	cg_map_init(&s->code_idx);
 	s->pthread_tid_off = s->pi.L.tstate_native_thread_id >= 0 ? -2 : -1;
 	const struct py_layout *L = &s->pi.L;
-	int32_t fo[] = {L->frame_back, L->frame_code, L->frame_lasti, L->frame_instr, L->frame_owner};
+	int32_t fo[] = {L->frame_back,	 L->frame_code,	 L->frame_lasti,
+			L->frame_instr, L->frame_owner, L->frame_is_entry};
 	int32_t co[] = {L->code_filename, L->code_name, L->code_qualname, L->code_linetable,
 			L->code_firstlineno};
 	int32_t to[] = {L->tstate_next, L->tstate_thread_id, L->tstate_native_thread_id};
-	s->frame_win = max_off(fo, 5);
+	s->frame_win = max_off(fo, 6);
+	if (o->native) {
+		if (o->nonblocking) {
+			r = cg_fail(-EINVAL, "--native needs pausing; drop --nonblocking");
+			goto fail;
+		}
+		r = native_open(t, &s->nctx);
+		if (r)
+			goto fail;
+		s->nf = calloc(s->frames_cap, sizeof(*s->nf));
+		s->entry = calloc(s->frames_cap, sizeof(*s->entry));
+		s->merged = calloc(s->frames_cap, sizeof(*s->merged));
+		if (!s->nf || !s->entry || !s->merged) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	s->code_win = max_off(co, 5);
 	s->tstate_win = max_off(to, 3);
 	if (!s->frames || !s->raw || !s->codes || s->frame_win > PY_WINDOW_MAX || s->code_win > PY_WINDOW_MAX ||
@@ -386,6 +417,11 @@ static int py_open(struct target *t, const struct cg_sampler_opts *o, void **pri
 	*priv = s;
 	return 0;
 fail:
+	if (s->nctx)
+		native_close(s->nctx);
+	free(s->nf);
+	free(s->entry);
+	free(s->merged);
 	free(s->frames);
 	free(s->raw);
 	free(s->codes);
@@ -403,6 +439,11 @@ static void py_close(void *priv)
 	free(s->codes);
 	free(s->frames);
 	free(s->raw);
+	if (s->nctx)
+		native_close(s->nctx);
+	free(s->nf);
+	free(s->entry);
+	free(s->merged);
 	free(s);
 }
 
@@ -426,6 +467,8 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 		return ntids;
 	if (ntids == 0)
 		return -ESRCH;
+	if (s->nctx)
+		native_round(s->nctx, tids, (size_t)ntids);
 	int r = py_read_interp(&s->pi, &interp);
 	if (r || !interp)
 		return r == -ESRCH ? r : 0;
@@ -471,10 +514,36 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 		}
 		bool truncated;
 		int nf = walk_frames(s, ts, &truncated);
+		uint32_t nn = 0;
+		bool ntrunc = false;
+		int nr = -1;
+		if (s->nctx && paused && nf >= 0)
+			nr = native_unwind_ips(s->nctx, tid, s->nf, s->frames_cap, &nn, &ntrunc);
 		if (paused)
 			target_resume(t, tid);
 		if (nf > 0)
 			nf = name_frames(s, nf);
+		const struct cg_frame *out_frames = s->frames;
+		if (s->nctx && nf >= 0) {
+			if (nr == 0)
+				nr = native_symbolize(s->nctx, s->nf, nn);
+			for (int i = 0; i < nf; i++)
+				s->entry[i] = s->raw[i].entry;
+			uint32_t nm = 0;
+			bool mt = false;
+			if (nr == 0)
+				nr = native_merge(s->nf, nn, s->frames, s->entry, (uint32_t)nf,
+						  truncated || ntrunc, s->merged, s->frames_cap, &nm,
+						  &mt);
+			if (nr) {
+				st->lost[nr == -EPROTO ? CG_LOST_MERGE : CG_LOST_READ]++;
+				ts = next;
+				continue;
+			}
+			nf = (int)nm;
+			truncated = truncated || mt || ntrunc;
+			out_frames = s->merged;
+		}
 		if (nf < 0) {
 			/* Unpaused, a chain that changed under us is torn; paused,
 			 * an unreadable pointer is a read error. */
@@ -493,7 +562,7 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 				.state = run == TARGET_THREAD_RUNNING ? CG_ST_RUNNING : CG_ST_IDLE,
 				.truncated = truncated,
 				.nframes = (uint32_t)nf,
-				.frames = s->frames,
+				.frames = out_frames,
 			};
 			if (nf > 0) {
 				fn(&smp, arg);

@@ -235,18 +235,6 @@ class TestNativeProgram(CgTestCase):
             self.assertIn("main", funcs, s)
 
 
-def merge_wired():
-    """The Python sampler merges native frames once it calls native_merge;
-    until then the C-extension tests cannot pass and are not run."""
-    for path in glob.glob(os.path.join(ROOT, "src", "python", "*.c")):
-        with open(path, errors="replace") as f:
-            if "native_merge(" in f.read():
-                return True
-    return False
-
-
-@unittest.skipUnless(merge_wired(), "the Python sampler does not merge native frames yet "
-                     "(no native_merge call under src/python/)")
 class TestCExtension(CgTestCase):
     """python caller -> C function: burnext_spin under py_caller, with the
     share the workload measured, on every CPython."""
