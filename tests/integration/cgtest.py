@@ -3,9 +3,7 @@ interpreters are, running cgprof, and reading collapsed stacks."""
 import glob
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
 import unittest
 

@@ -2,12 +2,9 @@
 program stripped (names from .dynsym), dump and the refusal to unwind
 without pausing; and a C extension under every CPython once the Python
 sampler merges native frames."""
-import glob
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import unittest
 

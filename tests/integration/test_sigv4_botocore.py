@@ -6,7 +6,7 @@ import subprocess
 import tempfile
 import unittest
 
-from cgtest import BUILD, ROOT
+from cgtest import BUILD
 
 DRIVER = os.path.join(BUILD, "tests", "unit", "test_sigv4")
 

@@ -12,7 +12,7 @@ import time
 import unittest
 
 from cgtest import CGPROF
-from test_upload import AK, BODY, DRIVER, GROUP, SECRET, UploadBase  # noqa: F401
+from test_upload import BODY, DRIVER, GROUP, UploadBase
 
 
 class Spool(UploadBase):
