@@ -44,7 +44,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 TESTPROG_SRC := $(sort $(wildcard tests/programs/*.c))
 TESTPROG_BIN := $(TESTPROG_SRC:tests/programs/%.c=$(BUILD)/tests/programs/%)
 
-.PHONY: all deps check unit integration demo asan asan-check bench install clean layouts fuzz fuzz-bin
+.PHONY: all deps check unit integration demo asan asan-check bench install clean layouts
 
 all: cgprof
 
@@ -95,26 +95,6 @@ demo: deps
 
 asan:
 	$(MAKE) BUILD=build-asan SANITIZER=address,undefined CFLAGS="-O1 -g" $(BUILD:build=build-asan)/cgprof
-
-# libFuzzer harnesses (clang): tests/fuzz/fuzz_NAME.c, each run for
-# FUZZ_SECONDS on its corpus tests/fuzz/corpus/NAME/. Library objects are
-# built with coverage so the fuzzer sees into the parsers.
-FUZZ_SECONDS ?= 30
-FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/tests/fuzz/%)
-FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
-
-fuzz-bin:
-	$(MAKE) BUILD=build-fuzz CC=clang SAN_FLAGS="$(FUZZ_FLAGS)" CFLAGS="-O1 -g" fuzz-link
-
-fuzz-link: $(FUZZ_BIN)
-
-build-fuzz/tests/fuzz/%: tests/fuzz/%.c $(BUILD)/libcgprof.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CG_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libcgprof.a $(CG_LIBS)
-
-fuzz: deps fuzz-bin
-	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Regenerate src/python/layouts.gen.c from every CPython's own headers.
 layouts:

@@ -39,6 +39,7 @@ struct proc {
 	void *priv;
 	char cmd[96];
 	uint64_t seen_ns;  /* when we started watching it */
+	uint64_t next_probe_ns; /* not a runtime yet: when to look again */
 	bool dead;
 	bool not_runtime;  /* probed long enough: not Python/Java */
 };
@@ -262,6 +263,9 @@ static int find_runtime(struct session *ss, bool spawned)
 	struct proc *p = &ss->procs[0];
 	uint64_t start = cg_now_ns();
 	uint64_t limit = spawned ? SESSION_RUN_PROBE_GIVEUP_NS : SESSION_ATTACH_PROBE_NS;
+	/* --subprocesses: one look; the loop keeps probing every process. */
+	if (ss->o->subprocesses)
+		limit = 0;
 
 	for (;;) {
 		int r = proc_try_open(ss, p);
@@ -473,8 +477,9 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 			if (p->dead)
 				continue;
 			if (!p->ops) {
-				if (p->not_runtime)
+				if (p->not_runtime || now < p->next_probe_ns)
 					continue;
+				p->next_probe_ns = now + SESSION_CHILD_SCAN_NS;
 				int r = proc_try_open(ss, p);
 				cg_clearerr();
 				if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
@@ -575,7 +580,13 @@ static int session_profile(struct session *ss, bool spawned)
 	double elapsed = 0;
 	pid_t pid = target_pid(ss->procs[0].t);
 
+	/* With --subprocesses the command may be a shell or a launcher whose
+	 * children run Python: it need not be a runtime itself. */
 	int r = find_runtime(ss, spawned);
+	if (r == -ENOENT && ss->o->subprocesses) {
+		cg_clearerr();
+		r = 0;
+	}
 	if (r)
 		return r;
 	/* A thread dump per sample stops the JVM at a safepoint: its default

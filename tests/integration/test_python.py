@@ -94,6 +94,60 @@ class PythonVersionTests:
         self.assertIsNone(p.poll())
 
 
+class TestLayouts(unittest.TestCase):
+    def test_committed_table_is_what_the_headers_give(self):
+        """src/python/layouts.gen.c is exactly what the generator makes
+        from the CPython headers on this machine (for the versions here)."""
+        gen = os.path.join(cgtest.ROOT, "scripts", "gen-python-layouts.py")
+        r = cgtest.run(["/usr/bin/python3", gen], timeout=300)
+        if r.returncode and "no CPython" in r.stderr:
+            self.skipTest(r.stderr.strip())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(cgtest.ROOT, "src", "python", "layouts.gen.c")) as f:
+            committed = f.read()
+        self.assertEqual(r.stdout.strip(), committed.strip(),
+                         "run `make layouts` and commit the result")
+
+
+class TestPythonOptions(CgTestCase):
+    def setUp(self):
+        super().setUp()
+        if not SYSTEM:
+            self.skipTest("no /usr/bin/python3")
+        self.exe = SYSTEM[0][1]
+
+    def test_nonblocking_never_pauses_and_keeps_the_split(self):
+        stacks, truth, err = profile_split(self, self.exe, ("--nonblocking",))
+        self.assertNotIn("paused", err)
+        a = sum(c for s, c in stacks.items() if any(frame_func(f) == "alpha" for f in s))
+        b = sum(c for s, c in stacks.items()
+                if any(frame_func(f) == "beta" for f in s) and not any(frame_func(f) == "deep" for f in s))
+        expected = truth["alpha"] / (truth["alpha"] + truth["beta"])
+        self.assertLess(abs(a / (a + b) - expected), 0.05, err)
+
+    def test_subprocesses_follows_python_children(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            # the command is a shell; the Python work happens in its child
+            r = cgprof("run", "--subprocesses", "-f", "collapsed", "-o", out, "--", "sh", "-c",
+                       "%s %s 2 >/dev/null" % (self.exe, SPLIT), timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out) as f:
+                stacks = parse_collapsed(f.read())
+        roots = {s[0] for s in stacks}
+        self.assertTrue(roots, r.stderr)
+        self.assertTrue(all(re.match(r"process \d+ \(.*split\.py 2\)$", x) for x in roots), roots)
+        self.assertTrue(any("alpha" in map(frame_func, s) for s in stacks))
+
+    def test_max_depth_cuts_and_says_so(self):
+        stacks, truth, err = profile_split(self, self.exe, ("--max-depth", "50"))
+        self.assertTrue(all(len(s) <= 51 for s in stacks), max(map(len, stacks)))
+        cut = [s for s in stacks if s[0] == "<Truncated>"]
+        self.assertTrue(cut and all(len(s) == 51 for s in cut))
+        self.assertTrue(all(frame_func(f) == "deep" for s in cut for f in s[1:-2]))
+        self.assertRegex(err, r"\d+ stacks cut at --max-depth")
+
+
 def make_case(label, exe):
     return type("TestPython" + re.sub(r"\W", "_", label),
                 (PythonVersionTests, CgTestCase), {"exe": exe, "label": label})
