@@ -417,6 +417,22 @@ static void window_rotate(struct session *ss, bool final)
 		cg_clearerr(); /* keep the last parameters */
 }
 
+/* Uniform jitter of +-25% around the mean interval (xorshift64*): a fixed
+ * period locks onto periodic workloads (200 Hz against a 10 ms cycle
+ * samples the same two phases forever); jitter keeps the mean rate and
+ * spreads the phases. */
+static uint64_t jittered(uint64_t interval, uint64_t *state)
+{
+	uint64_t x = *state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	uint64_t r = (x * 0x2545F4914F6CDD1DULL) >> 11; /* 53 random bits */
+	double u = (double)r / (double)(1ULL << 53);   /* [0, 1) */
+	return (uint64_t)((double)interval * (0.75 + 0.5 * u));
+}
+
 /* The interval between rounds in force: ConfigureAgent's sampling
  * interval unless --rate was given. */
 static uint64_t session_interval_ns(struct session *ss)
@@ -438,6 +454,7 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 	uint64_t next_heap = o->heap && ss->runtime == CG_RT_JAVA ? start : UINT64_MAX;
 	uint64_t rounds = 0;
 	uint64_t start_ms = cg_epoch_ms();
+	uint64_t rng = start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
 
 	if (ss->rep) {
 		ss->win_start_ms = start_ms;
@@ -507,7 +524,7 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 		if (main_gone)
 			break;
 
-		next += interval;
+		next += jittered(interval, &rng);
 		now = cg_now_ns();
 		if (now < next) {
 			uint64_t until = next < end ? next : end;

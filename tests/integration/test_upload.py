@@ -392,6 +392,77 @@ class EndToEnd(UploadBase):
             found |= "busy" in json.dumps(doc)
         self.assertTrue(found, "no window mentions busy()")
 
+    def uploaded(self):
+        docs = []
+        for p in self.posts():
+            if p["status"] == 204:
+                with open(os.path.join(self.ep.dir, "profiles", p["file"])) as f:
+                    docs.append(json.load(f))
+        return docs
+
+    @staticmethod
+    def counts_under(node, pred, inside=False):
+        """Sum of all counts in the subtrees whose key satisfies pred."""
+        total = 0
+        for key, child in node.get("children", {}).items():
+            hit = inside or pred(key)
+            if hit:
+                total += sum(child.get("counts", {}).values())
+            total += EndToEnd.counts_under(child, pred, hit)
+        return total
+
+    def test_attach_python_profiles_decode_to_the_workload_truth(self):
+        """attach with a profiling group: the uploaded CodeGuru call graphs
+        split alpha/beta as the workload measured it (within 5 points)."""
+        self.short_windows()
+        split = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads", "python",
+                             "split.py")
+        work = subprocess.Popen(["/usr/bin/python3", split, "4"], stdout=subprocess.PIPE,
+                                text=True)
+        time.sleep(0.3)
+        r = subprocess.run([CGPROF, "attach", "-d", "3", "-r", "200", "--profiling-group", GROUP,
+                            "--region", "us-east-1", "--endpoint", self.ep.url, "--ca-file",
+                            self.pki["ca"], "--spool", os.path.join(self.dir, "spool"),
+                            "--reporting-interval", "1", str(work.pid)],
+                           env=self.env, capture_output=True, text=True, timeout=60)
+        out, _ = work.communicate(timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(work.returncode, 0)
+        truth = json.loads(out.strip().splitlines()[-1])
+        docs = self.uploaded()
+        self.assertGreaterEqual(len(docs), 2, r.stderr)
+        a = sum(self.counts_under(d["callgraph"], lambda k: k.endswith(":alpha")) for d in docs)
+        b = sum(self.counts_under(d["callgraph"], lambda k: k.endswith(":beta")) for d in docs)
+        self.assertGreater(a + b, 200, docs[0]["callgraph"])
+        want = truth["alpha"] / (truth["alpha"] + truth["beta"])
+        self.assertLess(abs(a / (a + b) - want), 0.05, (a, b, want))
+        for d in docs:
+            self.assertEqual(set(d["agentMetadata"]["sampleWeights"]), {"WALL_TIME"})
+
+    def test_java_profiles_arrive_with_thread_states(self):
+        if not shutil.which("javac"):
+            self.skipTest("no javac")
+        self.short_windows()
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        classes = os.path.join(self.dir, "classes")
+        subprocess.run(["javac", "-d", classes, os.path.join(root, "examples", "java", "Demo.java")],
+                       check=True, timeout=120)
+        r = subprocess.run([CGPROF, "run", "--idle", "--profiling-group", GROUP, "--region",
+                            "us-east-1", "--endpoint", self.ep.url, "--ca-file", self.pki["ca"],
+                            "--spool", os.path.join(self.dir, "spool"), "--reporting-interval", "1",
+                            "--", "java", "-cp", classes, "Demo", "4"],
+                           env=self.env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        docs = self.uploaded()
+        self.assertTrue(docs, r.stderr)
+        text = json.dumps(docs)
+        self.assertIn("Demo.isPrime", text)
+        states = set()
+        for d in docs:
+            states |= set(d["agentMetadata"]["sampleWeights"])
+        self.assertIn("RUNNABLE", states)
+        self.assertIn("TIMED_WAITING", states)  # main sleeps in Thread.sleep (--idle)
+
     def test_should_profile_false_stops_sampling(self):
         self.short_windows(should_profile=False)
         r = self.run_cgprof(3, "--reporting-interval", "1")
