@@ -48,7 +48,7 @@ def deep(n, ms):
 
 def idle_wait(stop):
     while not stop.is_set():
-        time.sleep(0.01)
+        time.sleep(0.1)
 
 
 def sleeper(stop):
