@@ -404,7 +404,7 @@ static void window_rotate(struct session *ss, bool final)
 	profile_set_window(ss->win, ss->win_start_ms, now_ms);
 	int r = reporter_submit(ss->rep, ss->win);
 	if (r)
-		cg_warn("profile of this window kept in the spool: %s",
+		cg_warn("this window's profile was neither sent nor spooled: %s",
 			cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
 	cg_clearerr();
 	profile_free(ss->win);
@@ -489,6 +489,7 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 		 * at the next reporting period. */
 		bool sampling = !ss->rep || ss->agent.should_profile;
 		bool main_gone = false;
+		uint64_t cpu0 = cg_cpu_ns();
 		for (int i = 0; sampling && i < ss->nprocs; i++) {
 			struct proc *p = &ss->procs[i];
 			if (p->dead)
@@ -515,10 +516,16 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 			}
 		}
 		if (sampling) {
-			if (ss->prof)
+			/* our CPU for this round: CodeGuru's agentOverhead */
+			double ms = (double)(cg_cpu_ns() - cpu0) / 1e6;
+			if (ss->prof) {
 				profile_add_round(ss->prof);
-			if (ss->win)
+				profile_add_overhead_ms(ss->prof, ms);
+			}
+			if (ss->win) {
 				profile_add_round(ss->win);
+				profile_add_overhead_ms(ss->win, ms);
+			}
 			rounds++;
 		}
 		if (main_gone)
@@ -626,6 +633,9 @@ static int session_profile(struct session *ss, bool spawned)
 	r = sample_loop(ss, &rounds, &elapsed);
 	for (int i = 0; i < ss->nprocs; i++)
 		proc_close(&ss->procs[i]);
+	/* Samples the profile had no room for are losses too. */
+	if (ss->prof)
+		ss->stats.lost[CG_LOST_FULL] += profile_lost(ss->prof, CG_LOST_FULL);
 	if (r)
 		return r;
 	if (local && !out) {

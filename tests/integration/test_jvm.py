@@ -244,7 +244,10 @@ class TestJvmHeap(JvmCase):
         if probe.returncode:
             self.skipTest("cannot create namespaces here: " + probe.stderr.strip()[:100])
         java = self.jdk("jdk17")
-        cmd = "mount -t tmpfs tmpfs /tmp && exec %s -cp %s Split 5" % (java, classes_dir())
+        # Classes by the cwd: when the checkout lives under /tmp its path
+        # is covered by the new tmpfs, but /proc/self/cwd still leads there.
+        cmd = ("cd %s && mount -t tmpfs tmpfs /tmp && exec %s -cp /proc/self/cwd Split 5"
+               % (classes_dir(), java))
         p = self.spawn(["unshare", "--mount", "--pid", "--fork", "--mount-proc",
                         "sh", "-c", cmd], cwd=self.cwd)
         self.wait_for_line(p, "ready")

@@ -233,7 +233,7 @@ START_TEST(test_container_uri_refused)
 	struct cred c;
 	clear_aws_env();
 	/* Plain HTTP to a non-loopback host would leak the token. */
-	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.1.2.3/creds", 1);
+	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://creds.invalid/creds", 1);
 	ck_assert_int_eq(cred_chain_new(&ch), 0);
 	cg_clearerr();
 	ck_assert_int_eq(cred_chain_get(ch, false, &c), -EINVAL);
