@@ -121,7 +121,8 @@ int jvm_heap_parse(const char *text, size_t len, struct jvm_heap *out)
 			out->total_bytes += out->entries[i].bytes;
 		}
 	}
-	qsort(out->entries, out->n, sizeof(*out->entries), by_bytes_desc);
+	if (out->n)
+		qsort(out->entries, out->n, sizeof(*out->entries), by_bytes_desc);
 out:
 	if (r)
 		jvm_heap_free(out);

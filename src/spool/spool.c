@@ -223,7 +223,8 @@ static int list_batches(struct cg_spool *s, struct entry **out, size_t *n)
 		(*out)[(*n)++].size = st.st_size;
 	}
 	closedir(d);
-	qsort(*out, *n, sizeof(**out), entry_cmp);
+	if (*n)
+		qsort(*out, *n, sizeof(**out), entry_cmp);
 	return 0;
 }
 
