@@ -176,22 +176,46 @@ static void on_sample(const struct cg_sample *s, void *arg)
 		snprintf(g->leaf, sizeof(g->leaf), "%s", s->frames[0].name);
 }
 
-static pid_t spawn_spinner(void)
+/* Addresses as the spinner sees them: it is a separate exec, so its
+ * load addresses differ from ours. */
+struct spinner_addrs {
+	uint64_t mid, getppid;
+};
+
+/* "test_native --child spin FD": report our addresses on FD, then spin in
+ * native_test_top -> mid -> leaf until killed. */
+static int child_main(int argc, char **argv)
+{
+	if (argc != 2 || strcmp(argv[0], "spin") != 0)
+		return 2;
+	int fd = atoi(argv[1]);
+	struct spinner_addrs a = {(uintptr_t)native_test_mid, (uintptr_t)getppid};
+	if (write(fd, &a, sizeof(a)) != (ssize_t)sizeof(a))
+		return 3;
+	close(fd);
+	native_test_top();
+	return 0;
+}
+
+/* The spinner is this binary exec'd afresh, not a fork: under valgrind a
+ * forked child would be a valgrind guest whose real registers and stack are
+ * valgrind's, while an exec'd one runs natively. */
+static pid_t spawn_spinner(struct spinner_addrs *addrs)
 {
 	int pfd[2];
+	char fdarg[16];
 	ck_assert_int_eq(pipe(pfd), 0);
+	find_self();
+	snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
 	pid_t pid = fork();
 	if (pid == 0) {
 		signal(SIGTERM, SIG_DFL);
 		close(pfd[0]);
-		if (write(pfd[1], "x", 1) != 1)
-			_exit(3);
-		native_test_top();
-		_exit(0);
+		execl(self_path, "test_native", "--child", "spin", fdarg, (char *)NULL);
+		_exit(127);
 	}
-	char c;
 	close(pfd[1]);
-	ck_assert_int_eq(read(pfd[0], &c, 1), 1);
+	ck_assert_int_eq(read(pfd[0], addrs, sizeof(*addrs)), sizeof(*addrs));
 	close(pfd[0]);
 	usleep(20000);
 	return pid;
@@ -199,7 +223,8 @@ static pid_t spawn_spinner(void)
 
 START_TEST(symbols_and_unwind_of_child)
 {
-	pid_t pid = spawn_spinner();
+	struct spinner_addrs addr;
+	pid_t pid = spawn_spinner(&addr);
 	struct target *t;
 	ck_assert_int_eq(target_open(pid, &t), 0);
 
@@ -208,10 +233,10 @@ START_TEST(symbols_and_unwind_of_child)
 	ck_assert_int_eq(elfsym_proc_new(t, &p), 0);
 	ck_assert_int_eq(elfsym_proc_refresh(p), 1);
 	ck_assert_int_eq(elfsym_proc_refresh(p), 0); /* unchanged maps */
-	ck_assert_int_eq(elfsym_lookup(p, (uintptr_t)native_test_mid + 2, &res), 0);
+	ck_assert_int_eq(elfsym_lookup(p, addr.mid + 2, &res), 0);
 	ck_assert_str_eq(res.sym, "native_test_mid");
 	ck_assert_str_eq(res.object, "test_native");
-	ck_assert_int_eq(elfsym_lookup(p, (uintptr_t)getppid, &res), 0);
+	ck_assert_int_eq(elfsym_lookup(p, addr.getppid, &res), 0);
 	ck_assert_ptr_nonnull(strstr(res.object, "libc"));
 	ck_assert_int_eq(elfsym_lookup(p, 16, &res), -ENOENT);
 	elfsym_proc_free(p);
@@ -576,4 +601,4 @@ static Suite *native_suite(void)
 	return s;
 }
 
-CG_CHECK_MAIN(native_suite)
+CG_CHECK_MAIN_CHILD(native_suite, child_main)
