@@ -4,7 +4,11 @@
 #   make check      install missing Debian packages, build, run every test
 #   make demo       profile examples/python/demo.py into demo.svg
 #   make asan       build with AddressSanitizer + UBSan into build-asan/
+#   make asan-check the unit and integration tests against that build
+#   make valgrind-check  the unit tests under valgrind memcheck
 #   make bench      benchmarks under bench/ (never part of check)
+#   make fuzz       libFuzzer harnesses (clang) into build-fuzz/, each run
+#                   CGPROF_FUZZ_SECONDS (default 30) over tests/fuzz/corpus
 
 PREFIX  ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
@@ -44,7 +48,19 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 TESTPROG_SRC := $(sort $(wildcard tests/programs/*.c))
 TESTPROG_BIN := $(TESTPROG_SRC:tests/programs/%.c=$(BUILD)/tests/programs/%)
 
-.PHONY: all deps check unit integration demo asan asan-check bench install clean layouts
+# Fuzz harnesses: one per parser of outside input, built with clang's
+# libFuzzer, ASan and UBSan; the library objects apart in build-fuzz/.
+FUZZ_BUILD := build-fuzz
+FUZZ_CC    ?= clang
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP $(PKG_CFLAGS) -O1 -g $(FUZZ_SAN)
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIBOBJ := $(LIBSRC:%.c=$(FUZZ_BUILD)/%.o)
+
+.PHONY: fuzz fuzz-bin
+.PHONY: all deps check unit integration demo asan asan-bin asan-check valgrind-check \
+	bench install clean layouts
 
 all: cgprof
 
@@ -71,12 +87,26 @@ $(BUILD)/tests/programs/%: tests/programs/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline -o $@ $< -lpthread -lm
 
+$(FUZZ_BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libcgprof.a: $(FUZZ_LIBOBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libcgprof.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Isrc/target -Isrc/python -Isrc/upload \
+		-Isrc/jvm -o $@ $< $(FUZZ_BUILD)/libcgprof.a $(CG_LIBS)
+
 deps:
 	@sh scripts/deps.sh
 
 # The README's test command: everything, from a fresh Debian 12 machine.
+# The suite runs twice: on the normal build, then on the sanitized one.
 check: deps
-	$(MAKE) WERROR=$(WERROR) all unit-bin testprogs
+	$(MAKE) WERROR=$(WERROR) all unit-bin testprogs fuzz-bin
+	$(MAKE) WERROR=$(WERROR) asan-bin
 	@CGPROF_BUILD=$(BUILD) sh tests/run-all.sh
 
 unit-bin: $(UNIT_BIN)
@@ -84,6 +114,11 @@ testprogs: $(TESTPROG_BIN)
 
 unit: unit-bin
 	@CGPROF_BUILD=$(BUILD) CGPROF_ONLY=unit sh tests/run-all.sh
+
+fuzz-bin: $(FUZZ_BIN)
+
+fuzz: fuzz-bin
+	@CGPROF_FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh
 
 integration: all testprogs
 	@CGPROF_BUILD=$(BUILD) CGPROF_ONLY=integration sh tests/run-all.sh
@@ -93,8 +128,18 @@ demo: deps
 	./cgprof run -o demo.svg -- $(PYTHON) examples/python/demo.py
 	@echo "flame graph written to $(CURDIR)/demo.svg"
 
+# Sanitized build: its own object tree, same sources and flags plus
+# -fsanitize; the test programs stay uninstrumented (they are targets).
+ASAN_MAKE = $(MAKE) BUILD=build-asan SANITIZER=address,undefined CFLAGS="-O1 -g" WERROR=$(WERROR)
 asan:
-	$(MAKE) BUILD=build-asan SANITIZER=address,undefined CFLAGS="-O1 -g" $(BUILD:build=build-asan)/cgprof
+	$(ASAN_MAKE) build-asan/cgprof
+asan-bin:
+	$(ASAN_MAKE) build-asan/cgprof unit-bin testprogs
+asan-check: asan-bin
+	@CGPROF_ONLY=asan sh tests/run-all.sh
+
+valgrind-check: unit-bin
+	@CGPROF_BUILD=$(BUILD) CGPROF_ONLY=valgrind sh tests/run-all.sh
 
 # Regenerate src/python/layouts.gen.c from every CPython's own headers.
 layouts:
@@ -114,6 +159,6 @@ install: cgprof
 	install -m 0644 examples/cgprof.conf $(DESTDIR)$(SYSCONFDIR)/cgprof/cgprof.conf.example
 
 clean:
-	rm -rf build build-asan cgprof
+	rm -rf build build-asan $(FUZZ_BUILD) cgprof
 
--include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d)
+-include $(LIBOBJ:.o=.d) $(MAINOBJ:.o=.d) $(FUZZ_LIBOBJ:.o=.d) $(FUZZ_BIN:=.d)
