@@ -20,6 +20,7 @@
 struct cli_opts {
 	double rate_hz;
 	bool rate_set;
+	bool max_depth_set;     /* --max-depth given: it beats the config */
 	double duration_s; /* 0: until the target ends or Ctrl-C */
 	const char *output;
 	enum cg_format format;

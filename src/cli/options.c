@@ -203,6 +203,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			if (parse_number("--max-depth", optarg, 1, 65536, &v))
 				return CLI_EXIT_USAGE;
 			o->max_depth = (uint32_t)v;
+			o->max_depth_set = true;
 			break;
 		case OPT_CONFIG:
 			o->config_file = optarg;

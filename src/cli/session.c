@@ -55,6 +55,7 @@ struct session {
 	struct cg_reporter *rep;   /* NULL: no profiling group */
 	struct cg_agent_params agent;
 	double rate_hz;
+	uint32_t max_depth;   /* --max-depth, else the config's max_depth */
 	struct proc procs[SESSION_MAX_PROCS];
 	int nprocs;
 	struct cg_sample_stats stats;
@@ -116,7 +117,7 @@ static void session_add(struct session *ss, const struct cg_sample *s)
 static struct cg_profile *session_new_profile(struct session *ss)
 {
 	struct cg_profile_limits lim = {
-		.max_depth = ss->o->max_depth + 3,
+		.max_depth = ss->max_depth + 3,
 		.max_frames = CG_PROFILE_DEFAULT_MAX_FRAMES,
 		.max_nodes = CG_PROFILE_DEFAULT_MAX_NODES,
 	};
@@ -136,9 +137,9 @@ static void on_sample(const struct cg_sample *s, void *arg)
 	uint32_t n = s->nframes;
 	char troot[160], proot[160];
 
-	if (n > ss->o->max_depth) {
+	if (n > ss->max_depth) {
 		/* A sampler that ignored max_depth: keep the leaf side. */
-		n = ss->o->max_depth;
+		n = ss->max_depth;
 		out.truncated = true;
 	}
 	if (out.truncated)
@@ -197,7 +198,7 @@ static int proc_try_open(struct session *ss, struct proc *p)
 		.nonblocking = ss->o->nonblocking,
 		.idle = ss->o->idle,
 		.native = ss->o->native,
-		.max_depth = ss->o->max_depth,
+		.max_depth = ss->max_depth,
 	};
 	int r = runtime_probe(p->t, ss->o->native, &ops);
 	if (r)
@@ -569,7 +570,8 @@ static int session_setup(struct session *ss, const struct cli_opts *o)
 	if (cli_load_config(o, &ss->cfg))
 		return CLI_EXIT_USAGE;
 	ss->rate_hz = o->rate_set || !ss->cfg.rate_hz ? o->rate_hz : ss->cfg.rate_hz;
-	ss->frames_cap = o->max_depth + 3;
+	ss->max_depth = o->max_depth_set ? o->max_depth : ss->cfg.max_depth;
+	ss->frames_cap = ss->max_depth + 3;
 	ss->frames = calloc(ss->frames_cap, sizeof(*ss->frames));
 	if (!ss->frames)
 		return CLI_EXIT_ERROR;

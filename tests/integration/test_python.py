@@ -147,6 +147,17 @@ class TestPythonOptions(CgTestCase):
         self.assertTrue(all(frame_func(f) == "deep" for s in cut for f in s[1:-2]))
         self.assertRegex(err, r"\d+ stacks cut at --max-depth")
 
+    def test_max_depth_from_config_and_option_beats_it(self):
+        with tempfile.TemporaryDirectory() as d:
+            conf = os.path.join(d, "cgprof.conf")
+            with open(conf, "w") as f:
+                f.write("max_depth = 30\n")
+            stacks, _, err = profile_split(self, self.exe, ("--config", conf))
+            self.assertEqual(max(map(len, stacks)), 31, err)
+            self.assertRegex(err, r"\d+ stacks cut at --max-depth")
+            stacks, _, err = profile_split(self, self.exe, ("--config", conf, "--max-depth", "60"))
+            self.assertEqual(max(map(len, stacks)), 61, err)
+
 
 def make_case(label, exe):
     return type("TestPython" + re.sub(r"\W", "_", label),
