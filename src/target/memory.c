@@ -1,11 +1,71 @@
 /* Reading the target's memory with process_vm_readv: exact reads, scatter
- * reads (many pieces, one system call) and bounded C strings. */
+ * reads (many pieces, one system call) and bounded C strings; or, for
+ * tests and fuzzing, from an in-memory image (target_fake_memory). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 
 #include "cgprof/target.h"
 #include "target_priv.h"
+
+int target_fake_memory(struct target **out, const struct cg_fake_mem *mem)
+{
+	struct target *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->fake = mem;
+	*out = t;
+	return 0;
+}
+
+/* How many bytes from addr on are readable in the image (within the one
+ * region holding addr), and where they are. */
+static size_t fake_span(const struct cg_fake_mem *m, uint64_t addr, const uint8_t **p)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct cg_fake_region *r = &m->regions[i];
+		if (addr >= r->base && addr - r->base < r->len) {
+			*p = (const uint8_t *)r->data + (addr - r->base);
+			return r->len - (size_t)(addr - r->base);
+		}
+	}
+	return 0;
+}
+
+/* Like process_vm_readv: copy the remote pieces in order into the local
+ * pieces, stopping at the first byte that is not mapped. */
+static ssize_t fake_readv(const struct cg_fake_mem *m, const struct iovec *local, size_t nlocal,
+			  const struct iovec *remote, size_t nremote)
+{
+	size_t li = 0, loff = 0, total = 0;
+	for (size_t ri = 0; ri < nremote; ri++) {
+		uint64_t a = (uint64_t)(uintptr_t)remote[ri].iov_base;
+		size_t left = remote[ri].iov_len;
+		while (left) {
+			while (li < nlocal && loff == local[li].iov_len) {
+				li++;
+				loff = 0;
+			}
+			if (li == nlocal)
+				return (ssize_t)total;
+			const uint8_t *src;
+			size_t n = fake_span(m, a, &src);
+			if (!n)
+				return total ? (ssize_t)total : -EFAULT;
+			if (n > left)
+				n = left;
+			if (n > local[li].iov_len - loff)
+				n = local[li].iov_len - loff;
+			memcpy((uint8_t *)local[li].iov_base + loff, src, n);
+			loff += n;
+			a += n;
+			left -= n;
+			total += n;
+		}
+	}
+	return (ssize_t)total;
+}
 
 int target_read(struct target *t, uint64_t addr, void *buf, size_t len)
 {
@@ -14,7 +74,10 @@ int target_read(struct target *t, uint64_t addr, void *buf, size_t len)
 	if (!addr || addr + len < addr)
 		return -EFAULT;
 	struct iovec l = {buf, len}, r = {(void *)(uintptr_t)addr, len};
-	ssize_t n = process_vm_readv(t->pid, &l, 1, &r, 1, 0);
+	ssize_t n = t->fake ? fake_readv(t->fake, &l, 1, &r, 1)
+			    : process_vm_readv(t->pid, &l, 1, &r, 1, 0);
+	if (n < 0 && t->fake)
+		return (int)n;
 	if (n < 0)
 		return errno == ESRCH ? -ESRCH : errno == EPERM ? -EPERM : -EFAULT;
 	return (size_t)n == len ? 0 : -EFAULT;
@@ -23,6 +86,8 @@ int target_read(struct target *t, uint64_t addr, void *buf, size_t len)
 ssize_t target_readv(struct target *t, const struct iovec *local, size_t nlocal,
 		     const struct iovec *remote, size_t nremote)
 {
+	if (t->fake)
+		return fake_readv(t->fake, local, nlocal, remote, nremote);
 	ssize_t n = process_vm_readv(t->pid, local, nlocal, remote, nremote, 0);
 	if (n < 0)
 		return errno == ESRCH ? -ESRCH : errno == EPERM ? -EPERM : -EFAULT;

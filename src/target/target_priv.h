@@ -11,6 +11,26 @@
 
 #define TARGET_PAUSE_HIST 64 /* log2-ish buckets of pause time in us */
 
+/* A test-only memory source: an image of a few regions at chosen
+ * addresses, every other address unmapped (-EFAULT). Unit tests and the
+ * fuzz harnesses feed the real walkers from it instead of a process. */
+struct cg_fake_region {
+	uint64_t base;
+	const void *data;
+	size_t len;
+};
+
+struct cg_fake_mem {
+	const struct cg_fake_region *regions;
+	size_t n;
+};
+
+/* A target whose target_read/target_readv/target_read_cstr serve reads
+ * from *mem (borrowed: it and its regions must outlive the target). It
+ * has no process: pid 0, and nothing else may be asked of it but
+ * target_close(). */
+int target_fake_memory(struct target **out, const struct cg_fake_mem *mem);
+
 struct target {
 	pid_t pid;
 	bool is_child;
@@ -24,6 +44,7 @@ struct target {
 	uint64_t pause_count;
 	double pause_total_us;
 	uint64_t pause_hist[TARGET_PAUSE_HIST];
+	const struct cg_fake_mem *fake; /* set: reads come from here, not pid */
 };
 
 #endif
