@@ -106,6 +106,16 @@ static const struct target_map *find_interp_object(const struct target_maps *m, 
 	return NULL;
 }
 
+void py_interp_set_layout(struct py_interp *pi, const struct py_layout *L)
+{
+	if (&pi->L != L)
+		pi->L = *L;
+	pi->lt_kind = L->code_adaptive >= 0 ? PY_LOCATIONS
+		      : L->minor >= 10	     ? PY_LINETABLE310
+					     : PY_LNOTAB;
+	pi->lasti_scale = L->minor == 10 ? 2 : 1; /* 3.10 counts code units */
+}
+
 int py_discover(struct target *t, struct py_interp *pi)
 {
 	struct target_maps m = {0};
@@ -187,10 +197,7 @@ int py_discover(struct target *t, struct py_interp *pi)
 			    minor);
 		goto out;
 	}
-	pi->lt_kind = pi->L.code_adaptive >= 0 ? PY_LOCATIONS
-		      : minor >= 10		   ? PY_LINETABLE310
-						   : PY_LNOTAB;
-	pi->lasti_scale = minor == 10 ? 2 : 1; /* 3.10 counts code units */
+	py_interp_set_layout(pi, &pi->L);
 	if (sym[SYM_PY_VERSION])
 		snprintf(pi->version, sizeof(pi->version), "CPython %d.%d.%d", major, minor, pi->micro);
 	else

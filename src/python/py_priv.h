@@ -29,7 +29,22 @@ struct py_interp {
 /* 0 when CPython is present and initialised (pi filled); -ENOENT when not
  * (yet); -ENOTSUP (with cg_fail) when it never will be usable. */
 int py_discover(struct target *t, struct py_interp *pi);
+/* Take layout L (a table row, or one built from _Py_DebugOffsets) and
+ * what follows from it: the line-table format and f_lasti's unit. */
+void py_interp_set_layout(struct py_interp *pi, const struct py_layout *L);
 /* The main interpreter's address. */
 int py_read_interp(struct py_interp *pi, uint64_t *interp);
+
+/* The sampler over an interpreter already described (py_discover() does
+ * it for a real process; tests and the fuzzer fill pi by hand over a fake
+ * memory target). Close with python_sampler_ops.close. */
+int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, void **priv);
+/* The frames of the thread whose PyThreadState is at tstate, leaf first,
+ * exactly as a sample reads and names them (no pausing, no native
+ * merge). The number of frames (*frames valid until the next call), or
+ * negative: -EFAULT unreadable, -ELOOP a chain that loops, -EINVAL bad
+ * object. */
+int py_sample_thread(void *priv, uint64_t tstate, const struct cg_frame **frames,
+		     bool *truncated);
 
 #endif

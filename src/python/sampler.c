@@ -242,8 +242,8 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 	const struct py_layout *L = &s->pi.L;
 	struct target *t = s->pi.t;
 	uint8_t w[PY_WINDOW_MAX];
-	uint64_t f = 0;
-	uint32_t n = 0, steps = 0;
+	uint64_t f = 0, lap = 0;
+	uint32_t n = 0, steps = 0, power = 1, lam = 0;
 	int r;
 
 	*truncated = false;
@@ -262,6 +262,15 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 	/* Bounded twice: by max_depth for what we keep, and by a hard cap on
 	 * steps so a frame chain that loops ends. */
 	while (f && steps++ < PY_HARD_MAX_DEPTH) {
+		/* Brent's cycle check: a chain that comes back to a frame it
+		 * passed is torn (or hostile), not a deep stack of repeats. */
+		if (f == lap)
+			return -ELOOP;
+		if (++lam == power) {
+			lap = f;
+			power *= 2;
+			lam = 0;
+		}
 		r = target_read(t, f, w, s->frame_win);
 		if (r)
 			return r;
@@ -290,7 +299,9 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 		}
 		int addr;
 		if (L->frame_lasti >= 0) {
-			addr = rd32(w, s->frame_win, L->frame_lasti) * s->pi.lasti_scale;
+			/* f_lasti is the target's word: scaled in 64 bits */
+			int64_t a = (int64_t)rd32(w, s->frame_win, L->frame_lasti) * s->pi.lasti_scale;
+			addr = a >= 0 && a < (1 << 30) ? (int)a : -1;
 		} else {
 			uint64_t ip = rd64(w, s->frame_win, L->frame_instr);
 			uint64_t first = code + (uint64_t)L->code_adaptive;
@@ -366,14 +377,14 @@ static int py_probe(struct target *t)
 	return py_discover(t, &pi);
 }
 
-static int py_open(struct target *t, const struct cg_sampler_opts *o, void **priv)
+int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, void **priv)
 {
+	struct target *t = pi->t;
+	int r;
 	struct py_sampler *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	int r = py_discover(t, &s->pi);
-	if (r)
-		goto fail;
+	s->pi = *pi;
 	s->o = *o;
 	if (!s->o.max_depth)
 		s->o.max_depth = 2048;
@@ -427,6 +438,24 @@ fail:
 	free(s->codes);
 	free(s);
 	return r;
+}
+
+static int py_open(struct target *t, const struct cg_sampler_opts *o, void **priv)
+{
+	struct py_interp pi;
+	int r = py_discover(t, &pi);
+	return r ? r : py_sampler_new(&pi, o, priv);
+}
+
+int py_sample_thread(void *priv, uint64_t tstate, const struct cg_frame **frames,
+		     bool *truncated)
+{
+	struct py_sampler *s = priv;
+	int n = walk_frames(s, tstate, truncated);
+	if (n > 0)
+		n = name_frames(s, n);
+	*frames = s->frames;
+	return n;
 }
 
 static void py_close(void *priv)
