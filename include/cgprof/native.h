@@ -48,6 +48,11 @@ int elfsym_eh_frame_hdr(struct elfsym_proc *p, uint64_t addr, uint64_t *hdr, uin
  * default /usr/lib/debug), that file's .symtab as well. */
 struct elfsym_table;
 int elfsym_table_load(const char *path, const char *debug_root, struct elfsym_table **out);
+/* The same from an ELF image in memory (the vDSO read from a target; the
+ * fuzzer), without a debug file. img must stay valid and writable until
+ * this returns (libelf may convert it in place); the table copies what it
+ * keeps. */
+int elfsym_table_load_mem(void *img, size_t len, struct elfsym_table **out);
 void elfsym_table_free(struct elfsym_table *tab);
 size_t elfsym_table_count(const struct elfsym_table *tab);
 /* Symbol covering a file vaddr, or NULL; *off gets vaddr - symbol start. */

@@ -29,6 +29,12 @@ void spool_close(struct cg_spool *s);
  * spool_max_mb by dropping the oldest batches, each drop logged. */
 int spool_put(struct cg_spool *s, const struct cg_batch *b);
 
+/* Parse and open the bytes of one batch file (untrusted) named id, with
+ * the spool's 32-byte key or NULL: what spool_drain() does to each file.
+ * 0 with *b filled (b->body malloc'ed), -EBADMSG, or -ENOMEM. */
+int spool_parse_batch(const void *data, size_t size, const char *id, const unsigned char *key,
+		      struct cg_batch *b);
+
 /* Drain: for each pending batch, oldest first, call send(); delete the
  * batch only when send returns 0 (a 2xx). Stops early when send returns
  * -EAGAIN-style "retry later" errors. Holds an exclusive lock per batch so

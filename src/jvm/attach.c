@@ -485,6 +485,27 @@ static int64_t ms_left(uint64_t deadline_ns)
 	return now >= deadline_ns ? 0 : (int64_t)((deadline_ns - now) / 1000000ULL) + 1;
 }
 
+int jvm_attach_parse_reply(const char *data, size_t len, int *status, struct cg_buf *out)
+{
+	/* "<code>\n<output>": an optional '-', decimal digits, a newline. */
+	const char *nl = len ? memchr(data, '\n', len) : NULL;
+	const char *p = data;
+	bool neg = p < nl && *p == '-';
+	long code = 0;
+	if (neg)
+		p++;
+	if (!nl || p == nl)
+		return -EPROTO;
+	for (; p < nl; p++) {
+		if (*p < '0' || *p > '9' || code > (INT_MAX - 9) / 10)
+			return -EPROTO;
+		code = code * 10 + (*p - '0');
+	}
+	*status = (int)(neg ? -code : code);
+	out->len = 0;
+	return cg_buf_append(out, nl + 1, len - (size_t)(nl + 1 - data));
+}
+
 int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const args[3],
 		       int timeout_ms, int *status, struct cg_buf *out)
 {
@@ -573,21 +594,16 @@ int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const 
 		}
 	}
 
-	/* "<code>\n<output>" */
-	char *nl = reply.len ? memchr(reply.data, '\n', reply.len) : NULL;
-	char *end = NULL;
-	long code = nl ? strtol(reply.data, &end, 10) : 0;
-	if (!nl || end == reply.data || end != nl) {
-		r = cg_fail(reply.len ? -EPROTO : -EPERM,
-			    reply.len ? "JVM %d sent a malformed attach reply"
-				      : "JVM %d closed the attach connection without a reply (it "
-					"accepts only its own user and group, or root)",
+	if (!reply.len) {
+		r = cg_fail(-EPERM,
+			    "JVM %d closed the attach connection without a reply (it accepts only "
+			    "its own user and group, or root)",
 			    (int)a->pid);
 		goto out;
 	}
-	*status = (int)code;
-	out->len = 0;
-	r = cg_buf_append(out, nl + 1, reply.len - (size_t)(nl + 1 - reply.data));
+	r = jvm_attach_parse_reply(reply.data, reply.len, status, out);
+	if (r == -EPROTO)
+		r = cg_fail(r, "JVM %d sent a malformed attach reply", (int)a->pid);
 out:
 	if (s >= 0)
 		close(s);

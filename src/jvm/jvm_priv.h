@@ -53,6 +53,10 @@ int jvm_attach_start(struct jvm_attach *a);
  * the JVM could not be reached or did not answer within timeout_ms. */
 int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const args[3],
 		       int timeout_ms, int *status, struct cg_buf *out);
+/* The bytes a JVM answered a request with (untrusted), as
+ * jvm_attach_request() reads them: "<code>\n<output>". 0 with *status and
+ * out as there, -EPROTO when there is no status line, -ENOMEM. */
+int jvm_attach_parse_reply(const char *data, size_t len, int *status, struct cg_buf *out);
 /* The long counter `want` (e.g. "sun.rt.createVmEndTime") in the bytes of
  * a HotSpot perf data file (untrusted): 0 and *val, or -ENOENT. */
 int jvm_perf_long(const char *buf, size_t n, const char *want, int64_t *val);

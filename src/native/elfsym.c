@@ -277,6 +277,27 @@ out:
 	return 0;
 }
 
+int elfsym_table_load_mem(void *img, size_t len, struct elfsym_table **out)
+{
+	int r = elf_init();
+	if (r)
+		return r;
+	struct elfsym_table *tab = calloc(1, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	Elf *e = elf_memory(img, len);
+	r = load_elf(e, tab, true);
+	if (e)
+		elf_end(e);
+	if (r) {
+		elfsym_table_free(tab);
+		return r;
+	}
+	sort_unique(tab);
+	*out = tab;
+	return 0;
+}
+
 void elfsym_table_free(struct elfsym_table *tab)
 {
 	if (!tab)
@@ -416,20 +437,9 @@ static struct elfsym_obj *vdso_load(struct elfsym_proc *p, const struct target_m
 	o->base = o->path;
 	o->inode = m->start; /* its key: one vDSO per address */
 	size_t len = m->end - m->start;
-	char *img = len <= (1u << 20) && elf_init() == 0 ? malloc(len) : NULL;
-	struct elfsym_table *tab = img ? calloc(1, sizeof(*tab)) : NULL;
-	if (tab && target_read(p->t, m->start, img, len) == 0) {
-		Elf *e = elf_memory(img, len);
-		int r = load_elf(e, tab, true);
-		if (e)
-			elf_end(e);
-		if (r == 0) {
-			sort_unique(tab);
-			o->tab = tab;
-			tab = NULL;
-		}
-	}
-	elfsym_table_free(tab);
+	char *img = len <= (1u << 20) ? malloc(len) : NULL;
+	if (img && target_read(p->t, m->start, img, len) == 0)
+		elfsym_table_load_mem(img, len, &o->tab);
 	free(img);
 	return o;
 }
@@ -582,7 +592,7 @@ int elfsym_proc_refresh(struct elfsym_proc *p)
 			}
 			objs[nobjs++] = o;
 		}
-placed:
+placed:;
 		/* The mapping covers file offsets [offset, offset + len); the
 		 * PT_LOAD segment holding that offset gives its vaddr. */
 		int64_t delta = (int64_t)(m->offset - m->start);

@@ -334,30 +334,17 @@ out:
 	return r;
 }
 
-/* Parse and open one batch file (untrusted: it may be damaged, swapped or
- * tampered with). 0 with *b filled (body malloc'ed), or -EBADMSG. */
-static int read_batch(struct cg_spool *s, int fd, const char *id, struct cg_batch *b)
+/* Parse and open one batch held in buf[0..size) with buf[size] == '\0'
+ * (parsed in place: the header is cut into strings). */
+static int parse_batch(char *buf, size_t size, const char *id, const unsigned char *key,
+		       struct cg_batch *b)
 {
-	struct stat st;
-	char *buf = NULL;
-	int r = -EBADMSG;
-
 	memset(b, 0, sizeof(*b));
-	if (fstat(fd, &st) || st.st_size < (off_t)strlen(SPOOL_MAGIC) ||
-	    st.st_size > (off_t)SPOOL_MAX_BATCH + 4096)
+	if (size < strlen(SPOOL_MAGIC) || memcmp(buf, SPOOL_MAGIC, strlen(SPOOL_MAGIC)))
 		return -EBADMSG;
-	size_t size = (size_t)st.st_size;
-	buf = malloc(size + 1);
-	if (!buf)
-		return -ENOMEM;
-	if (pread(fd, buf, size, 0) != (ssize_t)size)
-		goto out;
-	buf[size] = '\0';
-	if (memcmp(buf, SPOOL_MAGIC, strlen(SPOOL_MAGIC)))
-		goto out;
 	char *end = strstr(buf, "\n\n");
 	if (!end || end - buf > 2048)
-		goto out;
+		return -EBADMSG;
 	*end = '\0';
 	char *body = end + 2;
 	int enc = -1;
@@ -368,7 +355,7 @@ static int read_batch(struct cg_spool *s, int fd, const char *id, struct cg_batc
 			*nl++ = '\0';
 		char *v = strstr(line, ": ");
 		if (!v)
-			goto out;
+			return -EBADMSG;
 		*v = '\0';
 		v += 2;
 		if (!strcmp(line, "group"))
@@ -384,47 +371,81 @@ static int read_batch(struct cg_spool *s, int fd, const char *id, struct cg_batc
 	}
 	size_t have = size - (size_t)(body - buf);
 	if (len < 0 || (size_t)len != have || (enc != 0 && enc != 1) || !b->profile_token[0])
-		goto out;
+		return -EBADMSG;
 	snprintf(b->id, sizeof(b->id), "%.60s", id);
-	if (enc && !s->have_key) {
-		r = cg_fail(-EBADMSG, "batch %s is encrypted and no spool_key is configured", id);
-		goto out;
-	}
-	if (!enc && s->have_key) {
+	if (enc && !key)
+		return cg_fail(-EBADMSG, "batch %s is encrypted and no spool_key is configured", id);
+	if (!enc && key) {
 		/* With a key, every batch must authenticate: an unencrypted one
 		 * may have been planted. */
-		r = cg_fail(-EBADMSG, "batch %s is not encrypted but spool_key is set", id);
-		goto out;
+		return cg_fail(-EBADMSG, "batch %s is not encrypted but spool_key is set", id);
 	}
 	if (enc) {
 		char aad[400];
 		if (have < GCM_NONCE + GCM_TAG)
-			goto out;
+			return -EBADMSG;
 		size_t clen = have - GCM_NONCE - GCM_TAG;
 		int al = aad_build(aad, sizeof(aad), b->profiling_group, id);
 		unsigned char *pt = malloc(clen ? clen : 1);
-		if (al < 0 || !pt)
-			goto out;
-		if (gcm(false, s->key, (unsigned char *)body, aad, al,
+		if (al < 0 || !pt) {
+			free(pt);
+			return -EBADMSG;
+		}
+		if (gcm(false, key, (unsigned char *)body, aad, al,
 			(unsigned char *)body + GCM_NONCE, (int)clen, pt,
 			(unsigned char *)body + GCM_NONCE + clen)) {
 			free(pt);
-			r = cg_fail(-EBADMSG, "batch %s does not authenticate (altered, renamed or "
-					      "from another group)",
-				    id);
-			goto out;
+			return cg_fail(-EBADMSG, "batch %s does not authenticate (altered, renamed or "
+						 "from another group)",
+				       id);
 		}
 		b->body = pt;
 		b->len = clen;
 	} else {
 		b->body = malloc(have ? have : 1);
 		if (!b->body)
-			goto out;
+			return -ENOMEM;
 		memcpy(b->body, body, have);
 		b->len = have;
 	}
-	r = 0;
-out:
+	return 0;
+}
+
+int spool_parse_batch(const void *data, size_t size, const char *id, const unsigned char *key,
+		      struct cg_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	if (size > (size_t)SPOOL_MAX_BATCH + 4096)
+		return -EBADMSG;
+	char *buf = malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+	int r = parse_batch(buf, size, id, key, b);
+	free(buf);
+	return r;
+}
+
+/* Read and open one batch file (untrusted: it may be damaged, swapped or
+ * tampered with). 0 with *b filled (body malloc'ed), or -EBADMSG. */
+static int read_batch(struct cg_spool *s, int fd, const char *id, struct cg_batch *b)
+{
+	struct stat st;
+	int r = -EBADMSG;
+
+	memset(b, 0, sizeof(*b));
+	if (fstat(fd, &st) || st.st_size < (off_t)strlen(SPOOL_MAGIC) ||
+	    st.st_size > (off_t)SPOOL_MAX_BATCH + 4096)
+		return -EBADMSG;
+	size_t size = (size_t)st.st_size;
+	char *buf = malloc(size + 1);
+	if (!buf)
+		return -ENOMEM;
+	if (pread(fd, buf, size, 0) == (ssize_t)size) {
+		buf[size] = '\0';
+		r = parse_batch(buf, size, id, s->have_key ? s->key : NULL, b);
+	}
 	free(buf);
 	return r;
 }

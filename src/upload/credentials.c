@@ -166,7 +166,7 @@ static void free_vals(char **v, size_t n)
 	}
 }
 
-static int from_files(struct cred *c)
+int cred_from_files(struct cred *c)
 {
 	static const char *const keys[] = {"aws_access_key_id", "aws_secret_access_key",
 					   "aws_session_token", "role_arn", "credential_process",
@@ -442,7 +442,7 @@ void cred_chain_free(struct cred_chain *ch)
 
 static int resolve(struct cred *c)
 {
-	static int (*const sources[])(struct cred *) = {from_env, from_files, from_container,
+	static int (*const sources[])(struct cred *) = {from_env, cred_from_files, from_container,
 							from_imds};
 	for (size_t i = 0; i < CG_ARRAY_LEN(sources); i++) {
 		memset(c, 0, sizeof(*c));

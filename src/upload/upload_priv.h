@@ -71,6 +71,11 @@ int cred_chain_get(struct cred_chain *ch, bool force_refresh, struct cred *out);
 /* Region from AWS_REGION, AWS_DEFAULT_REGION, then the profile's config.
  * -ENOENT if none. */
 int cred_region(char *buf, size_t n);
+/* The shared-files step of the chain alone: the profile ($AWS_PROFILE or
+ * "default") from $AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials), then
+ * $AWS_CONFIG_FILE (~/.aws/config). 0, -ENOENT when they do not say, or
+ * another negative with cg_fail(). Tests and the fuzzer call it directly. */
+int cred_from_files(struct cred *c);
 
 /* ---- http.c ---- */
 
