@@ -78,8 +78,16 @@ int py_layout_from_debug_offsets(const void *rawp, size_t len, int minor, struct
 	return bad ? -EINVAL : 0;
 }
 
+/* Lines are summed in 64 bits: co_firstlineno and the deltas come from
+ * the target, and no run of deltas can overflow this (the table is at
+ * most 1 MiB, each delta under 2^30); what is not a line is -1. */
+static int line_ok(int64_t line)
+{
+	return line >= 0 && line <= INT32_MAX ? (int)line : -1;
+}
+
 /* 3.6-3.9: pairs (address increment, signed line increment). */
-static int line_lnotab(const uint8_t *t, size_t len, int line, int addr)
+static int line_lnotab(const uint8_t *t, size_t len, int64_t line, int addr)
 {
 	int a = 0;
 	for (size_t i = 0; i + 1 < len; i += 2) {
@@ -88,11 +96,11 @@ static int line_lnotab(const uint8_t *t, size_t len, int line, int addr)
 			break;
 		line += (int8_t)t[i + 1];
 	}
-	return line;
+	return line_ok(line);
 }
 
 /* 3.10: pairs (range length in bytes, signed line delta; -128: none). */
-static int line_310(const uint8_t *t, size_t len, int line, int addr)
+static int line_310(const uint8_t *t, size_t len, int64_t line, int addr)
 {
 	int start = 0;
 	for (size_t i = 0; i + 1 < len; i += 2) {
@@ -101,7 +109,7 @@ static int line_310(const uint8_t *t, size_t len, int line, int addr)
 		int cur = -1;
 		if (ld != -128) {
 			line += ld;
-			cur = line;
+			cur = line_ok(line);
 		}
 		if (addr >= start && addr < end)
 			return cur;
@@ -137,7 +145,7 @@ static int read_svarint(const uint8_t *t, size_t len, size_t *i, int *out)
 
 /* 3.11+: entries of (code, length in code units) with a line delta whose
  * encoding depends on the code; addr here is in bytes. */
-static int line_locations(const uint8_t *t, size_t len, int line, int addr)
+static int line_locations(const uint8_t *t, size_t len, int64_t line, int addr)
 {
 	int unit = addr / 2, pos = 0;
 	size_t i = 0;
@@ -145,7 +153,7 @@ static int line_locations(const uint8_t *t, size_t len, int line, int addr)
 		uint8_t first = t[i++];
 		if (!(first & 0x80))
 			return -1; /* not at an entry start: corrupt */
-		int code = (first >> 3) & 15, n = (first & 7) + 1, cur = line;
+		int code = (first >> 3) & 15, n = (first & 7) + 1, cur = line_ok(line);
 		int delta = 0;
 		unsigned skip;
 		switch (code) {
@@ -157,19 +165,19 @@ static int line_locations(const uint8_t *t, size_t len, int line, int addr)
 			    read_varint(t, len, &i, &skip) || read_varint(t, len, &i, &skip))
 				return -1;
 			line += delta;
-			cur = line;
+			cur = line_ok(line);
 			break;
 		case 13: /* no column */
 			if (read_svarint(t, len, &i, &delta))
 				return -1;
 			line += delta;
-			cur = line;
+			cur = line_ok(line);
 			break;
 		case 10:
 		case 11:
 		case 12: /* one-line form: delta in the code, two column bytes */
 			line += code - 10;
-			cur = line;
+			cur = line_ok(line);
 			i += 2;
 			break;
 		default: /* short form: same line, one column byte */
