@@ -1,0 +1,62 @@
+#!/bin/sh
+# Run every libFuzzer harness (build-fuzz/fuzz_NAME) for CGPROF_FUZZ_SECONDS
+# (default 30) over a copy of tests/fuzz/corpus/NAME, with NAME.dict when
+# there is one. One line per harness; a finding fails it, and its input is
+# kept under build-fuzz/findings/ (add it to the corpus once fixed).
+#
+# Run alone (`make fuzz`) it prints "fuzz: N passed, N failed, N skipped";
+# sourced by tests/run-all.sh it adds to that script's pass/fail/skip.
+fz_build=${CGPROF_FUZZ_BUILD:-build-fuzz}
+fz_secs=${CGPROF_FUZZ_SECONDS:-30}
+fz_dir=tests/fuzz
+fz_alone=0
+if [ -z "${pass+x}" ]; then
+	fz_alone=1
+	pass=0 fail=0 skip=0
+fi
+fz_tmp=$(mktemp -d)
+
+for fz_src in "$fz_dir"/fuzz_*.c; do
+	fz_name=$(basename "$fz_src" .c)
+	fz_name=${fz_name#fuzz_}
+	fz_bin=$fz_build/fuzz_$fz_name
+	if [ ! -x "$fz_bin" ]; then
+		echo "FAIL: fuzz $fz_name: $fz_bin is not built (make fuzz-bin)"
+		fail=$((fail + 1))
+		continue
+	fi
+	# The run adds what it finds to its corpus: a copy, never the repo.
+	mkdir -p "$fz_tmp/$fz_name/corpus" "$fz_tmp/$fz_name/out"
+	cp "$fz_dir/corpus/$fz_name"/* "$fz_tmp/$fz_name/corpus/" 2>/dev/null
+	fz_seeds=$(ls "$fz_tmp/$fz_name/corpus" | wc -l)
+	set -- -max_total_time="$fz_secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix="$fz_tmp/$fz_name/out/"
+	[ -f "$fz_dir/$fz_name.dict" ] && set -- "$@" -dict="$fz_dir/$fz_name.dict"
+	fz_t0=$(date +%s)
+	"$fz_bin" "$@" "$fz_tmp/$fz_name/corpus" >"$fz_tmp/$fz_name/log" 2>&1
+	fz_rc=$?
+	fz_t1=$(date +%s)
+	fz_runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$fz_tmp/$fz_name/log" | tail -1)
+	fz_found=$(ls "$fz_tmp/$fz_name/out" | head -1)
+	if [ $fz_rc -eq 0 ] && [ -z "$fz_found" ]; then
+		echo "ok: fuzz $fz_name: ${fz_runs:-?} runs in $((fz_t1 - fz_t0)) s from $fz_seeds seeds, no finding"
+		pass=$((pass + 1))
+	else
+		tail -n 60 "$fz_tmp/$fz_name/log"
+		if [ -n "$fz_found" ]; then
+			mkdir -p "$fz_build/findings/$fz_name"
+			cp "$fz_tmp/$fz_name/out"/* "$fz_build/findings/$fz_name/"
+			echo "FAIL: fuzz $fz_name: $fz_found (kept in $fz_build/findings/$fz_name/;" \
+				"replay: $fz_bin $fz_build/findings/$fz_name/$fz_found)"
+		else
+			echo "FAIL: fuzz $fz_name: libFuzzer exited $fz_rc"
+		fi
+		fail=$((fail + 1))
+	fi
+done
+rm -rf "$fz_tmp"
+
+if [ $fz_alone -eq 1 ]; then
+	echo "fuzz: $pass passed, $fail failed, $skip skipped"
+	[ $fail -eq 0 ]
+fi
