@@ -187,6 +187,12 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, int *
 	*err = target_read(s->pi.t, addr, w, s->code_win);
 	if (*err)
 		return NULL;
+	/* Frames are named after their thread runs on: a code object freed
+	 * meanwhile (a module's, once it has run) may hold another object. */
+	if (s->pi.pycode_type && rd64(w, s->code_win, 8) != s->pi.pycode_type) {
+		*err = -ESTALE;
+		return NULL;
+	}
 	struct py_code k = {
 		.addr = addr,
 		.filename = rd64(w, s->code_win, L->code_filename),
