@@ -91,6 +91,19 @@ int target_reap(struct target *t, bool block, int *status);
 /* Send a signal (used only to forward the user's signals in `run`). */
 int target_signal(struct target *t, int sig);
 
+/* Which program image a process runs: the 16 random bytes the kernel
+ * puts on a new stack at every execve (AT_RANDOM), fresh per exec even
+ * when the same binary lands at the same addresses. */
+struct target_image {
+	uint64_t addr; /* 0: unknown */
+	uint8_t random[16];
+};
+/* The image the process runs now. 0 or negative. */
+int target_image_get(struct target *t, struct target_image *img);
+/* 1 if the process has exec'd since img was taken, 0 if not, -ESRCH when
+ * it is gone; an unknown img never counts as changed. */
+int target_image_changed(struct target *t, const struct target_image *img);
+
 /* Direct children of pid (scan of /proc); for --subprocesses. */
 int target_children(pid_t pid, pid_t *out, size_t max);
 

@@ -29,6 +29,8 @@
 #define SESSION_ALIVE_CHECK_NS (50 * 1000000ULL)
 #define SESSION_RUN_PROBE_GIVEUP_NS (10 * 1000000000ULL)
 #define SESSION_ATTACH_PROBE_NS (1000 * 1000000ULL)
+/* After an exec: how often to look for the new program's runtime. */
+#define SESSION_EXEC_PROBE_NS (20 * 1000000ULL)
 /* --heap without upload: how often to refresh the JVM heap summary (each
  * is a heap walk at a safepoint, so not often). */
 #define SESSION_HEAP_EVERY_NS (10 * 1000000000ULL)
@@ -40,8 +42,10 @@ struct proc {
 	char cmd[96];
 	uint64_t seen_ns;  /* when we started watching it */
 	uint64_t next_probe_ns; /* not a runtime yet: when to look again */
+	struct target_image image; /* the program the sampler was opened on */
 	bool dead;
 	bool not_runtime;  /* probed long enough: not Python/Java */
+	bool execd;        /* replaced its program while we watched */
 };
 
 struct session {
@@ -200,6 +204,9 @@ static int proc_try_open(struct session *ss, struct proc *p)
 		.native = ss->o->native,
 		.max_depth = ss->max_depth,
 	};
+	/* Taken before the probe: an exec after this is always noticed. */
+	if (target_image_get(p->t, &p->image))
+		memset(&p->image, 0, sizeof(p->image));
 	int r = runtime_probe(p->t, ss->o->native, &ops);
 	if (r)
 		return r;
@@ -224,6 +231,25 @@ static void proc_close(struct proc *p)
 		p->ops->close(p->priv);
 	p->ops = NULL;
 	p->priv = NULL;
+}
+
+/* A process that exec'd runs another program: its sampler describes
+ * memory that no longer exists. Close it and look for a runtime in the
+ * new program as for a new process. */
+static void proc_check_exec(struct proc *p, uint64_t now)
+{
+	if (!p->ops || target_image_changed(p->t, &p->image) != 1)
+		return;
+	char exe[256] = "?";
+	proc_close(p);
+	/* The command line may not be in place yet: the executable is. */
+	target_exe(p->t, exe, sizeof(exe));
+	cg_warn("process %d executed a new program (%s); looking for its runtime again",
+		(int)target_pid(p->t), exe);
+	p->execd = true;
+	p->not_runtime = false;
+	p->seen_ns = now;
+	p->next_probe_ns = now;
 }
 
 /* --subprocesses: watch new descendants of every process we follow. */
@@ -495,16 +521,28 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 			struct proc *p = &ss->procs[i];
 			if (p->dead)
 				continue;
+			proc_check_exec(p, now);
 			if (!p->ops) {
 				if (p->not_runtime || now < p->next_probe_ns)
 					continue;
-				p->next_probe_ns = now + SESSION_CHILD_SCAN_NS;
+				p->next_probe_ns = now + (p->execd ? SESSION_EXEC_PROBE_NS
+								   : SESSION_CHILD_SCAN_NS);
 				int r = proc_try_open(ss, p);
 				cg_clearerr();
 				if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
 					p->not_runtime = true;
-				else if (r && r != -ENOENT)
-					p->not_runtime = true;
+				else if (r && r != -ENOENT && !p->execd)
+					p->not_runtime = true; /* mid-exec errors pass */
+				if (p->not_runtime && p->execd && i == 0) {
+					/* Nothing left to sample in the main target: end
+					 * as if it had exited (run still waits for it). */
+					char exe[256] = "?";
+					target_exe(p->t, exe, sizeof(exe));
+					cg_warn("process %d now runs %s, without Python or Java; "
+						"sampling ends",
+						(int)target_pid(p->t), exe);
+					main_gone = true;
+				}
 				if (r)
 					continue;
 			}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -328,6 +329,45 @@ int target_exe(struct target *t, char *buf, size_t n)
 		return -errno;
 	buf[r] = '\0';
 	return 0;
+}
+
+int target_image_get(struct target *t, struct target_image *img)
+{
+	char path[64];
+	uint64_t aux[2 * 64];
+	memset(img, 0, sizeof(*img));
+	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)t->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	ssize_t n = read(fd, aux, sizeof(aux));
+	int err = errno;
+	close(fd);
+	if (n < 0)
+		return -err;
+	uint64_t addr = 0;
+	for (size_t i = 0; i + 1 < (size_t)n / 8 && aux[i] != AT_NULL; i += 2)
+		if (aux[i] == AT_RANDOM)
+			addr = aux[i + 1];
+	if (!addr)
+		return -ENOENT;
+	int r = target_read(t, addr, img->random, sizeof(img->random));
+	if (r)
+		return r;
+	img->addr = addr;
+	return 0;
+}
+
+int target_image_changed(struct target *t, const struct target_image *img)
+{
+	uint8_t now[sizeof(img->random)];
+	if (!img->addr)
+		return 0;
+	int r = target_read(t, img->addr, now, sizeof(now));
+	if (r == -ESRCH || (r && !target_alive(t)))
+		return -ESRCH;
+	/* Unreadable where the old stack was, or other bytes: a new image. */
+	return r || memcmp(now, img->random, sizeof(now)) ? 1 : 0;
 }
 
 int target_children(pid_t pid, pid_t *out, size_t max)

@@ -367,5 +367,160 @@ class SigkillAtRandomPoints(CgTestCase):
         print("\n  %d kills in %.1f s, %d inside a pause, %d SIGUSR1 all delivered"
               % (len(plan), time.monotonic() - t0, caught, signals), file=sys.stderr)
 
+LIFECYCLE = os.path.join(TORTURE, "lifecycle.py")
+SPIN_EXIT = os.path.join(BUILD, "tests", "programs", "spin_exit")
+
+
+def script_frames_ok(case, stacks, allowed_files):
+    """Every frame names a function in a file we expect (no garbage);
+    code compiled from a string (site's .pth lines) is "<string>"."""
+    allowed_files = tuple(allowed_files) + ("<string>",)
+    for stack in stacks:
+        for fr in stack:
+            m = re.match(r"^(process \d+ \(.*\)|thread .* \(\d+\)|[\w.<>]+ \((.+?)(:\d+)?\))$", fr)
+            case.assertTrue(m, "garbage frame %r in %r" % (fr, stack))
+            if m.group(2):
+                case.assertTrue(any(m.group(2).startswith(a) for a in allowed_files),
+                                "frame from an unexpected file: %r" % fr)
+
+
+class TargetsThatExitForkExec(CgTestCase):
+    """A target that ends, forks or execs while cgprof samples it at
+    1000 Hz: cgprof ends on its own, writes the profile, exits as
+    documented (run: the command's status; attach: 0), never hangs."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="cgprof-life-")
+
+    def tearDown(self):
+        super().tearDown()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def profile(self, name):
+        with open(os.path.join(self.tmp, name)) as f:
+            return parse_collapsed(f.read())
+
+    def test_exit_mid_sample(self):
+        rng = random.Random(SEED + 1)
+        for n in range(6):
+            when, code = round(rng.uniform(0.2, 0.8), 3), rng.choice([0, 5, 9, 42])
+            out = os.path.join(self.tmp, "exit%d.txt" % n)
+            t0 = time.monotonic()
+            r = run([CGPROF, "run", "-r", "1000", "--idle", "-f", "collapsed", "-o", out, "--",
+                     SYSPY, LIFECYCLE, "exit", str(when), str(code)], timeout=60)
+            where = "exit at %.3f s with %d" % (when, code)
+            self.assertEqual(r.returncode, code, "%s: %s" % (where, r.stderr))
+            self.assertEqual(r.stdout, "exiting %d\n" % code, where)
+            self.assertIsNotNone(summary_of(r.stderr), r.stderr)
+            self.assertLess(time.monotonic() - t0, 30, where)
+            stacks = self.profile("exit%d.txt" % n)
+            self.assertTrue(any(LIFECYCLE in ";".join(s) for s in stacks), (where, stacks))
+            script_frames_ok(self, stacks, (LIFECYCLE, "<frozen", "/usr/lib/python3"))
+        # attach: ends when the process does, exit 0, profile written.
+        for n in range(2):
+            when = 0.4 + 0.3 * n
+            w = self.spawn([SYSPY, LIFECYCLE, "exit", str(when + 0.3), "7"])
+            time.sleep(0.3)
+            out = os.path.join(self.tmp, "exit-attach%d.txt" % n)
+            r = run([CGPROF, "attach", "-r", "1000", "-f", "collapsed", "-o", out, str(w.pid)],
+                    timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(w.wait(30), 7)
+            self.assertEqual(w.stdout.read(), "exiting 7\n")
+            stacks = self.profile("exit-attach%d.txt" % n)
+            self.assertTrue(any("main_exit" in ";".join(s) for s in stacks), stacks)
+
+    def check_fork(self, r, n):
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), n, r.stdout)
+        pids = []
+        for i, line in enumerate(lines):
+            m = re.match(r"^child %d pid (\d+) status %d$" % (i, 10 + i), line)
+            self.assertTrue(m, "child %d harmed: %r" % (i, r.stdout))
+            pids.append(int(m.group(1)))
+        return pids
+
+    def test_fork_mid_sample(self):
+        # Without --subprocesses: children run unharmed and unprofiled.
+        out = os.path.join(self.tmp, "fork.txt")
+        r = run([CGPROF, "run", "-r", "1000", "-f", "collapsed", "-o", out, "--",
+                 SYSPY, LIFECYCLE, "fork", "3"], timeout=60)
+        self.check_fork(r, 3)
+        stacks = self.profile("fork.txt")
+        self.assertTrue(any("main_fork" in ";".join(s) for s in stacks), stacks)
+        self.assertFalse([s for s in stacks if "child_work" in ";".join(s)],
+                         "a child was sampled without --subprocesses")
+        # With --subprocesses: each child gets its own root, doing child_work.
+        out = os.path.join(self.tmp, "forksub.txt")
+        r = run([CGPROF, "run", "-v", "-r", "1000", "--subprocesses", "-f", "collapsed", "-o", out,
+                 "--", SYSPY, LIFECYCLE, "fork", "3"], timeout=60)
+        pids = self.check_fork(r, 3)
+        stacks = self.profile("forksub.txt")
+        for pid in pids:
+            mine = [s for s in stacks if s[0].startswith("process %d " % pid)]
+            self.assertTrue(mine, "child %d not profiled: %s\n%s"
+                            % (pid, sorted(set(s[0] for s in stacks)), r.stderr))
+            self.assertTrue(any("child_work" in ";".join(s) for s in mine), mine)
+        script_frames_ok(self, stacks, (LIFECYCLE, "<frozen", "/usr/lib/python3"))
+
+    def other_python(self):
+        """A CPython of another version than the system one, or None."""
+        sysver = sys.version_info[:2] if sys.executable == SYSPY else None
+        for label, exe, ver in find_pythons():
+            if exe != SYSPY and ver != sysver and ver >= (3, 8):
+                return exe, ver
+        return None, None
+
+    def test_exec_into_another_python(self):
+        """The same process runs another interpreter after execv: cgprof
+        says so, finds the new runtime and profiles both programs."""
+        exe, ver = self.other_python()
+        if not exe:
+            self.skipTest("no second CPython to exec into")
+        for mode in ("run", "attach"):
+            out = os.path.join(self.tmp, "exec-%s.txt" % mode)
+            argv = [SYSPY, LIFECYCLE, "exec", exe, exe, LIFECYCLE, "after", "1.0", "4"]
+            opts = ["-r", "1000", "-f", "collapsed", "-o", out]
+            if mode == "run":
+                r = run([CGPROF, "run"] + opts + ["--"] + argv, timeout=60)
+                self.assertEqual(r.returncode, 4, r.stderr)
+                stdout, err = r.stdout, r.stderr
+            else:
+                w = self.spawn(argv)
+                time.sleep(0.2)
+                r = run([CGPROF, "attach"] + opts + [str(w.pid)], timeout=60)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(w.wait(30), 4)
+                stdout, err = w.stdout.read(), r.stderr
+            self.assertEqual(stdout, "exec %s\nafter_exec done in %d.%d\n"
+                             % (os.path.basename(exe), ver[0], ver[1]), mode)
+            self.assertRegex(err, r"executed a new program \(%s" % re.escape(os.path.dirname(exe)))
+            stacks = self.profile("exec-%s.txt" % mode)
+            joined = [";".join(s) for s in stacks]
+            before = sum(c for s, c in zip(joined, stacks.values()) if "before_exec" in s)
+            after = sum(c for s, c in zip(joined, stacks.values()) if "after_exec" in s)
+            self.assertGreater(before, 0, (mode, err))
+            self.assertGreater(after, 0, "%s: the new program was not profiled: %s" % (mode, err))
+            prefix = os.path.dirname(os.path.dirname(exe))
+            script_frames_ok(self, stacks, (LIFECYCLE, "<frozen", "<string>", "/usr/lib/python3",
+                                            prefix))
+
+    def test_exec_into_a_native_program(self):
+        """execv into a program with no Python: cgprof says so, the profile
+        keeps what came before, run exits with the new program's status."""
+        out = os.path.join(self.tmp, "exec-native.txt")
+        t0 = time.monotonic()
+        r = run([CGPROF, "run", "-r", "1000", "-f", "collapsed", "-o", out, "--", SYSPY,
+                 LIFECYCLE, "exec", SPIN_EXIT, "spin_exit", "600", "6"], timeout=60)
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertEqual(r.stdout, "exec spin_exit\nspin_exit done\n")
+        self.assertIn("executed a new program (%s)" % SPIN_EXIT, r.stderr)
+        self.assertLess(time.monotonic() - t0, 30)
+        stacks = self.profile("exec-native.txt")
+        self.assertTrue(any("before_exec" in ";".join(s) for s in stacks), stacks)
+        script_frames_ok(self, stacks, (LIFECYCLE, "<frozen", "/usr/lib/python3"))
+
 if __name__ == "__main__":
     unittest.main()
