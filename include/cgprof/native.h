@@ -101,7 +101,10 @@ int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *f
  * symbolize names them afterwards, with the thread running again. */
 int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *frames, uint32_t max,
 		      uint32_t *n, bool *truncated);
-int native_symbolize(struct native_ctx *c, struct native_frame *frames, uint32_t n);
+/* Names frames[0..*n). A thread's first function (clone, _start) is its
+ * root: frames past it are stack garbage (a thread caught before its entry
+ * code marked the end of the chain) and are dropped, lowering *n. */
+int native_symbolize(struct native_ctx *c, struct native_frame *frames, uint32_t *n);
 /* Once per sampling round, before pausing anything, with the target's
  * live thread ids: forgets state of threads that are gone and, about once
  * a second, re-reads the maps (so that cost is never inside a pause). */

@@ -105,7 +105,7 @@ static int native_sampler_sample(void *priv, cg_sample_fn fn, void *arg,
 		target_resume(s->t, tid);
 		/* names are looked up with the thread running again */
 		if (!r)
-			r = native_symbolize(s->ctx, s->nf, nf);
+			r = native_symbolize(s->ctx, s->nf, &nf);
 		if (r) {
 			stats->lost[r == -ESRCH ? CG_LOST_GONE : CG_LOST_READ]++;
 			continue;

@@ -378,8 +378,19 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 	return 0;
 }
 
-int native_symbolize(struct native_ctx *c, struct native_frame *frames, uint32_t n)
+/* The outermost function of every thread: nothing calls it. */
+static bool is_thread_root(const char *sym)
 {
+	static const char *const roots[] = {"_start", "__clone3", "__clone", "clone", "clone3"};
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++)
+		if (!strcmp(sym, roots[i]))
+			return true;
+	return false;
+}
+
+int native_symbolize(struct native_ctx *c, struct native_frame *frames, uint32_t *np)
+{
+	uint32_t n = *np;
 	if (c->nhex < n) {
 		char (*h)[NATIVE_HEX_LEN] = realloc(c->hex, n * sizeof(*h));
 		if (!h)
@@ -387,8 +398,13 @@ int native_symbolize(struct native_ctx *c, struct native_frame *frames, uint32_t
 		c->hex = h;
 		c->nhex = n;
 	}
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		name_frame(c, &frames[i], i, frames[i].flags & NATIVE_F_EXACT);
+		if (!(frames[i].flags & NATIVE_F_UNKNOWN) && is_thread_root(frames[i].f.name)) {
+			*np = i + 1;
+			break;
+		}
+	}
 	return 0;
 }
 
@@ -396,7 +412,7 @@ int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *f
 			 uint32_t max, uint32_t *n, bool *truncated)
 {
 	int r = native_unwind_ips(c, tid, frames, max, n, truncated);
-	return r ? r : native_symbolize(c, frames, *n);
+	return r ? r : native_symbolize(c, frames, n);
 }
 
 /* Names compared without the compiler's clone suffixes

@@ -561,7 +561,7 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 		const struct cg_frame *out_frames = s->frames;
 		if (s->nctx && nf >= 0) {
 			if (nr == 0)
-				nr = native_symbolize(s->nctx, s->nf, nn);
+				nr = native_symbolize(s->nctx, s->nf, &nn);
 			for (int i = 0; i < nf; i++)
 				s->entry[i] = s->raw[i].entry;
 			uint32_t nm = 0;

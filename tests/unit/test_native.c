@@ -3,6 +3,7 @@
  * native with Python frames on crafted stacks. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,7 +180,7 @@ static void on_sample(const struct cg_sample *s, void *arg)
 /* Addresses as the spinner sees them: it is a separate exec, so its
  * load addresses differ from ours. */
 struct spinner_addrs {
-	uint64_t mid, getppid;
+	uint64_t mid, getppid, clone;
 };
 
 /* "test_native --child spin FD": report our addresses on FD, then spin in
@@ -189,7 +190,7 @@ static int child_main(int argc, char **argv)
 	if (argc != 2 || strcmp(argv[0], "spin") != 0)
 		return 2;
 	int fd = atoi(argv[1]);
-	struct spinner_addrs a = {(uintptr_t)native_test_mid, (uintptr_t)getppid};
+	struct spinner_addrs a = {(uintptr_t)native_test_mid, (uintptr_t)getppid, (uintptr_t)clone};
 	if (write(fd, &a, sizeof(a)) != (ssize_t)sizeof(a))
 		return 3;
 	close(fd);
@@ -259,6 +260,20 @@ START_TEST(symbols_and_unwind_of_child)
 		ck_assert_int_eq(fr[0].f.kind, CG_FK_NATIVE);
 		ck_assert(!trunc);
 	}
+	/* clone is a thread's root: the garbage "callers" past it go */
+	struct native_frame g3[4] = {{.ip = addr.mid + 2, .flags = NATIVE_F_EXACT},
+				     {.ip = addr.clone + 3}, {.ip = 16}, {.ip = 16}};
+	n = 4;
+	ck_assert_int_eq(native_symbolize(c, g3, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(g3[0].f.name, "native_test_mid");
+	ck_assert_ptr_nonnull(strstr(g3[1].f.name, "clone")); /* clone or its alias __clone */
+	/* unnamed frames are never a root: nothing is dropped */
+	struct native_frame g2[2] = {{.ip = addr.mid + 2, .flags = NATIVE_F_EXACT}, {.ip = 16}};
+	n = 2;
+	ck_assert_int_eq(native_symbolize(c, g2, &n), 0);
+	ck_assert_uint_eq(n, 2);
+
 	/* bounded: two frames asked, more there */
 	ck_assert_int_eq(target_pause(t, pid), 0);
 	ck_assert_int_eq(native_unwind_thread(c, pid, fr, 2, &n, &trunc), 0);
