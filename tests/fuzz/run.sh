@@ -38,6 +38,19 @@ for fz_src in "$fz_dir"/fuzz_*.c; do
 	fz_t1=$(date +%s)
 	fz_runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$fz_tmp/$fz_name/log" | tail -1)
 	fz_found=$(ls "$fz_tmp/$fz_name/out" | head -1)
+	# A timeout that does not come back on replay was the machine, not
+	# the parser (a shared, loaded runner can stall one unit for >10 s);
+	# a real hang is deterministic and fails again here.
+	case "$fz_found" in
+	timeout-*)
+		if [ "$(ls "$fz_tmp/$fz_name/out" | wc -l)" -eq 1 ] &&
+			"$fz_bin" -timeout=10 -rss_limit_mb=2048 "$fz_tmp/$fz_name/out/$fz_found" \
+				>"$fz_tmp/$fz_name/replay" 2>&1; then
+			echo "note: fuzz $fz_name: a unit timed out under load but replays in time"
+			fz_found= fz_rc=0
+		fi
+		;;
+	esac
 	if [ $fz_rc -eq 0 ] && [ -z "$fz_found" ]; then
 		echo "ok: fuzz $fz_name: ${fz_runs:-?} runs in $((fz_t1 - fz_t0)) s from $fz_seeds seeds, no finding"
 		pass=$((pass + 1))
