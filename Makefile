@@ -54,7 +54,7 @@ FUZZ_BUILD := build-fuzz
 FUZZ_CC    ?= clang
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # clang (unlike gcc) flags the va_list printf of cg_vlog under -Wformat=2.
-FUZZ_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -D_GNU_SOURCE -Iinclude -MMD -MP \
+FUZZ_CFLAGS := -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -MMD -MP \
 	$(PKG_CFLAGS) -O1 -g $(FUZZ_SAN)
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)

@@ -19,7 +19,8 @@ void cg_log_set_level(enum cg_log_level level);
 enum cg_log_level cg_log_level(void);
 void cg_log(enum cg_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void cg_vlog(enum cg_log_level level, const char *fmt, va_list ap);
+void cg_vlog(enum cg_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 #define cg_error(...) cg_log(CG_LOG_ERROR, __VA_ARGS__)
 #define cg_warn(...) cg_log(CG_LOG_WARN, __VA_ARGS__)

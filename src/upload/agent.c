@@ -342,8 +342,11 @@ int agent_parse_configuration(const char *text, size_t len, struct cg_agent_para
 	if (json_is_boolean(sp))
 		p->should_profile = json_is_true(sp);
 	json_t *period = json_object_get(c, "periodInSeconds");
-	if (json_is_integer(period) && json_integer_value(period) > 0)
-		p->period_s = (uint32_t)json_integer_value(period);
+	if (json_is_integer(period) && json_integer_value(period) > 0) {
+		/* a day at most: a larger value would not fit, and means "rarely" */
+		json_int_t v = json_integer_value(period);
+		p->period_s = v > 86400 ? 86400 : (uint32_t)v;
+	}
 	json_t *ap = json_object_get(c, "agentParameters");
 	if (json_is_object(ap)) {
 		p->sampling_interval_ms =
