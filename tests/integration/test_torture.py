@@ -15,7 +15,6 @@ import os
 import queue
 import random
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -521,6 +520,79 @@ class TargetsThatExitForkExec(CgTestCase):
         stacks = self.profile("exec-native.txt")
         self.assertTrue(any("before_exec" in ";".join(s) for s in stacks), stacks)
         script_frames_ok(self, stacks, (LIFECYCLE, "<frozen", "/usr/lib/python3"))
+
+THREADS500 = os.path.join(TORTURE, "threads500.py")
+
+
+def lost_kinds(stderr):
+    """{'late': n, ...} from the summary line."""
+    m = re.search(r"; \d+ lost \(([^)]*)\)", stderr)
+    if not m:
+        return {}
+    return {k: int(n) for n, k in (x.split(" ", 1) for x in m.group(1).split(", "))}
+
+
+def pick_pythons():
+    """The oldest CPython (tids through pthread_t), the system one, the
+    newest (_Py_DebugOffsets on 3.13): different thread-state layouts."""
+    found = sorted(find_pythons(), key=lambda x: x[2])
+    if not found:
+        return []
+    chosen = {found[0][1]: found[0], found[-1][1]: found[-1]}
+    for f in found:
+        if f[1] == SYSPY:
+            chosen[SYSPY] = f
+    return sorted(chosen.values(), key=lambda x: x[2])
+
+
+class FiveHundredThreads(CgTestCase):
+    """250 threads spin in f_busy and 250 sleep in f_sleep, each known by
+    its kernel tid: every one of them is sampled, each only ever in its
+    own function, none is lost, the target finishes unharmed."""
+
+    def check(self, exe, label, nonblocking=False):
+        w = self.spawn([exe, THREADS500, "6"])
+        line = w.stdout.readline()  # once all 500 are in their function
+        self.assertTrue(line.startswith("{"), (label, line, w.stderr.read() if not line else ""))
+        roles = json.loads(line)
+        self.assertEqual((len(roles["busy"]), len(roles["sleep"])), (250, 250))
+        args = [CGPROF, "attach", "--idle", "--threads", "-d", "2.5", "-r", "20", "-f",
+                "collapsed", "-o", "-", str(w.pid)]
+        if nonblocking:
+            args.insert(2, "--nonblocking")
+        r = run(args, timeout=90)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(held(w.pid), {})
+        per_tid = {}
+        for stack, n in parse_collapsed(r.stdout).items():
+            m = re.match(r"^thread .* \((\d+)\)$", stack[0])
+            self.assertTrue(m, stack)
+            per_tid.setdefault(int(m.group(1)), []).append((";".join(stack), n))
+        for role, func, other in (("busy", "f_busy (", "f_sleep ("), ("sleep", "f_sleep (", "f_busy (")):
+            missing = set(roles[role]) - set(per_tid)
+            self.assertEqual(missing, set(), "%s: %d %s threads never sampled"
+                             % (label, len(missing), role))
+            for tid in roles[role]:
+                for joined, n in per_tid[tid]:
+                    self.assertIn(func, joined, "%s: thread %d (%s) shows %s" % (label, tid, role, joined))
+                    self.assertNotIn(other, joined, (label, tid, role, joined))
+        # Every thread in every round (but rounds late on a loaded machine):
+        # no thread was gone, unpausable or unreadable.
+        lost = lost_kinds(r.stderr)
+        self.assertEqual(set(lost) - {"late", "torn"} if nonblocking else set(lost) - {"late"},
+                         set(), "%s: %s" % (label, r.stderr))
+        out, err = w.communicate(timeout=90)
+        self.assertEqual(w.returncode, 0, err)
+        self.assertEqual(out, "ok 500\n", label)
+
+    def test_500_threads(self):
+        pys = pick_pythons()
+        if not pys:
+            self.skipTest("no CPython found")
+        for label, exe, ver in pys:
+            with self.subTest(python=label):
+                self.check(exe, label)
+        self.check(SYSPY, "system --nonblocking", nonblocking=True)
 
 if __name__ == "__main__":
     unittest.main()
