@@ -77,6 +77,14 @@ static int32_t rd32(const uint8_t *buf, size_t len, int32_t off)
 	return v;
 }
 
+/* A live object's reference count: not 0, and not the free-list pointer
+ * the allocator writes over ob_refcnt when the object is freed. */
+static bool py_refcnt_live(const uint8_t *hdr, size_t len)
+{
+	uint64_t refcnt = rd64(hdr, len, 0);
+	return refcnt > 0 && refcnt < (1ULL << 40);
+}
+
 /* A str object as UTF-8 in out (NUL-terminated, cut at n-1 bytes). Only
  * compact strings exist for names and paths of code objects. */
 static int py_read_str(struct py_sampler *s, uint64_t addr, char *out, size_t n)
@@ -92,7 +100,8 @@ static int py_read_str(struct py_sampler *s, uint64_t addr, char *out, size_t n)
 	int64_t len = (int64_t)rd64(hdr, hlen, L->unicode_length);
 	uint32_t state = (uint32_t)rd32(hdr, hlen, L->unicode_state);
 	unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
-	if (len < 0 || len > PY_STR_MAX || !compact || (kind != 1 && kind != 2 && kind != 4))
+	if (len < 0 || len > PY_STR_MAX || !compact || (kind != 1 && kind != 2 && kind != 4) ||
+	    !py_refcnt_live(hdr, hlen))
 		return -EINVAL;
 	uint64_t data = addr + (uint64_t)(ascii ? L->unicode_ascii_size : L->unicode_compact_size);
 	uint8_t raw[PY_STR_MAX * 4];
@@ -188,8 +197,10 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, int *
 	if (*err)
 		return NULL;
 	/* Frames are named after their thread runs on: a code object freed
-	 * meanwhile (a module's, once it has run) may hold another object. */
-	if (s->pi.pycode_type && rd64(w, s->code_win, 8) != s->pi.pycode_type) {
+	 * meanwhile (a module's, once it has run) may hold another object, or
+	 * be on a free list with its strings freed and reused. */
+	if ((s->pi.pycode_type && rd64(w, s->code_win, 8) != s->pi.pycode_type) ||
+	    !py_refcnt_live(w, s->code_win)) {
 		*err = -ESTALE;
 		return NULL;
 	}
@@ -216,6 +227,20 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, int *
 		*err = py_read_bytes(s, k.linetable, &k.tab, &k.tablen);
 	if (*err)
 		return NULL;
+	/* Still the same live code object after its strings were read? One
+	 * freed, or being built anew at this address, meanwhile may have led
+	 * to strings that were never its own. */
+	uint8_t w2[PY_WINDOW_MAX];
+	if (target_read(s->pi.t, addr, w2, s->code_win) || !py_refcnt_live(w2, s->code_win) ||
+	    rd64(w2, s->code_win, 8) != rd64(w, s->code_win, 8) ||
+	    rd64(w2, s->code_win, L->code_filename) != k.filename ||
+	    rd64(w2, s->code_win, L->code_name) != k.name ||
+	    (L->code_qualname >= 0 && rd64(w2, s->code_win, L->code_qualname) != k.qualname) ||
+	    rd64(w2, s->code_win, L->code_linetable) != k.linetable) {
+		free(k.tab);
+		*err = -ESTALE;
+		return NULL;
+	}
 	k.sname = strdup(name);
 	k.sfile = strdup(file);
 	if (!k.sname || !k.sfile) {
