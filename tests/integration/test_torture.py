@@ -727,5 +727,74 @@ class StackChangingEveryMicrosecond(CgTestCase):
                     self.assertTrue(m.group(2).startswith(("<frozen ", "<string>") + stdlib),
                                     "round %d: %r" % (n, fr))
 
+class JvmExitsDuringThreadDump(CgTestCase):
+    """System.exit while cgprof takes thread dumps at 100 Hz (above what
+    it recommends, so a dump is nearly always in flight): cgprof ends on
+    its own within its timeouts, run exits with the JVM's status, attach
+    with 0, and what was sampled is written."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.classes = None
+        if not shutil.which("javac") or not shutil.which("java"):
+            return
+        cls.classes = tempfile.mkdtemp(prefix="cgprof-jvmexit-")
+        subprocess.run(["javac", "-d", cls.classes, os.path.join(TORTURE, "ExitDuringDump.java")],
+                       check=True, timeout=180)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.classes:
+            shutil.rmtree(cls.classes, ignore_errors=True)
+
+    def setUp(self):
+        super().setUp()
+        if not self.classes:
+            self.skipTest("no JDK (javac/java)")
+
+    def check_profile(self, out, err, where):
+        # The JVM may go before its attach listener ever answered: then
+        # cgprof says so and writes nothing; otherwise the spinners show.
+        if not os.path.exists(out):
+            self.assertRegex(err, r"ended before|has exited|is gone|did not answer", where)
+            return 0
+        with open(out) as f:
+            stacks = parse_collapsed(f.read())
+        self.assertTrue(any("ExitDuringDump.spin" in ";".join(s) for s in stacks), (where, err))
+        return 1
+
+    def test_jvm_exits_during_thread_dumps(self):
+        rng = random.Random(SEED + 2)
+        java = ["java", "-Xshare:auto", "-cp", self.classes, "ExitDuringDump"]
+        written = 0
+        for n in range(8):
+            ms, code = rng.randint(50, 1500), rng.choice([0, 3, 7, 42])
+            where = "run: exit(%d) after %d ms" % (code, ms)
+            out = os.path.join(self.classes, "run%d.txt" % n)
+            t0 = time.monotonic()
+            r = run([CGPROF, "run", "-r", "100", "-f", "collapsed", "-o", out, "--"] + java
+                    + [str(ms), str(code)], timeout=90)
+            self.assertLess(time.monotonic() - t0, 60, where)
+            self.assertEqual(r.returncode, code, "%s: %s" % (where, r.stderr))
+            self.assertEqual(r.stdout, "ready\n", where)
+            written += self.check_profile(out, r.stderr, where)
+        for n in range(2):
+            ms = 800 + 500 * n
+            where = "attach: exit(5) after %d ms" % ms
+            w = self.spawn(java + [str(ms), "5"])
+            self.assertEqual(w.stdout.readline(), "ready\n")
+            out = os.path.join(self.classes, "attach%d.txt" % n)
+            t0 = time.monotonic()
+            r = run([CGPROF, "attach", "-r", "100", "-f", "collapsed", "-o", out, str(w.pid)],
+                    timeout=90)
+            self.assertLess(time.monotonic() - t0, 60, where)
+            self.assertEqual(w.wait(30), 5, where)
+            if r.returncode != 0:
+                # Attached too late: the JVM was already gone.
+                self.assertRegex(r.stderr, r"no such process|has exited|ended before|is gone", where)
+            else:
+                written += self.check_profile(out, r.stderr, where)
+        self.assertGreater(written, 0, "no round ever produced a profile")
+
 if __name__ == "__main__":
     unittest.main()
