@@ -71,6 +71,9 @@ enum target_thread_run target_thread_state(struct target *t, pid_t tid);
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);
 /* Process command line, args joined by spaces (for messages only). */
 int target_cmdline(struct target *t, char *buf, size_t n);
+/* Process command line as the kernel keeps it: arguments each ended by a
+ * NUL. Returns its length (cut at n), or negative. */
+int target_argv(struct target *t, char *buf, size_t n);
 /* Path of the executable (readlink /proc/PID/exe). */
 int target_exe(struct target *t, char *buf, size_t n);
 

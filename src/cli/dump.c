@@ -72,7 +72,7 @@ int cmd_dump(struct cli_opts *o)
 	if (r)
 		goto out;
 	char cmd[512] = "";
-	target_cmdline(t, cmd, sizeof(cmd));
+	runtime_label(t, cmd, sizeof(cmd));
 	printf("Process %d: %s\n%s\n\n", (int)pid, cmd, ops->version ? ops->version(priv) : ops->name);
 	r = ops->sample(priv, print_thread, stdout, &stats);
 	if (r > 0)

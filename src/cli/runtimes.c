@@ -45,13 +45,51 @@ int runtime_probe(struct target *t, bool native, const struct cg_sampler_ops **o
 	return last;
 }
 
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+void runtime_label(struct target *t, char *buf, size_t n)
+{
+	char argv[4096];
+	int len = target_argv(t, argv, sizeof(argv));
+	if (len <= 0 || !argv[0]) {
+		char exe[256] = "?";
+		target_exe(t, exe, sizeof(exe));
+		snprintf(buf, n, "%s", base_name(exe));
+		return;
+	}
+	argv[len] = '\0';
+	snprintf(buf, n, "%s", base_name(argv));
+	/* Options are skipped; the first other argument is kept only when it
+	 * names a script or a jar, and ends the search either way (it may be
+	 * an option's value). */
+	for (const char *a = argv + strlen(argv) + 1; a < argv + len; a += strlen(a) + 1) {
+		if (a[0] == '-')
+			continue;
+		if (ends_with(a, ".py") || ends_with(a, ".jar")) {
+			size_t used = strlen(buf);
+			snprintf(buf + used, n - used, " %s", base_name(a));
+		}
+		break;
+	}
+}
+
 int runtime_explain_none(struct target *t)
 {
-	char exe[256] = "?", cmd[256] = "";
+	char exe[256] = "?", label[256] = "";
 	target_exe(t, exe, sizeof(exe));
-	target_cmdline(t, cmd, sizeof(cmd));
+	runtime_label(t, label, sizeof(label));
 	return cg_fail(-ENOENT,
-		       "process %d is not a Python or Java process (it runs %s%s%s%s); "
+		       "process %d is not a Python or Java process (it runs %s: '%s'); "
 		       "use --native to profile native code",
-		       (int)target_pid(t), exe, cmd[0] ? ": '" : "", cmd, cmd[0] ? "'" : "");
+		       (int)target_pid(t), exe, label);
 }

@@ -11,6 +11,10 @@
 /* 0 and *out set; -ENOENT if no runtime (yet); other negative: final. */
 int runtime_probe(struct target *t, bool native, const struct cg_sampler_ops **out);
 /* cg_fail() naming what the process runs instead. Returns -ENOENT. */
+/* How cgprof names a process in profiles and messages: its program and,
+ * for an interpreter, the script or jar it runs (a file name, as its
+ * frames show anyway). Never the other arguments: they may hold secrets. */
+void runtime_label(struct target *t, char *buf, size_t n);
 int runtime_explain_none(struct target *t);
 
 #endif

@@ -39,7 +39,7 @@ struct proc {
 	struct target *t;
 	const struct cg_sampler_ops *ops;
 	void *priv;
-	char cmd[96];
+	char cmd[96];     /* runtime_label(): program and script, no arguments */
 	uint64_t seen_ns;  /* when we started watching it */
 	uint64_t next_probe_ns; /* not a runtime yet: when to look again */
 	struct target_image image; /* the program the sampler was opened on */
@@ -189,7 +189,7 @@ static int proc_add(struct session *ss, struct target *t)
 	memset(p, 0, sizeof(*p));
 	p->t = t;
 	p->seen_ns = cg_now_ns();
-	target_cmdline(t, p->cmd, sizeof(p->cmd));
+	runtime_label(t, p->cmd, sizeof(p->cmd));
 	return 0;
 }
 
@@ -214,8 +214,8 @@ static int proc_try_open(struct session *ss, struct proc *p)
 	if (r)
 		return r;
 	p->ops = ops;
-	/* cmdline may have changed since fork (exec) */
-	target_cmdline(p->t, p->cmd, sizeof(p->cmd));
+	/* the program may have changed since fork (exec) */
+	runtime_label(p->t, p->cmd, sizeof(p->cmd));
 	if (!ss->have_runtime) {
 		ss->have_runtime = true;
 		ss->runtime = ops->runtime;

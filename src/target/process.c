@@ -320,6 +320,13 @@ int target_cmdline(struct target *t, char *buf, size_t n)
 	return 0;
 }
 
+int target_argv(struct target *t, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
+	return read_small_file(path, buf, n);
+}
+
 int target_exe(struct target *t, char *buf, size_t n)
 {
 	char path[64];

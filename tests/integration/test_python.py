@@ -136,7 +136,9 @@ class TestPythonOptions(CgTestCase):
                 stacks = parse_collapsed(f.read())
         roots = {s[0] for s in stacks}
         self.assertTrue(roots, r.stderr)
-        self.assertTrue(all(re.match(r"process \d+ \(.*split\.py 2\)$", x) for x in roots), roots)
+        # program and script name only: arguments may hold secrets
+        self.assertTrue(all(re.match(r"process \d+ \(python[\d.]* split\.py\)$", x) for x in roots),
+                        roots)
         self.assertTrue(any("alpha" in map(frame_func, s) for s in stacks))
 
     def test_max_depth_cuts_and_says_so(self):
