@@ -253,6 +253,29 @@ class Privacy(CgTestCase):
                 self.assert_names_workload(label, blob)
                 self.assert_clean(label, blob)
 
+    def test_java(self):
+        """The same for a JVM: token in argv and environment, derived
+        values as a local and an argument of the hot method."""
+        if not shutil.which("javac") or not shutil.which("java"):
+            self.skipTest("no JDK")
+        classes = os.path.join(self.tmp, "classes")
+        subprocess.run(["javac", "-d", classes, os.path.join(PRIVACY, "SecretKeeper.java")],
+                       check=True, timeout=180)
+        for fmt, name in (("flamegraph", "j.svg"), ("speedscope", "j.speedscope.json"),
+                          ("pprof", "j.pb.gz"), ("collapsed", "j.txt")):
+            with self.subTest(fmt):
+                out = os.path.join(self.tmp, name)
+                opts = ["--subprocesses"] if fmt == "collapsed" else ["--idle", "--threads"]
+                r = self.run_cgprof(["run", "-f", fmt, "-o", out] + opts + [
+                    "--", "java", "-cp", classes, "SecretKeeper", "--token", self.token, "2.5"],
+                    "java " + fmt)
+                self.assertEqual(r.stdout, "ok\n")
+                with open(out, "rb") as f:
+                    blob = f.read()
+                text = b"".join(expand(blob))
+                self.assertIn(b"SecretKeeper.processPayload", text, fmt)
+                self.assert_clean("java " + fmt, blob)
+
     def test_attach_and_dump(self):
         p = self.spawn(self.argv(4.0), env=self.env, cwd=PRIVACY)
         import time
