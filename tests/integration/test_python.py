@@ -90,7 +90,9 @@ class PythonVersionTests:
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"CPython 3\.\d+")
         self.assertRegex(r.stdout, r"\n    (alpha|beta|cpu) \(.*split\.py:\d+\)\n    main \(.*split\.py:\d+\)")
-        self.assertRegex(r.stdout, r"\((idle|running)\)\n    idle_wait \(.*split\.py:\d+\)\n    sleeper")
+        # the sleeper: threading's wait frames, then idle_wait <- sleeper
+        self.assertRegex(r.stdout, r"\(idle\)\n(    \S*wait \(.*threading\.py:\d+\)\n)+"
+                                   r"    idle_wait \(.*split\.py:\d+\)\n    sleeper")
         self.assertIsNone(p.poll())
 
 
