@@ -27,6 +27,7 @@ static void put32(uint8_t *img, int32_t off, int32_t v) { memcpy(img + off, &v, 
 static uint64_t put_str(const struct py_layout *L, int k, const char *s)
 {
 	uint8_t *o = str_img + k * 0x100;
+	put64(o, 0, 1); /* ob_refcnt: a live object */
 	put64(o, L->unicode_length, strlen(s));
 	put32(o, L->unicode_state, (1 << 2) | (1 << 5) | (1 << 6)); /* 1-byte, compact, ascii */
 	memcpy(o + L->unicode_ascii_size, s, strlen(s));
@@ -56,6 +57,7 @@ static void build(const struct py_layout *L, const char *const *names, int n, bo
 		uint64_t back = i + 1 < n ? BASE_FRAMES + (uint64_t)(i + 1) * STRIDE
 				: loop	  ? BASE_FRAMES
 					  : 0;
+		put64(c, 0, 1); /* ob_refcnt: a live code object */
 		put64(f, L->frame_back, back);
 		put64(f, L->frame_code, code);
 		put64(f, L->frame_instr, code + (uint64_t)L->code_adaptive);

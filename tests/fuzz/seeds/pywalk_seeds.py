@@ -66,6 +66,7 @@ def image(L, names, cyclic=False, tstate_off=0, region0_prefix=b"", lasti=2,
     # the file name string, shared
     def put_str(k, s):
         off = k * STR_STRIDE
+        strs.u64(off, 1)  # ob_refcnt: live
         strs.u64(off + L["unicode_length"], len(s))
         strs.i32(off + L["unicode_state"], (1 << 2) | (1 << 5) | (1 << 6))
         d = off + L["unicode_ascii_size"]
@@ -91,6 +92,7 @@ def image(L, names, cyclic=False, tstate_off=0, region0_prefix=b"", lasti=2,
             frames.u8(fo + L["frame_owner"], 0)
         if L["frame_is_entry"] >= 0:
             frames.u8(fo + L["frame_is_entry"], 1 if i + 1 == len(names) else 0)
+        codes.u64(co, 1)  # ob_refcnt: live
         codes.u64(co + 8, PYCODE_TYPE)  # ob_type
         codes.u64(co + L["code_filename"], fname)
         nm = put_str(1 + i, name)
