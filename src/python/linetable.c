@@ -41,8 +41,10 @@ int py_layout_from_debug_offsets(const void *rawp, size_t len, int minor, struct
 #define DBG(field)                                                        \
 	do {                                                              \
 		uint64_t v_ = dbg_u64(raw, len, m->field, &bad);          \
-		if (v_ > 65536)                                           \
+		if (v_ > 65536) {                                         \
 			bad = 1;                                          \
+			v_ = 0;                                           \
+		}                                                         \
 		out->field = (int32_t)v_;                                 \
 	} while (0)
 	DBG(runtime_interp_head);
