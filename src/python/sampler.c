@@ -17,6 +17,7 @@
 #define PY_STR_MAX 1024          /* longest name or path we keep */
 #define PY_LINETABLE_MAX (1 << 20)
 #define PY_WINDOW_MAX 512        /* bytes read per frame / code object */
+#define PY_FRAME_BLOCK 8192      /* 3.11+: data-stack bytes read at once */
 
 struct py_code {
 	uint64_t addr;
@@ -33,6 +34,7 @@ struct py_raw_frame {
 	uint64_t code;
 	int addr; /* byte offset of the current instruction, -1 unknown */
 	bool entry; /* outermost frame of one eval-loop C call (native merge) */
+	bool maybe_not_code; /* 3.13: f_executable, checked when named */
 };
 
 struct py_sampler {
@@ -44,6 +46,11 @@ struct py_sampler {
 	uint32_t ncodes;
 	struct cg_frame *frames;
 	uint32_t frames_cap;
+	uint8_t *cwin;     /* frames_cap code windows, read in one go */
+	bool *cwin_ok;
+	/* 3.11+: the piece of data stack last read during this walk */
+	uint64_t blk_lo, blk_hi;
+	uint8_t blk[PY_FRAME_BLOCK + PY_WINDOW_MAX];
 	size_t frame_win, code_win, tstate_win;
 	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
 	struct native_ctx *nctx;   /* --native */
@@ -188,14 +195,13 @@ static void code_cache_clear(struct py_sampler *s)
 }
 
 /* The code object at addr, from the cache when its identifying fields are
- * unchanged (a freed code object's address can be reused). */
-static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, int *err)
+ * unchanged (a freed code object's address can be reused). w: its window
+ * (code_win bytes), already read. */
+static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, const uint8_t *w,
+				      int *err)
 {
 	const struct py_layout *L = &s->pi.L;
-	uint8_t w[PY_WINDOW_MAX];
-	*err = target_read(s->pi.t, addr, w, s->code_win);
-	if (*err)
-		return NULL;
+	*err = 0;
 	/* Frames are named after their thread runs on: a code object freed
 	 * meanwhile (a module's, once it has run) may hold another object, or
 	 * be on a free list with its strings freed and reused. */
@@ -264,6 +270,41 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, int *
 	return &s->codes[s->ncodes++];
 }
 
+/* One frame's window at f into w. From 3.11 frames live in per-thread
+ * data-stack chunks, each caller below its callee, so one read of the
+ * block that ends with this frame usually holds the next several: a walk
+ * of depth D costs a few system calls, not D. Frames elsewhere (in
+ * generator objects, another chunk, or on <= 3.10 the heap) are read
+ * alone. The block is only valid for the walk that read it. */
+static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
+{
+	size_t win = s->frame_win;
+	if (f + win < f)
+		return -EFAULT;
+	if (f >= s->blk_lo && f + win <= s->blk_hi) {
+		memcpy(w, s->blk + (f - s->blk_lo), win);
+		return 0;
+	}
+	if (s->pi.L.frame_owner < 0)
+		return target_read(s->pi.t, f, w, win);
+	/* From a page boundary (a page under the frame may not exist, its
+	 * own page does), so a failure falls back to the frame alone. */
+	uint64_t page = f & ~(uint64_t)4095;
+	uint64_t lo = page > PY_FRAME_BLOCK - 4096 ? page - (PY_FRAME_BLOCK - 4096) : 0;
+	uint64_t hi = f + win;
+	if (lo && !target_read(s->pi.t, lo, s->blk, hi - lo)) {
+		s->blk_lo = lo;
+		s->blk_hi = hi;
+	} else if (!target_read(s->pi.t, page, s->blk, hi - page)) {
+		s->blk_lo = page;
+		s->blk_hi = hi;
+	} else {
+		return target_read(s->pi.t, f, w, win);
+	}
+	memcpy(w, s->blk + (f - s->blk_lo), win);
+	return 0;
+}
+
 /* Walk one thread's frame chain, leaf first, into s->raw: only the reads
  * that must see a consistent chain (done while the thread is paused).
  * Returns the number of frames, or negative. *truncated when deeper than
@@ -278,6 +319,7 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 	int r;
 
 	*truncated = false;
+	s->blk_lo = s->blk_hi = 0;
 	if (L->tstate_frame >= 0)
 		r = target_read(t, tstate + (uint64_t)L->tstate_frame, &f, 8);
 	else if (L->tstate_current_frame >= 0)
@@ -302,7 +344,7 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 			power *= 2;
 			lam = 0;
 		}
-		r = target_read(t, f, w, s->frame_win);
+		r = frame_read(s, f, w);
 		if (r)
 			return r;
 		uint64_t code = rd64(w, s->frame_win, L->frame_code);
@@ -314,13 +356,12 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 			f = back;
 			continue;
 		}
-		if (s->pi.pycode_type && L->tstate_current_frame >= 0) {
-			/* 3.13: f_executable may be something other than code */
-			uint64_t type = 0;
-			if (!code || target_read(t, code + 8, &type, 8) || type != s->pi.pycode_type) {
-				f = back;
-				continue;
-			}
+		/* 3.13: f_executable may be something other than code; its
+		 * type is checked with the code windows, after the walk */
+		bool maybe_not_code = s->pi.pycode_type && L->tstate_current_frame >= 0;
+		if (!code && maybe_not_code) {
+			f = back;
+			continue;
 		}
 		if (!code)
 			return -EFAULT;
@@ -344,7 +385,7 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 		bool entry = L->frame_owner < 0 && L->frame_is_entry < 0;
 		if (L->frame_is_entry >= 0)
 			entry = w[L->frame_is_entry] != 0;
-		s->raw[n++] = (struct py_raw_frame){code, addr, entry};
+		s->raw[n++] = (struct py_raw_frame){code, addr, entry, maybe_not_code};
 		f = back;
 	}
 	if (steps >= PY_HARD_MAX_DEPTH)
@@ -352,25 +393,69 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 	return (int)n;
 }
 
+/* Read the code-object window of frames [0, n) with as few system calls
+ * as process_vm_readv allows (IOV_MAX pieces each) instead of one per
+ * frame. It stops at the first unreadable piece: those from there on are
+ * left to code_get, which reads (and reports) them one by one. */
+static void read_code_windows(struct py_sampler *s, int n)
+{
+	enum { CHUNK = 1024 };
+	struct iovec local[CHUNK], remote[CHUNK];
+	for (int i = 0; i < n; i++)
+		s->cwin_ok[i] = false;
+	for (int base = 0; base < n; base += CHUNK) {
+		int k = n - base < CHUNK ? n - base : CHUNK;
+		for (int j = 0; j < k; j++) {
+			local[j] = (struct iovec){s->cwin + (size_t)(base + j) * s->code_win, s->code_win};
+			remote[j] = (struct iovec){(void *)(uintptr_t)s->raw[base + j].code, s->code_win};
+		}
+		ssize_t got = target_readv(s->pi.t, local, (size_t)k, remote, (size_t)k);
+		int whole = got > 0 ? (int)((size_t)got / s->code_win) : 0;
+		for (int j = 0; j < whole && j < k; j++)
+			s->cwin_ok[base + j] = true;
+		if (whole < k)
+			return;
+	}
+}
+
 /* Name the raw frames (after the thread runs again): code objects from the
  * cache, lines from their tables. */
 static int name_frames(struct py_sampler *s, int n)
 {
+	int k = 0;
+	read_code_windows(s, n);
 	for (int i = 0; i < n; i++) {
 		int err;
-		const struct py_code *c = code_get(s, s->raw[i].code, &err);
+		uint8_t buf[PY_WINDOW_MAX];
+		const uint8_t *w = s->cwin + (size_t)i * s->code_win;
+		if (!s->cwin_ok[i]) {
+			err = target_read(s->pi.t, s->raw[i].code, buf, s->code_win);
+			if (err)
+				return err;
+			w = buf;
+		}
+		if (s->raw[i].maybe_not_code && rd64(w, s->code_win, 8) != s->pi.pycode_type) {
+			/* not a code object: left out, as the walk leaves out the
+			 * C-stack shim; an entry mark moves to the kept frame
+			 * before it (leafward), where the walk would have put it */
+			if (s->raw[i].entry && k > 0)
+				s->raw[k - 1].entry = true;
+			continue;
+		}
+		const struct py_code *c = code_get(s, s->raw[i].code, w, &err);
 		if (!c)
 			return err;
 		int line = py_line_for(s->pi.lt_kind, c->tab, c->tablen, c->firstlineno,
 				       s->raw[i].addr);
-		s->frames[i] = (struct cg_frame){
+		s->raw[k] = s->raw[i];
+		s->frames[k++] = (struct cg_frame){
 			.name = c->sname,
 			.file = c->sfile,
 			.line = line > 0 ? line : 0,
 			.kind = CG_FK_PYTHON,
 		};
 	}
-	return n;
+	return k;
 }
 
 /* <=3.10 know a thread only by its pthread_t: find where glibc keeps the
@@ -450,7 +535,10 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	}
 	s->code_win = max_off(co, 5);
 	s->tstate_win = max_off(to, 3);
-	if (!s->frames || !s->raw || !s->codes || s->frame_win > PY_WINDOW_MAX || s->code_win > PY_WINDOW_MAX ||
+	s->cwin = calloc(s->frames_cap, s->code_win);
+	s->cwin_ok = calloc(s->frames_cap, sizeof(*s->cwin_ok));
+	if (!s->frames || !s->raw || !s->codes || !s->cwin || !s->cwin_ok ||
+	    s->frame_win > PY_WINDOW_MAX || s->code_win > PY_WINDOW_MAX ||
 	    s->tstate_win > PY_WINDOW_MAX) {
 		r = -ENOMEM;
 		goto fail;
@@ -467,6 +555,8 @@ fail:
 	free(s->frames);
 	free(s->raw);
 	free(s->codes);
+	free(s->cwin);
+	free(s->cwin_ok);
 	free(s);
 	return r;
 }
@@ -499,6 +589,8 @@ static void py_close(void *priv)
 	free(s->codes);
 	free(s->frames);
 	free(s->raw);
+	free(s->cwin);
+	free(s->cwin_ok);
 	if (s->nctx)
 		native_close(s->nctx);
 	free(s->nf);
