@@ -247,6 +247,7 @@ void target_close(struct target *t)
 		return;
 	if (t->paused_tid)
 		target_resume(t, t->paused_tid);
+	target_tasks_clear(t);
 	free(t);
 }
 

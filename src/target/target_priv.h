@@ -31,6 +31,17 @@ struct cg_fake_mem {
  * target_close(). */
 int target_fake_memory(struct target **out, const struct cg_fake_mem *mem);
 
+/* Per-thread /proc state kept between samples: the open stat file (read
+ * again with pread, one system call instead of three) and the name,
+ * re-read once a second. A slot with tid 0 is free. */
+#define TARGET_TASK_CACHE 64
+struct target_task {
+	pid_t tid;
+	int stat_fd;       /* -1: not open */
+	uint64_t comm_ns;  /* when comm was read; 0: never */
+	char comm[16];     /* TASK_COMM_LEN */
+};
+
 struct target {
 	pid_t pid;
 	bool is_child;
@@ -45,6 +56,10 @@ struct target {
 	double pause_total_us;
 	uint64_t pause_hist[TARGET_PAUSE_HIST];
 	const struct cg_fake_mem *fake; /* set: reads come from here, not pid */
+	struct target_task tasks[TARGET_TASK_CACHE];
 };
+
+/* Close what the task cache holds (target_close). */
+void target_tasks_clear(struct target *t);
 
 #endif

@@ -49,10 +49,87 @@ static int read_task_file(const struct target *t, pid_t tid, const char *name, c
 	return (int)r;
 }
 
+/* The cache slot of tid: found, or claimed (a free slot near its home,
+ * else the home slot's entry is dropped). */
+static struct target_task *task_slot(struct target *t, pid_t tid)
+{
+	enum { PROBE = 4 };
+	size_t home = (size_t)tid % TARGET_TASK_CACHE;
+	struct target_task *free_slot = NULL;
+	for (size_t i = 0; i < PROBE; i++) {
+		struct target_task *e = &t->tasks[(home + i) % TARGET_TASK_CACHE];
+		if (e->tid == tid)
+			return e;
+		if (!e->tid && !free_slot)
+			free_slot = e;
+	}
+	struct target_task *e = free_slot ? free_slot : &t->tasks[home];
+	if (e->tid && e->stat_fd >= 0)
+		close(e->stat_fd);
+	*e = (struct target_task){.tid = tid, .stat_fd = -1};
+	return e;
+}
+
+static void task_drop(struct target_task *e)
+{
+	if (e->stat_fd >= 0)
+		close(e->stat_fd);
+	*e = (struct target_task){0};
+}
+
+void target_tasks_clear(struct target *t)
+{
+	for (size_t i = 0; i < TARGET_TASK_CACHE; i++)
+		if (t->tasks[i].tid)
+			task_drop(&t->tasks[i]);
+}
+
+/* The thread's stat line. The file stays open and is read again from
+ * offset 0 (procfs renders it afresh); a thread that died makes the read
+ * fail and the file is opened anew, so a reused tid is never mistaken
+ * for the old thread. */
+static int read_task_stat(struct target *t, pid_t tid, char *buf, size_t n)
+{
+	struct target_task *e = task_slot(t, tid);
+	if (e->stat_fd >= 0) {
+		ssize_t r = pread(e->stat_fd, buf, n - 1, 0);
+		if (r > 0) {
+			buf[r] = '\0';
+			return (int)r;
+		}
+		/* the thread ended: whatever has its tid now is another */
+		close(e->stat_fd);
+		e->stat_fd = -1;
+		e->comm_ns = 0;
+	}
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)t->pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		/* out of descriptors (many targets, many threads): give back
+		 * what this cache holds and read this one without keeping it */
+		target_tasks_clear(t);
+		return read_task_file(t, tid, "stat", buf, n);
+	}
+	if (fd < 0) {
+		task_drop(e);
+		return -errno;
+	}
+	ssize_t r = pread(fd, buf, n - 1, 0);
+	if (r <= 0) {
+		close(fd);
+		task_drop(e);
+		return -EIO;
+	}
+	e->stat_fd = fd;
+	buf[r] = '\0';
+	return (int)r;
+}
+
 enum target_thread_run target_thread_state(struct target *t, pid_t tid)
 {
 	char buf[512];
-	if (read_task_file(t, tid, "stat", buf, sizeof(buf)) <= 0)
+	if (tid <= 0 || read_task_stat(t, tid, buf, sizeof(buf)) <= 0)
 		return TARGET_THREAD_GONE;
 	/* comm may contain ') ', so the state follows the last ')'. */
 	char *rp = strrchr(buf, ')');
@@ -71,7 +148,26 @@ enum target_thread_run target_thread_state(struct target *t, pid_t tid)
 
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n)
 {
+	if (tid <= 0) {
+		if (n)
+			buf[0] = '\0';
+		return -ESRCH;
+	}
+	/* Names change rarely (pthread_setname_np): re-read once a second. */
+	struct target_task *e = task_slot(t, tid);
+	uint64_t now = cg_now_ns();
+	if (e->comm_ns && now - e->comm_ns < 1000000000ULL && n) {
+		snprintf(buf, n, "%s", e->comm);
+		return 0;
+	}
 	int r = read_task_file(t, tid, "comm", buf, n);
+	if (r >= 0) {
+		char *nl = strchr(buf, '\n');
+		if (nl)
+			*nl = '\0';
+		snprintf(e->comm, sizeof(e->comm), "%s", buf);
+		e->comm_ns = now;
+	}
 	if (r < 0) {
 		if (n)
 			buf[0] = '\0';
