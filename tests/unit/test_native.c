@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -211,6 +212,8 @@ static pid_t spawn_spinner(struct spinner_addrs *addrs)
 	pid_t pid = fork();
 	if (pid == 0) {
 		signal(SIGTERM, SIG_DFL);
+		/* a failed check ends the test before its kill: die with it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(pfd[0]);
 		execl(self_path, "test_native", "--child", "spin", fdarg, (char *)NULL);
 		_exit(127);
@@ -329,6 +332,7 @@ START_TEST(refresh_sees_dlopen_and_keeps_cache)
 	if (pid == 0) {
 		char c;
 		signal(SIGTERM, SIG_DFL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (read(go[0], &c, 1) != 1)
 			_exit(3);
 		void *h = dlopen(lib, RTLD_NOW);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@ static pid_t spawn_spinner(int pfd[2])
 	if (pid == 0) {
 		/* Check's own SIGTERM handler would be inherited otherwise. */
 		signal(SIGTERM, SIG_DFL);
+		/* a failed check ends the test before its kill: die with it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		close(pfd[0]);
 		if (write(pfd[1], "x", 1) != 1)
 			_exit(3);
