@@ -614,11 +614,18 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 	char tname[64];
 	int seen = 0;
 
-	int ntids = target_threads(t, tids, PY_MAX_THREADS);
-	if (ntids < 0)
-		return ntids;
-	if (ntids == 0)
-		return -ESRCH;
+	/* The OS thread list only where it is needed (a directory listing,
+	 * four system calls): <= 3.10 map pthread_t to tids with it, and
+	 * --native forgets the unwind state of threads that are gone. From
+	 * 3.11 the thread state holds its tid. */
+	int ntids = 0;
+	if (s->nctx || L->tstate_native_thread_id < 0) {
+		ntids = target_threads(t, tids, PY_MAX_THREADS);
+		if (ntids < 0)
+			return ntids;
+		if (ntids == 0)
+			return -ESRCH;
+	}
 	if (s->nctx)
 		native_round(s->nctx, tids, (size_t)ntids);
 	int r = py_read_interp(&s->pi, &interp);
