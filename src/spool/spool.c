@@ -219,7 +219,7 @@ static int list_batches(struct cg_spool *s, struct entry **out, size_t *n)
 			}
 			*out = ne;
 		}
-		snprintf((*out)[*n].name, sizeof((*out)[*n].name), "%s", e->d_name);
+		memcpy((*out)[*n].name, e->d_name, l + 1); /* l < sizeof(name): checked above */
 		(*out)[(*n)++].size = st.st_size;
 	}
 	closedir(d);

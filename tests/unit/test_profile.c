@@ -163,7 +163,7 @@ START_TEST(test_caps_counted)
 {
 	struct cg_profile_limits lim = {.max_depth = 100, .max_frames = 5, .max_nodes = 4};
 	struct cg_profile *p = profile_new(CG_RT_PYTHON, &lim);
-	char names[50][8];
+	char names[50][16];
 	int full = 0;
 	for (int i = 0; i < 50; i++) {
 		snprintf(names[i], sizeof(names[i]), "f%d", i);
