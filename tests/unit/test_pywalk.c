@@ -113,6 +113,7 @@ START_TEST(walks_hand_built_chain)
 	}
 	/* deeper than max_depth: the leaf side, marked truncated */
 	python_sampler_ops.close(s);
+	target_close(t);
 	s = open_walker(&t, 2);
 	ck_assert_int_eq(py_sample_thread(s, BASE_TS, &f, &trunc), 2);
 	ck_assert(trunc);
