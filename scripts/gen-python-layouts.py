@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Generate src/python/layouts.gen.c: the CPython structure offsets cgprof
 reads, one row per minor version, computed by compiling a small C program
-against each CPython's own headers (offsetof/sizeof), never typed by hand.
+against each CPython's own headers (offsetof/sizeof), never typed by hand,
+and for 3.13+ where each offset sits inside that version's _Py_DebugOffsets.
 
-Looks for CPythons under ~/.pyenv/versions (or PYENV_VERSIONS_DIR). For
-3.13+ the row is the fallback: at run time the offsets come from the
-target's _Py_DebugOffsets."""
+The fields are those of src/python/layout_fields.h (the one list the C
+code reads too). Headers are looked for under ~/.pyenv/versions (or
+PYENV_VERSIONS_DIR) and in the Debian root of tests/rig/sid-root.sh
+(CGPROF_SID_ROOT, default /var/cache/cgprof/sid-root) for 3.14+. Versions
+whose headers this machine lacks keep the rows already in the file."""
 import glob
 import os
 import re
@@ -13,8 +16,24 @@ import subprocess
 import sys
 import tempfile
 
-# Per-version C expressions. "-" means: the version has no such field.
-# Names on the left are the columns of struct py_layout.
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+FIELDS_H = os.path.join(TOP, "src/python/layout_fields.h")
+GEN_C = os.path.join(TOP, "src/python/layouts.gen.c")
+
+
+def read_fields():
+    """[(column, debug member or None)] in the order of layout_fields.h."""
+    out = []
+    for m in re.finditer(r"PY_FIELD\((\w+),\s*([\w.]+)\)", open(FIELDS_H).read()):
+        if m.group(1) == "name":
+            continue
+        out.append((m.group(1), None if m.group(2) == "NONE" else m.group(2)))
+    return out
+
+
+# Per-version C expressions over the version's own headers. A column a
+# version does not list is -1 (it has no such field).
 COMMON = {
     "tstate_next": "offsetof(PyThreadState, next)",
     "tstate_interp": "offsetof(PyThreadState, interp)",
@@ -29,16 +48,15 @@ COMMON = {
     "bytes_size": "offsetof(PyBytesObject, ob_base.ob_size)",
     "bytes_sval": "offsetof(PyBytesObject, ob_sval)",
 }
-
 OLD_FRAMES = {  # 3.6 - 3.10: PyFrameObject chain
     "tstate_frame": "offsetof(PyThreadState, frame)",
     "frame_back": "offsetof(PyFrameObject, f_back)",
     "frame_code": "offsetof(PyFrameObject, f_code)",
     "frame_lasti": "offsetof(PyFrameObject, f_lasti)",
     "frame_size": "sizeof(PyFrameObject)",
+    "interp_tstate_head": "offsetof(PyInterpreterState, tstate_head)",
 }
-
-NEW_FRAMES = {  # 3.11+: _PyInterpreterFrame chain
+NEW_FRAMES = {  # 3.11+: _PyInterpreterFrame chain in data-stack chunks
     "frame_back": "offsetof(_PyInterpreterFrame, previous)",
     "frame_owner": "offsetof(_PyInterpreterFrame, owner)",
     "frame_size": "sizeof(_PyInterpreterFrame)",
@@ -46,168 +64,190 @@ NEW_FRAMES = {  # 3.11+: _PyInterpreterFrame chain
     "code_linetable": "offsetof(PyCodeObject, co_linetable)",
     "code_adaptive": "offsetof(PyCodeObject, co_code_adaptive)",
     "tstate_native_thread_id": "offsetof(PyThreadState, native_thread_id)",
+    "tstate_datastack_chunk": "offsetof(PyThreadState, datastack_chunk)",
+    "interp_tstate_head": "offsetof(PyInterpreterState, threads.head)",
+    "runtime_interp_head": "offsetof(_PyRuntimeState, interpreters.head)",
 }
+RUNTIME = {"runtime_interp_head": "offsetof(_PyRuntimeState, interpreters.head)"}
+LNOTAB = {"code_linetable": "offsetof(PyCodeObject, co_lnotab)"}
+CFRAME = {  # 3.11 - 3.12
+    "tstate_cframe": "offsetof(PyThreadState, cframe)",
+    "cframe_current_frame": "offsetof(_PyCFrame, current_frame)",
+    "frame_code": "offsetof(_PyInterpreterFrame, f_code)",
+    "frame_instr": "offsetof(_PyInterpreterFrame, prev_instr)",
+}
+CURRENT_FRAME = {  # 3.13+
+    "tstate_current_frame": "offsetof(PyThreadState, current_frame)",
+    "frame_code": "offsetof(_PyInterpreterFrame, f_executable)",
+    "frame_instr": "offsetof(_PyInterpreterFrame, instr_ptr)",
+    "interp_threads_main": "offsetof(PyInterpreterState, threads.main)",
+}
+
+
+def merged(*parts):
+    out = {}
+    for p in parts:
+        out.update(p)
+    return out
+
 
 VERSIONS = {
-    (3, 6): dict(OLD_FRAMES, code_linetable="offsetof(PyCodeObject, co_lnotab)",
-                 interp_tstate_head="offsetof(PyInterpreterState, tstate_head)"),
-    (3, 7): dict(OLD_FRAMES, code_linetable="offsetof(PyCodeObject, co_lnotab)",
-                 interp_tstate_head="offsetof(PyInterpreterState, tstate_head)",
-                 runtime_interp_head="offsetof(_PyRuntimeState, interpreters.head)"),
-    (3, 8): dict(OLD_FRAMES, code_linetable="offsetof(PyCodeObject, co_lnotab)",
-                 interp_tstate_head="offsetof(PyInterpreterState, tstate_head)",
-                 runtime_interp_head="offsetof(_PyRuntimeState, interpreters.head)"),
-    (3, 9): dict(OLD_FRAMES, code_linetable="offsetof(PyCodeObject, co_lnotab)",
-                 interp_tstate_head="offsetof(PyInterpreterState, tstate_head)",
-                 runtime_interp_head="offsetof(_PyRuntimeState, interpreters.head)"),
-    (3, 10): dict(OLD_FRAMES, code_linetable="offsetof(PyCodeObject, co_linetable)",
-                  interp_tstate_head="offsetof(PyInterpreterState, tstate_head)",
-                  runtime_interp_head="offsetof(_PyRuntimeState, interpreters.head)"),
-    (3, 11): dict(NEW_FRAMES, interp_tstate_head="offsetof(PyInterpreterState, threads.head)",
-                  runtime_interp_head="offsetof(_PyRuntimeState, interpreters.head)",
-                  tstate_cframe="offsetof(PyThreadState, cframe)",
-                  cframe_current_frame="offsetof(_PyCFrame, current_frame)",
-                  frame_code="offsetof(_PyInterpreterFrame, f_code)",
-                  frame_instr="offsetof(_PyInterpreterFrame, prev_instr)",
-                  frame_is_entry="offsetof(_PyInterpreterFrame, is_entry)"),
-    (3, 12): dict(NEW_FRAMES, interp_tstate_head="offsetof(PyInterpreterState, threads.head)",
-                  runtime_interp_head="offsetof(_PyRuntimeState, interpreters.head)",
-                  tstate_cframe="offsetof(PyThreadState, cframe)",
-                  cframe_current_frame="offsetof(_PyCFrame, current_frame)",
-                  frame_code="offsetof(_PyInterpreterFrame, f_code)",
-                  frame_instr="offsetof(_PyInterpreterFrame, prev_instr)"),
-    (3, 13): dict(NEW_FRAMES, interp_tstate_head="offsetof(PyInterpreterState, threads.head)",
-                  runtime_interp_head="offsetof(_PyRuntimeState, interpreters.head)",
-                  tstate_current_frame="offsetof(PyThreadState, current_frame)",
-                  frame_code="offsetof(_PyInterpreterFrame, f_executable)",
-                  frame_instr="offsetof(_PyInterpreterFrame, instr_ptr)"),
+    (3, 6): merged(OLD_FRAMES, LNOTAB),
+    (3, 7): merged(OLD_FRAMES, LNOTAB, RUNTIME),
+    (3, 8): merged(OLD_FRAMES, LNOTAB, RUNTIME),
+    (3, 9): merged(OLD_FRAMES, LNOTAB, RUNTIME),
+    (3, 10): merged(OLD_FRAMES, RUNTIME,
+                    {"code_linetable": "offsetof(PyCodeObject, co_linetable)"}),
+    (3, 11): merged(NEW_FRAMES, CFRAME,
+                    {"frame_is_entry": "offsetof(_PyInterpreterFrame, is_entry)"}),
+    (3, 12): merged(NEW_FRAMES, CFRAME),
+    (3, 13): merged(NEW_FRAMES, CURRENT_FRAME),
+    (3, 14): merged(NEW_FRAMES, CURRENT_FRAME),
+    (3, 15): merged(NEW_FRAMES, CURRENT_FRAME),
 }
-
-COLUMNS = ["runtime_interp_head", "interp_tstate_head", "tstate_next", "tstate_interp",
-           "tstate_frame", "tstate_cframe", "tstate_current_frame", "tstate_thread_id",
-           "tstate_native_thread_id", "cframe_current_frame", "frame_back", "frame_code",
-           "frame_lasti", "frame_instr", "frame_owner", "frame_is_entry", "frame_size",
-           "code_filename", "code_name", "code_qualname", "code_firstlineno",
-           "code_linetable", "code_adaptive", "unicode_state", "unicode_length",
-           "unicode_ascii_size", "unicode_compact_size", "bytes_size", "bytes_sval"]
-
-# Where each field of _Py_DebugOffsets (3.13+) lives inside that struct, so
-# the run-time reader is data too. name -> C member path.
-DEBUG_OFFSETS = {
-    "version": "version",
-    "runtime_interp_head": "runtime_state.interpreters_head",
-    "interp_tstate_head": "interpreter_state.threads_head",
-    "tstate_next": "thread_state.next",
-    "tstate_interp": "thread_state.interp",
-    "tstate_current_frame": "thread_state.current_frame",
-    "tstate_thread_id": "thread_state.thread_id",
-    "tstate_native_thread_id": "thread_state.native_thread_id",
-    "frame_back": "interpreter_frame.previous",
-    "frame_code": "interpreter_frame.executable",
-    "frame_instr": "interpreter_frame.instr_ptr",
-    "frame_owner": "interpreter_frame.owner",
-    "frame_size": "interpreter_frame.size",
-    "code_filename": "code_object.filename",
-    "code_name": "code_object.name",
-    "code_qualname": "code_object.qualname",
-    "code_linetable": "code_object.linetable",
-    "code_firstlineno": "code_object.firstlineno",
-    "code_adaptive": "code_object.co_code_adaptive",
-    "unicode_state": "unicode_object.state",
-    "unicode_length": "unicode_object.length",
-    "unicode_ascii_size": "unicode_object.asciiobject_size",
-    "bytes_size": "bytes_object.ob_size",
-    "bytes_sval": "bytes_object.ob_sval",
-}
-
-HEADER = """
-#define Py_BUILD_CORE 1
-#include <Python.h>
-#include <stddef.h>
-#include <stdio.h>
-%s
-"""
 
 INTERNAL = {
-    (3, 6): "#include <frameobject.h>\n",
-    (3, 7): "#include <frameobject.h>\n#include <internal/pystate.h>\n",
-    (3, 8): "#include <frameobject.h>\n#include <internal/pycore_pystate.h>\n",
-    (3, 9): "#include <frameobject.h>\n#include <internal/pycore_runtime.h>\n#include <internal/pycore_interp.h>\n",
-    (3, 10): "#include <frameobject.h>\n#include <internal/pycore_runtime.h>\n#include <internal/pycore_interp.h>\n",
-    (3, 11): "#include <internal/pycore_runtime.h>\n#include <internal/pycore_interp.h>\n#include <internal/pycore_frame.h>\n",
-    (3, 12): "#include <internal/pycore_runtime.h>\n#include <internal/pycore_interp.h>\n#include <internal/pycore_frame.h>\n",
-    (3, 13): "#include <internal/pycore_runtime.h>\n#include <internal/pycore_interp.h>\n#include <internal/pycore_frame.h>\n",
+    (3, 6): ["frameobject.h"],
+    (3, 7): ["frameobject.h", "internal/pystate.h"],
+    (3, 8): ["frameobject.h", "internal/pycore_pystate.h"],
+    (3, 9): ["frameobject.h", "internal/pycore_runtime.h", "internal/pycore_interp.h"],
+    (3, 10): ["frameobject.h", "internal/pycore_runtime.h", "internal/pycore_interp.h"],
 }
+NEW_INTERNAL = ["internal/pycore_runtime.h", "internal/pycore_interp.h",
+                "internal/pycore_frame.h"]
 
 
-def find_cpythons():
-    base = os.environ.get("PYENV_VERSIONS_DIR", os.path.expanduser("~/.pyenv/versions"))
+def find_headers():
+    """{(3, minor): (label, include dir, [extra -I])} on this machine."""
     found = {}
+    base = os.environ.get("PYENV_VERSIONS_DIR", os.path.expanduser("~/.pyenv/versions"))
     for d in sorted(glob.glob(os.path.join(base, "3.*"))):
         m = re.match(r"3\.(\d+)\.(\d+)$", os.path.basename(d))
         if not m:
             continue
         ver = (3, int(m.group(1)))
-        inc = glob.glob(os.path.join(d, "include", "python%d.%d*" % ver))
+        inc = glob.glob(os.path.join(d, "include", "python%d.%d" % ver))
         if ver in VERSIONS and inc:
-            found[ver] = (os.path.basename(d), inc[0])
+            found[ver] = ("CPython %s" % os.path.basename(d), inc[0], [])
+    root = os.environ.get("CGPROF_SID_ROOT", "/var/cache/cgprof/sid-root")
+    for ver in VERSIONS:
+        inc = os.path.join(root, "usr/include/python%d.%d" % ver)
+        arch = os.path.join(root, "usr/include/x86_64-linux-gnu/python%d.%d" % ver)
+        if ver in found or not os.path.isdir(inc) or not os.path.isdir(arch):
+            continue
+        patch = os.path.join(inc, "patchlevel.h")
+        m = re.search(r'#define PY_VERSION\s+"([^"]+)"', open(patch).read())
+        # Debian's pyconfig.h includes <x86_64-linux-gnu/pythonX.Y/...>:
+        # found after this machine's own system headers.
+        found[ver] = ("Debian CPython %s" % (m.group(1) if m else "%d.%d" % ver), inc,
+                      [os.path.join(root, "usr/include")])
     return found
 
 
-def compute(ver, inc):
-    fields = dict(COMMON)
-    fields.update(VERSIONS[ver])
-    lines = []
-    for col in COLUMNS:
-        if col in fields:
-            lines.append('printf("%s=%%zu\\n", (size_t)(%s));' % (col, fields[col]))
-    body = HEADER % INTERNAL[ver]
+def compute(ver, inc, extra, fields):
+    exprs = merged(COMMON, VERSIONS[ver])
+    lines = ['printf("%s=%%zu\\n", (size_t)(%s));' % (c, exprs[c])
+             for c, _ in fields if c in exprs]
     if ver >= (3, 13):
-        for name, path in DEBUG_OFFSETS.items():
-            if path:
-                lines.append('printf("dbg_%s=%%zu\\n", offsetof(_Py_DebugOffsets, %s));'
-                             % (name, path))
         lines.append('printf("dbg_struct_size=%zu\\n", sizeof(_Py_DebugOffsets));')
-    body += "int main(void) {\n%s\nreturn 0;\n}\n" % "\n".join(lines)
+        lines.append('printf("dbg_version=%zu\\n", offsetof(_Py_DebugOffsets, version));')
+        lines.append('printf("dbg_free_threaded=%zu\\n", '
+                     'offsetof(_Py_DebugOffsets, free_threaded));')
+    incs = "".join("#include <%s>\n" % h for h in INTERNAL.get(ver, NEW_INTERNAL))
+    body = ("#define Py_BUILD_CORE 1\n#include <Python.h>\n#include <stddef.h>\n"
+            "#include <stdio.h>\n%s" % incs)
+    probes = []
+    if ver >= (3, 13):
+        # A member this version's _Py_DebugOffsets lacks is absent (0):
+        # each is probed by compiling it alone.
+        for c, member in fields:
+            if member:
+                probes.append((c, 'printf("dbg_%s=%%zu\\n", offsetof(_Py_DebugOffsets, %s));'
+                               % (c, member)))
+    vals = {}
     with tempfile.TemporaryDirectory() as d:
-        src = os.path.join(d, "l.c")
-        exe = os.path.join(d, "l")
-        with open(src, "w") as f:
-            f.write(body)
-        r = subprocess.run(["cc", "-w", "-I", inc, "-I", os.path.join(inc, "internal"),
-                            src, "-o", exe], capture_output=True, text=True)
-        if r.returncode:
-            sys.exit("compiling against %s failed:\n%s" % (inc, r.stderr[-3000:]))
-        out = subprocess.run([exe], capture_output=True, text=True, check=True).stdout
-    return dict(l.split("=") for l in out.split())
+        def build_run(stmts):
+            src, exe = os.path.join(d, "l.c"), os.path.join(d, "l")
+            with open(src, "w") as f:
+                f.write(body + "int main(void) {\n%s\nreturn 0;\n}\n" % "\n".join(stmts))
+            cmd = ["cc", "-w", "-I", inc, "-I", os.path.join(inc, "internal")]
+            for e in extra:
+                cmd += ["-idirafter", e]
+            r = subprocess.run(cmd + [src, "-o", exe], capture_output=True, text=True)
+            if r.returncode:
+                return None, r.stderr
+            out = subprocess.run([exe], capture_output=True, text=True, check=True).stdout
+            return dict(l.split("=") for l in out.split()), None
+
+        got, err = build_run(lines)
+        if got is None:
+            sys.exit("compiling against %s failed:\n%s" % (inc, err[-3000:]))
+        vals.update(got)
+        for c, stmt in probes:
+            got, _ = build_run([stmt])
+            if got:
+                vals.update(got)
+    return vals
+
+
+def parse_existing(fields):
+    """Rows and maps already in the generated file: {minor: (comment, {col: v})}."""
+    rows, maps = {}, {}
+    if not os.path.exists(GEN_C):
+        return rows, maps
+    text = open(GEN_C).read()
+    for m in re.finditer(r"\{\.major = 3, \.minor = (\d+), /\* from (.*?) headers \*/(.*?)\}",
+                         text, re.S):
+        rows[int(m.group(1))] = (m.group(2), dict(
+            (k, int(v)) for k, v in re.findall(r"\.(\w+) = (-?\d+)", m.group(3))))
+    for m in re.finditer(r"\{\.minor = (\d+), /\* from (.*?) headers \*/(.*?)\}", text, re.S):
+        maps[int(m.group(1))] = (m.group(2), dict(
+            (k, int(v)) for k, v in re.findall(r"\.(\w+) = (\d+)", m.group(3))))
+    return rows, maps
 
 
 def main():
-    found = find_cpythons()
-    if not found:
-        sys.exit("no CPython 3.6-3.13 headers found under ~/.pyenv/versions")
-    rows, dbg = [], None
+    fields = read_fields()
+    rows, maps = parse_existing(fields)
+    found = find_headers()
+    if not found and not rows:
+        sys.exit("no CPython headers found (pyenv versions or the sid root)")
     for ver in sorted(found):
-        name, inc = found[ver]
-        vals = compute(ver, inc)
-        cells = ["%s = %s" % (c, vals.get(c, "-1")) for c in COLUMNS]
-        rows.append("\t{.major = %d, .minor = %d, /* from CPython %s headers */\n\t %s},"
-                    % (ver[0], ver[1], name, ",\n\t ".join(".%s" % c for c in cells)))
+        label, inc, extra = found[ver]
+        vals = compute(ver, inc, extra, fields)
+        rows[ver[1]] = (label, {c: int(vals.get(c, -1)) for c, _ in fields})
         if ver >= (3, 13):
-            dbg = {k[4:]: v for k, v in vals.items() if k.startswith("dbg_")}
+            dm = {"struct_size": int(vals["dbg_struct_size"]),
+                  "version": int(vals["dbg_version"]),
+                  "free_threaded": int(vals["dbg_free_threaded"])}
+            for c, member in fields:
+                if member and "dbg_" + c in vals:
+                    dm[c] = int(vals["dbg_" + c])
+            maps[ver[1]] = (label, dm)
+    cols = [c for c, _ in fields]
     out = ["/* GENERATED by scripts/gen-python-layouts.py from each CPython's own",
            " * headers (offsetof/sizeof); regenerate with `make layouts`. */",
            '#include "layout.h"', "",
            "/* -1: the version has no such field. */",
            "const struct py_layout py_layouts[] = {"]
-    out += rows
-    out += ["};", "const unsigned py_layouts_len = sizeof(py_layouts) / sizeof(py_layouts[0]);", ""]
-    if dbg:
-        out.append("/* Where each offset sits inside _Py_DebugOffsets (3.13 headers). */")
-        out.append("const struct py_debug_offsets_map py_debug_map = {")
-        out += ["\t.%s = %s," % (k, v) for k, v in dbg.items()]
-        out.append("};")
-    print("\n".join(out))
+    for minor in sorted(rows):
+        label, vals = rows[minor]
+        cells = ["%s = %d" % (c, vals.get(c, -1)) for c in cols]
+        out.append("\t{.major = 3, .minor = %d, /* from %s headers */\n\t %s}," % (
+            minor, label, ",\n\t ".join("." + c for c in cells)))
+    out += ["};", "const unsigned py_layouts_len = sizeof(py_layouts) / sizeof(py_layouts[0]);",
+            "", "/* Where each offset sits inside each version's _Py_DebugOffsets; 0: that",
+            " * version's struct has no such member. */",
+            "const struct py_debug_offsets_map py_debug_maps[] = {"]
+    for minor in sorted(maps):
+        label, dm = maps[minor]
+        keys = ["struct_size", "version", "free_threaded"] + [c for c in cols if dm.get(c)]
+        out.append("\t{.minor = %d, /* from %s headers */\n\t %s}," % (
+            minor, label, ",\n\t ".join(".%s = %d" % (k, dm[k]) for k in keys)))
+    out += ["};",
+            "const unsigned py_debug_maps_len = sizeof(py_debug_maps) / sizeof(py_debug_maps[0]);",
+            ""]
+    sys.stdout.write("\n".join(out))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,13 @@ static const char *const sym_names[SYM__COUNT] = {
 };
 
 /* Symbols of one ELF file: st_value of each wanted name (0 if absent), and
- * the vaddr of its first PT_LOAD, for the load bias. */
+ * the vaddr of its first PT_LOAD, for the load bias. 3.13+ also keep
+ * _PyRuntime in a section of its own, .PyRuntime, which is where it is
+ * found when the symbol tables are stripped. */
 static int elf_symbols(const char *path, uint64_t vals[SYM__COUNT], uint64_t *first_load)
 {
+	uint64_t runtime_section = 0;
+	size_t shstrndx = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -53,9 +57,16 @@ static int elf_symbols(const char *path, uint64_t vals[SYM__COUNT], uint64_t *fi
 		}
 	}
 	Elf_Scn *scn = NULL;
+	if (elf_getshdrstrndx(e, &shstrndx))
+		shstrndx = 0;
 	while ((scn = elf_nextscn(e, scn))) {
 		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		const char *sname = shstrndx ? elf_strptr(e, shstrndx, sh.sh_name) : NULL;
+		if (sname && !strcmp(sname, ".PyRuntime") && sh.sh_addr)
+			runtime_section = sh.sh_addr;
+		if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
 			continue;
 		Elf_Data *d = elf_getdata(scn, NULL);
 		if (!d || !sh.sh_entsize)
@@ -74,6 +85,10 @@ static int elf_symbols(const char *path, uint64_t vals[SYM__COUNT], uint64_t *fi
 					r = 0;
 				}
 		}
+	}
+	if (!vals[SYM_PYRUNTIME] && runtime_section) {
+		vals[SYM_PYRUNTIME] = runtime_section;
+		r = 0;
 	}
 out:
 	if (e)
@@ -114,6 +129,65 @@ void py_interp_set_layout(struct py_interp *pi, const struct py_layout *L)
 		      : L->minor >= 10	     ? PY_LINETABLE310
 					     : PY_LNOTAB;
 	pi->lasti_scale = L->minor == 10 ? 2 : 1; /* 3.10 counts code units */
+}
+
+/* 3.6 up to the newest version cgprof has a layout for; any other is
+ * named in the refusal, never "not a Python process". */
+static int py_version_supported(const struct py_interp *pi, struct target *t)
+{
+	int newest = py_layout_newest_minor();
+	if (pi->major == 3 && pi->minor >= 6 && pi->minor <= newest)
+		return 0;
+	if (pi->major == 3 && pi->minor > newest)
+		return cg_fail(-ENOTSUP,
+			       "process %d runs CPython %d.%d, which is not supported yet; cgprof "
+			       "reads CPython 3.6-3.%d",
+			       (int)target_pid(t), pi->major, pi->minor, newest);
+	return cg_fail(-ENOTSUP,
+		       "process %d runs CPython %d.%d, which is not supported; cgprof reads "
+		       "CPython 3.6-3.%d",
+		       (int)target_pid(t), pi->major, pi->minor, newest);
+}
+
+/* The layout in force: on 3.13+ the target describes itself, since
+ * _PyRuntime starts with _Py_DebugOffsets (read with the map of its
+ * minor version, so a point release cgprof has never seen works); older
+ * ones take the generated row. */
+static int py_layout_for_target(struct py_interp *pi, struct target *t)
+{
+	const struct py_debug_offsets_map *map = py_debug_map_find(pi->minor);
+	const struct py_layout *row = py_layout_find(3, pi->minor);
+	int pid = (int)target_pid(t);
+
+	if (!map) {
+		if (!row)
+			return cg_fail(-ENOTSUP,
+				       "CPython 3.%d: this cgprof was built without its layout "
+				       "(run `make layouts` on a machine that has its headers)",
+				       pi->minor);
+		pi->L = *row;
+		return 0;
+	}
+	uint8_t raw[4096];
+	struct py_debug_header hdr = {0};
+	if (!pi->runtime || map->struct_size > sizeof(raw) ||
+	    target_read(t, pi->runtime, raw, map->struct_size))
+		return cg_fail(-ENOTSUP, "CPython 3.%d in process %d: _Py_DebugOffsets unreadable",
+			       pi->minor, pid);
+	int r = py_layout_from_debug_offsets(raw, map->struct_size, pi->minor, &pi->L, &hdr);
+	/* The words before the offsets are read even when an offset is off:
+	 * a free-threaded build is refused for what it is. */
+	if (hdr.free_threaded)
+		return cg_fail(-ENOTSUP,
+			       "process %d runs a free-threaded CPython 3.%d (built without the "
+			       "GIL), which cgprof does not read yet",
+			       pid, pi->minor);
+	if (r || (hdr.version >> 24) != 3 || ((hdr.version >> 16) & 0xff) != (uint64_t)pi->minor)
+		return cg_fail(-ENOTSUP,
+			       "CPython 3.%d in process %d: its _Py_DebugOffsets (version %#llx) "
+			       "do not validate",
+			       pi->minor, pid, (unsigned long long)hdr.version);
+	return 0;
 }
 
 int py_discover(struct target *t, struct py_interp *pi)
@@ -159,16 +233,12 @@ int py_discover(struct target *t, struct py_interp *pi)
 	}
 	pi->major = major;
 	pi->minor = minor;
-	if (major != 3 || minor < 6 || minor > 13) {
-		r = cg_fail(-ENOTSUP,
-			    "unsupported Python version %d.%d in process %d (cgprof supports CPython "
-			    "3.6-3.13)",
-			    major, minor, (int)target_pid(t));
+	r = py_version_supported(pi, t);
+	if (r)
 		goto out;
-	}
 	if (!sym[SYM_PYRUNTIME] && !sym[SYM_INTERP_HEAD] && !sym[SYM_TSTATE_CURRENT]) {
 		r = cg_fail(-ENOTSUP,
-			    "Python %d.%d in process %d: %s has no interpreter symbols (stripped?)",
+			    "CPython %d.%d in process %d: %s has no interpreter symbols (stripped?)",
 			    major, minor, (int)target_pid(t), obj->path);
 		goto out;
 	}
@@ -177,26 +247,9 @@ int py_discover(struct target *t, struct py_interp *pi)
 	pi->tstate_current = sym[SYM_TSTATE_CURRENT] ? bias + sym[SYM_TSTATE_CURRENT] : 0;
 	pi->pycode_type = sym[SYM_PYCODE_TYPE] ? bias + sym[SYM_PYCODE_TYPE] : 0;
 
-	const struct py_layout *row = py_layout_find(3, minor);
-	if (minor >= 13) {
-		/* The target describes itself: _PyRuntime starts with
-		 * _Py_DebugOffsets. */
-		uint8_t raw[1024];
-		if (!pi->runtime || py_debug_map.struct_size > sizeof(raw) ||
-		    target_read(t, pi->runtime, raw, py_debug_map.struct_size) ||
-		    py_layout_from_debug_offsets(raw, py_debug_map.struct_size, minor, &pi->L)) {
-			r = cg_fail(-ENOTSUP, "Python 3.%d in process %d: no valid _Py_DebugOffsets",
-				    minor, (int)target_pid(t));
-			goto out;
-		}
-	} else if (row) {
-		pi->L = *row;
-	} else {
-		r = cg_fail(-ENOTSUP, "Python 3.%d: this cgprof was built without its layout "
-				      "(run `make layouts` on a machine that has its headers)",
-			    minor);
+	r = py_layout_for_target(pi, t);
+	if (r)
 		goto out;
-	}
 	py_interp_set_layout(pi, &pi->L);
 	if (sym[SYM_PY_VERSION])
 		snprintf(pi->version, sizeof(pi->version), "CPython %d.%d.%d", major, minor, pi->micro);

@@ -1,5 +1,5 @@
 /* CPython structure layouts as data: one generated row per minor version
- * (layouts.gen.c, from each CPython's headers), and for 3.13+ the map of
+ * (layouts.gen.c, from each CPython's headers), and for 3.13+ the maps of
  * _Py_DebugOffsets that the target itself carries. */
 #ifndef CGPROF_PY_LAYOUT_H
 #define CGPROF_PY_LAYOUT_H
@@ -7,57 +7,55 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layout_fields.h"
+
 /* Every field is a byte offset (or size); -1 where the version has no such
- * field, so code branches on the data, not on version numbers. */
+ * field, so code branches on the data, not on version numbers. The
+ * fields are those of layout_fields.h. */
 struct py_layout {
 	int major, minor;
-	int32_t runtime_interp_head;     /* _PyRuntimeState.interpreters.head */
-	int32_t interp_tstate_head;      /* PyInterpreterState: first thread */
-	int32_t tstate_next, tstate_interp;
-	int32_t tstate_frame;            /* <=3.10: PyFrameObject *frame */
-	int32_t tstate_cframe;           /* 3.11-3.12: _PyCFrame *cframe */
-	int32_t tstate_current_frame;    /* 3.13+: _PyInterpreterFrame * */
-	int32_t tstate_thread_id;        /* pthread_t */
-	int32_t tstate_native_thread_id; /* 3.11+: the OS tid */
-	int32_t cframe_current_frame;
-	int32_t frame_back, frame_code;  /* f_back / previous; f_code / f_executable */
-	int32_t frame_lasti;             /* <=3.10: int f_lasti */
-	int32_t frame_instr;             /* 3.11+: prev_instr / instr_ptr */
-	int32_t frame_owner;             /* 3.11+: char owner */
-	int32_t frame_is_entry;          /* 3.11: bool is_entry */
-	int32_t frame_size;
-	int32_t code_filename, code_name, code_qualname, code_firstlineno;
-	int32_t code_linetable;          /* co_lnotab (<=3.9) / co_linetable */
-	int32_t code_adaptive;           /* 3.11+: first code unit, inline */
-	int32_t unicode_state, unicode_length, unicode_ascii_size, unicode_compact_size;
-	int32_t bytes_size, bytes_sval;
+#define PY_FIELD(name, debug) int32_t name;
+	PY_LAYOUT_FIELDS(PY_FIELD)
+#undef PY_FIELD
 };
 
-/* Offsets of the fields we use inside _Py_DebugOffsets (3.13 headers). */
+/* Where each field sits inside one minor version's _Py_DebugOffsets
+ * (its struct grows with every release); 0 where that version's struct
+ * has no such member (offset 0 is the cookie). */
 struct py_debug_offsets_map {
-	uint32_t version;
-	uint32_t runtime_interp_head, interp_tstate_head;
-	uint32_t tstate_next, tstate_interp, tstate_current_frame, tstate_thread_id,
-		tstate_native_thread_id;
-	uint32_t frame_back, frame_code, frame_instr, frame_owner, frame_size;
-	uint32_t code_filename, code_name, code_qualname, code_linetable, code_firstlineno,
-		code_adaptive;
-	uint32_t unicode_state, unicode_length, unicode_ascii_size;
-	uint32_t bytes_size, bytes_sval;
-	uint32_t struct_size;
+	int minor;
+	uint32_t struct_size, version, free_threaded;
+#define PY_FIELD(name, debug) uint32_t name;
+	PY_LAYOUT_FIELDS(PY_FIELD)
+#undef PY_FIELD
 };
 
 extern const struct py_layout py_layouts[];
 extern const unsigned py_layouts_len;
-extern const struct py_debug_offsets_map py_debug_map;
+extern const struct py_debug_offsets_map py_debug_maps[];
+extern const unsigned py_debug_maps_len;
 
 /* The table row for major.minor, or NULL. */
 const struct py_layout *py_layout_find(int major, int minor);
+/* The _Py_DebugOffsets map of 3.minor, or NULL when cgprof does not know
+ * that version's struct. */
+const struct py_debug_offsets_map *py_debug_map_find(int minor);
+/* The newest minor version cgprof can read. */
+int py_layout_newest_minor(void);
 
-/* Fill *out from the row for 3.13 overlaid with the values of the target's
- * _Py_DebugOffsets (raw bytes, len of them). 0, or -EINVAL when the cookie
- * or sizes do not check out. */
-int py_layout_from_debug_offsets(const void *raw, size_t len, int minor, struct py_layout *out);
+/* What a target's _Py_DebugOffsets says of itself. */
+struct py_debug_header {
+	uint64_t version;      /* PY_VERSION_HEX */
+	uint64_t free_threaded;
+};
+
+/* Fill *out from the generated row for 3.minor overlaid with the values
+ * of the target's _Py_DebugOffsets (raw bytes, len of them, read with the
+ * map of 3.minor). 0; -EINVAL when the cookie, a size or an offset does
+ * not check out; -ENOTSUP when cgprof has no map for 3.minor. hdr, if
+ * not NULL, receives the version and free-threading words. */
+int py_layout_from_debug_offsets(const void *raw, size_t len, int minor, struct py_layout *out,
+				 struct py_debug_header *hdr);
 
 /* Line of the instruction at byte offset `addr` of a code object, from
  * its line table. kind: the table format. -1 when unknown. Pure functions

@@ -1,84 +1,10 @@
-/* Line numbers from CPython's line tables (three formats across 3.6-3.13)
- * and the layout lookup. Tables come from another process: every read is
- * bounds-checked and every loop ends with the table. */
+/* Line numbers from CPython's line tables (three formats across 3.6-3.15).
+ * Tables come from another process: every read is bounds-checked and every
+ * loop ends with the table. */
 #include <errno.h>
 #include <string.h>
 
 #include "layout.h"
-
-const struct py_layout *py_layout_find(int major, int minor)
-{
-	for (unsigned i = 0; i < py_layouts_len; i++)
-		if (py_layouts[i].major == major && py_layouts[i].minor == minor)
-			return &py_layouts[i];
-	return NULL;
-}
-
-static uint64_t dbg_u64(const uint8_t *raw, size_t len, uint32_t off, int *bad)
-{
-	uint64_t v;
-	if ((size_t)off + 8 > len) {
-		*bad = 1;
-		return 0;
-	}
-	memcpy(&v, raw + off, 8);
-	return v;
-}
-
-int py_layout_from_debug_offsets(const void *rawp, size_t len, int minor, struct py_layout *out)
-{
-	const uint8_t *raw = rawp;
-	const struct py_debug_offsets_map *m = &py_debug_map;
-	const struct py_layout *base = py_layout_find(3, 13);
-	int bad = 0;
-
-	if (!base || len < m->struct_size || memcmp(raw, "xdebugpy", 8))
-		return -EINVAL;
-	*out = *base;
-	out->minor = minor;
-	/* Each value is an offset into a small struct: anything huge means we
-	 * are not reading what we think. */
-#define DBG(field)                                                        \
-	do {                                                              \
-		uint64_t v_ = dbg_u64(raw, len, m->field, &bad);          \
-		if (v_ > 65536) {                                         \
-			bad = 1;                                          \
-			v_ = 0;                                           \
-		}                                                         \
-		out->field = (int32_t)v_;                                 \
-	} while (0)
-	DBG(runtime_interp_head);
-	DBG(interp_tstate_head);
-	DBG(tstate_next);
-	DBG(tstate_interp);
-	DBG(tstate_current_frame);
-	DBG(tstate_thread_id);
-	DBG(tstate_native_thread_id);
-	DBG(frame_back);
-	DBG(frame_code);
-	DBG(frame_instr);
-	DBG(frame_owner);
-	DBG(code_filename);
-	DBG(code_name);
-	DBG(code_qualname);
-	DBG(code_linetable);
-	DBG(code_firstlineno);
-	DBG(code_adaptive);
-	DBG(unicode_state);
-	DBG(unicode_length);
-	DBG(unicode_ascii_size);
-	DBG(bytes_size);
-	DBG(bytes_sval);
-#undef DBG
-	/* The frame's "size" entry is its own sizeof. */
-	uint64_t fs = dbg_u64(raw, len, m->frame_size, &bad);
-	if (fs > 65536)
-		bad = 1;
-	out->frame_size = (int32_t)fs;
-	/* PyCompactUnicodeObject adds utf8_length and utf8 to PyASCIIObject. */
-	out->unicode_compact_size = out->unicode_ascii_size + 16;
-	return bad ? -EINVAL : 0;
-}
 
 /* Lines are summed in 64 bits: co_firstlineno and the deltas come from
  * the target, and no run of deltas can overflow this (the table is at

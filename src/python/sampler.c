@@ -18,6 +18,10 @@
 #define PY_LINETABLE_MAX (1 << 20)
 #define PY_WINDOW_MAX 512        /* bytes read per frame / code object */
 #define PY_FRAME_BLOCK 8192      /* 3.11+: data-stack bytes read at once */
+/* _PyInterpreterFrame.owner from this value up is a frame that runs no
+ * code of the program: FRAME_OWNED_BY_CSTACK (3) on 3.12-3.13,
+ * FRAME_OWNED_BY_INTERPRETER (3) and _CSTACK (4) from 3.14. */
+#define PY_OWNER_NOT_CODE 3
 
 struct py_code {
 	uint64_t addr;
@@ -26,6 +30,11 @@ struct py_code {
 	char *sname, *sfile;
 	uint8_t *tab;
 	uint32_t tablen;
+	/* Maybe an interpreter-built shim (3.13+: _Py_InitCleanup, which
+	 * runs after a class call's __init__): one interned string is both
+	 * its file and its name. One that has no line where it stands is
+	 * one; Python's tracebacks leave it out, and so does a sample. */
+	bool shim;
 };
 
 /* What is read while the thread is paused: just enough to name the frame
@@ -84,12 +93,15 @@ static int32_t rd32(const uint8_t *buf, size_t len, int32_t off)
 	return v;
 }
 
-/* A live object's reference count: not 0, and not the free-list pointer
- * the allocator writes over ob_refcnt when the object is freed. */
+/* A live object's reference count: its low 32 bits not 0, and not the
+ * free-list pointer the allocator writes over ob_refcnt when the object
+ * is freed (a user-space pointer has bits 32-47 set). Bits 48-63 are
+ * ob_flags from 3.14 (set on statically allocated objects such as the
+ * "<module>" name), a refcount's top bits before. */
 static bool py_refcnt_live(const uint8_t *hdr, size_t len)
 {
 	uint64_t refcnt = rd64(hdr, len, 0);
-	return refcnt > 0 && refcnt < (1ULL << 40);
+	return (refcnt & 0xffffffffULL) != 0 && ((refcnt >> 32) & 0xffff) == 0;
 }
 
 /* A str object as UTF-8 in out (NUL-terminated, cut at n-1 bytes). Only
@@ -247,6 +259,7 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, const
 		*err = -ESTALE;
 		return NULL;
 	}
+	k.shim = k.filename == k.name;
 	k.sname = strdup(name);
 	k.sfile = strdup(file);
 	if (!k.sname || !k.sfile) {
@@ -349,8 +362,13 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 			return r;
 		uint64_t code = rd64(w, s->frame_win, L->frame_code);
 		uint64_t back = rd64(w, s->frame_win, L->frame_back);
-		if (L->frame_owner >= 0 && w[L->frame_owner] == 3) {
-			/* FRAME_OWNED_BY_CSTACK: the shim the C stack pushes */
+		/* 3.14+: f_executable is a tagged stack reference; objects are
+		 * 8-aligned, so the tag bits are masked on 3.13+ alike. */
+		if (L->tstate_current_frame >= 0)
+			code &= ~(uint64_t)7;
+		if (L->frame_owner >= 0 && w[L->frame_owner] >= PY_OWNER_NOT_CODE) {
+			/* a shim the interpreter or the C stack pushes (owner
+			 * CSTACK on 3.12-3.13, INTERPRETER or CSTACK from 3.14) */
 			if (n > 0)
 				s->raw[n - 1].entry = true;
 			f = back;
@@ -447,6 +465,11 @@ static int name_frames(struct py_sampler *s, int n)
 			return err;
 		int line = py_line_for(s->pi.lt_kind, c->tab, c->tablen, c->firstlineno,
 				       s->raw[i].addr);
+		if (c->shim && line <= 0) {
+			if (s->raw[i].entry && k > 0)
+				s->raw[k - 1].entry = true;
+			continue;
+		}
 		s->raw[k] = s->raw[i];
 		s->frames[k++] = (struct cg_frame){
 			.name = c->sname,

@@ -32,9 +32,16 @@ pid_t target_pid(const struct target *t) { return t->pid; }
 bool target_is_child(const struct target *t) { return t->is_child; }
 const char *target_root(const struct target *t) { return t->root; }
 
+/* A path the target names (maps, exe) as this process can open it. The
+ * kernel writes such paths relative to the reader's root where the file
+ * is reachable from it (a chroot below ours: the whole path, which is not
+ * under /proc/PID/root), else relative to the target's own root (a
+ * container's mount namespace). */
 const char *target_path(const struct target *t, const char *path, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s%s", t->root, path);
+	if (path[0] == '/' && access(buf, F_OK) != 0 && access(path, F_OK) == 0)
+		snprintf(buf, n, "%s", path);
 	return buf;
 }
 

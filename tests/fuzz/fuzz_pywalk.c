@@ -6,8 +6,9 @@
  *
  * Input: [layout][max_depth-1][tstate offset, u16 LE] then up to 8
  * regions, each [length, u16 LE][bytes], region i at PYFUZZ_BASE(i). The
- * layout byte picks a row of py_layouts[]; one more value means 3.13
- * described by _Py_DebugOffsets read from the start of region 0. */
+ * layout byte picks a row of py_layouts[], or past them one of
+ * py_debug_maps[]: that version described by the _Py_DebugOffsets read
+ * from the start of region 0. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 4)
 		return 0;
-	unsigned pick = data[0] % (py_layouts_len + 1);
+	unsigned pick = data[0] % (py_layouts_len + py_debug_maps_len);
 	uint32_t max_depth = 1u + (data[1] & 127);
 	uint64_t tstate = PYFUZZ_BASE(0) + (uint64_t)(data[2] | data[3] << 8);
 	size_t off = 4;
@@ -56,7 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pick < py_layouts_len) {
 		L = &py_layouts[pick];
 	} else {
-		if (!mem.n || py_layout_from_debug_offsets(reg[0].data, reg[0].len, 13, &dbg))
+		int minor = py_debug_maps[pick - py_layouts_len].minor;
+		if (!mem.n ||
+		    py_layout_from_debug_offsets(reg[0].data, reg[0].len, minor, &dbg, NULL))
 			return 0;
 		L = &dbg;
 	}

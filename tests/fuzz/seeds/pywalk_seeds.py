@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Seeds for fuzz_pywalk: for every CPython layout in src/python/layouts.gen.c
 a well-formed thread state -> frame chain -> code objects -> str/bytes image
-in the harness's input format (see tests/fuzz/fuzz_pywalk.c), one more for
-3.13 described by _Py_DebugOffsets, and a chain that loops.
+in the harness's input format (see tests/fuzz/fuzz_pywalk.c), one for each
+3.13+ described by its _Py_DebugOffsets, and a chain that loops.
     python3 tests/fuzz/seeds/pywalk_seeds.py tests/fuzz/corpus/pywalk"""
 import re
 import struct
@@ -17,13 +17,17 @@ FRAME_STRIDE, CODE_STRIDE, STR_STRIDE, BYTES_STRIDE = 0x200, 0x200, 0x80, 0x80
 def layouts():
     text = open(GEN).read()
     rows = []
-    table, dbg = text.split("py_debug_map")
+    table, dbg = text.split("py_debug_maps[]")
     for m in re.finditer(r"\{\.major = 3, \.minor = (\d+),(.*?)\}", table, re.S):
         row = {k: int(v) for k, v in re.findall(r"\.(\w+) = (-?\d+)", m.group(2))}
         row["minor"] = int(m.group(1))
         rows.append(row)
-    dmap = {k: int(v) for k, v in re.findall(r"\.(\w+) = (\d+)", dbg)}
-    return rows, dmap
+    dmaps = []
+    for m in re.finditer(r"\{\.minor = (\d+),(.*?)\}", dbg, re.S):
+        dm = {k: int(v) for k, v in re.findall(r"\.(\w+) = (\d+)", m.group(2))}
+        dm["minor"] = int(m.group(1))
+        dmaps.append(dm)
+    return rows, dmaps
 
 
 class Region:
@@ -115,24 +119,26 @@ def debug_offsets(L, dmap):
     raw = bytearray(dmap["struct_size"])
     raw[0:8] = b"xdebugpy"
     for k, off in dmap.items():
-        if k in ("version", "struct_size"):
+        if k in ("version", "struct_size", "free_threaded", "minor"):
             continue
         raw[off:off + 8] = struct.pack("<Q", L[k])
-    raw[dmap["version"]:dmap["version"] + 8] = struct.pack("<Q", 0x030D00F0)
+    ver = 0x030000F0 | dmap["minor"] << 16
+    raw[dmap["version"]:dmap["version"] + 8] = struct.pack("<Q", ver)
     return bytes(raw)
 
 
 def main(outdir):
-    rows, dmap = layouts()
+    rows, dmaps = layouts()
     names = ["leaf_work", "middle", "main"]
     for pick, L in enumerate(rows):
         data = encode(pick, 64, 0, image(L, names))
         open(f"{outdir}/py3{L['minor']}-three-frames", "wb").write(data)
-    L13 = rows[-1]
-    raw = debug_offsets(L13, dmap)
-    off = (len(raw) + 0xFF) & ~0xFF
-    data = encode(len(rows), 64, off, image(L13, names, tstate_off=off, region0_prefix=raw))
-    open(f"{outdir}/py313-debug-offsets", "wb").write(data)
+    for k, dm in enumerate(dmaps):
+        L = [r for r in rows if r["minor"] == dm["minor"]][0]
+        raw = debug_offsets(L, dm)
+        off = (len(raw) + 0xFF) & ~0xFF
+        data = encode(len(rows) + k, 64, off, image(L, names, tstate_off=off, region0_prefix=raw))
+        open(f"{outdir}/py3{dm['minor']}-debug-offsets", "wb").write(data)
     L311 = [r for r in rows if r["minor"] == 11][0]
     data = encode(rows.index(L311), 128, 0, image(L311, names, cyclic=True))
     open(f"{outdir}/py311-cyclic-chain", "wb").write(data)

@@ -1,0 +1,46 @@
+/* The one list of CPython layout fields cgprof reads. struct py_layout,
+ * the _Py_DebugOffsets map and scripts/gen-python-layouts.py all take
+ * their fields from here, so a field is added in one place.
+ *
+ * PY_FIELD(name, debug) : name is a column of struct py_layout (a byte
+ * offset or size, -1 where a version has no such field); debug is the
+ * member of _Py_DebugOffsets (3.13+) that holds it, or NONE where the
+ * target does not describe it and the generated row is used. The
+ * generator reads this file as text: keep one PY_FIELD per line. */
+#ifndef CGPROF_PY_LAYOUT_FIELDS_H
+#define CGPROF_PY_LAYOUT_FIELDS_H
+
+#define PY_LAYOUT_FIELDS(PY_FIELD)                                          \
+	PY_FIELD(runtime_interp_head, runtime_state.interpreters_head)       \
+	PY_FIELD(interp_tstate_head, interpreter_state.threads_head)         \
+	PY_FIELD(interp_threads_main, interpreter_state.threads_main)        \
+	PY_FIELD(tstate_next, thread_state.next)                             \
+	PY_FIELD(tstate_interp, thread_state.interp)                         \
+	PY_FIELD(tstate_frame, NONE)                                         \
+	PY_FIELD(tstate_cframe, NONE)                                        \
+	PY_FIELD(tstate_current_frame, thread_state.current_frame)           \
+	PY_FIELD(tstate_thread_id, thread_state.thread_id)                   \
+	PY_FIELD(tstate_native_thread_id, thread_state.native_thread_id)     \
+	PY_FIELD(tstate_datastack_chunk, thread_state.datastack_chunk)       \
+	PY_FIELD(cframe_current_frame, NONE)                                 \
+	PY_FIELD(frame_back, interpreter_frame.previous)                     \
+	PY_FIELD(frame_code, interpreter_frame.executable)                   \
+	PY_FIELD(frame_lasti, NONE)                                          \
+	PY_FIELD(frame_instr, interpreter_frame.instr_ptr)                   \
+	PY_FIELD(frame_owner, interpreter_frame.owner)                       \
+	PY_FIELD(frame_is_entry, NONE)                                       \
+	PY_FIELD(frame_size, interpreter_frame.size)                         \
+	PY_FIELD(code_filename, code_object.filename)                        \
+	PY_FIELD(code_name, code_object.name)                                \
+	PY_FIELD(code_qualname, code_object.qualname)                        \
+	PY_FIELD(code_firstlineno, code_object.firstlineno)                  \
+	PY_FIELD(code_linetable, code_object.linetable)                      \
+	PY_FIELD(code_adaptive, code_object.co_code_adaptive)                \
+	PY_FIELD(unicode_state, unicode_object.state)                        \
+	PY_FIELD(unicode_length, unicode_object.length)                      \
+	PY_FIELD(unicode_ascii_size, unicode_object.asciiobject_size)        \
+	PY_FIELD(unicode_compact_size, unicode_object.compactunicodeobject_size) \
+	PY_FIELD(bytes_size, bytes_object.ob_size)                           \
+	PY_FIELD(bytes_sval, bytes_object.ob_sval)
+
+#endif
