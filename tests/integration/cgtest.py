@@ -18,8 +18,9 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
 def find_pythons():
-    """Every CPython 3.x under ~/.pyenv/versions plus /usr/bin/python3, as
-    (label, path, (major, minor)). Unsupported versions are left out."""
+    """Every CPython 3.x under ~/.pyenv/versions, the sid root's 3.14 and
+    3.15, and /usr/bin/python3, as (label, path, (major, minor)).
+    Unsupported versions are left out."""
     found = []
     home = os.path.expanduser("~")
     for d in sorted(glob.glob(os.path.join(home, ".pyenv/versions/*"))):
@@ -29,6 +30,7 @@ def find_pythons():
             ver = (int(m.group(1)), int(m.group(2)))
             if (3, 6) <= ver <= (3, 13):
                 found.append(("pyenv-" + os.path.basename(d), exe, ver))
+    found += sid_pythons()
     if os.access("/usr/bin/python3", os.X_OK):
         out = subprocess.run(["/usr/bin/python3", "-c",
                               "import sys;print('%d %d' % sys.version_info[:2])"],
@@ -37,8 +39,62 @@ def find_pythons():
     return found
 
 
+# Today's runtimes live in a Debian unstable root (tests/rig/sid-root.sh,
+# built by `make check`); tests/rig/sid-run starts a program inside it,
+# which cgprof profiles from outside, through /proc/PID/root.
+SID_ROOT = os.environ.get("CGPROF_SID_ROOT", "/var/cache/cgprof/sid-root")
+SID_RUN = os.path.join(ROOT, "tests", "rig", "sid-run")
+SID_PYTHONS = [("sid-python3.14", "python3.14", (3, 14)), ("sid-python3.15", "python3.15", (3, 15))]
+SID_DEBUG_PYTHON = ("sid-python3.14d", "python3.14d", (3, 14))
+
+
+def sid_missing():
+    """Why the sid root cannot be used here, or None."""
+    if not os.path.exists(os.path.join(SID_ROOT, ".cgprof-rig")):
+        try:
+            with open(SID_ROOT + ".failed") as f:
+                return "no sid root: " + f.read().strip()
+        except OSError:
+            return "no sid root at %s (tests/rig/sid-root.sh builds it)" % SID_ROOT
+    if os.geteuid() != 0:
+        return "the sid root needs root (chroot, mounts)"
+    return None
+
+
+def sid_program(path):
+    """An executable on this side that runs `path` (a program of the sid
+    root) inside it, or None when the root or the program is missing."""
+    if sid_missing() or not os.access(os.path.join(SID_ROOT, path.lstrip("/")), os.X_OK):
+        return None
+    wrapper = os.path.join(BUILD, "sid-bin", path.strip("/").replace("/", "_"))
+    text = "#!/bin/sh\nexec %s %s \"$@\"\n" % (SID_RUN, path)
+    try:
+        with open(wrapper) as f:
+            if f.read() == text:
+                return wrapper
+    except OSError:
+        pass
+    os.makedirs(os.path.dirname(wrapper), exist_ok=True)
+    with open(wrapper + ".tmp", "w") as f:
+        f.write(text)
+    os.chmod(wrapper + ".tmp", 0o755)
+    os.rename(wrapper + ".tmp", wrapper)
+    return wrapper
+
+
+def sid_pythons(debug=False):
+    """[(label, wrapper, ver)] of the sid root's CPythons (3.14, 3.15), or
+    with debug=True its 3.14 debug build."""
+    found = []
+    for label, name, ver in ([SID_DEBUG_PYTHON] if debug else SID_PYTHONS):
+        exe = sid_program("/usr/bin/" + name)
+        if exe:
+            found.append((label, exe, ver))
+    return found
+
+
 # Versions the project promises; a missing one is reported as a skip.
-EXPECTED_VERSIONS = [(3, v) for v in range(6, 14)]
+EXPECTED_VERSIONS = [(3, v) for v in range(6, 16)]
 
 
 def parse_collapsed(text):

@@ -1,6 +1,8 @@
 """The CPython sampler against ground truth, on every CPython found:
-pyenv 3.6-3.13 plus /usr/bin/python3 (a static build). A version that is
-not installed is reported as skipped.
+pyenv 3.6-3.13, Debian's 3.14, 3.15 and 3.14 debug build in the sid root
+(profiled from outside it, as a container), plus /usr/bin/python3 (a
+static build). A version that is not installed is reported as skipped,
+with the reason.
 
 The workload measures its own CPU split between alpha() and beta(); the
 profile must agree within 5 percentage points. An idle thread is absent
@@ -18,7 +20,9 @@ from cgtest import WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
 
 SPLIT = os.path.join(WORKLOADS, "python", "split.py")
 HOT_LINE = next(i + 1 for i, l in enumerate(open(SPLIT)) if "HOT-ALPHA" in l)
-PYTHONS = {ver: (label, exe) for label, exe, ver in cgtest.find_pythons() if label.startswith("pyenv")}
+PYTHONS = {ver: (label, exe) for label, exe, ver in cgtest.find_pythons()
+           if label.startswith(("pyenv", "sid"))}
+DEBUG = cgtest.sid_pythons(debug=True)
 SYSTEM = [(label, exe) for label, exe, ver in cgtest.find_pythons() if label == "system-python3"]
 
 
@@ -37,11 +41,13 @@ class PythonVersionTests:
     """Mixed into one TestCase per interpreter (see below)."""
     exe = None
     label = None
+    sid = False
 
     def setUp(self):
         super().setUp()
         if not self.exe:
-            self.skipTest("%s is not installed" % self.label)
+            self.skipTest("%s is not installed%s" % (
+                self.label, "" if not self.sid else " (%s)" % cgtest.sid_missing()))
 
     def test_split_matches_ground_truth(self):
         stacks, truth, err = profile_split(self, self.exe)
@@ -168,10 +174,17 @@ def make_case(label, exe):
                 (PythonVersionTests, CgTestCase), {"exe": exe, "label": label})
 
 
-for minor in range(6, 14):
+for minor in range(6, 16):
     label, exe = PYTHONS.get((3, minor), ("CPython 3.%d" % minor, None))
     globals()["TestPython3_%d" % minor] = make_case("3_%d" % minor, exe)
     globals()["TestPython3_%d" % minor].label = label
+    globals()["TestPython3_%d" % minor].sid = minor >= 14
+# A debug build: other struct sizes, so its layout must come from the
+# target's _Py_DebugOffsets, not from the release row.
+label, exe, _ = (DEBUG or [("CPython 3.14 debug build", None, None)])[0]
+TestPython3_14_debug = make_case("3_14_debug", exe)
+TestPython3_14_debug.label = label
+TestPython3_14_debug.sid = True
 for label, exe in SYSTEM:
     globals()["TestPython_system"] = make_case("system", exe)
     globals()["TestPython_system"].label = label
