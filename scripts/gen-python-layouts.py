@@ -41,6 +41,7 @@ COMMON = {
     "code_filename": "offsetof(PyCodeObject, co_filename)",
     "code_name": "offsetof(PyCodeObject, co_name)",
     "code_firstlineno": "offsetof(PyCodeObject, co_firstlineno)",
+    "code_flags": "offsetof(PyCodeObject, co_flags)",
     "unicode_state": "offsetof(PyASCIIObject, state)",
     "unicode_length": "offsetof(PyASCIIObject, length)",
     "unicode_ascii_size": "sizeof(PyASCIIObject)",
@@ -126,7 +127,7 @@ def find_headers():
         if not m:
             continue
         ver = (3, int(m.group(1)))
-        inc = glob.glob(os.path.join(d, "include", "python%d.%d" % ver))
+        inc = glob.glob(os.path.join(d, "include", "python%d.%d*" % ver))
         if ver in VERSIONS and inc:
             found[ver] = ("CPython %s" % os.path.basename(d), inc[0], [])
     root = os.environ.get("CGPROF_SID_ROOT", "/var/cache/cgprof/sid-root")

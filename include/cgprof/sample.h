@@ -77,7 +77,8 @@ struct cg_sample_stats {
 };
 
 struct cg_sampler_opts {
-	bool nonblocking; /* never pause the target */
+	bool nonblocking; /* never pause the target, even for --native */
+	bool blocking;    /* pause a thread while its stack is read */
 	bool idle;        /* also report threads that are not running */
 	bool native;      /* unwind native frames too (issue: native) */
 	uint32_t max_depth;

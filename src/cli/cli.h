@@ -28,6 +28,7 @@ struct cli_opts {
 	bool threads;
 	bool subprocesses;
 	bool nonblocking;
+	bool blocking;
 	bool native;
 	bool heap;
 	uint32_t max_depth;

@@ -48,6 +48,7 @@ int cmd_dump(struct cli_opts *o)
 	struct cg_sample_stats stats = {0};
 	struct cg_sampler_opts so = {
 		.nonblocking = o->nonblocking,
+		.blocking = o->blocking,
 		.idle = true,
 		.native = o->native,
 		.max_depth = o->max_depth,

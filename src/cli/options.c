@@ -35,7 +35,10 @@ void cli_usage(FILE *out)
 	      "      --idle                 also count threads that are not running\n"
 	      "      --threads              root each stack at its thread\n"
 	      "      --subprocesses         also profile child processes\n"
-	      "      --nonblocking          never pause the target (stacks may be torn)\n"
+	      "      --blocking             pause each Python thread while its stack is read\n"
+	      "                             (costs the target; shifts samples onto system calls)\n"
+	      "      --nonblocking          never pause the target (the default for Python\n"
+	      "                             without --native; torn stacks are dropped)\n"
 	      "      --native               include native (C) frames, unwound with libunwind\n"
 	      "      --heap                 record a JVM heap summary per reporting window\n"
 	      "      --max-depth N          deepest stack kept (default 2048)\n"
@@ -70,6 +73,7 @@ enum {
 	OPT_THREADS,
 	OPT_SUBPROCESSES,
 	OPT_NONBLOCKING,
+	OPT_BLOCKING,
 	OPT_NATIVE,
 	OPT_HEAP,
 	OPT_MAX_DEPTH,
@@ -131,6 +135,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"threads", no_argument, NULL, OPT_THREADS},
 		{"subprocesses", no_argument, NULL, OPT_SUBPROCESSES},
 		{"nonblocking", no_argument, NULL, OPT_NONBLOCKING},
+		{"blocking", no_argument, NULL, OPT_BLOCKING},
 		{"native", no_argument, NULL, OPT_NATIVE},
 		{"heap", no_argument, NULL, OPT_HEAP},
 		{"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
@@ -192,6 +197,9 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			break;
 		case OPT_NONBLOCKING:
 			o->nonblocking = true;
+			break;
+		case OPT_BLOCKING:
+			o->blocking = true;
 			break;
 		case OPT_NATIVE:
 			o->native = true;
@@ -255,6 +263,10 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 				cmd);
 			return CLI_EXIT_USAGE;
 		}
+	}
+	if (o->blocking && o->nonblocking) {
+		fprintf(stderr, "cgprof: --blocking and --nonblocking contradict each other\n");
+		return CLI_EXIT_USAGE;
 	}
 	if (o->format == CG_FMT_NONE && o->output && strcmp(o->output, "-"))
 		o->format = encode_format_from_path(o->output);

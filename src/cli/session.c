@@ -201,6 +201,7 @@ static int proc_try_open(struct session *ss, struct proc *p)
 	const struct cg_sampler_ops *ops;
 	struct cg_sampler_opts so = {
 		.nonblocking = ss->o->nonblocking,
+		.blocking = ss->o->blocking,
 		.idle = ss->o->idle,
 		.native = ss->o->native,
 		.max_depth = ss->max_depth,

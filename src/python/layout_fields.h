@@ -34,6 +34,7 @@
 	PY_FIELD(code_name, code_object.name)                                \
 	PY_FIELD(code_qualname, code_object.qualname)                        \
 	PY_FIELD(code_firstlineno, code_object.firstlineno)                  \
+	PY_FIELD(code_flags, NONE)                                           \
 	PY_FIELD(code_linetable, code_object.linetable)                      \
 	PY_FIELD(code_adaptive, code_object.co_code_adaptive)                \
 	PY_FIELD(unicode_state, unicode_object.state)                        \

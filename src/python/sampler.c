@@ -61,6 +61,13 @@ struct py_sampler {
 	uint64_t blk_lo, blk_hi;
 	uint8_t blk[PY_FRAME_BLOCK + PY_WINDOW_MAX];
 	size_t frame_win, code_win, tstate_win;
+	/* Every link the last walk followed (shims too), with the words it
+	 * read there, to check an unpaused read against the memory after
+	 * it (chain_ok: all of them recorded). */
+	uint64_t *chain, *chain_back, *chain_code;
+	uint32_t nchain, chain_cap;
+	bool chain_ok;
+	uint64_t head_ptr[2]; /* what the walk started from (3.11-3.12: cframe too) */
 	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
 	struct native_ctx *nctx;   /* --native */
 	struct native_frame *nf;
@@ -259,7 +266,9 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, const
 		*err = -ESTALE;
 		return NULL;
 	}
-	k.shim = k.filename == k.name;
+	/* 3.12 names its entry frames' code "<interpreter trampoline>" in
+	 * file "<shim>": never the program's, whatever the owner byte read */
+	k.shim = k.filename == k.name || !strcmp(file, "<shim>");
 	k.sname = strdup(name);
 	k.sfile = strdup(file);
 	if (!k.sname || !k.sfile) {
@@ -320,7 +329,8 @@ static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
 
 /* Walk one thread's frame chain, leaf first, into s->raw: only the reads
  * that must see a consistent chain (done while the thread is paused).
- * Returns the number of frames, or negative. *truncated when deeper than
+ * Returns the number of frames, or negative (-ENOLINK: a chain that does
+ * not end where a thread's stack ends). *truncated when deeper than
  * max_depth. */
 static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 {
@@ -329,10 +339,14 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 	uint8_t w[PY_WINDOW_MAX];
 	uint64_t f = 0, lap = 0;
 	uint32_t n = 0, steps = 0, power = 1, lam = 0;
+	bool last_shim = false;
 	int r;
 
 	*truncated = false;
 	s->blk_lo = s->blk_hi = 0;
+	s->nchain = 0;
+	s->chain_ok = true;
+	s->head_ptr[0] = s->head_ptr[1] = 0;
 	if (L->tstate_frame >= 0)
 		r = target_read(t, tstate + (uint64_t)L->tstate_frame, &f, 8);
 	else if (L->tstate_current_frame >= 0)
@@ -342,9 +356,11 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 		r = target_read(t, tstate + (uint64_t)L->tstate_cframe, &cf, 8);
 		if (!r && cf)
 			r = target_read(t, cf + (uint64_t)L->cframe_current_frame, &f, 8);
+		s->head_ptr[1] = cf;
 	}
 	if (r)
 		return r;
+	s->head_ptr[0] = f;
 	/* Bounded twice: by max_depth for what we keep, and by a hard cap on
 	 * steps so a frame chain that loops ends. */
 	while (f && steps++ < PY_HARD_MAX_DEPTH) {
@@ -362,11 +378,19 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 			return r;
 		uint64_t code = rd64(w, s->frame_win, L->frame_code);
 		uint64_t back = rd64(w, s->frame_win, L->frame_back);
+		if (s->nchain < s->chain_cap) {
+			s->chain[s->nchain] = f;
+			s->chain_back[s->nchain] = back;
+			s->chain_code[s->nchain++] = code;
+		} else {
+			s->chain_ok = false;
+		}
 		/* 3.14+: f_executable is a tagged stack reference; objects are
 		 * 8-aligned, so the tag bits are masked on 3.13+ alike. */
 		if (L->tstate_current_frame >= 0)
 			code &= ~(uint64_t)7;
-		if (L->frame_owner >= 0 && w[L->frame_owner] >= PY_OWNER_NOT_CODE) {
+		last_shim = L->frame_owner >= 0 && w[L->frame_owner] >= PY_OWNER_NOT_CODE;
+		if (last_shim) {
 			/* a shim the interpreter or the C stack pushes (owner
 			 * CSTACK on 3.12-3.13, INTERPRETER or CSTACK from 3.14) */
 			if (n > 0)
@@ -408,6 +432,16 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 	}
 	if (steps >= PY_HARD_MAX_DEPTH)
 		return -ELOOP;
+	/* A whole chain ends where the thread's first eval loop began: from
+	 * 3.12 in that loop's entry shim, on 3.11 in a frame marked is_entry.
+	 * One that ends anywhere else is a frame caught while being linked
+	 * (a generator on resume or yield, its caller not yet, or no longer,
+	 * set) and is not the thread's stack. */
+	if (n > 0 && !*truncated && L->frame_owner >= 0) {
+		bool rooted = L->frame_is_entry >= 0 ? s->raw[n - 1].entry : last_shim;
+		if (!rooted)
+			return -ENOLINK;
+	}
 	return (int)n;
 }
 
@@ -436,9 +470,75 @@ static void read_code_windows(struct py_sampler *s, int n)
 	}
 }
 
+/* An unpaused walk is kept only when the chain it followed is still the
+ * thread's chain once it is done: the thread state still starts at the
+ * same frame, and every frame still links to the same caller and runs
+ * the same code. All of it is read again in one process_vm_readv (its
+ * iovecs a word each), so a stack that changed under the walk - a return,
+ * a call, a frame reused - is never kept half old, half new. Only the
+ * leaf's instruction may have moved on, which is the sample instant's
+ * uncertainty, not a tear. 0 when whole, -EAGAIN when it changed. */
+static int verify_walk(struct py_sampler *s, uint64_t tstate)
+{
+	enum { CHUNK = 510 }; /* 2 iovecs a frame, IOV_MAX 1024 a call */
+	const struct py_layout *L = &s->pi.L;
+	struct iovec local[2 * CHUNK + 2], remote[2 * CHUNK + 2];
+	uint64_t got[2 * CHUNK + 2];
+	size_t k = 0;
+
+	if (!s->chain_ok)
+		return -EAGAIN;
+	/* the head first, in the same call as the first frames */
+	int32_t head_off = L->tstate_frame >= 0 ? L->tstate_frame
+			   : L->tstate_current_frame >= 0 ? L->tstate_current_frame
+							  : L->tstate_cframe;
+	local[k] = (struct iovec){&got[k], 8};
+	remote[k++] = (struct iovec){(void *)(uintptr_t)(tstate + (uint64_t)head_off), 8};
+	if (s->head_ptr[1]) {
+		local[k] = (struct iovec){&got[k], 8};
+		remote[k++] = (struct iovec){
+			(void *)(uintptr_t)(s->head_ptr[1] + (uint64_t)L->cframe_current_frame), 8};
+	}
+	size_t heads = k;
+	uint32_t base = 0;
+	do {
+		for (uint32_t i = base; i < s->nchain && i < base + CHUNK; i++) {
+			local[k] = (struct iovec){&got[k], 8};
+			remote[k++] = (struct iovec){
+				(void *)(uintptr_t)(s->chain[i] + (uint64_t)L->frame_back), 8};
+			local[k] = (struct iovec){&got[k], 8};
+			remote[k++] = (struct iovec){
+				(void *)(uintptr_t)(s->chain[i] + (uint64_t)L->frame_code), 8};
+		}
+		ssize_t n = target_readv(s->pi.t, local, k, remote, k);
+		if (n != (ssize_t)(k * 8))
+			return -EAGAIN;
+		size_t j = 0;
+		if (base == 0) {
+			uint64_t want = s->head_ptr[1] ? s->head_ptr[1] : s->head_ptr[0];
+			if (got[0] != want || (s->head_ptr[1] && got[1] != s->head_ptr[0]))
+				return -EAGAIN;
+			j = heads;
+		}
+		for (uint32_t i = base; j + 1 < k; i++, j += 2)
+			if (got[j] != s->chain_back[i] || got[j + 1] != s->chain_code[i])
+				return -EAGAIN;
+		k = 0;
+		base += CHUNK;
+	} while (base < s->nchain);
+	return 0;
+}
+
+/* CO_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR:
+ * code that runs only when a frame of someone's resumes it. */
+#define PY_CO_RESUMABLE (0x20 | 0x80 | 0x100 | 0x200)
+
 /* Name the raw frames (after the thread runs again): code objects from the
- * cache, lines from their tables. */
-static int name_frames(struct py_sampler *s, int n)
+ * cache, lines from their tables. whole: the walk reached the thread's
+ * first frame, which then cannot be a generator's or a coroutine's (one
+ * is resumed from a frame below it; one alone is a frame caught while
+ * being linked or unlinked): -ENOLINK. */
+static int name_frames(struct py_sampler *s, int n, bool whole)
 {
 	int k = 0;
 	read_code_windows(s, n);
@@ -452,6 +552,9 @@ static int name_frames(struct py_sampler *s, int n)
 				return err;
 			w = buf;
 		}
+		if (whole && i == n - 1 && s->pi.L.code_flags >= 0 &&
+		    (rd32(w, s->code_win, s->pi.L.code_flags) & PY_CO_RESUMABLE))
+			return -ENOLINK;
 		if (s->raw[i].maybe_not_code && rd64(w, s->code_win, 8) != s->pi.pycode_type) {
 			/* not a code object: left out, as the walk leaves out the
 			 * C-stack shim; an entry mark moves to the kept frame
@@ -465,7 +568,7 @@ static int name_frames(struct py_sampler *s, int n)
 			return err;
 		int line = py_line_for(s->pi.lt_kind, c->tab, c->tablen, c->firstlineno,
 				       s->raw[i].addr);
-		if (c->shim && line <= 0) {
+		if (c->shim && (line <= 0 || !strcmp(c->sfile, "<shim>"))) {
 			if (s->raw[i].entry && k > 0)
 				s->raw[k - 1].entry = true;
 			continue;
@@ -531,13 +634,18 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	s->frames = calloc(s->frames_cap, sizeof(*s->frames));
 	s->raw = calloc(s->frames_cap, sizeof(*s->raw));
 	s->codes = calloc(PY_CODE_CACHE_MAX, sizeof(*s->codes));
+	/* shims between kept frames: at most one for each, and a few more */
+	s->chain_cap = 2 * s->frames_cap + 16;
+	s->chain = calloc(s->chain_cap, sizeof(*s->chain));
+	s->chain_back = calloc(s->chain_cap, sizeof(*s->chain_back));
+	s->chain_code = calloc(s->chain_cap, sizeof(*s->chain_code));
 	cg_map_init(&s->code_idx);
 	s->pthread_tid_off = s->pi.L.tstate_native_thread_id >= 0 ? -2 : -1;
 	const struct py_layout *L = &s->pi.L;
 	int32_t fo[] = {L->frame_back,	 L->frame_code,	 L->frame_lasti,
 			L->frame_instr, L->frame_owner, L->frame_is_entry};
 	int32_t co[] = {L->code_filename, L->code_name, L->code_qualname, L->code_linetable,
-			L->code_firstlineno};
+			L->code_firstlineno, L->code_flags};
 	int32_t to[] = {L->tstate_next, L->tstate_thread_id, L->tstate_native_thread_id};
 	s->frame_win = max_off(fo, 6);
 	if (o->native) {
@@ -556,11 +664,12 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 			goto fail;
 		}
 	}
-	s->code_win = max_off(co, 5);
+	s->code_win = max_off(co, 6);
 	s->tstate_win = max_off(to, 3);
 	s->cwin = calloc(s->frames_cap, s->code_win);
 	s->cwin_ok = calloc(s->frames_cap, sizeof(*s->cwin_ok));
-	if (!s->frames || !s->raw || !s->codes || !s->cwin || !s->cwin_ok ||
+	if (!s->frames || !s->raw || !s->codes || !s->cwin || !s->cwin_ok || !s->chain ||
+	    !s->chain_back || !s->chain_code ||
 	    s->frame_win > PY_WINDOW_MAX || s->code_win > PY_WINDOW_MAX ||
 	    s->tstate_win > PY_WINDOW_MAX) {
 		r = -ENOMEM;
@@ -580,6 +689,9 @@ fail:
 	free(s->codes);
 	free(s->cwin);
 	free(s->cwin_ok);
+	free(s->chain);
+	free(s->chain_back);
+	free(s->chain_code);
 	free(s);
 	return r;
 }
@@ -597,7 +709,7 @@ int py_sample_thread(void *priv, uint64_t tstate, const struct cg_frame **frames
 	struct py_sampler *s = priv;
 	int n = walk_frames(s, tstate, truncated);
 	if (n > 0)
-		n = name_frames(s, n);
+		n = name_frames(s, n, !*truncated);
 	*frames = s->frames;
 	return n;
 }
@@ -614,6 +726,9 @@ static void py_close(void *priv)
 	free(s->raw);
 	free(s->cwin);
 	free(s->cwin_ok);
+	free(s->chain);
+	free(s->chain_back);
+	free(s->chain_code);
 	if (s->nctx)
 		native_close(s->nctx);
 	free(s->nf);
@@ -627,6 +742,111 @@ static const char *py_version(void *priv)
 	return ((struct py_sampler *)priv)->pi.version;
 }
 
+/* A stack read without stopping the thread: kept only when verify_walk
+ * finds the chain unchanged after the read; one more try when it changed
+ * (a return or a call in the microseconds of the read), else it is torn.
+ * The number of frames, or negative. */
+static int walk_unpaused(struct py_sampler *s, uint64_t ts, bool *truncated,
+			 struct cg_sample_stats *st)
+{
+	int nf = -EAGAIN;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		nf = walk_frames(s, ts, truncated);
+		if (nf >= 0 && verify_walk(s, ts) == 0)
+			return nf;
+	}
+	st->lost[CG_LOST_TORN]++;
+	return nf < 0 ? nf : -EAGAIN;
+}
+
+/* A stack read with the thread paused (--blocking, --native): the walk
+ * and the native unwind see one instant. nn native frames into s->nf.
+ * The number of Python frames, or negative (counted lost). */
+static int walk_paused(struct py_sampler *s, uint64_t ts, pid_t tid, bool *truncated,
+		       uint32_t *nn, bool *ntrunc, int *nr, struct cg_sample_stats *st)
+{
+	int r = target_pause(s->pi.t, tid);
+	if (r) {
+		st->lost[r == -ESRCH ? CG_LOST_GONE : CG_LOST_PAUSE]++;
+		return r;
+	}
+	int nf = walk_frames(s, ts, truncated);
+	if (s->nctx && nf >= 0)
+		*nr = native_unwind_ips(s->nctx, tid, s->nf, s->frames_cap, nn, ntrunc);
+	target_resume(s->pi.t, tid);
+	if (nf < 0)
+		st->lost[nf == -ENOLINK ? CG_LOST_TORN : CG_LOST_READ]++;
+	return nf;
+}
+
+/* --native: the Python frames put in place of the eval-loop frames of the
+ * native stack. The merged depth, or negative (counted lost). */
+static int merge_native(struct py_sampler *s, int nf, int nr, uint32_t nn, bool *truncated,
+			bool ntrunc, struct cg_sample_stats *st)
+{
+	if (nr == 0)
+		nr = native_symbolize(s->nctx, s->nf, &nn);
+	for (int i = 0; i < nf; i++)
+		s->entry[i] = s->raw[i].entry;
+	uint32_t nm = 0;
+	bool mt = false;
+	if (nr == 0)
+		nr = native_merge(s->nf, nn, s->frames, s->entry, (uint32_t)nf,
+				  *truncated || ntrunc, s->merged, s->frames_cap, &nm, &mt);
+	if (nr) {
+		st->lost[nr == -EPROTO ? CG_LOST_MERGE : CG_LOST_READ]++;
+		return nr;
+	}
+	*truncated = *truncated || mt || ntrunc;
+	return (int)nm;
+}
+
+/* One thread's sample, whole or not at all, delivered to fn. */
+static void sample_thread(struct py_sampler *s, uint64_t ts, pid_t tid,
+			  enum target_thread_run run, cg_sample_fn fn, void *arg,
+			  struct cg_sample_stats *st)
+{
+	bool truncated = false, ntrunc = false;
+	uint32_t nn = 0;
+	int nr = -1, nf;
+	bool pause = tid > 0 && (s->o.blocking || s->nctx);
+
+	nf = pause ? walk_paused(s, ts, tid, &truncated, &nn, &ntrunc, &nr, st)
+		   : walk_unpaused(s, ts, &truncated, st);
+	if (nf < 0)
+		return;
+	if (nf > 0) {
+		nf = name_frames(s, nf, !truncated);
+		if (nf < 0) {
+			st->lost[nf == -ENOLINK ? CG_LOST_TORN : CG_LOST_READ]++;
+			return;
+		}
+	}
+	const struct cg_frame *frames = s->frames;
+	if (s->nctx) {
+		nf = merge_native(s, nf, nr, nn, &truncated, ntrunc, st);
+		if (nf < 0)
+			return;
+		frames = s->merged;
+	}
+	if (nf == 0)
+		return;
+	char tname[64] = "";
+	if (tid > 0)
+		target_thread_name(s->pi.t, tid, tname, sizeof(tname));
+	struct cg_sample smp = {
+		.pid = target_pid(s->pi.t),
+		.tid = tid,
+		.thread_name = tname,
+		.state = run == TARGET_THREAD_RUNNING ? CG_ST_RUNNING : CG_ST_IDLE,
+		.truncated = truncated,
+		.nframes = (uint32_t)nf,
+		.frames = frames,
+	};
+	fn(&smp, arg);
+	st->taken++;
+}
+
 static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_stats *st)
 {
 	struct py_sampler *s = priv;
@@ -634,7 +854,6 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 	struct target *t = s->pi.t;
 	uint64_t interp = 0, ts = 0;
 	pid_t tids[PY_MAX_THREADS];
-	char tname[64];
 	int seen = 0;
 
 	/* The OS thread list only where it is needed (a directory listing,
@@ -670,86 +889,10 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 						     ntids);
 		enum target_thread_run run =
 			tid > 0 ? target_thread_state(t, tid) : TARGET_THREAD_RUNNING;
-		if (run == TARGET_THREAD_GONE) {
-			ts = next;
-			continue;
-		}
-		seen++;
-		if (run != TARGET_THREAD_RUNNING && !s->o.idle) {
-			ts = next;
-			continue;
-		}
-		bool paused = false;
-		if (!s->o.nonblocking && tid > 0) {
-			r = target_pause(t, tid);
-			if (r == -ESRCH) {
-				st->lost[CG_LOST_GONE]++;
-				ts = next;
-				continue;
-			}
-			if (r) {
-				st->lost[CG_LOST_PAUSE]++;
-				ts = next;
-				continue;
-			}
-			paused = true;
-		}
-		bool truncated;
-		int nf = walk_frames(s, ts, &truncated);
-		uint32_t nn = 0;
-		bool ntrunc = false;
-		int nr = -1;
-		if (s->nctx && paused && nf >= 0)
-			nr = native_unwind_ips(s->nctx, tid, s->nf, s->frames_cap, &nn, &ntrunc);
-		if (paused)
-			target_resume(t, tid);
-		if (nf > 0)
-			nf = name_frames(s, nf);
-		const struct cg_frame *out_frames = s->frames;
-		if (s->nctx && nf >= 0) {
-			if (nr == 0)
-				nr = native_symbolize(s->nctx, s->nf, &nn);
-			for (int i = 0; i < nf; i++)
-				s->entry[i] = s->raw[i].entry;
-			uint32_t nm = 0;
-			bool mt = false;
-			if (nr == 0)
-				nr = native_merge(s->nf, nn, s->frames, s->entry, (uint32_t)nf,
-						  truncated || ntrunc, s->merged, s->frames_cap, &nm,
-						  &mt);
-			if (nr) {
-				st->lost[nr == -EPROTO ? CG_LOST_MERGE : CG_LOST_READ]++;
-				ts = next;
-				continue;
-			}
-			nf = (int)nm;
-			truncated = truncated || mt || ntrunc;
-			out_frames = s->merged;
-		}
-		if (nf < 0) {
-			/* Unpaused, a chain that changed under us is torn; paused,
-			 * an unreadable pointer is a read error. */
-			st->lost[s->o.nonblocking ? CG_LOST_TORN : CG_LOST_READ]++;
-			ts = next;
-			continue;
-		}
-		if (nf > 0 || s->o.idle) {
-			tname[0] = '\0';
-			if (tid > 0)
-				target_thread_name(t, tid, tname, sizeof(tname));
-			struct cg_sample smp = {
-				.pid = target_pid(t),
-				.tid = tid,
-				.thread_name = tname,
-				.state = run == TARGET_THREAD_RUNNING ? CG_ST_RUNNING : CG_ST_IDLE,
-				.truncated = truncated,
-				.nframes = (uint32_t)nf,
-				.frames = out_frames,
-			};
-			if (nf > 0) {
-				fn(&smp, arg);
-				st->taken++;
-			}
+		if (run != TARGET_THREAD_GONE) {
+			seen++;
+			if (run == TARGET_THREAD_RUNNING || s->o.idle)
+				sample_thread(s, ts, tid, run, fn, arg, st);
 		}
 		ts = next;
 	}

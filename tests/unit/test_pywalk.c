@@ -68,6 +68,9 @@ static void build(const struct py_layout *L, const char *const *names, int n, bo
 		put64(c, L->code_linetable, BASE_BYTES);
 		put32(c, L->code_firstlineno, 100 + i);
 	}
+	/* the thread's first frame: where its eval loop began */
+	if (!loop)
+		frame_img[(n - 1) * STRIDE + L->frame_is_entry] = 1;
 }
 
 static const struct cg_fake_region regions[] = {
@@ -140,6 +143,35 @@ START_TEST(cyclic_chain_ends)
 }
 END_TEST
 
+/* A chain that does not end where a thread's stack ends is a frame caught
+ * while being linked, never a stack: not rooted in an eval-loop entry, or
+ * rooted in a generator's frame (which only runs when resumed from one). */
+START_TEST(unrooted_chain_is_not_kept)
+{
+	static const char *const names[] = {"leaf", "gen"};
+	const struct py_layout *L = py_layout_find(3, 11);
+	const struct cg_frame *f;
+	bool trunc;
+	struct target *t;
+	build(L, names, 2, false);
+	void *s = open_walker(&t, 64);
+	ck_assert_int_eq(py_sample_thread(s, BASE_TS, &f, &trunc), 2);
+	frame_img[STRIDE + L->frame_is_entry] = 0;
+	ck_assert_int_eq(py_sample_thread(s, BASE_TS, &f, &trunc), -ENOLINK);
+	frame_img[STRIDE + L->frame_is_entry] = 1;
+	put32(code_img + STRIDE, L->code_flags, 0x20); /* CO_GENERATOR */
+	ck_assert_int_eq(py_sample_thread(s, BASE_TS, &f, &trunc), -ENOLINK);
+	/* cut at max_depth, the root is not seen: kept, marked truncated */
+	python_sampler_ops.close(s);
+	target_close(t);
+	s = open_walker(&t, 1);
+	ck_assert_int_eq(py_sample_thread(s, BASE_TS, &f, &trunc), 1);
+	ck_assert(trunc);
+	python_sampler_ops.close(s);
+	target_close(t);
+}
+END_TEST
+
 START_TEST(unmapped_pointer_is_efault)
 {
 	static const char *const names[] = {"leaf", "main"};
@@ -192,6 +224,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("walk");
 	tcase_add_test(tc, walks_hand_built_chain);
 	tcase_add_test(tc, cyclic_chain_ends);
+	tcase_add_test(tc, unrooted_chain_is_not_kept);
 	tcase_add_test(tc, unmapped_pointer_is_efault);
 	tcase_add_test(tc, fake_memory_reads);
 	suite_add_tcase(s, tc);
