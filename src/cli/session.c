@@ -285,6 +285,34 @@ static void sleep_until(uint64_t deadline_ns)
 		;
 }
 
+/* run: a launcher that is no runtime itself (a shell, timeout, sudo)
+ * may start the program as its child rather than exec it: the first
+ * descendant that turns out to be Python or Java is the one profiled
+ * (the launcher stays the process whose exit ends the session). true
+ * when one is open. */
+static bool open_launched_child(struct session *ss)
+{
+	scan_children(ss);
+	for (int i = 1; i < ss->nprocs; i++) {
+		struct proc *c = &ss->procs[i];
+		if (c->ops || c->dead)
+			continue;
+		int r = proc_try_open(ss, c);
+		cg_clearerr();
+		if (r == 0)
+			return true;
+		if (r == -ESRCH || !target_alive(c->t)) {
+			/* a helper the launcher ran and reaped (a wrapper
+			 * script forks many): its place is free again */
+			target_close(c->t);
+			memmove(c, c + 1, (size_t)(ss->nprocs - i - 1) * sizeof(*c));
+			ss->nprocs--;
+			i--;
+		}
+	}
+	return false;
+}
+
 /* Wait for the main target's runtime to appear (run) or check it is there
  * (attach). 0, or negative with cg_fail. */
 static int find_runtime(struct session *ss, bool spawned)
@@ -300,11 +328,14 @@ static int find_runtime(struct session *ss, bool spawned)
 		int r = proc_try_open(ss, p);
 		if (r == 0)
 			return 0;
-		if (r != -ENOENT)
-			return r;
 		if (!target_alive(p->t))
 			return cg_fail(-ESRCH, "process %d ended before its runtime could be found",
 				       (int)target_pid(p->t));
+		if (r != -ENOENT && r != -ESRCH)
+			return r;
+		cg_clearerr();
+		if (spawned && !ss->o->subprocesses && open_launched_child(ss))
+			return 0;
 		if (sig_stop)
 			return cg_fail(-EINTR, "interrupted before the first sample");
 		if (cg_now_ns() - start > limit)

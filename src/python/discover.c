@@ -133,7 +133,7 @@ void py_interp_set_layout(struct py_interp *pi, const struct py_layout *L)
 
 /* 3.6 up to the newest version cgprof has a layout for; any other is
  * named in the refusal, never "not a Python process". */
-static int py_version_supported(const struct py_interp *pi, struct target *t)
+int py_version_supported(const struct py_interp *pi, struct target *t)
 {
 	int newest = py_layout_newest_minor();
 	if (pi->major == 3 && pi->minor >= 6 && pi->minor <= newest)
@@ -153,7 +153,7 @@ static int py_version_supported(const struct py_interp *pi, struct target *t)
  * _PyRuntime starts with _Py_DebugOffsets (read with the map of its
  * minor version, so a point release cgprof has never seen works); older
  * ones take the generated row. */
-static int py_layout_for_target(struct py_interp *pi, struct target *t)
+int py_layout_for_target(struct py_interp *pi, struct target *t)
 {
 	const struct py_debug_offsets_map *map = py_debug_map_find(pi->minor);
 	const struct py_layout *row = py_layout_find(3, pi->minor);

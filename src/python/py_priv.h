@@ -29,6 +29,13 @@ struct py_interp {
 /* 0 when CPython is present and initialised (pi filled); -ENOENT when not
  * (yet); -ENOTSUP (with cg_fail) when it never will be usable. */
 int py_discover(struct target *t, struct py_interp *pi);
+/* 0 when CPython pi->major.pi->minor is one cgprof reads; else -ENOTSUP
+ * with a message that names it and the range. */
+int py_version_supported(const struct py_interp *pi, struct target *t);
+/* pi->L for pi->minor: on 3.13+ from the _Py_DebugOffsets at pi->runtime
+ * (refused, naming why, when they do not validate or describe a
+ * free-threaded build), else the generated row. 0 or -ENOTSUP. */
+int py_layout_for_target(struct py_interp *pi, struct target *t);
 /* Take layout L (a table row, or one built from _Py_DebugOffsets) and
  * what follows from it: the line-table format and f_lasti's unit. */
 void py_interp_set_layout(struct py_interp *pi, const struct py_layout *L);

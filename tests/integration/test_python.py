@@ -169,6 +169,80 @@ class TestPythonOptions(CgTestCase):
             self.assertEqual(max(map(len, stacks)), 61, err)
 
 
+class TestLaunchers(CgTestCase):
+    """run follows a launcher to the interpreter it starts, whether it
+    execs it (env, nice, chroot, a shell's exec) or runs it as a child
+    (timeout, a shell script): the profile is the script's, the exit
+    status the launcher's."""
+
+    def setUp(self):
+        super().setUp()
+        if not SYSTEM:
+            self.skipTest("no /usr/bin/python3")
+        self.exe = SYSTEM[0][1]
+
+    def check(self, argv, status=0):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            r = cgprof("run", "-r", "200", "-f", "collapsed", "-o", out, "--", *argv, timeout=120)
+            self.assertEqual(r.returncode, status, r.stderr)
+            with open(out) as f:
+                stacks = parse_collapsed(f.read())
+        funcs = lambda s: [frame_func(f) for f in s]
+        a = sum(c for s, c in stacks.items() if "alpha" in funcs(s))
+        b = sum(c for s, c in stacks.items() if "beta" in funcs(s) and "deep" not in funcs(s))
+        self.assertGreater(a + b, 100, "%s: %s" % (argv[0], r.stderr))
+        self.assertGreater(a, b, argv[0])
+        return r
+
+    def test_exec_launchers(self):
+        for pre in (["env", "X=1"], ["nice", "-n", "1"], ["sh", "-c", 'exec "$0" "$@"']):
+            with self.subTest(launcher=pre[0]):
+                self.check(pre + [self.exe, SPLIT, "1.5"])
+
+    def test_launchers_that_fork(self):
+        self.check(["timeout", "60", self.exe, SPLIT, "1.5"])
+        # a shell that runs it as a child, then exits with its own status
+        self.check(["sh", "-c", '"$0" "$@" >/dev/null; exit 7', self.exe, SPLIT, "1.5"], status=7)
+
+    def test_chroot_into_another_root(self):
+        """`cgprof run -- chroot ROOT python3.14 ...`: the interpreter's
+        files are found through /proc/PID/root and the chroot's paths."""
+        why = cgtest.sid_missing()
+        if why:
+            self.skipTest(why)
+        code = ("import time\n"
+                "def spin_in_root():\n"
+                "    t = time.time()\n"
+                "    while time.time() - t < 1.5: pass\n"
+                "spin_in_root()\n")
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            r = cgprof("run", "-r", "200", "-f", "collapsed", "-o", out, "--", "chroot",
+                       cgtest.SID_ROOT, "python3.14", "-c", code, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out) as f:
+                stacks = parse_collapsed(f.read())
+        spin = sum(c for s, c in stacks.items() if frame_func(s[-1]) == "spin_in_root")
+        self.assertGreater(spin, 0.8 * sum(stacks.values()), stacks)
+
+
+class TestVersionLimits(CgTestCase):
+    def test_unsupported_version_is_named_with_the_range(self):
+        py27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
+        if not os.access(py27, os.X_OK):
+            self.skipTest("no CPython 2.7 on this machine")
+        p = self.spawn([py27, "-c", "import time; time.sleep(30)"])
+        time.sleep(0.5)
+        r = cgprof("attach", "-d", "1", str(p.pid))
+        self.assertNotEqual(r.returncode, 0)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertRegex(lines[0], r"CPython 2\.7, which is not supported; "
+                                   r"cgprof reads CPython 3\.6-3\.15$")
+        self.assertIsNone(p.poll())
+
+
 def make_case(label, exe):
     return type("TestPython" + re.sub(r"\W", "_", label),
                 (PythonVersionTests, CgTestCase), {"exe": exe, "label": label})

@@ -4,6 +4,7 @@
  * with -ELOOP instead of a stack of repeats. Also the fake memory itself. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check_main.h"
@@ -172,6 +173,72 @@ START_TEST(unrooted_chain_is_not_kept)
 }
 END_TEST
 
+/* _Py_DebugOffsets as a 3.minor target carries them, from the generated
+ * row of that version. */
+static size_t debug_image(uint8_t *img, size_t cap, int minor, uint64_t version,
+			  uint64_t free_threaded)
+{
+	const struct py_debug_offsets_map *m = py_debug_map_find(minor);
+	const struct py_layout *L = py_layout_find(3, minor);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_nonnull(L);
+	ck_assert_uint_le(m->struct_size, cap);
+	memset(img, 0, cap);
+	memcpy(img, "xdebugpy", 8);
+	memcpy(img + m->version, &version, 8);
+	memcpy(img + m->free_threaded, &free_threaded, 8);
+#define PY_FIELD(name, debug)                                  \
+	if (m->name) {                                         \
+		uint64_t v_ = (uint64_t)(L->name < 0 ? 0 : L->name); \
+		memcpy(img + m->name, &v_, 8);                 \
+	}
+	PY_LAYOUT_FIELDS(PY_FIELD)
+#undef PY_FIELD
+	return m->struct_size;
+}
+
+START_TEST(debug_offsets_validate_and_refuse)
+{
+	static uint8_t img[4096];
+	const struct cg_fake_region r[] = {{0x40000, img, sizeof(img)}};
+	const struct cg_fake_mem m = {r, 1};
+	struct py_interp pi;
+	struct target *t;
+	ck_assert_int_eq(target_fake_memory(&t, &m), 0);
+	for (int minor = 13; minor <= 15; minor++) {
+		memset(&pi, 0, sizeof(pi));
+		pi.t = t;
+		pi.major = 3;
+		pi.minor = minor;
+		pi.runtime = 0x40000;
+		/* a point release never seen (3.minor.9) reads as its minor */
+		debug_image(img, sizeof(img), minor, 0x030009f0 | (uint64_t)minor << 16, 0);
+		ck_assert_int_eq(py_layout_for_target(&pi, t), 0);
+		ck_assert_int_eq(pi.L.tstate_current_frame, py_layout_find(3, minor)->tstate_current_frame);
+		/* free-threaded: refused by name, not read as garbage */
+		cg_clearerr();
+		debug_image(img, sizeof(img), minor, 0x030000f0 | (uint64_t)minor << 16, 1);
+		ck_assert_int_eq(py_layout_for_target(&pi, t), -ENOTSUP);
+		ck_assert_ptr_nonnull(strstr(cg_lasterr(), "free-threaded"));
+		/* the offsets of another version: they do not validate */
+		cg_clearerr();
+		debug_image(img, sizeof(img), minor, 0x030c00f0, 0);
+		ck_assert_int_eq(py_layout_for_target(&pi, t), -ENOTSUP);
+		ck_assert_ptr_nonnull(strstr(cg_lasterr(), "do not validate"));
+		cg_clearerr();
+	}
+	/* a newer CPython than cgprof knows is named with the range */
+	pi.minor = py_layout_newest_minor() + 1;
+	ck_assert_int_eq(py_version_supported(&pi, t), -ENOTSUP);
+	char want[96];
+	snprintf(want, sizeof(want), "CPython 3.%d, which is not supported yet; cgprof reads "
+		 "CPython 3.6-3.%d", pi.minor, pi.minor - 1);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), want));
+	cg_clearerr();
+	target_close(t);
+}
+END_TEST
+
 START_TEST(unmapped_pointer_is_efault)
 {
 	static const char *const names[] = {"leaf", "main"};
@@ -225,6 +292,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, walks_hand_built_chain);
 	tcase_add_test(tc, cyclic_chain_ends);
 	tcase_add_test(tc, unrooted_chain_is_not_kept);
+	tcase_add_test(tc, debug_offsets_validate_and_refuse);
 	tcase_add_test(tc, unmapped_pointer_is_efault);
 	tcase_add_test(tc, fake_memory_reads);
 	suite_add_tcase(s, tc);
