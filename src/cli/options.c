@@ -15,7 +15,7 @@ void cli_usage(FILE *out)
 {
 	fputs("usage: cgprof <command> [options]\n"
 	      "\n"
-	      "Sampling profiler for Python (CPython 3.6-3.13) and Java (HotSpot) processes.\n"
+	      "Sampling profiler for Python (CPython 3.6-3.15) and Java (HotSpot) processes.\n"
 	      "\n"
 	      "commands:\n"
 	      "  run [options] -- COMMAND [ARGS...]  start COMMAND and profile it; exit with its status\n"
