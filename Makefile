@@ -101,8 +101,11 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libcgp
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Isrc/target -Isrc/python -Isrc/upload \
 		-Isrc/jvm -o $@ $< $(FUZZ_BUILD)/libcgprof.a $(CG_LIBS)
 
+# The Debian packages, then (once per machine, cached outside the
+# checkout) the sid root with CPython 3.14/3.15 and JDK 21 for the tests.
 deps:
 	@sh scripts/deps.sh
+	@sh tests/rig/sid-root.sh
 
 # The README's test command: everything, from a fresh Debian 12 machine.
 # The suite runs twice: on the normal build, then on the sanitized one.
