@@ -5,6 +5,9 @@
   split  --seconds S                          a()/b() and b()'s two lines; prints
                                               the split measured with thread CPU clocks
   many   --threads T --seconds S              many distinct stacks (profile growth)
+  syscall --seconds S                         ~150 us of bytecode, then one cheap
+                                              system call, over and over; prints
+                                              the system call's measured CPU share
 
 Every mode prints one JSON line on stdout when it ends, and "ready" (flushed)
 once its threads are at work, so a profiler can attach to a steady state.
@@ -185,15 +188,38 @@ def mode_many(a):
     print(json.dumps({"mode": "many"}))
 
 
+# --- syscall: where a pausing sampler's bias shows ---------------------
+
+def mode_syscall(a):
+    # CLOCK_THREAD_CPUTIME_ID is a real system call (no vDSO): the line
+    # that reads it is where a thread that a pause reaches late stops.
+    clock = time.CLOCK_THREAD_CPUTIME_ID
+    t_sys = 0.0
+    deadline = time.time() + a.seconds
+    start = time.clock_gettime(clock)
+    ready()
+    while time.time() < deadline:
+        x = 0
+        for i in range(2000): x = (x * 7 + i) % 1009  # noqa: E701  LINE_WORK
+        t0 = time.perf_counter()
+        time.clock_gettime(clock)  # LINE_SYSCALL
+        t_sys += time.perf_counter() - t0
+    total = time.clock_gettime(clock) - start
+    src = open(__file__).read().splitlines()
+    line = next(i + 1 for i, l in enumerate(src) if l.rstrip().endswith("# LINE_SYSCALL"))
+    print(json.dumps({"mode": "syscall", "syscall_share": t_sys / total, "line_syscall": line}))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["stack", "slow", "split", "many"])
+    p.add_argument("mode", choices=["stack", "slow", "split", "many", "syscall"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--depth", type=int, default=20)
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--units", type=int, default=100)
     a = p.parse_args()
-    {"stack": mode_stack, "slow": mode_slow, "split": mode_split, "many": mode_many}[a.mode](a)
+    {"stack": mode_stack, "slow": mode_slow, "split": mode_split, "many": mode_many,
+     "syscall": mode_syscall}[a.mode](a)
 
 
 if __name__ == "__main__":
