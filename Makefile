@@ -152,7 +152,7 @@ layouts:
 	mv src/python/layouts.gen.c.tmp src/python/layouts.gen.c
 
 bench: all
-	$(MAKE) -C bench run
+	$(MAKE) -C bench run AUSTIN=$(AUSTIN)
 
 # The binary, the two man pages and the example config; nothing else.
 install: cgprof
