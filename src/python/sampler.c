@@ -22,6 +22,7 @@
  * code of the program: FRAME_OWNED_BY_CSTACK (3) on 3.12-3.13,
  * FRAME_OWNED_BY_INTERPRETER (3) and _CSTACK (4) from 3.14. */
 #define PY_OWNER_NOT_CODE 3
+#define PY_INTERP_RECHECK 1000 /* rounds between looks at the interpreter */
 
 struct py_code {
 	uint64_t addr;
@@ -57,6 +58,7 @@ struct py_sampler {
 	uint32_t frames_cap;
 	uint8_t *cwin;     /* frames_cap code windows, read in one go */
 	bool *cwin_ok;
+	bool cwin_read;    /* read already, with the verification */
 	/* 3.11+: the piece of data stack last read during this walk */
 	uint64_t blk_lo, blk_hi;
 	uint8_t blk[PY_FRAME_BLOCK + PY_WINDOW_MAX];
@@ -69,6 +71,8 @@ struct py_sampler {
 	bool chain_ok;
 	uint64_t head_ptr[2]; /* what the walk started from (3.11-3.12: cframe too) */
 	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
+	uint64_t interp;     /* the main interpreter, cached */
+	uint32_t interp_age; /* rounds since it was looked up */
 	struct native_ctx *nctx;   /* --native */
 	struct native_frame *nf;
 	bool *entry;
@@ -332,7 +336,7 @@ static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
  * Returns the number of frames, or negative (-ENOLINK: a chain that does
  * not end where a thread's stack ends). *truncated when deeper than
  * max_depth. */
-static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
+static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw, bool *truncated)
 {
 	const struct py_layout *L = &s->pi.L;
 	struct target *t = s->pi.t;
@@ -344,20 +348,29 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, bool *truncated)
 
 	*truncated = false;
 	s->blk_lo = s->blk_hi = 0;
+	s->cwin_read = false;
 	s->nchain = 0;
 	s->chain_ok = true;
 	s->head_ptr[0] = s->head_ptr[1] = 0;
-	if (L->tstate_frame >= 0)
-		r = target_read(t, tstate + (uint64_t)L->tstate_frame, &f, 8);
-	else if (L->tstate_current_frame >= 0)
-		r = target_read(t, tstate + (uint64_t)L->tstate_current_frame, &f, 8);
-	else {
-		uint64_t cf = 0;
-		r = target_read(t, tstate + (uint64_t)L->tstate_cframe, &cf, 8);
-		if (!r && cf)
-			r = target_read(t, cf + (uint64_t)L->cframe_current_frame, &f, 8);
+	/* The head: from tw, the thread state's window the caller has just
+	 * read (one system call fewer), else read here. */
+	int32_t head_off = L->tstate_frame >= 0 ? L->tstate_frame
+			   : L->tstate_current_frame >= 0 ? L->tstate_current_frame
+							  : L->tstate_cframe;
+	uint64_t head = 0;
+	r = 0;
+	if (tw)
+		head = rd64(tw, s->tstate_win, head_off);
+	else
+		r = target_read(t, tstate + (uint64_t)head_off, &head, 8);
+	if (!r && L->tstate_frame < 0 && L->tstate_current_frame < 0) {
+		uint64_t cf = head; /* 3.11-3.12: through the _PyCFrame */
+		head = 0;
+		if (cf)
+			r = target_read(t, cf + (uint64_t)L->cframe_current_frame, &head, 8);
 		s->head_ptr[1] = cf;
 	}
+	f = head;
 	if (r)
 		return r;
 	s->head_ptr[0] = f;
@@ -478,11 +491,11 @@ static void read_code_windows(struct py_sampler *s, int n)
  * a call, a frame reused - is never kept half old, half new. Only the
  * leaf's instruction may have moved on, which is the sample instant's
  * uncertainty, not a tear. 0 when whole, -EAGAIN when it changed. */
-static int verify_walk(struct py_sampler *s, uint64_t tstate)
+static int verify_walk(struct py_sampler *s, uint64_t tstate, int nraw)
 {
-	enum { CHUNK = 510 }; /* 2 iovecs a frame, IOV_MAX 1024 a call */
+	enum { IOVS = 1024, CHUNK = 510 }; /* IOV_MAX a call; 2 iovecs a frame */
 	const struct py_layout *L = &s->pi.L;
-	struct iovec local[2 * CHUNK + 2], remote[2 * CHUNK + 2];
+	struct iovec local[IOVS], remote[IOVS];
 	uint64_t got[2 * CHUNK + 2];
 	size_t k = 0;
 
@@ -510,9 +523,26 @@ static int verify_walk(struct py_sampler *s, uint64_t tstate)
 			remote[k++] = (struct iovec){
 				(void *)(uintptr_t)(s->chain[i] + (uint64_t)L->frame_code), 8};
 		}
+		/* A stack that fits one call brings its code-object windows
+		 * along (name_frames needs them next): one system call for
+		 * both. A short read there only leaves them to be read again. */
+		size_t words = k, ncode = 0;
+		if (base == 0 && s->nchain <= CHUNK && words + (size_t)nraw <= IOVS) {
+			for (int i = 0; i < nraw; i++, ncode++) {
+				local[k] = (struct iovec){s->cwin + (size_t)i * s->code_win, s->code_win};
+				remote[k++] =
+					(struct iovec){(void *)(uintptr_t)s->raw[i].code, s->code_win};
+			}
+		}
 		ssize_t n = target_readv(s->pi.t, local, k, remote, k);
-		if (n != (ssize_t)(k * 8))
+		if (n < (ssize_t)(words * 8))
 			return -EAGAIN;
+		if (ncode) {
+			size_t whole = ((size_t)n - words * 8) / s->code_win;
+			for (size_t i = 0; i < ncode; i++)
+				s->cwin_ok[i] = i < whole;
+			s->cwin_read = true;
+		}
 		size_t j = 0;
 		if (base == 0) {
 			uint64_t want = s->head_ptr[1] ? s->head_ptr[1] : s->head_ptr[0];
@@ -520,7 +550,7 @@ static int verify_walk(struct py_sampler *s, uint64_t tstate)
 				return -EAGAIN;
 			j = heads;
 		}
-		for (uint32_t i = base; j + 1 < k; i++, j += 2)
+		for (uint32_t i = base; j + 1 < words; i++, j += 2)
 			if (got[j] != s->chain_back[i] || got[j + 1] != s->chain_code[i])
 				return -EAGAIN;
 		k = 0;
@@ -541,7 +571,9 @@ static int verify_walk(struct py_sampler *s, uint64_t tstate)
 static int name_frames(struct py_sampler *s, int n, bool whole)
 {
 	int k = 0;
-	read_code_windows(s, n);
+	if (!s->cwin_read)
+		read_code_windows(s, n);
+	s->cwin_read = false;
 	for (int i = 0; i < n; i++) {
 		int err;
 		uint8_t buf[PY_WINDOW_MAX];
@@ -646,7 +678,8 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 			L->frame_instr, L->frame_owner, L->frame_is_entry};
 	int32_t co[] = {L->code_filename, L->code_name, L->code_qualname, L->code_linetable,
 			L->code_firstlineno, L->code_flags};
-	int32_t to[] = {L->tstate_next, L->tstate_thread_id, L->tstate_native_thread_id};
+	int32_t to[] = {L->tstate_next,	 L->tstate_thread_id,	 L->tstate_native_thread_id,
+			L->tstate_frame, L->tstate_current_frame, L->tstate_cframe};
 	s->frame_win = max_off(fo, 6);
 	if (o->native) {
 		if (o->nonblocking) {
@@ -665,7 +698,7 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 		}
 	}
 	s->code_win = max_off(co, 6);
-	s->tstate_win = max_off(to, 3);
+	s->tstate_win = max_off(to, 6);
 	s->cwin = calloc(s->frames_cap, s->code_win);
 	s->cwin_ok = calloc(s->frames_cap, sizeof(*s->cwin_ok));
 	if (!s->frames || !s->raw || !s->codes || !s->cwin || !s->cwin_ok || !s->chain ||
@@ -707,7 +740,7 @@ int py_sample_thread(void *priv, uint64_t tstate, const struct cg_frame **frames
 		     bool *truncated)
 {
 	struct py_sampler *s = priv;
-	int n = walk_frames(s, tstate, truncated);
+	int n = walk_frames(s, tstate, NULL, truncated);
 	if (n > 0)
 		n = name_frames(s, n, !*truncated);
 	*frames = s->frames;
@@ -746,13 +779,14 @@ static const char *py_version(void *priv)
  * finds the chain unchanged after the read; one more try when it changed
  * (a return or a call in the microseconds of the read), else it is torn.
  * The number of frames, or negative. */
-static int walk_unpaused(struct py_sampler *s, uint64_t ts, bool *truncated,
+static int walk_unpaused(struct py_sampler *s, uint64_t ts, const uint8_t *tw, bool *truncated,
 			 struct cg_sample_stats *st)
 {
 	int nf = -EAGAIN;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		nf = walk_frames(s, ts, truncated);
-		if (nf >= 0 && verify_walk(s, ts) == 0)
+		/* a second try reads the head anew: it has moved */
+		nf = walk_frames(s, ts, attempt ? NULL : tw, truncated);
+		if (nf >= 0 && verify_walk(s, ts, nf) == 0)
 			return nf;
 	}
 	st->lost[CG_LOST_TORN]++;
@@ -770,7 +804,7 @@ static int walk_paused(struct py_sampler *s, uint64_t ts, pid_t tid, bool *trunc
 		st->lost[r == -ESRCH ? CG_LOST_GONE : CG_LOST_PAUSE]++;
 		return r;
 	}
-	int nf = walk_frames(s, ts, truncated);
+	int nf = walk_frames(s, ts, NULL, truncated);
 	if (s->nctx && nf >= 0)
 		*nr = native_unwind_ips(s->nctx, tid, s->nf, s->frames_cap, nn, ntrunc);
 	target_resume(s->pi.t, tid);
@@ -802,7 +836,7 @@ static int merge_native(struct py_sampler *s, int nf, int nr, uint32_t nn, bool 
 }
 
 /* One thread's sample, whole or not at all, delivered to fn. */
-static void sample_thread(struct py_sampler *s, uint64_t ts, pid_t tid,
+static void sample_thread(struct py_sampler *s, uint64_t ts, const uint8_t *tw, pid_t tid,
 			  enum target_thread_run run, cg_sample_fn fn, void *arg,
 			  struct cg_sample_stats *st)
 {
@@ -812,7 +846,7 @@ static void sample_thread(struct py_sampler *s, uint64_t ts, pid_t tid,
 	bool pause = tid > 0 && (s->o.blocking || s->nctx);
 
 	nf = pause ? walk_paused(s, ts, tid, &truncated, &nn, &ntrunc, &nr, st)
-		   : walk_unpaused(s, ts, &truncated, st);
+		   : walk_unpaused(s, ts, tw, &truncated, st);
 	if (nf < 0)
 		return;
 	if (nf > 0) {
@@ -870,11 +904,21 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 	}
 	if (s->nctx)
 		native_round(s->nctx, tids, (size_t)ntids);
-	int r = py_read_interp(&s->pi, &interp);
-	if (r || !interp)
-		return r == -ESRCH ? r : 0;
-	if (target_read(t, interp + (uint64_t)L->interp_tstate_head, &ts, 8))
+	/* The main interpreter stays where it is for the process's life:
+	 * looked up again only now and then, or when it stops answering. */
+	if (!s->interp || ++s->interp_age >= PY_INTERP_RECHECK) {
+		int r = py_read_interp(&s->pi, &s->interp);
+		s->interp_age = 0;
+		if (r || !s->interp) {
+			s->interp = 0;
+			return r == -ESRCH ? r : 0;
+		}
+	}
+	interp = s->interp;
+	if (target_read(t, interp + (uint64_t)L->interp_tstate_head, &ts, 8)) {
+		s->interp = 0;
 		return 0;
+	}
 
 	for (int n = 0; ts && n < PY_MAX_THREADS; n++) {
 		uint8_t w[PY_WINDOW_MAX];
@@ -892,7 +936,7 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 		if (run != TARGET_THREAD_GONE) {
 			seen++;
 			if (run == TARGET_THREAD_RUNNING || s->o.idle)
-				sample_thread(s, ts, tid, run, fn, arg, st);
+				sample_thread(s, ts, w, tid, run, fn, arg, st);
 		}
 		ts = next;
 	}
