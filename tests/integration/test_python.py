@@ -102,6 +102,25 @@ class PythonVersionTests:
         self.assertIsNone(p.poll())
 
 
+    def test_attach_detach_leaves_it_unharmed(self):
+        """Five attach/detach cycles in the middle of a run: the target
+        is never left stopped or traced and ends with its normal output."""
+        p = self.spawn([self.exe, SPLIT, "4"])
+        time.sleep(0.5)
+        for i in range(5):
+            r = cgprof("attach", "-d", "0.3", "-f", "collapsed", "-o", "-", str(p.pid))
+            self.assertEqual(r.returncode, 0, "cycle %d: %s" % (i, r.stderr))
+            self.assertIn("main (", r.stdout, "cycle %d" % i)
+            with open("/proc/%d/status" % p.pid) as f:
+                status = f.read()
+            self.assertRegex(status, r"TracerPid:\s+0\n", "cycle %d" % i)
+            self.assertNotRegex(status, r"State:\s+[tT]", "cycle %d" % i)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        truth = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual(sorted(truth), ["alpha", "beta", "deep"])
+
+
 class TestLayouts(unittest.TestCase):
     def test_committed_table_is_what_the_headers_give(self):
         """src/python/layouts.gen.c is exactly what the generator makes
