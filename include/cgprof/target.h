@@ -67,6 +67,11 @@ const struct target_map *target_maps_find(const struct target_maps *m, const cha
  * count, or negative. */
 int target_threads(struct target *t, pid_t *tids, size_t max);
 enum target_thread_run target_thread_state(struct target *t, pid_t tid);
+/* As target_thread_state, but RUNNING only for a thread that also ran
+ * on a CPU since the last time it was asked about: a runnable thread
+ * that waited for a CPU all along (a busy machine) spent no CPU time, and
+ * a CPU profile must not count it. */
+enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid);
 /* OS thread name (comm); "" if unknown. */
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);
 /* Process command line, args joined by spaces (for messages only). */

@@ -932,7 +932,7 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 				    : pthread_to_tid(s, rd64(w, s->tstate_win, L->tstate_thread_id), tids,
 						     ntids);
 		enum target_thread_run run =
-			tid > 0 ? target_thread_state(t, tid) : TARGET_THREAD_RUNNING;
+			tid > 0 ? target_thread_oncpu(t, tid) : TARGET_THREAD_RUNNING;
 		if (run != TARGET_THREAD_GONE) {
 			seen++;
 			if (run == TARGET_THREAD_RUNNING || s->o.idle)

@@ -31,13 +31,16 @@ struct cg_fake_mem {
  * target_close(). */
 int target_fake_memory(struct target **out, const struct cg_fake_mem *mem);
 
-/* Per-thread /proc state kept between samples: the open stat file (read
- * again with pread, one system call instead of three) and the name,
- * re-read once a second. A slot with tid 0 is free. */
+/* Per-thread /proc state kept between samples: the open stat and
+ * schedstat files (read again with pread, one system call instead of
+ * three), the run time last seen, and the name, re-read once a second. A
+ * slot with tid 0 is free. */
 #define TARGET_TASK_CACHE 64
 struct target_task {
 	pid_t tid;
 	int stat_fd;       /* -1: not open */
+	int sched_fd;      /* schedstat, -1: not open */
+	uint64_t cpu_ns;   /* its run time when last asked; 0: never */
 	uint64_t comm_ns;  /* when comm was read; 0: never */
 	char comm[16];     /* TASK_COMM_LEN */
 };

@@ -66,7 +66,9 @@ static struct target_task *task_slot(struct target *t, pid_t tid)
 	struct target_task *e = free_slot ? free_slot : &t->tasks[home];
 	if (e->tid && e->stat_fd >= 0)
 		close(e->stat_fd);
-	*e = (struct target_task){.tid = tid, .stat_fd = -1};
+	if (e->tid && e->sched_fd >= 0)
+		close(e->sched_fd);
+	*e = (struct target_task){.tid = tid, .stat_fd = -1, .sched_fd = -1};
 	return e;
 }
 
@@ -74,6 +76,8 @@ static void task_drop(struct target_task *e)
 {
 	if (e->stat_fd >= 0)
 		close(e->stat_fd);
+	if (e->sched_fd >= 0)
+		close(e->sched_fd);
 	*e = (struct target_task){0};
 }
 
@@ -101,6 +105,10 @@ static int read_task_stat(struct target *t, pid_t tid, char *buf, size_t n)
 		close(e->stat_fd);
 		e->stat_fd = -1;
 		e->comm_ns = 0;
+		if (e->sched_fd >= 0)
+			close(e->sched_fd);
+		e->sched_fd = -1;
+		e->cpu_ns = 0;
 	}
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)t->pid, (int)tid);
@@ -144,6 +152,50 @@ enum target_thread_run target_thread_state(struct target *t, pid_t tid)
 	default:
 		return TARGET_THREAD_IDLE;
 	}
+}
+
+/* The thread's run time in ns (the first field of schedstat, which the
+ * kernel brings up to date as it is read), the file kept open. */
+static int read_task_runtime(struct target *t, struct target_task *e, uint64_t *ns)
+{
+	char buf[96];
+	if (e->sched_fd < 0) {
+		char path[96];
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)t->pid,
+			 (int)e->tid);
+		e->sched_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (e->sched_fd < 0)
+			return -errno;
+	}
+	ssize_t r = pread(e->sched_fd, buf, sizeof(buf) - 1, 0);
+	if (r <= 0) {
+		close(e->sched_fd);
+		e->sched_fd = -1;
+		return -ESRCH;
+	}
+	buf[r] = '\0';
+	char *end;
+	unsigned long long v = strtoull(buf, &end, 10);
+	if (end == buf)
+		return -EIO;
+	*ns = v;
+	return 0;
+}
+
+enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid)
+{
+	enum target_thread_run run = target_thread_state(t, tid);
+	if (run != TARGET_THREAD_RUNNING)
+		return run;
+	struct target_task *e = task_slot(t, tid);
+	uint64_t ns = 0;
+	if (read_task_runtime(t, e, &ns))
+		return run; /* no schedstat (an old kernel, a container): R it is */
+	uint64_t last = e->cpu_ns;
+	e->cpu_ns = ns;
+	/* R and not a nanosecond run since the last look: it waited for a
+	 * CPU all along (the machine is busy), so it spent none. */
+	return last && ns == last ? TARGET_THREAD_IDLE : TARGET_THREAD_RUNNING;
 }
 
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n)
