@@ -69,6 +69,10 @@ int reporter_new(const struct cg_config *c, struct cg_reporter **out)
 	*out = NULL;
 	if (!c->profiling_group || !*c->profiling_group)
 		return 0;
+	if (!config_valid_group(c->profiling_group))
+		return cg_fail(-EINVAL, "profiling group '%.300s' is invalid: use 1-255 letters, "
+				       "digits, _ or -",
+			       c->profiling_group);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -77,8 +81,12 @@ int reporter_new(const struct cg_config *c, struct cg_reporter **out)
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->spool_mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
-	if (!c->no_upload && (err = uploader_new(c, &r->u))) {
-		free(r);
+	/* The spool is where every window goes when it cannot be sent: a
+	 * bad key or an unusable directory must stop the run before it
+	 * samples, not lose every window after it. */
+	if ((err = spool_open(c, &r->spool)) ||
+	    (!c->no_upload && (err = uploader_new(c, &r->u)))) {
+		reporter_free(r);
 		return err;
 	}
 	*out = r;

@@ -336,6 +336,7 @@ static int exit_of(int r)
 	case -EAGAIN: return 75;
 	case -EACCES: return 77;
 	case -EINVAL: return 78;
+	case -EBADMSG: return 78; /* this batch refused: a data error, like -EINVAL */
 	default: return 1;
 	}
 }
