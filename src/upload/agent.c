@@ -245,7 +245,7 @@ static enum verdict classify(struct agent *a, const struct http_response *resp,
 /* One signed call with retries. On 0, *resp holds the 2xx reply. */
 static int agent_call(struct agent *a, const char *path, const char *query,
 		      const char *content_type, const void *body, size_t len, long budget_ms,
-		      struct http_response *resp)
+		      bool abortable, struct http_response *resp)
 {
 	struct cg_buf url = {0};
 	bool refreshed = false, force = false;
@@ -255,6 +255,8 @@ static int agent_call(struct agent *a, const char *path, const char *query,
 	long now_ms = (long)(cg_now_ns() / 1000000);
 	if (budget_ms > 0)
 		ho.deadline_ms = now_ms + budget_ms;
+	if (abortable)
+		ho.abort_flag = a->configure_abort;
 
 	memset(resp, 0, sizeof(*resp));
 	if ((r = cg_buf_printf(&url, "%s%s%s%s", a->endpoint, path, query ? "?" : "",
@@ -268,7 +270,8 @@ static int agent_call(struct agent *a, const char *path, const char *query,
 		int err = -EAGAIN;
 		enum verdict v = V_RETRY;
 
-		if (attempt && ho.deadline_ms && (long)(cg_now_ns() / 1000000) >= ho.deadline_ms)
+		if (attempt && ((ho.deadline_ms && (long)(cg_now_ns() / 1000000) >= ho.deadline_ms) ||
+				(ho.abort_flag && *ho.abort_flag)))
 			goto out; /* out of time: the last failure's words stand */
 		if (attempt && !force && retry_after >= 0) {
 			/* The endpoint said when: wait that long, or leave the
@@ -429,7 +432,7 @@ int agent_configure(struct agent *a, struct cg_agent_params *p)
 	if ((r = cg_buf_printf(&path, "/profilingGroups/%s/configureAgent", a->group)))
 		goto out;
 	r = agent_call(a, path.data, NULL, "application/json", text, strlen(text),
-		       a->configure_budget_ms, &resp);
+		       a->configure_budget_ms, true, &resp);
 	if (r)
 		goto out;
 	if (resp.truncated)
@@ -463,7 +466,7 @@ int agent_post_profile(struct agent *a, const char *group, const char *token,
 	 * most a bounded, cut-short part of it): never post it again. */
 	r = agent_call(a, path.data, query.data,
 		       content_type && *content_type ? content_type : "application/json", body, len,
-		       0, &resp);
+		       0, false, &resp);
 	if (r == 0)
 		http_response_free(&resp);
 out:

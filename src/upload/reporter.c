@@ -39,7 +39,7 @@ struct cg_reporter {
 	struct job *head, *tail;
 	unsigned queued;
 	bool stopping;
-	bool configured_once;  /* the first ConfigureAgent ran (in the caller) */
+	volatile bool abort_configure; /* ending: abandon a ConfigureAgent in flight */
 	bool want_configure;   /* the worker should call ConfigureAgent */
 	int configure_err;     /* the last asynchronous call's result */
 	bool worker_started;
@@ -89,6 +89,8 @@ int reporter_new(const struct cg_config *c, struct cg_reporter **out)
 		reporter_free(r);
 		return err;
 	}
+	if (r->u)
+		uploader_set_configure_abort(r->u, &r->abort_configure);
 	*out = r;
 	return 0;
 }
@@ -102,6 +104,9 @@ void reporter_free(struct cg_reporter *r)
 	if (r->worker_started) {
 		pthread_mutex_lock(&r->mu);
 		r->stopping = true;
+		/* The queued windows are still posted; only the agent call, which
+		 * nobody will use now, is abandoned. */
+		r->abort_configure = true;
 		pthread_cond_signal(&r->cv);
 		pthread_mutex_unlock(&r->mu);
 		pthread_join(r->worker, NULL);
@@ -119,26 +124,14 @@ struct cg_uploader *reporter_uploader(struct cg_reporter *r) { return r ? r->u :
 
 static int start_worker(struct cg_reporter *r);
 
-/* The first call waits for the reply (the session starts with it); later
- * ones hand the call to the worker and return the parameters in force,
- * so a slow endpoint never stalls sampling at a window boundary. */
+/* Never waits: the call goes to the worker and the parameters in force
+ * (the defaults until a first reply) come back at once, so sampling
+ * starts immediately and a slow or hung endpoint never stalls it. */
 int reporter_configure(struct cg_reporter *r, struct cg_agent_params *p)
 {
 	int err = 0;
 	if (!r)
 		return 0;
-	if (r->u && !r->configured_once) {
-		struct cg_agent_params next = r->params;
-		r->configured_once = true;
-		err = uploader_configure_agent(r->u, &next);
-		pthread_mutex_lock(&r->mu);
-		if (err == 0)
-			r->params = next;
-		r->configure_err = err;
-		*p = r->params;
-		pthread_mutex_unlock(&r->mu);
-		return err;
-	}
 	pthread_mutex_lock(&r->mu);
 	if (r->u && (r->worker_started || start_worker(r) == 0)) {
 		r->want_configure = true;
@@ -147,6 +140,23 @@ int reporter_configure(struct cg_reporter *r, struct cg_agent_params *p)
 	err = r->configure_err;
 	if (err)
 		cg_fail(err, "ConfigureAgent failed; keeping the current parameters");
+	*p = r->params;
+	pthread_mutex_unlock(&r->mu);
+	return err;
+}
+
+int reporter_configure_sync(struct cg_reporter *r, struct cg_agent_params *p)
+{
+	if (!r)
+		return 0;
+	pthread_mutex_lock(&r->mu);
+	struct cg_agent_params next = r->params;
+	pthread_mutex_unlock(&r->mu);
+	int err = r->u ? uploader_configure_agent(r->u, &next) : 0;
+	pthread_mutex_lock(&r->mu);
+	if (err == 0)
+		r->params = next;
+	r->configure_err = err;
 	*p = r->params;
 	pthread_mutex_unlock(&r->mu);
 	return err;
@@ -307,6 +317,15 @@ int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
 		return 0;
 	if (!samples) {
 		cg_debug("empty window: nothing to report");
+		return 0;
+	}
+	pthread_mutex_lock(&r->mu);
+	bool paused = !r->params.should_profile;
+	pthread_mutex_unlock(&r->mu);
+	if (paused) {
+		/* Sampled before the first reply arrived, which says this
+		 * group is not to be profiled now: honour it. */
+		cg_info("profiling group %s is paused: window not reported", r->c->profiling_group);
 		return 0;
 	}
 	if (window_ms < min_report_ms(r)) {

@@ -133,6 +133,7 @@ struct agent {
 	struct cred_chain *creds;
 	bool auth_reported;    /* a 403 was already explained once */
 	long configure_budget_ms; /* total time for one ConfigureAgent, retries included */
+	const volatile bool *configure_abort; /* set: abandon a ConfigureAgent in flight */
 };
 
 int agent_init(struct agent *a, const struct cg_config *c);
@@ -154,6 +155,13 @@ char *agent_endpoint_url(const struct cg_config *c, const char *region);
 /* Tests shrink the retry schedule (attempts, first cap, max cap). */
 void uploader_set_retry(struct cg_uploader *u, unsigned attempts, unsigned base_ms,
 			unsigned max_ms);
+/* Set *flag (from another thread) to abandon a ConfigureAgent in flight:
+ * the reporter does at the end of a run, so a hung endpoint cannot hold
+ * the exit. Posts are never abandoned. */
+void uploader_set_configure_abort(struct cg_uploader *u, const volatile bool *flag);
+/* ConfigureAgent now, waiting for the reply (tests and tools; the session
+ * uses reporter_configure, which never waits). */
+int reporter_configure_sync(struct cg_reporter *r, struct cg_agent_params *p);
 /* A fresh random (version 4) UUID, lower case. */
 void reporter_uuid(char out[37]);
 /* The reporter's uploader (NULL with no_upload), for tests. */

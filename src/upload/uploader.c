@@ -76,6 +76,11 @@ int uploader_send(const struct cg_batch *b, void *arg)
 	return r;
 }
 
+void uploader_set_configure_abort(struct cg_uploader *u, const volatile bool *flag)
+{
+	u->a.configure_abort = flag;
+}
+
 void uploader_set_retry(struct cg_uploader *u, unsigned attempts, unsigned base_ms,
 			unsigned max_ms)
 {

@@ -639,6 +639,20 @@ class EndToEnd(UploadBase):
         self.assertEqual([p for p in self.posts() if p["status"] == 204], [], r.stderr)
         self.assertTrue([l for l in self.ep.log() if l.get("op") == "ConfigureAgent"])
 
+    def test_hung_configure_agent_never_stalls_sampling(self):
+        """ConfigureAgent whose reply never comes: sampling starts at once
+        with the defaults, the windows still arrive, and the run ends on
+        time (it took 121 s and no samples when the first call blocked)."""
+        self.ep.control(fail={"hang": True, "count": 100, "op": "ConfigureAgent"})
+        t0 = time.monotonic()
+        r = self.run_cgprof(3, "--reporting-interval", "1")
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(took, 12, r.stderr)
+        docs = self.uploaded()
+        self.assertTrue(docs, r.stderr)
+        self.assertIn("busy", json.dumps(docs))
+
     def test_wrong_secret_reported_once(self):
         self.short_windows()
         env = dict(self.env, AWS_SECRET_ACCESS_KEY="not-the-secret")

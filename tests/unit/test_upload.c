@@ -434,7 +434,7 @@ static int driver(int argc, char **argv)
 
 	if (!strcmp(cmd, "configure")) {
 		struct cg_agent_params p;
-		r = reporter_configure(rep, &p);
+		r = reporter_configure_sync(rep, &p);
 		if (!r)
 			printf("{\"should_profile\":%s,\"sampling_interval_ms\":%u,"
 			       "\"reporting_interval_s\":%u,\"min_reporting_s\":%u,"
@@ -447,7 +447,7 @@ static int driver(int argc, char **argv)
 		 * asynchronous one: it returns the old parameters at once and
 		 * the new ones show a moment later. */
 		struct cg_agent_params p1, p2, p3;
-		r = reporter_configure(rep, &p1);
+		r = reporter_configure_sync(rep, &p1);
 		for (int i = 0; i < 200 && access(argv[optind + 1], F_OK); i++)
 			usleep(50000);
 		if (!r)
@@ -485,7 +485,7 @@ static int driver(int argc, char **argv)
 		if (!body)
 			return 2;
 		struct cg_agent_params p;
-		reporter_configure(rep, &p);
+		reporter_configure_sync(rep, &p);
 		cg_clearerr();
 		int times = optind + 4 < argc ? atoi(argv[optind + 4]) : 1;
 		for (int i = 0; i < times && !r; i++) {
