@@ -50,10 +50,8 @@ static void header_value(const char *line, size_t skip, char *out, size_t n)
 	snprintf(out, n, "%.*s", (int)(n - 1), v);
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
+void http_parse_header(struct http_response *r, const char *p, size_t len)
 {
-	struct http_response *r = arg;
-	size_t len = size * n;
 	char line[512];
 	size_t l = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
 	memcpy(line, p, l);
@@ -84,11 +82,19 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 		} else {
 			/* An HTTP date instead of seconds. */
 			time_t t = curl_getdate(v, NULL);
+			time_t now = time(NULL);
+			/* A date years ahead means "much later": the same day's
+			 * cap as the seconds form (the fuzzer found it unbounded). */
 			if (t > 0)
-				r->retry_after_s = t > time(NULL) ? (long)(t - time(NULL)) : 0;
+				r->retry_after_s = t <= now ? 0 : t - now > 86400 ? 86400 : (long)(t - now);
 		}
 	}
-	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	http_parse_header(arg, p, size * n);
+	return size * n;
 }
 
 /* Give up when the caller's deadline passes or its abort flag is set:

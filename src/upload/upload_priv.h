@@ -103,6 +103,10 @@ struct http_response {
 	bool truncated;       /* the body was longer than max_body: cut short */
 };
 void http_response_free(struct http_response *r);
+/* One reply header line (untrusted, not NUL-terminated, any length) into
+ * r: x-amzn-ErrorType, Date, Location, Retry-After. A status line resets
+ * what the previous reply set. */
+void http_parse_header(struct http_response *r, const char *line, size_t len);
 
 /* One request. 0 when a response arrived (any status); -EAGAIN for
  * network errors and timeouts; -EACCES when TLS verification failed
