@@ -293,16 +293,6 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 			    o && o->abort_flag && *o->abort_flag ? "the run is ending"
 								 : "out of time for this call");
 		break;
-	case CURLE_COULDNT_RESOLVE_PROXY:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_PROXY:
-		px = proxy_for(url, proxy, sizeof(proxy));
-		if (px || rc != CURLE_COULDNT_CONNECT) {
-			r = cg_fail(-EAGAIN, "%s: through proxy %s: %s", url, px ? px : "(from the environment)",
-				    errbuf[0] ? errbuf : curl_easy_strerror(rc));
-			break;
-		}
-		/* fall through */
 	case CURLE_SSL_CONNECT_ERROR:
 		/* An old server is a setup problem, not a passing one. */
 		if (rc == CURLE_SSL_CONNECT_ERROR &&
@@ -313,7 +303,10 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 		}
 		/* fall through */
 	default:
-		r = cg_fail(-EAGAIN, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		/* Through a proxy, the failure may be the proxy's: name it. */
+		px = proxy_for(url, proxy, sizeof(proxy));
+		r = cg_fail(-EAGAIN, "%s: %s%s%s%s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc),
+			    px ? " (through proxy " : "", px ? px : "", px ? ")" : "");
 		break;
 	}
 out:

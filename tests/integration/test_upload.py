@@ -496,6 +496,38 @@ class Replies(UploadBase):
         # 50 MB over loopback TLS takes seconds; the cut-off reply does not
         self.assertLess(took, 5, r.stderr)
 
+    def test_expired_certificate_said_as_such(self):
+        expired = harness.make_expired_server(os.path.join(self.dir, "exp"), self.pki)
+        ep = harness.Endpoint(os.path.join(self.dir, "ep-exp"), expired, AK, SECRET).start()
+        try:
+            cmd = [DRIVER, "--group", GROUP, "--region", "us-east-1", "--endpoint", ep.url,
+                   "--ca-file", self.pki["ca"], "post", self.body]
+            r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 77, r.stderr)
+            self.assertIn("certificate has expired", r.stderr)
+            self.assertNotIn("unknown CA", r.stderr)
+            self.assertEqual([l for l in ep.log() if l.get("op")], [])
+        finally:
+            ep.stop()
+        # and another CA is still said to be that
+        r = self.drive("--ca-file", self.other["ca"], "post", self.body, ca=False)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn("unknown CA", r.stderr)
+
+    def test_dead_proxy_is_named(self):
+        import socket
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))  # bound, never listening: refused, and ours
+        port = dead.getsockname()[1]
+        try:
+            env = dict(self.env, HTTPS_PROXY="http://127.0.0.1:%d" % port, NO_PROXY="")
+            r = self.drive("--retries", "1", "post", self.body, env=env)
+            self.assertEqual(r.returncode, 75, r.stderr)
+            self.assertIn("(through proxy http://127.0.0.1:%d)" % port, r.stderr)
+            self.assertEqual(self.posts(), [])
+        finally:
+            dead.close()
+
     def test_retry_after_is_honoured(self):
         self.ep.control(fail={"status": 429, "type": "ThrottlingException", "count": 1,
                               "retry_after": 2, "op": "PostAgentProfile"})
