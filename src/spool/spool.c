@@ -693,3 +693,13 @@ out:
 		*refused = nr;
 	return r ? r : (int)nl;
 }
+
+int spool_put_refused(struct cg_spool *s, const struct cg_batch *b, const char *why)
+{
+	char name[96];
+	int r = spool_put(s, b);
+	if (r)
+		return r;
+	snprintf(name, sizeof(name), "%s%s", b->id, SPOOL_SUFFIX);
+	return quarantine(s, name, why);
+}

@@ -162,14 +162,16 @@ int reporter_configure_sync(struct cg_reporter *r, struct cg_agent_params *p)
 	return err;
 }
 
-static int spool_batch(struct cg_reporter *r, const struct cg_batch *b)
+/* why: NULL to keep the batch for `cgprof upload`, or the endpoint's
+ * reason for refusing it (then it goes to refused/, never resent). */
+static int spool_batch(struct cg_reporter *r, const struct cg_batch *b, const char *why)
 {
 	int err = 0;
 	pthread_mutex_lock(&r->spool_mu);
 	if (!r->spool)
 		err = spool_open(r->c, &r->spool);
 	if (!err)
-		err = spool_put(r->spool, b);
+		err = why ? spool_put_refused(r->spool, b, why) : spool_put(r->spool, b);
 	pthread_mutex_unlock(&r->spool_mu);
 	if (err)
 		cg_error("batch %s could not be spooled, it is lost: %s", b->id,
@@ -186,6 +188,16 @@ static int post_or_spool(struct cg_reporter *r, const struct cg_batch *b)
 		r->last_fatal = 0;
 		return 0;
 	}
+	if (err == -EBADMSG) {
+		/* The endpoint refused this batch itself: sending it again
+		 * would be refused again. Kept for a person, with the reason. */
+		char why[512];
+		snprintf(why, sizeof(why), "%s", cg_lasterr());
+		cg_clearerr();
+		int s = spool_batch(r, b, why);
+		cg_clearerr();
+		return s ? s : err;
+	}
 	if (err == -EAGAIN)
 		cg_warn("upload failed, batch %s goes to the spool: %s", b->id, cg_lasterr());
 	else if (err != r->last_fatal) {
@@ -193,7 +205,7 @@ static int post_or_spool(struct cg_reporter *r, const struct cg_batch *b)
 		r->last_fatal = err;
 	}
 	cg_clearerr();
-	int s = spool_batch(r, b);
+	int s = spool_batch(r, b, NULL);
 	cg_clearerr();
 	return s ? s : err;
 }
@@ -350,7 +362,7 @@ int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
 		if (err == -EBUSY)
 			cg_warn("the endpoint is not keeping up: batch %s goes to the spool", b.id);
 	}
-	return spool_batch(r, &b);
+	return spool_batch(r, &b, NULL);
 }
 
 int reporter_submit(struct cg_reporter *r, const struct cg_profile *p)

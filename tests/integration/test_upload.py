@@ -344,6 +344,19 @@ class Reporter(UploadBase):
         self.assertEqual(len(self.posts()), 3)  # each window tried once, none retried
         self.assertNotIn("not-the-secret", r.stderr)
 
+    def test_window_refused_by_endpoint_is_set_aside_not_resent(self):
+        spool = os.path.join(self.dir, "spool")
+        self.ep.control(fail={"status": 400, "type": "ValidationException", "count": 1,
+                              "message": "profile too large", "op": "PostAgentProfile"})
+        r = self.submit(300000, 10, "--spool", spool)
+        self.assertIn("profile too large", r.stderr)
+        self.assertEqual([f for f in os.listdir(spool) if f.endswith(".batch")], [],
+                         "a refused window waits to be sent again")
+        self.assertEqual(len(os.listdir(os.path.join(spool, "refused"))), 1)
+        r = self.drive("--spool", spool, "drain")
+        self.assertEqual(json.loads(r.stdout)["sent"], 0)
+        self.assertEqual(len(self.posts()), 1)
+
     def test_failure_goes_to_spool(self):
         self.ep.stop()
         spool = os.path.join(self.dir, "spool")
