@@ -264,6 +264,26 @@ class Spool(UploadBase):
             with open(os.path.join(self.ep.dir, "profiles", rec["file"]), "rb") as f:
                 self.assertEqual(f.read(), payload)
 
+    def test_syslog_without_dev_log_falls_back_to_stderr(self):
+        """--syslog where nothing listens on /dev/log: the messages still
+        reach someone (stderr), with one line saying why."""
+        self.spool_batches(1)
+        self.ep.stop()
+        cmd = [CGPROF, "upload", "--syslog", "--spool", self.spool, "--profiling-group", GROUP,
+               "--region", "us-east-1", "--endpoint", self.ep.url, "--ca-file", self.pki["ca"]]
+        if os.path.exists("/dev/log"):
+            # hide the real one behind a plain file, in a private mount namespace
+            empty = os.path.join(self.dir, "not-a-socket")
+            open(empty, "w").close()
+            cmd = ["unshare", "-rm", "sh", "-c", 'mount --bind "$0" /dev/log && exec "$@"',
+                   empty] + cmd
+            if subprocess.run(cmd[:5] + ["true"], capture_output=True).returncode:
+                self.skipTest("cannot hide /dev/log in a mount namespace")
+        r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIn("nothing listens on /dev/log", r.stderr)
+        self.assertIn("1 left", r.stderr)
+
     # What would lose every window is found before sampling starts.
 
     def run_cgprof(self, *opts):
