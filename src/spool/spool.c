@@ -21,6 +21,8 @@
 /* Format 1 sealed only group and id; its batches are still read. */
 #define SPOOL_MAGIC_V1 "CGPROF-BATCH 1\n"
 #define SPOOL_SUFFIX ".batch"
+/* ID.sent beside ID.batch: sent, but the batch could not be removed. */
+#define SPOOL_SENT_SUFFIX ".sent"
 #define SPOOL_MAX_BATCH (64u << 20) /* a batch larger than this is corrupt */
 #define SPOOL_MAX_FILES 100000
 #define GCM_NONCE 12
@@ -619,6 +621,20 @@ int spool_drain(struct cg_spool *s, spool_send_fn send, void *arg, unsigned *sen
 			close(fd); /* sent by the drain that held it before us */
 			continue;
 		}
+		/* Accepted by the endpoint in an earlier run that could not
+		 * remove it: never send it again; remove it now if we can. */
+		char mark[1200];
+		snprintf(mark, sizeof(mark), "%s/%s%s", s->dir, id, SPOOL_SENT_SUFFIX);
+		if (!access(mark, F_OK)) {
+			if (!unlink(path))
+				unlink(mark);
+			else
+				cg_warn("batch %s was sent already and still cannot be removed (%s); "
+					"not sent again",
+					e[i].name, strerror(errno));
+			close(fd);
+			continue;
+		}
 		struct cg_batch b;
 		cg_clearerr();
 		int rr = read_batch(s, fd, id, &b);
@@ -645,10 +661,17 @@ int spool_drain(struct cg_spool *s, spool_send_fn send, void *arg, unsigned *sen
 			if (rr == 0) {
 				ns++;
 				if (unlink(path)) {
-					/* Sending it again would repeat it: stop here. */
-					r = cg_fail(-errno, "batch %s was sent but cannot be removed from %s "
-							    "(%s); stopping so it is never sent twice",
-						    e[i].name, s->dir, strerror(errno));
+					/* Sending it again would repeat it: mark it sent
+					 * (later drains skip it) and stop here. */
+					int err = errno;
+					int mfd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+					if (mfd >= 0)
+						close(mfd);
+					r = cg_fail(-err, "batch %s was sent but cannot be removed from %s "
+							  "(%s); %s, stopping",
+						    e[i].name, s->dir, strerror(err),
+						    mfd >= 0 ? "marked as sent so it is never sent again"
+							     : "it cannot even be marked as sent");
 					stop = 1;
 				}
 				close(fd);

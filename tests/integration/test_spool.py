@@ -264,6 +264,34 @@ class Spool(UploadBase):
             with open(os.path.join(self.ep.dir, "profiles", rec["file"]), "rb") as f:
                 self.assertEqual(f.read(), payload)
 
+    def test_sent_batch_that_cannot_be_removed_is_never_sent_again(self):
+        """The batch file itself cannot be removed (a mount point: EBUSY)
+        while the spool is writable: sent once, marked, never again."""
+        self.spool_batches(2)
+        first, second = self.batches()
+        path = os.path.join(self.spool, first)
+        base = [CGPROF, "upload", "--spool", self.spool, "--profiling-group", GROUP, "--region",
+                "us-east-1", "--endpoint", self.ep.url, "--ca-file", self.pki["ca"]]
+        script = 'mount --bind "$0" "$0" && exec "$@"'
+        if subprocess.run(["unshare", "-rm", "sh", "-c", script, path, "true"],
+                          capture_output=True).returncode:
+            self.skipTest("cannot bind-mount in a user namespace")
+        for run in range(2):
+            r = subprocess.run(["unshare", "-rm", "sh", "-c", script, path] + base,
+                               env=self.env, capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 78 if run == 0 else 0, r.stderr)
+            if run == 0:
+                self.assertIn("was sent but cannot be removed", r.stderr)
+                self.assertIn("marked as sent", r.stderr)
+        # once removable again, it goes without being sent
+        rc, err = self.upload()
+        self.assertEqual(rc, 0, err)
+        tokens = self.delivered()
+        self.assertEqual(len(tokens), 2, err)
+        self.assertEqual(len(set(tokens)), 2, "a batch was sent twice")
+        self.assertEqual(self.batches(), [])
+        self.assertEqual([f for f in os.listdir(self.spool) if f.endswith(".sent")], [])
+
     def test_syslog_without_dev_log_falls_back_to_stderr(self):
         """--syslog where nothing listens on /dev/log: the messages still
         reach someone (stderr), with one line saying why."""
