@@ -59,6 +59,14 @@ int config_set(struct cg_config *c, const char *key, const char *value,
 	       enum cg_origin origin, const char *where);
 /* `cgprof config`: every key, its value (secrets masked) and origin. */
 void config_print(const struct cg_config *c, FILE *out);
+/* CodeGuru's profiling group rule: 1-255 of [A-Za-z0-9_-]. */
+bool config_valid_group(const char *g);
+/* An AWS region as it may stand in a host name: 1-63 of [A-Za-z0-9-], no
+ * '-' at either end, not all digits (botocore's rule). */
+bool config_valid_region(const char *r);
+/* "https://" followed by a non-empty authority; any other scheme (or a
+ * missing one) is refused, whatever the source of the URL. */
+bool config_valid_endpoint(const char *url);
 /* The spool directory in force (computed default if unset). */
 const char *config_spool_dir(const struct cg_config *c, char *buf, size_t n);
 

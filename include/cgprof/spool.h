@@ -29,6 +29,10 @@ void spool_close(struct cg_spool *s);
  * spool_max_mb by dropping the oldest batches, each drop logged. */
 int spool_put(struct cg_spool *s, const struct cg_batch *b);
 
+/* A batch the endpoint refused (a 4xx on it): written like spool_put,
+ * then set aside in refused/ with why logged, never to be sent again. */
+int spool_put_refused(struct cg_spool *s, const struct cg_batch *b, const char *why);
+
 /* Parse and open the bytes of one batch file (untrusted) named id, with
  * the spool's 32-byte key or NULL: what spool_drain() does to each file.
  * 0 with *b filled (b->body malloc'ed), -EBADMSG, or -ENOMEM. */

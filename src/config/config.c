@@ -118,9 +118,19 @@ int config_set(struct cg_config *c, const char *key, const char *value, enum cg_
 	case KT_STRING: {
 		if (!*value)
 			return cg_fail(-EINVAL, "%s: %s must not be empty", where, key);
-		if (!strcmp(key, "endpoint") && strncmp(value, "https://", 8))
+		if (!strcmp(key, "endpoint") && !config_valid_endpoint(value))
 			return cg_fail(-EINVAL, "%s: endpoint must be an https:// URL (TLS is always on)",
 				       where);
+		/* Checked here so every mode (--no-upload too) sees the same
+		 * rule: the name becomes part of a URL and of spooled batches. */
+		if (!strcmp(key, "profiling_group") && !config_valid_group(value))
+			return cg_fail(-EINVAL, "%s: profiling group '%.300s' is invalid: use 1-255 "
+					       "letters, digits, _ or -",
+				       where, value);
+		if (!strcmp(key, "region") && !config_valid_region(value))
+			return cg_fail(-EINVAL, "%s: region '%.100s' is invalid: expected a name like "
+					       "us-east-1 (letters, digits and -)",
+				       where, value);
 		char *d = strdup(value);
 		if (!d)
 			return -ENOMEM;
@@ -156,6 +166,89 @@ int config_set(struct cg_config *c, const char *key, const char *value, enum cg_
 	return 0;
 }
 
+bool config_valid_group(const char *g)
+{
+	size_t n = g ? strlen(g) : 0;
+	if (n < 1 || n > 255)
+		return false;
+	for (const char *p = g; *p; p++)
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
+		    !(*p >= '0' && *p <= '9') && *p != '_' && *p != '-')
+			return false;
+	return true;
+}
+
+bool config_valid_region(const char *r)
+{
+	size_t n = r ? strlen(r) : 0;
+	bool digits_only = true;
+	if (n < 1 || n > 63 || r[0] == '-' || r[n - 1] == '-')
+		return false;
+	for (const char *p = r; *p; p++) {
+		bool digit = *p >= '0' && *p <= '9';
+		if (!digit && !(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && *p != '-')
+			return false;
+		digits_only &= digit;
+	}
+	return !digits_only;
+}
+
+bool config_valid_endpoint(const char *url)
+{
+	/* Case matters to nobody but an attacker hoping for a second
+	 * spelling of "http". */
+	if (!url || strncmp(url, "https://", 8))
+		return false;
+	const char *h = url + 8;
+	return *h && *h != '/' && *h != '?' && *h != '#' && !strpbrk(url, " \t\r\n");
+}
+
+/* As ssh does for its configuration: a file that sets the endpoint and the
+ * CA must be writable only by its owner, who is root or us, and so must
+ * every directory above it (a sticky one such as /tmp excepted, where
+ * others cannot replace our entries). Otherwise someone else chooses
+ * where our signed requests go. */
+static int config_file_safe(const char *path, int fd)
+{
+	struct stat st;
+	char dir[PATH_MAX];
+	uid_t me = geteuid();
+
+	if (fstat(fd, &st))
+		return cg_fail(-errno, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return cg_fail(-EPERM, "%s: not a regular file; refusing it", path);
+	if (st.st_uid != 0 && st.st_uid != me)
+		return cg_fail(-EPERM, "%s: owned by uid %u, not by root or uid %u; refusing it",
+			       path, (unsigned)st.st_uid, (unsigned)me);
+	if (st.st_mode & 022)
+		return cg_fail(-EPERM, "%s: writable by group or others (mode %03o); refusing it "
+				       "(chmod go-w)",
+			       path, (unsigned)(st.st_mode & 0777));
+	if (!realpath(path, dir))
+		return cg_fail(-errno, "%s: %s", path, strerror(errno));
+	/* Bounded: each round removes one component of an absolute path. */
+	for (char *slash = strrchr(dir, '/'); slash; slash = strrchr(dir, '/')) {
+		if (slash == dir)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (stat(dir, &st))
+			return cg_fail(-errno, "%s: %s", dir, strerror(errno));
+		if (st.st_uid != 0 && st.st_uid != me)
+			return cg_fail(-EPERM, "%s: directory %s is owned by uid %u, not by root or uid "
+					       "%u; refusing the file",
+				       path, dir, (unsigned)st.st_uid, (unsigned)me);
+		if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+			return cg_fail(-EPERM, "%s: directory %s is writable by group or others (mode "
+					       "%03o); refusing the file",
+				       path, dir, (unsigned)(st.st_mode & 0777));
+		if (slash == dir)
+			break;
+	}
+	return 0;
+}
+
 static char *trim(char *s)
 {
 	while (*s == ' ' || *s == '\t')
@@ -180,6 +273,10 @@ static int config_load_file(struct cg_config *c, const char *path, enum cg_origi
 		return 0;
 	if (!f)
 		return cg_fail(-errno, "%s: %s", path, strerror(errno));
+	if ((r = config_file_safe(path, fileno(f)))) {
+		fclose(f);
+		return r;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%d", path, lineno);

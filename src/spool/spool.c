@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,12 @@
 #include "cgprof/log.h"
 #include "cgprof/spool.h"
 
-#define SPOOL_MAGIC "CGPROF-BATCH 1\n"
+#define SPOOL_MAGIC "CGPROF-BATCH 2\n"
+/* Format 1 sealed only group and id; its batches are still read. */
+#define SPOOL_MAGIC_V1 "CGPROF-BATCH 1\n"
 #define SPOOL_SUFFIX ".batch"
+/* ID.sent beside ID.batch: sent, but the batch could not be removed. */
+#define SPOOL_SENT_SUFFIX ".sent"
 #define SPOOL_MAX_BATCH (64u << 20) /* a batch larger than this is corrupt */
 #define SPOOL_MAX_FILES 100000
 #define GCM_NONCE 12
@@ -29,8 +34,23 @@ struct cg_spool {
 	uint64_t max_bytes;
 	bool have_key;
 	unsigned char key[32];
+	char key_id[17];     /* fingerprint of key: tells "wrong key" from "tampered" */
 	unsigned dropped;
 };
+
+/* 16 hex digits of SHA-256 over a label and the key: names the key in a
+ * batch header without revealing anything usable about it. */
+static void key_fingerprint(const unsigned char key[32], char out[17])
+{
+	static const char label[] = "cgprof spool key id v1";
+	unsigned char md[SHA256_DIGEST_LENGTH], in[sizeof(label) + 32];
+	memcpy(in, label, sizeof(label));
+	memcpy(in + sizeof(label), key, 32);
+	SHA256(in, sizeof(in), md);
+	OPENSSL_cleanse(in, sizeof(in));
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
 
 static int mkdir_p(const char *dir)
 {
@@ -70,8 +90,10 @@ static int load_key(struct cg_spool *s, const char *path)
 			    path);
 	}
 	close(fd);
-	if (!r)
+	if (!r) {
 		s->have_key = true;
+		key_fingerprint(s->key, s->key_id);
+	}
 	return r;
 }
 
@@ -85,6 +107,9 @@ int spool_open(const struct cg_config *c, struct cg_spool **out)
 	config_spool_dir(c, s->dir, sizeof(s->dir));
 	snprintf(s->group, sizeof(s->group), "%s", c->profiling_group ? c->profiling_group : "");
 	s->max_bytes = (c->spool_max_mb ? c->spool_max_mb : 256) << 20;
+	/* "link/" would make lstat follow the link: judge the name itself. */
+	for (size_t n = strlen(s->dir); n > 1 && s->dir[n - 1] == '/'; n--)
+		s->dir[n - 1] = '\0';
 	r = mkdir_p(s->dir);
 	if (r) {
 		r = cg_fail(r, "spool %s: %s", s->dir, strerror(-r));
@@ -92,7 +117,8 @@ int spool_open(const struct cg_config *c, struct cg_spool **out)
 	}
 	/* Batches are the user's data: the directory must be theirs alone. */
 	if (lstat(s->dir, &st) || !S_ISDIR(st.st_mode)) {
-		r = cg_fail(-ENOTDIR, "spool %s is not a directory", s->dir);
+		r = cg_fail(-ENOTDIR, "spool %s is not a directory%s", s->dir,
+			    S_ISLNK(st.st_mode) ? " (a symbolic link: name the directory itself)" : "");
 		goto fail;
 	}
 	if (st.st_uid != geteuid()) {
@@ -122,12 +148,25 @@ void spool_close(struct cg_spool *s)
 	free(s);
 }
 
-/* AAD binds a batch to its group and id: a batch renamed, or copied into
- * another group's spool, does not open. */
-static int aad_build(char *buf, size_t n, const char *group, const char *id)
+/* Format 1's AAD: group and id only. */
+static int aad_build_v1(char *buf, size_t n, const char *group, const char *id)
 {
 	int len = snprintf(buf, n, "%s%c%s", group, '\0', id);
 	return len < 0 || (size_t)len >= n ? -EINVAL : len;
+}
+
+/* Format 2's AAD: the whole header as written (every field: group,
+ * token, content type, key id, length) and the id, so editing any of
+ * them, renaming the file or moving it to another group fails to open. */
+static int aad_build(char *buf, size_t n, const char *hdr, size_t hl, const char *id)
+{
+	size_t il = strlen(id);
+	if (hl + 1 + il > n)
+		return -EINVAL;
+	memcpy(buf, hdr, hl);
+	buf[hl] = '\0';
+	memcpy(buf + hl + 1, id, il);
+	return (int)(hl + 1 + il);
 }
 
 static int gcm(bool enc, const unsigned char key[32], const unsigned char *nonce, const char *aad,
@@ -192,7 +231,30 @@ static int entry_cmp(const void *a, const void *b)
 	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
 }
 
-/* Batches in the spool, oldest first (ids are time-ordered). */
+/* The profiling group a batch file names in its header ("" when it
+ * cannot be read): enough to leave other groups' batches alone. */
+static void batch_group(int dfd, const char *name, char *out, size_t n)
+{
+	char buf[2049];
+	out[0] = '\0';
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	ssize_t got = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (got <= 0)
+		return;
+	buf[got] = '\0';
+	const char *g = strstr(buf, "\ngroup: ");
+	if (!g)
+		return;
+	g += 8;
+	snprintf(out, n, "%.*s", (int)strcspn(g, "\n"), g);
+}
+
+/* Batches in the spool, oldest first (ids are time-ordered). With our
+ * group set, only that group's: a shared spool (root's /var/spool/cgprof)
+ * holds other groups' batches, which are theirs to send, drop or refuse. */
 static int list_batches(struct cg_spool *s, struct entry **out, size_t *n)
 {
 	DIR *d = opendir(s->dir);
@@ -210,6 +272,13 @@ static int list_batches(struct cg_spool *s, struct entry **out, size_t *n)
 		struct stat st;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
 			continue;
+		if (s->group[0]) {
+			char g[256];
+			batch_group(dirfd(d), e->d_name, g, sizeof(g));
+			/* Unreadable headers stay in: the drain refuses them. */
+			if (g[0] && strcmp(g, s->group))
+				continue;
+		}
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;
 			struct entry *ne = realloc(*out, cap * sizeof(*ne));
@@ -265,25 +334,27 @@ static void enforce_bound(struct cg_spool *s, const char *keep)
 
 int spool_put(struct cg_spool *s, const struct cg_batch *b)
 {
-	char path[1200], tmp[1200], hdr[1024], aad[400];
+	char path[1200], tmp[1200], hdr[1024], aad[1200], kid[32] = "";
 	unsigned char nonce[GCM_NONCE], tag[GCM_TAG], *ct = NULL;
 	int fd = -1, r = 0;
 
-	if (!id_ok(b->id) || !field_ok(b->profiling_group) || !field_ok(b->profile_token) ||
-	    !field_ok(b->content_type) || b->len > SPOOL_MAX_BATCH)
+	if (!id_ok(b->id) || !config_valid_group(b->profiling_group) ||
+	    !field_ok(b->profile_token) || !field_ok(b->content_type) || b->len > SPOOL_MAX_BATCH)
 		return cg_fail(-EINVAL, "batch %s cannot be spooled: malformed", b->id);
+	if (s->have_key)
+		snprintf(kid, sizeof(kid), "key-id: %s\n", s->key_id);
 	snprintf(path, sizeof(path), "%s/%s%s", s->dir, b->id, SPOOL_SUFFIX);
 	snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", s->dir, b->id);
 	int hl = snprintf(hdr, sizeof(hdr),
 			  SPOOL_MAGIC "group: %s\ntoken: %s\ncontent-type: %s\nencrypted: %d\n"
-				      "length: %zu\n\n",
-			  b->profiling_group, b->profile_token, b->content_type, s->have_key,
+				      "%slength: %zu\n\n",
+			  b->profiling_group, b->profile_token, b->content_type, s->have_key, kid,
 			  b->len + (s->have_key ? GCM_NONCE + GCM_TAG : 0));
 	if (hl < 0 || (size_t)hl >= sizeof(hdr))
 		return -EINVAL;
 	const void *body = b->body;
 	if (s->have_key) {
-		int al = aad_build(aad, sizeof(aad), b->profiling_group, b->id);
+		int al = aad_build(aad, sizeof(aad), hdr, (size_t)hl, b->id);
 		ct = malloc(b->len ? b->len : 1);
 		if (al < 0 || !ct || RAND_bytes(nonce, sizeof(nonce)) != 1) {
 			r = -ENOMEM;
@@ -335,16 +406,30 @@ out:
 }
 
 /* Parse and open one batch held in buf[0..size) with buf[size] == '\0'
- * (parsed in place: the header is cut into strings). */
+ * (parsed in place: the header is cut into strings). key_id is the
+ * configured key's fingerprint. -ENOKEY: sealed with another key (or no
+ * key configured), so the batch is intact for all we know. */
 static int parse_batch(char *buf, size_t size, const char *id, const unsigned char *key,
-		       struct cg_batch *b)
+		       const char *key_id, struct cg_batch *b)
 {
+	char aad[3200], batch_kid[32] = "";
+	int version;
+
 	memset(b, 0, sizeof(*b));
-	if (size < strlen(SPOOL_MAGIC) || memcmp(buf, SPOOL_MAGIC, strlen(SPOOL_MAGIC)))
+	if (size >= strlen(SPOOL_MAGIC) && !memcmp(buf, SPOOL_MAGIC, strlen(SPOOL_MAGIC)))
+		version = 2;
+	else if (size >= strlen(SPOOL_MAGIC_V1) && !memcmp(buf, SPOOL_MAGIC_V1, strlen(SPOOL_MAGIC_V1)))
+		version = 1;
+	else
 		return -EBADMSG;
 	char *end = strstr(buf, "\n\n");
 	if (!end || end - buf > 2048)
 		return -EBADMSG;
+	size_t hl = (size_t)(end - buf) + 2;
+	/* The header as written, before it is cut up: format 2 seals it. */
+	int al = -EINVAL;
+	if (version == 2)
+		al = aad_build(aad, sizeof(aad), buf, hl, id);
 	*end = '\0';
 	char *body = end + 2;
 	int enc = -1;
@@ -366,6 +451,8 @@ static int parse_batch(char *buf, size_t size, const char *id, const unsigned ch
 			snprintf(b->content_type, sizeof(b->content_type), "%s", v);
 		else if (!strcmp(line, "encrypted"))
 			enc = atoi(v);
+		else if (!strcmp(line, "key-id"))
+			snprintf(batch_kid, sizeof(batch_kid), "%.16s", v);
 		else if (!strcmp(line, "length"))
 			len = atoll(v);
 	}
@@ -374,18 +461,24 @@ static int parse_batch(char *buf, size_t size, const char *id, const unsigned ch
 		return -EBADMSG;
 	snprintf(b->id, sizeof(b->id), "%.60s", id);
 	if (enc && !key)
-		return cg_fail(-EBADMSG, "batch %s is encrypted and no spool_key is configured", id);
+		return cg_fail(-ENOKEY, "batch %s is encrypted and no spool_key is configured; "
+					"kept for a run with its key",
+			       id);
+	if (enc && batch_kid[0] && strcmp(batch_kid, key_id))
+		return cg_fail(-ENOKEY, "batch %s was sealed with another spool key (id %s, the "
+					"configured key is %s); kept for a run with its key",
+			       id, batch_kid, key_id);
 	if (!enc && key) {
 		/* With a key, every batch must authenticate: an unencrypted one
 		 * may have been planted. */
 		return cg_fail(-EBADMSG, "batch %s is not encrypted but spool_key is set", id);
 	}
 	if (enc) {
-		char aad[400];
 		if (have < GCM_NONCE + GCM_TAG)
 			return -EBADMSG;
 		size_t clen = have - GCM_NONCE - GCM_TAG;
-		int al = aad_build(aad, sizeof(aad), b->profiling_group, id);
+		if (version == 1)
+			al = aad_build_v1(aad, sizeof(aad), b->profiling_group, id);
 		unsigned char *pt = malloc(clen ? clen : 1);
 		if (al < 0 || !pt) {
 			free(pt);
@@ -422,7 +515,10 @@ int spool_parse_batch(const void *data, size_t size, const char *id, const unsig
 		return -ENOMEM;
 	memcpy(buf, data, size);
 	buf[size] = '\0';
-	int r = parse_batch(buf, size, id, key, b);
+	char kid[17] = "";
+	if (key)
+		key_fingerprint(key, kid);
+	int r = parse_batch(buf, size, id, key, kid, b);
 	free(buf);
 	return r;
 }
@@ -444,34 +540,65 @@ static int read_batch(struct cg_spool *s, int fd, const char *id, struct cg_batc
 		return -ENOMEM;
 	if (pread(fd, buf, size, 0) == (ssize_t)size) {
 		buf[size] = '\0';
-		r = parse_batch(buf, size, id, s->have_key ? s->key : NULL, b);
+		r = parse_batch(buf, size, id, s->have_key ? s->key : NULL, s->key_id, b);
 	}
 	free(buf);
 	return r;
 }
 
-/* A batch that cannot be opened is set aside (never uploaded, never
- * silently deleted) for a person to look at. */
-static void quarantine(struct cg_spool *s, const char *name, const char *why)
+/* A batch that cannot be opened, or that the endpoint refused, is set
+ * aside (never uploaded, never silently deleted) for a person to look
+ * at. -errno when it could not be moved: then it must not be sent. */
+static int quarantine(struct cg_spool *s, const char *name, const char *why)
 {
 	char from[1200], to[1300], qdir[1100];
 	snprintf(qdir, sizeof(qdir), "%s/refused", s->dir);
-	mkdir(qdir, 0700);
+	if (mkdir(qdir, 0700) && errno != EEXIST)
+		return cg_fail(-errno, "batch %s refused (%s) but %s cannot be made: %s", name, why,
+			       qdir, strerror(errno));
 	snprintf(from, sizeof(from), "%s/%s", s->dir, name);
 	snprintf(to, sizeof(to), "%s/%s", qdir, name);
-	rename(from, to);
+	if (rename(from, to))
+		return cg_fail(-errno, "batch %s refused (%s) but cannot be moved to %s: %s", name,
+			       why, qdir, strerror(errno));
 	cg_error("batch %s refused and moved to %s: %s", name, qdir, why);
+	return 0;
+}
+
+/* Before anything is sent: a batch we could not delete after the
+ * endpoint took it would be sent again by every later run. Creating and
+ * removing a file proves we can (a read-only mount, an immutable or
+ * foreign directory fail here). */
+static int spool_check_writable(struct cg_spool *s)
+{
+	char probe[1200];
+	snprintf(probe, sizeof(probe), "%s/.probe-%d", s->dir, (int)getpid());
+	int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return cg_fail(-errno, "spool %s is not writable (%s): a sent batch could not be "
+				       "removed, so nothing is sent",
+			       s->dir, strerror(errno));
+	close(fd);
+	if (unlink(probe))
+		return cg_fail(-errno, "spool %s: files cannot be removed (%s): a sent batch would "
+				       "be sent again, so nothing is sent",
+			       s->dir, strerror(errno));
+	return 0;
 }
 
 int spool_drain(struct cg_spool *s, spool_send_fn send, void *arg, unsigned *sent,
 		unsigned *left, unsigned *refused)
 {
-	struct entry *e;
-	size_t n;
+	struct entry *e = NULL;
+	size_t n = 0;
 	unsigned ns = 0, nl = 0, nr = 0;
-	int r = list_batches(s, &e, &n), stop = 0;
+	int r = list_batches(s, &e, &n), stop = 0, nokey = 0;
 	if (r)
 		return cg_fail(r, "spool %s: %s", s->dir, strerror(-r));
+	if (n && (r = spool_check_writable(s))) {
+		nl = (unsigned)n;
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		char path[1200], id[96];
 		if (stop) {
@@ -494,37 +621,92 @@ int spool_drain(struct cg_spool *s, spool_send_fn send, void *arg, unsigned *sen
 			close(fd); /* sent by the drain that held it before us */
 			continue;
 		}
+		/* Accepted by the endpoint in an earlier run that could not
+		 * remove it: never send it again; remove it now if we can. */
+		char mark[1200];
+		snprintf(mark, sizeof(mark), "%s/%s%s", s->dir, id, SPOOL_SENT_SUFFIX);
+		if (!access(mark, F_OK)) {
+			if (!unlink(path))
+				unlink(mark);
+			else
+				cg_warn("batch %s was sent already and still cannot be removed (%s); "
+					"not sent again",
+					e[i].name, strerror(errno));
+			close(fd);
+			continue;
+		}
 		struct cg_batch b;
 		cg_clearerr();
 		int rr = read_batch(s, fd, id, &b);
 		if (rr == 0 && s->group[0] && strcmp(b.profiling_group, s->group)) {
-			/* Each group's data goes to that group only. */
-			rr = cg_fail(-EBADMSG, "batch %s belongs to profiling group '%s', not '%s'", id,
-				     b.profiling_group, s->group);
+			/* The header said ours, the sealed copy says otherwise:
+			 * not ours to send, nor to move. */
 			free(b.body);
-		}
-		if (rr) {
-			quarantine(s, e[i].name, cg_lasterr()[0] ? cg_lasterr() : "malformed");
-			cg_clearerr();
-			nr++;
 			close(fd);
 			continue;
 		}
-		rr = send(&b, arg);
-		free(b.body);
-		if (rr == 0) {
-			unlink(path);
-			ns++;
-		} else {
+		if (rr == -ENOKEY) {
+			/* Intact as far as we can tell, and only the right key
+			 * opens it: leave it where it is and say so. */
+			cg_error("%s", cg_lasterr());
+			cg_clearerr();
 			nl++;
-			/* retry later: keep the rest for the next run; a
-			 * configuration error will fail the same way for all */
+			nokey++;
+			close(fd);
+			continue;
+		}
+		if (rr == 0) {
+			rr = send(&b, arg);
+			free(b.body);
+			if (rr == 0) {
+				ns++;
+				if (unlink(path)) {
+					/* Sending it again would repeat it: mark it sent
+					 * (later drains skip it) and stop here. */
+					int err = errno;
+					int mfd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+					if (mfd >= 0)
+						close(mfd);
+					r = cg_fail(-err, "batch %s was sent but cannot be removed from %s "
+							  "(%s); %s, stopping",
+						    e[i].name, s->dir, strerror(err),
+						    mfd >= 0 ? "marked as sent so it is never sent again"
+							     : "it cannot even be marked as sent");
+					stop = 1;
+				}
+				close(fd);
+				continue;
+			}
+			if (rr != -EBADMSG) {
+				nl++;
+				/* retry later: keep the rest for the next run; a
+				 * configuration error will fail the same way for all */
+				stop = 1;
+				if (rr != -EAGAIN)
+					r = rr;
+				close(fd);
+				continue;
+			}
+			/* the endpoint refused this batch alone: set it aside, go on */
+		}
+		int q = quarantine(s, e[i].name, cg_lasterr()[0] ? cg_lasterr() : "malformed");
+		cg_clearerr();
+		if (q) {
+			/* Left in place, it would block every drain: say so, stop. */
+			cg_error("%s", cg_lasterr());
+			r = q;
+			nl++;
 			stop = 1;
-			if (rr != -EAGAIN)
-				r = rr;
+		} else {
+			nr++;
 		}
 		close(fd);
 	}
+	if (!r && nokey)
+		r = cg_fail(-ENOKEY, "%d batch(es) sealed with another spool key (or none given) left "
+				     "in %s: run with the key they were sealed with",
+			    nokey, s->dir);
+out:
 	free(e);
 	if (sent)
 		*sent = ns;
@@ -533,4 +715,14 @@ int spool_drain(struct cg_spool *s, spool_send_fn send, void *arg, unsigned *sen
 	if (refused)
 		*refused = nr;
 	return r ? r : (int)nl;
+}
+
+int spool_put_refused(struct cg_spool *s, const struct cg_batch *b, const char *why)
+{
+	char name[96];
+	int r = spool_put(s, b);
+	if (r)
+		return r;
+	snprintf(name, sizeof(name), "%s%s", b->id, SPOOL_SUFFIX);
+	return quarantine(s, name, why);
 }

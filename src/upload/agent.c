@@ -23,19 +23,28 @@
 
 char *agent_endpoint_url(const struct cg_config *c, const char *region)
 {
-	const char *e = c->endpoint && *c->endpoint ? c->endpoint : NULL;
+	const char *e = c->endpoint && *c->endpoint ? c->endpoint : NULL, *from = "endpoint";
 	char *url = NULL;
-	if (!e)
-		e = getenv("AWS_ENDPOINT_URL_CODEGURUPROFILER");
-	if (!e || !*e)
-		e = getenv("AWS_ENDPOINT_URL");
+	if (!e && (e = getenv("AWS_ENDPOINT_URL_CODEGURUPROFILER")) && *e)
+		from = "AWS_ENDPOINT_URL_CODEGURUPROFILER";
+	if ((!e || !*e) && (e = getenv("AWS_ENDPOINT_URL")) && *e)
+		from = "AWS_ENDPOINT_URL";
 	if (e && *e) {
-		if (strncmp(e, "https://", 8) && strncmp(e, "http://", 7)) {
-			cg_fail(-EINVAL, "endpoint %s: expected https://HOST[:PORT]", e);
+		/* Every source alike: a signed request, its session token and
+		 * the profile never travel in clear text. */
+		if (!config_valid_endpoint(e)) {
+			cg_fail(-EINVAL, "%s %.200s: expected https://HOST[:PORT] (TLS is always on)",
+				from, e);
 			return NULL;
 		}
 		url = strdup(e);
 	} else if (region && *region) {
+		/* The region becomes part of the host name. */
+		if (!config_valid_region(region)) {
+			cg_fail(-EINVAL, "region '%.100s' is invalid: expected a name like us-east-1",
+				region);
+			return NULL;
+		}
 		if (asprintf(&url, "https://codeguru-profiler.%s.amazonaws.com%s", region,
 			     strncmp(region, "cn-", 3) ? "" : ".cn") < 0)
 			url = NULL;
@@ -55,28 +64,15 @@ char *agent_endpoint_url(const struct cg_config *c, const char *region)
  * default port. */
 static char *host_of(const char *url)
 {
-	bool tls = !strncmp(url, "https://", 8);
-	const char *h = url + (tls ? 8 : 7);
+	const char *h = url + 8; /* "https://", checked by agent_endpoint_url */
 	size_t n = strcspn(h, "/?#");
 	char *host = strndup(h, n);
 	if (!host)
 		return NULL;
 	char *colon = strrchr(host, ':');
-	if (colon && !strchr(colon, ']') &&
-	    ((tls && !strcmp(colon, ":443")) || (!tls && !strcmp(colon, ":80"))))
+	if (colon && !strchr(colon, ']') && !strcmp(colon, ":443"))
 		*colon = '\0';
 	return host;
-}
-
-static bool valid_group(const char *g)
-{
-	size_t n = strlen(g);
-	if (n < 1 || n > 255)
-		return false;
-	for (const char *p = g; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
-			return false;
-	return true;
 }
 
 int agent_init(struct agent *a, const struct cg_config *c)
@@ -91,7 +87,12 @@ int agent_init(struct agent *a, const struct cg_config *c)
 		cred_region(region, sizeof(region));
 	if (!region[0])
 		return cg_fail(-EINVAL, "no region: use --region, AWS_REGION or a profile's region");
-	if (c->profiling_group && !valid_group(c->profiling_group))
+	/* From the credentials files or AWS_REGION too: it signs and names
+	 * the host, so it is checked whatever its source. */
+	if (!config_valid_region(region))
+		return cg_fail(-EINVAL, "region '%.100s' is invalid: expected a name like us-east-1",
+			       region);
+	if (c->profiling_group && !config_valid_group(c->profiling_group))
 		return cg_fail(-EINVAL, "profiling group '%s': use 1-255 letters, digits, _ or -",
 			       c->profiling_group);
 	a->region = strdup(region);
@@ -117,6 +118,10 @@ int agent_init(struct agent *a, const struct cg_config *c)
 	a->retry.attempts = 4;
 	a->retry.base_ms = 500;
 	a->retry.max_ms = 20000;
+	a->retry.retry_after_max_ms = 60000;
+	/* A first window is minutes long; the agent call must end well
+	 * before, whatever the endpoint does. */
+	a->configure_budget_ms = 30000;
 	r = cred_chain_new(&a->creds);
 out:
 	if (r)
@@ -145,6 +150,13 @@ static unsigned rand_below(unsigned n)
 	return x % n;
 }
 
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
 /* Full jitter: uniform in [0, min(cap, base * 2^attempt)]. */
 static void backoff(const struct agent_retry *rt, unsigned attempt)
 {
@@ -153,10 +165,7 @@ static void backoff(const struct agent_retry *rt, unsigned attempt)
 		cap *= 2;
 	if (cap > rt->max_ms)
 		cap = rt->max_ms;
-	unsigned ms = rand_below((unsigned)cap + 1);
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+	sleep_ms(rand_below((unsigned)cap + 1));
 }
 
 /* The service's own words, from the JSON error body. */
@@ -216,23 +225,38 @@ static enum verdict classify(struct agent *a, const struct http_response *resp,
 		return V_FATAL;
 	}
 	*err = -EINVAL;
-	if (st == 404 || !strcmp(type, "ResourceNotFoundException"))
+	if (st >= 300 && st < 400)
+		cg_fail(-EINVAL, "%s answered HTTP %ld, a redirect%s%.200s; not followed (a signed "
+				 "request never goes elsewhere): check --endpoint",
+			a->endpoint, st, resp->location[0] ? " to " : "", resp->location);
+	else if (st == 404 || !strcmp(type, "ResourceNotFoundException"))
 		cg_fail(-EINVAL, "%s: profiling group not found in %s (HTTP %ld%s%s)", a->endpoint,
 			a->region, st, msg[0] ? ": " : "", msg);
-	else
-		cg_fail(-EINVAL, "%s rejected the request (HTTP %ld %s%s%s)", a->endpoint, st, type,
-			msg[0] ? ": " : "", msg);
+	else {
+		/* Any other 4xx is about this request alone (its body, its
+		 * token): the caller sets it aside and goes on. */
+		*err = st >= 400 && st < 500 ? -EBADMSG : -EINVAL;
+		cg_fail(*err, "%s rejected the request (HTTP %ld%s%s%s%s)", a->endpoint, st,
+			type[0] ? " " : "", type, msg[0] ? ": " : "", msg);
+	}
 	return V_FATAL;
 }
 
 /* One signed call with retries. On 0, *resp holds the 2xx reply. */
 static int agent_call(struct agent *a, const char *path, const char *query,
-		      const char *content_type, const void *body, size_t len,
-		      struct http_response *resp)
+		      const char *content_type, const void *body, size_t len, long budget_ms,
+		      bool abortable, struct http_response *resp)
 {
 	struct cg_buf url = {0};
 	bool refreshed = false, force = false;
+	long retry_after = -1;
 	int r = -EAGAIN;
+	struct http_opts ho = a->http;
+	long now_ms = (long)(cg_now_ns() / 1000000);
+	if (budget_ms > 0)
+		ho.deadline_ms = now_ms + budget_ms;
+	if (abortable)
+		ho.abort_flag = a->configure_abort;
 
 	memset(resp, 0, sizeof(*resp));
 	if ((r = cg_buf_printf(&url, "%s%s%s%s", a->endpoint, path, query ? "?" : "",
@@ -246,8 +270,25 @@ static int agent_call(struct agent *a, const char *path, const char *query,
 		int err = -EAGAIN;
 		enum verdict v = V_RETRY;
 
-		if (attempt && !force)
+		if (attempt && ((ho.deadline_ms && (long)(cg_now_ns() / 1000000) >= ho.deadline_ms) ||
+				(ho.abort_flag && *ho.abort_flag)))
+			goto out; /* out of time: the last failure's words stand */
+		if (attempt && !force && retry_after >= 0) {
+			/* The endpoint said when: wait that long, or leave the
+			 * work to a later run when it is beyond our bounds. */
+			long ms = retry_after * 1000;
+			long left = ho.deadline_ms ? ho.deadline_ms - (long)(cg_now_ns() / 1000000) : ms + 1;
+			if (ms > (long)a->retry.retry_after_max_ms || ms >= left) {
+				cg_clearerr();
+				r = cg_fail(-EAGAIN, "%s asked to retry after %ld s: left for later", a->endpoint,
+					    retry_after);
+				goto out;
+			}
+			sleep_ms((unsigned)ms);
+		} else if (attempt && !force) {
 			backoff(&a->retry, attempt - 1);
+		}
+		retry_after = -1;
 		r = cred_chain_get(a->creds, force, &cr);
 		force = false;
 		if (r)
@@ -267,10 +308,12 @@ static int agent_call(struct agent *a, const char *path, const char *query,
 			   (cr.token && asprintf(&hl[nh++], "X-Amz-Security-Token: %s", cr.token) < 0)))
 			r = -ENOMEM;
 		if (!r) {
-			r = http_request(&a->http, "POST", url.data, (const char *const *)hl, nh, body,
+			r = http_request(&ho, "POST", url.data, (const char *const *)hl, nh, body,
 					 len, resp);
 			if (r == 0) {
 				v = classify(a, resp, &cr, refreshed, &err);
+				if (v == V_RETRY)
+					retry_after = resp->retry_after_s;
 				r = v == V_OK ? 0 : err;
 				if (v == V_REFRESH) {
 					refreshed = force = true;
@@ -388,10 +431,14 @@ int agent_configure(struct agent *a, struct cg_agent_params *p)
 	}
 	if ((r = cg_buf_printf(&path, "/profilingGroups/%s/configureAgent", a->group)))
 		goto out;
-	r = agent_call(a, path.data, NULL, "application/json", text, strlen(text), &resp);
+	r = agent_call(a, path.data, NULL, "application/json", text, strlen(text),
+		       a->configure_budget_ms, true, &resp);
 	if (r)
 		goto out;
-	r = agent_parse_configuration(resp.body.data, resp.body.len, p);
+	if (resp.truncated)
+		r = cg_fail(-EAGAIN, "ConfigureAgent reply is larger than we read; ignored");
+	else
+		r = agent_parse_configuration(resp.body.data, resp.body.len, p);
 	http_response_free(&resp);
 out:
 	free(text);
@@ -407,16 +454,19 @@ int agent_post_profile(struct agent *a, const char *group, const char *token,
 	struct cg_buf path = {0}, query = {0};
 	int r;
 
-	if (!group || !valid_group(group))
-		return cg_fail(-EINVAL, "batch has an invalid profiling group '%s'", group ? group : "");
-	if (!token || !valid_group(token) || strlen(token) > 64)
-		return cg_fail(-EINVAL, "batch has an invalid profile token");
+	if (!group || !config_valid_group(group))
+		return cg_fail(-EBADMSG, "batch has an invalid profiling group '%.300s'",
+			       group ? group : "");
+	if (!token || !config_valid_group(token) || strlen(token) > 64)
+		return cg_fail(-EBADMSG, "batch has an invalid profile token");
 	if ((r = cg_buf_printf(&path, "/profilingGroups/%s/agentProfile", group)) ||
 	    (r = cg_buf_printf(&query, "profileToken=%s", token)))
 		goto out;
+	/* A 2xx is the acceptance whatever its body (agent_call reads at
+	 * most a bounded, cut-short part of it): never post it again. */
 	r = agent_call(a, path.data, query.data,
 		       content_type && *content_type ? content_type : "application/json", body, len,
-		       &resp);
+		       0, false, &resp);
 	if (r == 0)
 		http_response_free(&resp);
 out:

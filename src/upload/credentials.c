@@ -298,7 +298,7 @@ static int from_container(struct cred *c)
 	const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
 	const char *tokfile = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-	struct http_opts o = {.connect_timeout_ms = 2000, .timeout_ms = 5000};
+	struct http_opts o = {.connect_timeout_ms = 2000, .timeout_ms = 5000, .local_http = true};
 	struct http_response resp;
 	struct cg_buf url = {0}, hdr = {0};
 	const char *hdrs[1];
@@ -359,7 +359,7 @@ static int from_imds(struct cred *c)
 	const char *base = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	/* Metadata answers in well under a second or not at all; the SDKs'
 	 * one-second timeouts keep a laptop from hanging here. */
-	struct http_opts o = {.connect_timeout_ms = 1000, .timeout_ms = 2000};
+	struct http_opts o = {.connect_timeout_ms = 1000, .timeout_ms = 2000, .local_http = true};
 	struct http_response resp = {0};
 	struct cg_buf url = {0}, tokhdr = {0};
 	char role[256];

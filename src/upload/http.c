@@ -24,25 +24,44 @@ void http_response_free(struct http_response *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Where on_body puts a reply and how much of it it keeps. */
+struct body_sink {
+	struct http_response *r;
+	size_t max;
+};
+
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
-	struct cg_buf *b = arg;
-	/* A reply we parse is small; refuse to buffer a runaway one. */
-	if (b->len + size * n > (4u << 20))
+	struct body_sink *s = arg;
+	/* A reply we parse is small: stop reading a runaway one at once
+	 * (the status line is already in) rather than buffer it whole. */
+	if (s->r->body.len + size * n > s->max) {
+		s->r->truncated = true;
 		return 0;
-	return cg_buf_append(b, p, size * n) ? 0 : size * n;
+	}
+	return cg_buf_append(&s->r->body, p, size * n) ? 0 : size * n;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
+static void header_value(const char *line, size_t skip, char *out, size_t n)
 {
-	struct http_response *r = arg;
-	size_t len = size * n;
+	const char *v = line + skip;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	snprintf(out, n, "%.*s", (int)(n - 1), v);
+}
+
+void http_parse_header(struct http_response *r, const char *p, size_t len)
+{
 	char line[512];
 	size_t l = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
 	memcpy(line, p, l);
 	line[l] = '\0';
 	line[strcspn(line, "\r\n")] = '\0';
-	if (!strncasecmp(line, "x-amzn-errortype:", 17)) {
+	/* A new status line (after a 100 Continue, say) starts afresh. */
+	if (!strncmp(line, "HTTP/", 5)) {
+		r->error_type[0] = r->location[0] = '\0';
+		r->retry_after_s = -1;
+	} else if (!strncasecmp(line, "x-amzn-errortype:", 17)) {
 		const char *v = line + 17;
 		while (*v == ' ')
 			v++;
@@ -50,8 +69,97 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	} else if (!strncasecmp(line, "date:", 5)) {
 		time_t t = curl_getdate(line + 5, NULL);
 		r->server_date = t > 0 ? t : 0;
+	} else if (!strncasecmp(line, "location:", 9)) {
+		header_value(line, 9, r->location, sizeof(r->location));
+	} else if (!strncasecmp(line, "retry-after:", 12)) {
+		char v[128];
+		header_value(line, 12, v, sizeof(v));
+		char *end;
+		errno = 0;
+		long long secs = strtoll(v, &end, 10);
+		if (!errno && end != v && !*end && secs >= 0) {
+			r->retry_after_s = secs > 86400 ? 86400 : (long)secs;
+		} else {
+			/* An HTTP date instead of seconds. */
+			time_t t = curl_getdate(v, NULL);
+			time_t now = time(NULL);
+			/* A date years ahead means "much later": the same day's
+			 * cap as the seconds form (the fuzzer found it unbounded). */
+			if (t > 0)
+				r->retry_after_s = t <= now ? 0 : t - now > 86400 ? 86400 : (long)(t - now);
+		}
 	}
-	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+	http_parse_header(arg, p, size * n);
+	return size * n;
+}
+
+/* Give up when the caller's deadline passes or its abort flag is set:
+ * a hung endpoint must not outlast the run that waits for it. */
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	const struct http_opts *o = arg;
+	if (o->abort_flag && *o->abort_flag)
+		return 1;
+	if (o->deadline_ms && (long)(cg_now_ns() / 1000000) >= o->deadline_ms)
+		return 1;
+	return 0;
+}
+
+/* What curl's own words leave unsaid about a failed verification: which
+ * check failed (expired, not yet valid, unknown issuer, host name). */
+static const char *verify_reason(CURL *h, CURLcode rc)
+{
+	long v = 0;
+	if (rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH)
+		return " (its public key does not match --pin-sha256)";
+	if (curl_easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT, &v) != CURLE_OK)
+		v = 0;
+	/* OpenSSL's X509_V_ERR_* numbers, stable since 0.9.x. */
+	switch (v) {
+	case 9: return " (the server's certificate is not yet valid; check the clock)";
+	case 10: return " (the server's certificate has expired)";
+	case 18: case 19: case 20: case 21: case 2:
+		return " (unknown CA; see --ca-file)";
+	case 62: case 64:
+		return " (the certificate is for another host name)";
+	default: break;
+	}
+	if (rc == CURLE_PEER_FAILED_VERIFICATION)
+		return v ? "" : " (the certificate does not match the host name)";
+	return "";
+}
+
+/* The proxy curl would use for url (the environment, as curl reads it),
+ * so a connection failure can name it. */
+static const char *proxy_for(const char *url, char *buf, size_t n)
+{
+	const char *np = getenv("NO_PROXY") ? getenv("NO_PROXY") : getenv("no_proxy");
+	const char *p = getenv("https_proxy");
+	if (!p || !*p)
+		p = getenv("HTTPS_PROXY");
+	if (!p || !*p)
+		p = getenv("ALL_PROXY") ? getenv("ALL_PROXY") : getenv("all_proxy");
+	if (!p || !*p)
+		return NULL;
+	if (np && *np) {
+		/* Close enough for a message: the host appears in NO_PROXY. */
+		const char *host = strstr(url, "://");
+		host = host ? host + 3 : url;
+		size_t hl = strcspn(host, ":/?#");
+		for (const char *q = np; *q;) {
+			size_t l = strcspn(q, ", ");
+			if ((l == 1 && *q == '*') || (l == hl && !strncasecmp(q, host, hl)))
+				return NULL;
+			q += l;
+			q += strspn(q, ", ");
+		}
+	}
+	snprintf(buf, n, "%s", p);
+	return buf;
 }
 
 int http_request(const struct http_opts *o, const char *method, const char *url,
@@ -64,6 +172,8 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 	int r = 0;
 
 	memset(resp, 0, sizeof(*resp));
+	resp->retry_after_s = -1;
+	struct body_sink sink = {resp, o && o->max_body > 0 ? (size_t)o->max_body : (4u << 20)};
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK)
 		return cg_fail(-EIO, "libcurl initialisation failed");
@@ -98,7 +208,10 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "cgprof");
 	/* Never follow redirects: a signed request must not wander. */
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* https only, on the first hop and on any redirect: nothing signed
+	 * ever goes out in clear text, whoever chose the URL. */
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, o && o->local_http ? "http,https" : "https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -111,18 +224,53 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 		curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pin);
 	}
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, o && o->connect_timeout_ms ? o->connect_timeout_ms : 5000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o && o->timeout_ms ? o->timeout_ms : 60000L);
+	long timeout = o && o->timeout_ms ? o->timeout_ms : 60000L;
+	if (o && o->deadline_ms) {
+		long left = o->deadline_ms - (long)(cg_now_ns() / 1000000);
+		if (left <= 0) {
+			r = cg_fail(-EAGAIN, "%s: no time left for the request", url);
+			goto out;
+		}
+		if (left < timeout)
+			timeout = left;
+	}
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
+	if (o && (o->deadline_ms || o->abort_flag)) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)o);
+	}
+	/* A bigger reply is cut off where the limit passes. */
+	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sink.max);
 	if (body || !strcmp(method, "POST") || !strcmp(method, "PUT")) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
 	}
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp->body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
 
 	CURLcode rc = curl_easy_perform(h);
+	char proxy[256];
+	const char *px;
 	switch (rc) {
+	case CURLE_WRITE_ERROR:
+	case CURLE_FILESIZE_EXCEEDED:
+		/* The status arrived before the oversized body: a 2xx is still
+		 * an acceptance, and must never be taken for a failure. */
+		if (!resp->truncated && rc == CURLE_WRITE_ERROR) {
+			r = cg_fail(-ENOMEM, "%s: out of memory reading the reply", url);
+			break;
+		}
+		resp->truncated = true;
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+		if (resp->status < 100) {
+			r = cg_fail(-EAGAIN, "%s: reply larger than %zu bytes", url, sink.max);
+			break;
+		}
+		cg_debug("%s: reply cut at %zu bytes (HTTP %ld)", url, sink.max, resp->status);
+		/* fall through */
 	case CURLE_OK:
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 		if (!resp->body.data)
@@ -134,23 +282,31 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_ISSUER_ERROR:
 		r = cg_fail(-EACCES, "%s: TLS verification refused the server: %s%s", url,
-			    errbuf[0] ? errbuf : curl_easy_strerror(rc),
-			    rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH
-				    ? " (its public key does not match --pin-sha256)"
-				    : rc == CURLE_PEER_FAILED_VERIFICATION
-					      ? " (unknown CA or wrong host name; see --ca-file)"
-					      : "");
+			    errbuf[0] ? errbuf : curl_easy_strerror(rc), verify_reason(h, rc));
+		break;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		r = cg_fail(-EINVAL, "%s: refused: cgprof speaks https only (%s)", url,
+			    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		break;
+	case CURLE_ABORTED_BY_CALLBACK:
+		r = cg_fail(-EAGAIN, "%s: gave up: %s", url,
+			    o && o->abort_flag && *o->abort_flag ? "the run is ending"
+								 : "out of time for this call");
 		break;
 	case CURLE_SSL_CONNECT_ERROR:
 		/* An old server is a setup problem, not a passing one. */
-		if (strstr(errbuf, "protocol version") || strstr(errbuf, "unsupported protocol")) {
+		if (rc == CURLE_SSL_CONNECT_ERROR &&
+		    (strstr(errbuf, "protocol version") || strstr(errbuf, "unsupported protocol"))) {
 			r = cg_fail(-EACCES, "%s: TLS handshake refused: %s (cgprof requires TLS 1.2 or newer)",
 				    url, errbuf);
 			break;
 		}
 		/* fall through */
 	default:
-		r = cg_fail(-EAGAIN, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		/* Through a proxy, the failure may be the proxy's: name it. */
+		px = proxy_for(url, proxy, sizeof(proxy));
+		r = cg_fail(-EAGAIN, "%s: %s%s%s%s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc),
+			    px ? " (through proxy " : "", px ? px : "", px ? ")" : "");
 		break;
 	}
 out:

@@ -39,7 +39,7 @@ struct cg_reporter {
 	struct job *head, *tail;
 	unsigned queued;
 	bool stopping;
-	bool configured_once;  /* the first ConfigureAgent ran (in the caller) */
+	volatile bool abort_configure; /* ending: abandon a ConfigureAgent in flight */
 	bool want_configure;   /* the worker should call ConfigureAgent */
 	int configure_err;     /* the last asynchronous call's result */
 	bool worker_started;
@@ -69,6 +69,10 @@ int reporter_new(const struct cg_config *c, struct cg_reporter **out)
 	*out = NULL;
 	if (!c->profiling_group || !*c->profiling_group)
 		return 0;
+	if (!config_valid_group(c->profiling_group))
+		return cg_fail(-EINVAL, "profiling group '%.300s' is invalid: use 1-255 letters, "
+				       "digits, _ or -",
+			       c->profiling_group);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -77,10 +81,16 @@ int reporter_new(const struct cg_config *c, struct cg_reporter **out)
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->spool_mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
-	if (!c->no_upload && (err = uploader_new(c, &r->u))) {
-		free(r);
+	/* The spool is where every window goes when it cannot be sent: a
+	 * bad key or an unusable directory must stop the run before it
+	 * samples, not lose every window after it. */
+	if ((err = spool_open(c, &r->spool)) ||
+	    (!c->no_upload && (err = uploader_new(c, &r->u)))) {
+		reporter_free(r);
 		return err;
 	}
+	if (r->u)
+		uploader_set_configure_abort(r->u, &r->abort_configure);
 	*out = r;
 	return 0;
 }
@@ -94,6 +104,9 @@ void reporter_free(struct cg_reporter *r)
 	if (r->worker_started) {
 		pthread_mutex_lock(&r->mu);
 		r->stopping = true;
+		/* The queued windows are still posted; only the agent call, which
+		 * nobody will use now, is abandoned. */
+		r->abort_configure = true;
 		pthread_cond_signal(&r->cv);
 		pthread_mutex_unlock(&r->mu);
 		pthread_join(r->worker, NULL);
@@ -111,26 +124,14 @@ struct cg_uploader *reporter_uploader(struct cg_reporter *r) { return r ? r->u :
 
 static int start_worker(struct cg_reporter *r);
 
-/* The first call waits for the reply (the session starts with it); later
- * ones hand the call to the worker and return the parameters in force,
- * so a slow endpoint never stalls sampling at a window boundary. */
+/* Never waits: the call goes to the worker and the parameters in force
+ * (the defaults until a first reply) come back at once, so sampling
+ * starts immediately and a slow or hung endpoint never stalls it. */
 int reporter_configure(struct cg_reporter *r, struct cg_agent_params *p)
 {
 	int err = 0;
 	if (!r)
 		return 0;
-	if (r->u && !r->configured_once) {
-		struct cg_agent_params next = r->params;
-		r->configured_once = true;
-		err = uploader_configure_agent(r->u, &next);
-		pthread_mutex_lock(&r->mu);
-		if (err == 0)
-			r->params = next;
-		r->configure_err = err;
-		*p = r->params;
-		pthread_mutex_unlock(&r->mu);
-		return err;
-	}
 	pthread_mutex_lock(&r->mu);
 	if (r->u && (r->worker_started || start_worker(r) == 0)) {
 		r->want_configure = true;
@@ -144,14 +145,33 @@ int reporter_configure(struct cg_reporter *r, struct cg_agent_params *p)
 	return err;
 }
 
-static int spool_batch(struct cg_reporter *r, const struct cg_batch *b)
+int reporter_configure_sync(struct cg_reporter *r, struct cg_agent_params *p)
+{
+	if (!r)
+		return 0;
+	pthread_mutex_lock(&r->mu);
+	struct cg_agent_params next = r->params;
+	pthread_mutex_unlock(&r->mu);
+	int err = r->u ? uploader_configure_agent(r->u, &next) : 0;
+	pthread_mutex_lock(&r->mu);
+	if (err == 0)
+		r->params = next;
+	r->configure_err = err;
+	*p = r->params;
+	pthread_mutex_unlock(&r->mu);
+	return err;
+}
+
+/* why: NULL to keep the batch for `cgprof upload`, or the endpoint's
+ * reason for refusing it (then it goes to refused/, never resent). */
+static int spool_batch(struct cg_reporter *r, const struct cg_batch *b, const char *why)
 {
 	int err = 0;
 	pthread_mutex_lock(&r->spool_mu);
 	if (!r->spool)
 		err = spool_open(r->c, &r->spool);
 	if (!err)
-		err = spool_put(r->spool, b);
+		err = why ? spool_put_refused(r->spool, b, why) : spool_put(r->spool, b);
 	pthread_mutex_unlock(&r->spool_mu);
 	if (err)
 		cg_error("batch %s could not be spooled, it is lost: %s", b->id,
@@ -168,6 +188,16 @@ static int post_or_spool(struct cg_reporter *r, const struct cg_batch *b)
 		r->last_fatal = 0;
 		return 0;
 	}
+	if (err == -EBADMSG) {
+		/* The endpoint refused this batch itself: sending it again
+		 * would be refused again. Kept for a person, with the reason. */
+		char why[512];
+		snprintf(why, sizeof(why), "%s", cg_lasterr());
+		cg_clearerr();
+		int s = spool_batch(r, b, why);
+		cg_clearerr();
+		return s ? s : err;
+	}
 	if (err == -EAGAIN)
 		cg_warn("upload failed, batch %s goes to the spool: %s", b->id, cg_lasterr());
 	else if (err != r->last_fatal) {
@@ -175,7 +205,7 @@ static int post_or_spool(struct cg_reporter *r, const struct cg_batch *b)
 		r->last_fatal = err;
 	}
 	cg_clearerr();
-	int s = spool_batch(r, b);
+	int s = spool_batch(r, b, NULL);
 	cg_clearerr();
 	return s ? s : err;
 }
@@ -301,6 +331,15 @@ int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
 		cg_debug("empty window: nothing to report");
 		return 0;
 	}
+	pthread_mutex_lock(&r->mu);
+	bool paused = !r->params.should_profile;
+	pthread_mutex_unlock(&r->mu);
+	if (paused) {
+		/* Sampled before the first reply arrived, which says this
+		 * group is not to be profiled now: honour it. */
+		cg_info("profiling group %s is paused: window not reported", r->c->profiling_group);
+		return 0;
+	}
 	if (window_ms < min_report_ms(r)) {
 		cg_debug("window of %llu ms is shorter than the minimum %llu ms: not reported",
 			 (unsigned long long)window_ms, (unsigned long long)min_report_ms(r));
@@ -323,7 +362,7 @@ int reporter_submit_encoded(struct cg_reporter *r, const void *body, size_t len,
 		if (err == -EBUSY)
 			cg_warn("the endpoint is not keeping up: batch %s goes to the spool", b.id);
 	}
-	return spool_batch(r, &b);
+	return spool_batch(r, &b, NULL);
 }
 
 int reporter_submit(struct cg_reporter *r, const struct cg_profile *p)

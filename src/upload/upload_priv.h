@@ -84,6 +84,13 @@ struct http_opts {
 	const char *pin_sha256; /* base64 of the public key's SHA-256 */
 	long connect_timeout_ms;
 	long timeout_ms;
+	/* Plain http allowed: only the credential endpoints set it (the
+	 * container agent and instance metadata, link-local or loopback,
+	 * as the SDKs speak to them). Everything signed is https only. */
+	bool local_http;
+	long max_body;          /* reply bytes kept; 0: 4 MiB */
+	long deadline_ms;       /* CLOCK_MONOTONIC ms the request must end by; 0: none */
+	const volatile bool *abort_flag; /* set: give up the transfer now */
 };
 
 struct http_response {
@@ -91,8 +98,15 @@ struct http_response {
 	struct cg_buf body;
 	char error_type[128]; /* x-amzn-ErrorType, before any ':' */
 	time_t server_date;   /* from Date:, 0 if absent */
+	long retry_after_s;   /* Retry-After: in seconds, -1 if absent */
+	char location[256];   /* Location: of a redirect, as sent */
+	bool truncated;       /* the body was longer than max_body: cut short */
 };
 void http_response_free(struct http_response *r);
+/* One reply header line (untrusted, not NUL-terminated, any length) into
+ * r: x-amzn-ErrorType, Date, Location, Retry-After. A status line resets
+ * what the previous reply set. */
+void http_parse_header(struct http_response *r, const char *line, size_t len);
 
 /* One request. 0 when a response arrived (any status); -EAGAIN for
  * network errors and timeouts; -EACCES when TLS verification failed
@@ -109,6 +123,7 @@ struct agent_retry {
 	unsigned attempts;     /* total tries per call */
 	unsigned base_ms;      /* first backoff cap */
 	unsigned max_ms;       /* backoff cap */
+	unsigned retry_after_max_ms; /* longest Retry-After waited for; longer: later run */
 };
 
 struct agent {
@@ -121,6 +136,8 @@ struct agent {
 	struct agent_retry retry;
 	struct cred_chain *creds;
 	bool auth_reported;    /* a 403 was already explained once */
+	long configure_budget_ms; /* total time for one ConfigureAgent, retries included */
+	const volatile bool *configure_abort; /* set: abandon a ConfigureAgent in flight */
 };
 
 int agent_init(struct agent *a, const struct cg_config *c);
@@ -128,6 +145,10 @@ void agent_fini(struct agent *a);
 /* Parse a ConfigureAgent reply into p (fields absent keep their value). */
 int agent_parse_configuration(const char *json, size_t len, struct cg_agent_params *p);
 int agent_configure(struct agent *a, struct cg_agent_params *p);
+/* PostAgentProfile. 0 accepted (a 2xx, whatever its body); -EAGAIN retry
+ * later; -EACCES/-EINVAL configuration wrong for every batch; -EBADMSG
+ * this batch refused (a 4xx on it, or an invalid group or token in it):
+ * cg_fail holds the endpoint's reason. */
 int agent_post_profile(struct agent *a, const char *group, const char *token,
 		       const char *content_type, const void *body, size_t len);
 /* The endpoint URL in force for a config (heap), or NULL with cg_fail. */
@@ -138,6 +159,13 @@ char *agent_endpoint_url(const struct cg_config *c, const char *region);
 /* Tests shrink the retry schedule (attempts, first cap, max cap). */
 void uploader_set_retry(struct cg_uploader *u, unsigned attempts, unsigned base_ms,
 			unsigned max_ms);
+/* Set *flag (from another thread) to abandon a ConfigureAgent in flight:
+ * the reporter does at the end of a run, so a hung endpoint cannot hold
+ * the exit. Posts are never abandoned. */
+void uploader_set_configure_abort(struct cg_uploader *u, const volatile bool *flag);
+/* ConfigureAgent now, waiting for the reply (tests and tools; the session
+ * uses reporter_configure, which never waits). */
+int reporter_configure_sync(struct cg_reporter *r, struct cg_agent_params *p);
 /* A fresh random (version 4) UUID, lower case. */
 void reporter_uuid(char out[37]);
 /* The reporter's uploader (NULL with no_upload), for tests. */

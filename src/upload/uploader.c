@@ -69,10 +69,16 @@ int uploader_post(struct cg_uploader *u, const struct cg_batch *b)
 int uploader_send(const struct cg_batch *b, void *arg)
 {
 	int r = uploader_post(arg, b);
-	/* Anything not understood as configuration is worth another try. */
-	if (r && r != -EACCES && r != -EINVAL)
+	/* Anything not understood as configuration, or as this batch being
+	 * refused, is worth another try. */
+	if (r && r != -EACCES && r != -EINVAL && r != -EBADMSG)
 		r = -EAGAIN;
 	return r;
+}
+
+void uploader_set_configure_abort(struct cg_uploader *u, const volatile bool *flag)
+{
+	u->a.configure_abort = flag;
 }
 
 void uploader_set_retry(struct cg_uploader *u, unsigned attempts, unsigned base_ms,

@@ -342,7 +342,8 @@ class Privacy(CgTestCase):
                 head, _, body = blob.partition(b"\n\n")
                 if extra:
                     self.assertIn(b"encrypted: 1", head)
-                    aad = GROUP.encode() + b"\0" + name[:-len(".batch")].encode()
+                    # format 2 seals the whole header (every field) and the id
+                    aad = head + b"\n\n\0" + name[:-len(".batch")].encode()
                     body = AESGCM(open(key, "rb").read()).decrypt(body[:12], body[12:], aad)
                 bodies.append(body)
                 self.assert_clean("%s %s (decrypted)" % (label, name), body)

@@ -83,6 +83,44 @@ class UploadBase(unittest.TestCase):
         return [l for l in self.ep.log() if l.get("op") == "PostAgentProfile"]
 
 
+class Listener:
+    """A plain TCP listener on 127.0.0.1 that records every byte it is
+    sent: where a request must never go (plain HTTP, an injected host)."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.received = b""
+        self.connections = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            c.settimeout(2)
+            try:
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    self.received += d
+            except OSError:
+                pass
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
 class Upload(UploadBase):
     def test_profile_arrives_signed_as_botocore_signs(self):
         r = self.drive("post", self.body)
@@ -306,6 +344,19 @@ class Reporter(UploadBase):
         self.assertEqual(len(self.posts()), 3)  # each window tried once, none retried
         self.assertNotIn("not-the-secret", r.stderr)
 
+    def test_window_refused_by_endpoint_is_set_aside_not_resent(self):
+        spool = os.path.join(self.dir, "spool")
+        self.ep.control(fail={"status": 400, "type": "ValidationException", "count": 1,
+                              "message": "profile too large", "op": "PostAgentProfile"})
+        r = self.submit(300000, 10, "--spool", spool)
+        self.assertIn("profile too large", r.stderr)
+        self.assertEqual([f for f in os.listdir(spool) if f.endswith(".batch")], [],
+                         "a refused window waits to be sent again")
+        self.assertEqual(len(os.listdir(os.path.join(spool, "refused"))), 1)
+        r = self.drive("--spool", spool, "drain")
+        self.assertEqual(json.loads(r.stdout)["sent"], 0)
+        self.assertEqual(len(self.posts()), 1)
+
     def test_failure_goes_to_spool(self):
         self.ep.stop()
         spool = os.path.join(self.dir, "spool")
@@ -345,6 +396,169 @@ class Reporter(UploadBase):
         self.assertEqual(json.loads(r.stdout)["sent"], 1)
 
 
+
+
+class Leaks(UploadBase):
+    """Nothing signed goes anywhere but an https endpoint of our choosing."""
+
+    def test_plain_http_endpoint_from_environment_refused(self):
+        lis = Listener()
+        try:
+            for var in ("AWS_ENDPOINT_URL_CODEGURUPROFILER", "AWS_ENDPOINT_URL"):
+                env = dict(self.env, AWS_SESSION_TOKEN="TOKEN-NEVER-IN-CLEAR")
+                env[var] = "http://127.0.0.1:%d" % lis.port
+                r = self.drive("post", self.body, env=env, endpoint=False)
+                self.assertEqual(r.returncode, 78, r.stderr)
+                self.assertIn(var, r.stderr)
+                self.assertIn("https", r.stderr)
+                rc = subprocess.run([CGPROF, "upload", "--spool", os.path.join(self.dir, "s"),
+                                     "--profiling-group", GROUP, "--region", "us-east-1"],
+                                    env=env, capture_output=True, text=True, timeout=60)
+                self.assertEqual(rc.returncode, 78, rc.stderr)
+            time.sleep(0.3)
+            self.assertEqual(lis.connections, 0, lis.received[:200])
+        finally:
+            lis.close()
+
+    def test_redirect_to_http_not_followed_and_said(self):
+        lis = Listener()
+        try:
+            self.ep.control(fail={"status": 307, "count": 5,
+                                  "location": "http://127.0.0.1:%d/x" % lis.port})
+            r = self.drive("post", self.body)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn("HTTP 307, a redirect to http://127.0.0.1:%d/x" % lis.port, r.stderr)
+            self.assertNotIn("307 )", r.stderr)
+            self.assertEqual(len(self.posts()), 1)
+            time.sleep(0.3)
+            self.assertEqual(lis.connections, 0)
+        finally:
+            lis.close()
+
+    def test_region_is_validated_before_any_url(self):
+        lis = Listener()
+        try:
+            bad = "x@127.0.0.1:%d?" % lis.port
+            # the CLI option, the environment, and the library itself
+            r = subprocess.run([CGPROF, "upload", "--spool", os.path.join(self.dir, "s"),
+                                "--profiling-group", GROUP, "--region", bad],
+                               env=self.env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn("region", r.stderr)
+            env = dict(self.env, AWS_REGION=bad)
+            r = subprocess.run([CGPROF, "upload", "--spool", os.path.join(self.dir, "s2"),
+                                "--profiling-group", GROUP], env=env, capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn("region", r.stderr)
+            cmd = [DRIVER, "--group", GROUP, "--region", bad, "post", self.body]
+            r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn("region", r.stderr)
+            time.sleep(0.3)
+            self.assertEqual(lis.connections, 0, lis.received[:200])
+        finally:
+            lis.close()
+
+    def config_upload(self, conf):
+        return subprocess.run([CGPROF, "upload", "--config", conf, "--spool",
+                               os.path.join(self.dir, "spool"), "--profiling-group", GROUP,
+                               "--region", "us-east-1"],
+                              env=self.env, capture_output=True, text=True, timeout=60)
+
+    def test_config_file_others_can_write_is_refused(self):
+        cdir = os.path.join(self.dir, "conf")
+        os.makedirs(cdir, mode=0o755)
+        os.chmod(cdir, 0o755)
+        conf = os.path.join(cdir, "cgprof.conf")
+        with open(conf, "w") as f:
+            f.write("endpoint = %s\nca_file = %s\n" % (self.ep.url, self.pki["ca"]))
+        os.chmod(conf, 0o644)
+        # a safe file is used: nothing spooled, nothing to send, exit 0
+        r = self.config_upload(conf)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.chmod(conf, 0o666)
+        r = self.config_upload(conf)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn("writable by group or others", r.stderr)
+        os.chmod(conf, 0o644)
+        os.chmod(cdir, 0o777)
+        r = self.config_upload(conf)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn("directory %s is writable" % cdir, r.stderr)
+        os.chmod(cdir, 0o755)
+        if os.geteuid() == 0:
+            os.chown(conf, 65534, 65534)
+            r = self.config_upload(conf)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn("owned by uid 65534", r.stderr)
+
+
+class Replies(UploadBase):
+    """Misbehaving replies: bounded, said plainly, an acceptance never
+    taken for a failure."""
+
+    def test_accepted_with_huge_body_is_not_posted_again(self):
+        self.ep.control(accept_body_bytes=50 * 1024 * 1024)
+        t0 = time.monotonic()
+        r = self.drive("post", self.body)
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.posts()), 1, "an accepted profile was posted again")
+        self.assertEqual(len(self.ep.profiles()), 1)
+        # 50 MB over loopback TLS takes seconds; the cut-off reply does not
+        self.assertLess(took, 5, r.stderr)
+
+    def test_expired_certificate_said_as_such(self):
+        expired = harness.make_expired_server(os.path.join(self.dir, "exp"), self.pki)
+        ep = harness.Endpoint(os.path.join(self.dir, "ep-exp"), expired, AK, SECRET).start()
+        try:
+            cmd = [DRIVER, "--group", GROUP, "--region", "us-east-1", "--endpoint", ep.url,
+                   "--ca-file", self.pki["ca"], "post", self.body]
+            r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 77, r.stderr)
+            self.assertIn("certificate has expired", r.stderr)
+            self.assertNotIn("unknown CA", r.stderr)
+            self.assertEqual([l for l in ep.log() if l.get("op")], [])
+        finally:
+            ep.stop()
+        # and another CA is still said to be that
+        r = self.drive("--ca-file", self.other["ca"], "post", self.body, ca=False)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn("unknown CA", r.stderr)
+
+    def test_dead_proxy_is_named(self):
+        import socket
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))  # bound, never listening: refused, and ours
+        port = dead.getsockname()[1]
+        try:
+            env = dict(self.env, HTTPS_PROXY="http://127.0.0.1:%d" % port, NO_PROXY="")
+            r = self.drive("--retries", "1", "post", self.body, env=env)
+            self.assertEqual(r.returncode, 75, r.stderr)
+            self.assertIn("(through proxy http://127.0.0.1:%d)" % port, r.stderr)
+            self.assertEqual(self.posts(), [])
+        finally:
+            dead.close()
+
+    def test_retry_after_is_honoured(self):
+        self.ep.control(fail={"status": 429, "type": "ThrottlingException", "count": 1,
+                              "retry_after": 2, "op": "PostAgentProfile"})
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        posts = self.posts()
+        self.assertEqual([p["status"] for p in posts], [429, 204])
+        self.assertGreaterEqual(posts[1]["time"] - posts[0]["time"], 1.9)
+
+    def test_retry_after_beyond_bounds_leaves_it_for_later(self):
+        self.ep.control(fail={"status": 503, "count": 1, "retry_after": 3600,
+                              "op": "PostAgentProfile"})
+        t0 = time.monotonic()
+        r = self.drive("post", self.body)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIn("retry after 3600 s", r.stderr)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(len(self.posts()), 1)
 
 
 WORKLOAD = """
@@ -469,6 +683,20 @@ class EndToEnd(UploadBase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([p for p in self.posts() if p["status"] == 204], [], r.stderr)
         self.assertTrue([l for l in self.ep.log() if l.get("op") == "ConfigureAgent"])
+
+    def test_hung_configure_agent_never_stalls_sampling(self):
+        """ConfigureAgent whose reply never comes: sampling starts at once
+        with the defaults, the windows still arrive, and the run ends on
+        time (it took 121 s and no samples when the first call blocked)."""
+        self.ep.control(fail={"hang": True, "count": 100, "op": "ConfigureAgent"})
+        t0 = time.monotonic()
+        r = self.run_cgprof(3, "--reporting-interval", "1")
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(took, 12, r.stderr)
+        docs = self.uploaded()
+        self.assertTrue(docs, r.stderr)
+        self.assertIn("busy", json.dumps(docs))
 
     def test_wrong_secret_reported_once(self):
         self.short_windows()

@@ -106,6 +106,111 @@ START_TEST(test_endpoint_order)
 }
 END_TEST
 
+/* Every source of an endpoint is https, and a region never reaches a
+ * host name unchecked (issue 17: both leaked the signed request). */
+START_TEST(test_endpoint_and_region_checked)
+{
+	struct cg_config c = {0};
+	static const char *const envs[] = {"AWS_ENDPOINT_URL_CODEGURUPROFILER", "AWS_ENDPOINT_URL"};
+	clear_aws_env();
+	for (size_t i = 0; i < CG_ARRAY_LEN(envs); i++) {
+		setenv(envs[i], "http://127.0.0.1:1", 1);
+		cg_clearerr();
+		ck_assert_ptr_null(agent_endpoint_url(&c, "eu-west-1"));
+		ck_assert_ptr_nonnull(strstr(cg_lasterr(), envs[i]));
+		setenv(envs[i], "HTTPS://127.0.0.1:1", 1); /* no second spelling */
+		ck_assert_ptr_null(agent_endpoint_url(&c, "eu-west-1"));
+		unsetenv(envs[i]);
+	}
+	static const char *const bad[] = {"x@127.0.0.1:1?", "eu-west-1.evil", "-eu", "eu-", "123",
+					  "", "eu west", "eu/1"};
+	for (size_t i = 0; i < CG_ARRAY_LEN(bad); i++) {
+		cg_clearerr();
+		ck_assert_msg(!agent_endpoint_url(&c, bad[i]) || !*bad[i], "%s", bad[i]);
+		ck_assert(!config_valid_region(bad[i]));
+	}
+	ck_assert(config_valid_region("us-gov-west-1"));
+	ck_assert(config_valid_region("cn-north-1"));
+	ck_assert(config_valid_group("a"));
+	ck_assert(config_valid_group("My_group-1"));
+	static const char *const badg[] = {"../x", "a b", "", "a.b", "a/b", "é"};
+	for (size_t i = 0; i < CG_ARRAY_LEN(badg); i++)
+		ck_assert_msg(!config_valid_group(badg[i]), "%s", badg[i]);
+	char longg[257];
+	memset(longg, 'g', 256);
+	longg[256] = '\0';
+	ck_assert(!config_valid_group(longg));
+	longg[255] = '\0';
+	ck_assert(config_valid_group(longg));
+	clear_aws_env();
+}
+END_TEST
+
+/* The seal covers every header field: edit any, and the batch no longer
+ * opens; another key is told apart from tampering (-ENOKEY). */
+START_TEST(test_spool_seal_covers_header)
+{
+	static const unsigned char key[32] = "unit-test-spool-key-32-bytes!!!!";
+	static const unsigned char other[32] = "another-spool-key-of-32-bytes!!!";
+	char dir[] = "/tmp/cgprof-test-seal-XXXXXX", kpath[300], path[400];
+	ck_assert(mkdtemp(dir));
+	snprintf(kpath, sizeof(kpath), "%s/key", dir);
+	FILE *f = fopen(kpath, "wb");
+	ck_assert(f && fwrite(key, 1, 32, f) == 32);
+	fclose(f);
+	chmod(kpath, 0600);
+	struct cg_config c = {0};
+	char sdir[300];
+	snprintf(sdir, sizeof(sdir), "%s/spool", dir);
+	c.spool_dir = sdir;
+	c.spool_key_file = kpath;
+	c.profiling_group = "grp";
+	struct cg_spool *sp;
+	ck_assert_int_eq(spool_open(&c, &sp), 0);
+	struct cg_batch b = {.id = "0000000000001-1-0", .profiling_group = "grp",
+			     .profile_token = "6f1c2a3e-2d4b-4c5a-9e8f-0a1b2c3d4e5f",
+			     .content_type = "application/json", .body = "{}", .len = 2};
+	ck_assert_int_eq(spool_put(sp, &b), 0);
+	spool_close(sp);
+	snprintf(path, sizeof(path), "%s/%s.batch", sdir, b.id);
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	char *data = malloc((size_t)st.st_size);
+	f = fopen(path, "rb");
+	ck_assert(f && fread(data, 1, (size_t)st.st_size, f) == (size_t)st.st_size);
+	fclose(f);
+	size_t n = (size_t)st.st_size;
+	struct cg_batch out;
+	cg_clearerr();
+	ck_assert_int_eq(spool_parse_batch(data, n, b.id, key, &out), 0);
+	ck_assert_str_eq(out.profile_token, b.profile_token);
+	free(out.body);
+	ck_assert_int_eq(spool_parse_batch(data, n, b.id, other, &out), -ENOKEY);
+	ck_assert_int_eq(spool_parse_batch(data, n, b.id, NULL, &out), -ENOKEY);
+	/* one character of each field, in turn */
+	static const char *const fields[] = {"group: ", "token: ", "content-type: ", "length: "};
+	for (size_t i = 0; i < CG_ARRAY_LEN(fields); i++) {
+		char *copy = malloc(n);
+		memcpy(copy, data, n);
+		/* the file is bytes, not a string: no strstr */
+		char *v = memmem(copy, n, fields[i], strlen(fields[i]));
+		ck_assert(v);
+		v += strlen(fields[i]);
+		/* same length, same character class: only the seal can tell */
+		*v = *v == '6' ? '7' : *v == 'g' ? 'h' : *v == 'a' ? 'b' : (char)(*v ^ 1);
+		cg_clearerr();
+		int r = spool_parse_batch(copy, n, b.id, key, &out);
+		ck_assert_msg(r == -EBADMSG, "%s edited: %d", fields[i], r);
+		free(copy);
+	}
+	free(data);
+	unlink(path);
+	unlink(kpath);
+	rmdir(sdir);
+	rmdir(dir);
+}
+END_TEST
+
 static char tmpdir[256];
 
 static void write_file(const char *name, const char *text, mode_t mode, char *path, size_t n)
@@ -320,6 +425,8 @@ static Suite *upload_suite(void)
 	tcase_add_test(tc, test_uuid);
 	tcase_add_test(tc, test_reporter_rules);
 	tcase_add_test(tc, test_no_region);
+	tcase_add_test(tc, test_endpoint_and_region_checked);
+	tcase_add_test(tc, test_spool_seal_covers_header);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -336,6 +443,7 @@ static int exit_of(int r)
 	case -EAGAIN: return 75;
 	case -EACCES: return 77;
 	case -EINVAL: return 78;
+	case -EBADMSG: return 78; /* this batch refused: a data error, like -EINVAL */
 	default: return 1;
 	}
 }
@@ -433,7 +541,7 @@ static int driver(int argc, char **argv)
 
 	if (!strcmp(cmd, "configure")) {
 		struct cg_agent_params p;
-		r = reporter_configure(rep, &p);
+		r = reporter_configure_sync(rep, &p);
 		if (!r)
 			printf("{\"should_profile\":%s,\"sampling_interval_ms\":%u,"
 			       "\"reporting_interval_s\":%u,\"min_reporting_s\":%u,"
@@ -446,7 +554,7 @@ static int driver(int argc, char **argv)
 		 * asynchronous one: it returns the old parameters at once and
 		 * the new ones show a moment later. */
 		struct cg_agent_params p1, p2, p3;
-		r = reporter_configure(rep, &p1);
+		r = reporter_configure_sync(rep, &p1);
 		for (int i = 0; i < 200 && access(argv[optind + 1], F_OK); i++)
 			usleep(50000);
 		if (!r)
@@ -484,7 +592,7 @@ static int driver(int argc, char **argv)
 		if (!body)
 			return 2;
 		struct cg_agent_params p;
-		reporter_configure(rep, &p);
+		reporter_configure_sync(rep, &p);
 		cg_clearerr();
 		int times = optind + 4 < argc ? atoi(argv[optind + 4]) : 1;
 		for (int i = 0; i < times && !r; i++) {

@@ -44,6 +44,43 @@ def make_pki(d, name="ca"):
             "key": os.path.join(d, name + "-server.key"), "pin": pin}
 
 
+def make_expired_server(d, pki, name="expired"):
+    """A server certificate for 127.0.0.1 signed by pki's CA that expired
+    yesterday (the openssl CLI of Debian 12 cannot back-date one).
+    Returns a pki-like dict with cert/key replaced."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    with open(os.path.join(os.path.dirname(pki["ca"]), os.path.basename(pki["ca"])[:-4] + ".key"),
+              "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    with open(pki["ca"], "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=3))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    os.makedirs(d, exist_ok=True)
+    out = dict(pki, cert=os.path.join(d, name + ".pem"), key=os.path.join(d, name + ".key"))
+    with open(out["cert"], "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(out["key"], "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    return out
+
+
 def wait_port(d, proc, timeout=20):
     path = os.path.join(d, "port")
     deadline = time.monotonic() + timeout

@@ -10,7 +10,12 @@ STATE/profiles/ each accepted PostAgentProfile body, TOKEN-N.json
 STATE/control.json (read on every request, optional):
   {"configuration": {...AgentConfiguration...},
    "fail": {"status": 503, "type": "InternalServerException", "count": 2,
-            "op": "PostAgentProfile"},          # next `count` matching requests
+            "op": "PostAgentProfile",           # next `count` matching requests
+            "retry_after": 2,                   # optional Retry-After header
+            "location": "https://...",          # optional Location header (3xx)
+            "hang": true},                      # send nothing, hold the connection
+   "accept_body_bytes": N,                       # a 2xx reply to PostAgentProfile
+                                                 # (the profile kept) with N bytes
    "clock_offset": 0}                            # the server's clock skew, s
 """
 import argparse
@@ -119,11 +124,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def date_time_string(self, timestamp=None):
         return super().date_time_string(self.now())
 
-    def reply(self, status, body=None, error_type=None):
+    def reply(self, status, body=None, error_type=None, extra=()):
         data = b""
-        if body is not None:
+        if isinstance(body, bytes):
+            data = body
+        elif body is not None:
             data = json.dumps(body).encode()
         self.send_response(status)
+        for k, v in extra:
+            self.send_header(k, v)
         if error_type:
             self.send_header("x-amzn-ErrorType", error_type + ":http://internal.amazon.com/")
         if data:
@@ -179,9 +188,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # 4. Scripted failures.
         fail = st.take_failure(op.name)
         if fail:
-            return self.error(rec, int(fail.get("status", 500)),
-                              fail.get("type", "InternalServerException"),
-                              fail.get("message", "scripted failure"))
+            if fail.get("hang"):
+                rec.update(status=0, error="hang")
+                st.log(rec)
+                time.sleep(3600)
+                return None
+            extra = []
+            if "retry_after" in fail:
+                extra.append(("Retry-After", str(fail["retry_after"])))
+            if "location" in fail:
+                extra.append(("Location", fail["location"]))
+            status = int(fail.get("status", 500))
+            rec.update(status=status, error=fail.get("type"), message=fail.get("message"))
+            st.log(rec)
+            if 300 <= status < 400:
+                return self.reply(status, extra=extra)
+            return self.reply(status, {"message": fail.get("message", "scripted failure")},
+                              fail.get("type", "InternalServerException"), extra)
 
         if op.name == "ConfigureAgent":
             conf = st.control().get("configuration", DEFAULT_CONFIGURATION)
@@ -195,8 +218,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 fn = "%s-%d.json" % (rec["token"], st.n)
             with open(os.path.join(st.dir, "profiles", fn), "wb") as f:
                 f.write(body)
-            rec.update(status=204, file=fn, group=params.get("profilingGroupName"))
+            big = int(st.control().get("accept_body_bytes", 0))
+            rec.update(status=200 if big else 204, file=fn, group=params.get("profilingGroupName"))
             st.log(rec)
+            if big:
+                return self.reply(200, b"x" * big)
             return self.reply(204)
         return self.error(rec, 400, "ValidationException", "operation not served here")
 
