@@ -80,6 +80,8 @@ struct cg_sampler_opts {
 	bool nonblocking; /* never pause the target */
 	bool idle;        /* also report threads that are not running */
 	bool native;      /* unwind native frames too (issue: native) */
+	bool native_pause; /* native stacks by pausing, not kernel samples */
+	double rate_hz;   /* rounds per second; 0: a single round (dump) */
 	uint32_t max_depth;
 };
 

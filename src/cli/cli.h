@@ -29,6 +29,7 @@ struct cli_opts {
 	bool subprocesses;
 	bool nonblocking;
 	bool native;
+	bool native_pause; /* --native-pause: native stacks by ptrace pauses */
 	bool heap;
 	uint32_t max_depth;
 	int verbose;

@@ -1,5 +1,6 @@
-/* A paused thread's native stack: libunwind over ptrace with one address
- * space (and its unwind-info cache) per process, frames named by elfsym. */
+/* Native stacks: libunwind over a paused thread (ptrace) or over a kernel
+ * sample's registers and stack copy, one address space (and unwind-info
+ * cache) per process, frames named by elfsym. */
 #include <errno.h>
 #include <libunwind-ptrace.h>
 #include <stdio.h>
@@ -31,6 +32,9 @@ extern int UNW_OBJ(dwarf_search_unwind_table)(unw_addr_space_t as, unw_word_t ip
 struct native_arg {
 	void *upt;
 	struct native_ctx *c;
+	/* A kernel sample (perf): registers and the stack copy come from it,
+	 * and the thread is not stopped, so nothing goes through ptrace. */
+	const struct target_perf_sample *smp;
 };
 
 /* Memory the unwinder reads (stack words, .eh_frame entries) comes in
@@ -93,6 +97,10 @@ static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_
 			}
 		}
 	}
+	/* A running thread cannot be read through ptrace: without a table
+	 * libunwind falls back to the frame-pointer chain. */
+	if (a->smp)
+		return -UNW_ENOINFO;
 	/* libunwind-ptrace's search calls back into the address space's
 	 * accessors with its own handle, so it runs in an address space of
 	 * its own, never in ours. */
@@ -102,12 +110,16 @@ static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_
 static void acc_put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg)
 {
 	struct native_arg *a = arg;
+	if (a->smp)
+		return; /* our own table search allocates nothing to put back */
 	_UPT_accessors.put_unwind_info(as, pi, a->upt);
 }
 
 static int acc_get_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *dilap, void *arg)
 {
 	struct native_arg *a = arg;
+	if (a->smp)
+		return -UNW_ENOINFO; /* no JIT registry is read for samples */
 	return _UPT_accessors.get_dyn_info_list_addr(as, dilap, a->upt);
 }
 
@@ -118,24 +130,71 @@ static int acc_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val,
 	struct native_ctx *c = a->c;
 	uint64_t page = addr & ~(uint64_t)(NATIVE_PAGE - 1);
 	uint64_t off = addr - page;
-	/* a word across a page boundary, or a write: the slow way */
-	if (write || !c->pages || off + sizeof(*val) > NATIVE_PAGE)
+	const struct target_perf_sample *smp = a->smp;
+	if (smp) {
+		if (write)
+			return -UNW_EINVAL;
+		/* The stack as it was at the sample instant; what lies beyond
+		 * the copy (callers of a deep stack, unwind tables) is read from
+		 * the process, where it has not changed while the frames above
+		 * it were running. */
+		if (addr >= smp->sp && smp->stack_len >= sizeof(*val) &&
+		    addr - smp->sp <= smp->stack_len - sizeof(*val)) {
+			memcpy(val, smp->stack + (addr - smp->sp), sizeof(*val));
+			return 0;
+		}
+		if (!c->pages || off + sizeof(*val) > NATIVE_PAGE)
+			return target_read(c->t, addr, val, sizeof(*val)) ? -UNW_EINVAL : 0;
+	} else if (write || !c->pages || off + sizeof(*val) > NATIVE_PAGE) {
+		/* a word across a page boundary, or a write: the slow way */
 		return _UPT_access_mem(as, addr, val, write, a->upt);
+	}
 	struct native_page *pg = &c->pages[(page / NATIVE_PAGE) % NATIVE_PAGES];
 	if (pg->addr != page + 1) {
 		pg->addr = 0;
 		if (target_read(c->t, page, pg->data, NATIVE_PAGE) != 0)
-			return _UPT_access_mem(as, addr, val, write, a->upt);
+			return smp ? -UNW_EINVAL : _UPT_access_mem(as, addr, val, write, a->upt);
 		pg->addr = page + 1;
 	}
 	memcpy(val, pg->data + off, sizeof(*val));
 	return 0;
 }
 
+/* libunwind's register numbers to the kernel's perf register numbers. */
+static int sample_reg(const struct target_perf_sample *smp, unw_regnum_t reg, unw_word_t *val,
+		      int write)
+{
+#if defined(__x86_64__)
+	static const int8_t perf_of[] = {
+		[UNW_X86_64_RAX] = 0, [UNW_X86_64_RDX] = 3, [UNW_X86_64_RCX] = 2,
+		[UNW_X86_64_RBX] = 1, [UNW_X86_64_RSI] = 4, [UNW_X86_64_RDI] = 5,
+		[UNW_X86_64_RBP] = 6, [UNW_X86_64_RSP] = 7, [UNW_X86_64_R8] = 16,
+		[UNW_X86_64_R9] = 17, [UNW_X86_64_R10] = 18, [UNW_X86_64_R11] = 19,
+		[UNW_X86_64_R12] = 20, [UNW_X86_64_R13] = 21, [UNW_X86_64_R14] = 22,
+		[UNW_X86_64_R15] = 23, [UNW_X86_64_RIP] = 8,
+	};
+	if (write || reg < 0 || (size_t)reg >= CG_ARRAY_LEN(perf_of))
+		return -UNW_EBADREG;
+	int pr = perf_of[reg];
+	if (!(smp->regs_mask & (1ULL << pr)))
+		return -UNW_EBADREG;
+	*val = smp->regs[pr];
+	return 0;
+#else
+	(void)smp;
+	(void)reg;
+	(void)val;
+	(void)write;
+	return -UNW_EBADREG;
+#endif
+}
+
 static int acc_access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write,
 			  void *arg)
 {
 	struct native_arg *a = arg;
+	if (a->smp)
+		return sample_reg(a->smp, reg, val, write);
 	return _UPT_accessors.access_reg(as, reg, val, write, a->upt);
 }
 
@@ -143,6 +202,8 @@ static int acc_access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *
 			    void *arg)
 {
 	struct native_arg *a = arg;
+	if (a->smp)
+		return -UNW_EBADREG; /* perf delivers no FP registers; unwinding needs none */
 	return _UPT_accessors.access_fpreg(as, reg, val, write, a->upt);
 }
 
@@ -293,6 +354,9 @@ static void drop_upt(struct native_ctx *c, pid_t tid)
 	c->upt = keep;
 }
 
+static int walk(unw_cursor_t *cur, struct native_frame *frames, uint32_t max, uint32_t *n,
+		bool *truncated);
+
 static void name_frame(struct native_ctx *c, struct native_frame *fr, uint32_t i, bool leaf)
 {
 	/* A caller's IP is a return address, possibly the first byte of the
@@ -331,7 +395,6 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 {
 	unw_cursor_t cur;
 	int r = 0;
-	uint32_t k = 0;
 
 	*n = 0;
 	*truncated = false;
@@ -348,14 +411,41 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 		drop_upt(c, tid);
 		return r == -UNW_EBADREG || r == -UNW_EINVAL ? -ESRCH : -EFAULT;
 	}
+	return walk(&cur, frames, max, n, truncated);
+}
+
+int native_unwind_sample(struct native_ctx *c, const struct target_perf_sample *smp,
+			 struct native_frame *frames, uint32_t max, uint32_t *n, bool *truncated)
+{
+	unw_cursor_t cur;
+
+	*n = 0;
+	*truncated = false;
+	if (max == 0)
+		return -EINVAL;
+	if (!smp->ip || !smp->sp)
+		return -EFAULT; /* no user registers (a kernel-only moment) */
+	struct native_arg a = {.c = c, .smp = smp};
+	for (uint32_t i = 0; c->pages && i < NATIVE_PAGES; i++)
+		c->pages[i].addr = 0;
+	if (unw_init_remote(&cur, c->as, &a) < 0)
+		return -EFAULT;
+	return walk(&cur, frames, max, n, truncated);
+}
+
+/* Step the cursor from the leaf out. Bounded: max frames plus one step to
+ * learn whether more follow. */
+static int walk(unw_cursor_t *cur, struct native_frame *frames, uint32_t max, uint32_t *n,
+		bool *truncated)
+{
+	uint32_t k = 0;
 	uint64_t last_sp = 0, last_ip = 0;
 	bool next_exact = true; /* the leaf's IP is where it stopped */
-	/* Bounded: max frames plus one step to learn whether more follow. */
 	for (;;) {
 		unw_word_t ip = 0, sp = 0;
-		if (unw_get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0)
+		if (unw_get_reg(cur, UNW_REG_IP, &ip) < 0 || ip == 0)
 			break;
-		unw_get_reg(&cur, UNW_REG_SP, &sp);
+		unw_get_reg(cur, UNW_REG_SP, &sp);
 		if (k > 0 && ip == last_ip && sp == last_sp)
 			break; /* no progress: a loop in corrupt unwind info */
 		if (k == max) {
@@ -365,11 +455,11 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 		frames[k] = (struct native_frame){.ip = ip, .flags = next_exact ? NATIVE_F_EXACT : 0};
 		/* Above a signal frame the IP is the interrupted instruction,
 		 * not a return address. */
-		next_exact = unw_is_signal_frame(&cur) > 0;
+		next_exact = unw_is_signal_frame(cur) > 0;
 		k++;
 		last_ip = ip;
 		last_sp = sp;
-		if (unw_step(&cur) <= 0)
+		if (unw_step(cur) <= 0)
 			break;
 	}
 	if (k == 0)
