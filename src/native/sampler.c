@@ -65,6 +65,10 @@ static int open_perf(struct native_sampler *s, struct target *t, const struct cg
 		return n < 0 ? n : -ESRCH;
 	s->ntids = n;
 	int r = target_perf_open(t, o->rate_hz, 0, s->tids, (size_t)n, &s->perf);
+	if (r == 0)
+		cg_info("native stacks from perf CPU-clock samples (%s)",
+			target_perf_with_kernel(s->perf) ? "user and kernel time"
+							 : "user time only: kernel time not allowed");
 	if (r == 0 || r == -ESRCH || r == -ENOMEM)
 		return r;
 	if (o->nonblocking)
