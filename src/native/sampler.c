@@ -69,7 +69,7 @@ static int open_perf(struct native_sampler *s, struct target *t, const struct cg
 		cg_info("native stacks from perf CPU-clock samples (%s)",
 			target_perf_with_kernel(s->perf) ? "user and kernel time"
 							 : "user time only: kernel time not allowed");
-	if (r == 0 || r == -ESRCH || r == -ENOMEM)
+	if (r == 0 || r == -ESRCH)
 		return r;
 	if (o->nonblocking)
 		return cg_fail(-EINVAL, "%s; without perf events, native stacks need each thread "

@@ -22,7 +22,7 @@
  * stack copy, so a round may come several ticks late without a loss.
  * Smaller rings are tried when locked memory is short (non-root). */
 #define PERF_RING_PAGES_MAX 64u
-#define PERF_RING_PAGES_MIN 4u
+#define PERF_RING_PAGES_MIN 4u /* 16 KiB: four samples of 4 KiB stack */
 
 #if defined(__x86_64__)
 /* AX..FLAGS (0-9) and R8..R15 (16-23); the segment registers are refused
@@ -51,7 +51,7 @@ struct target_perf {
 	uint32_t stack_bytes;
 	uint32_t ring_pages; /* data pages per thread that worked last */
 	bool with_kernel;
-	bool warned_fds;
+	bool warned_fds, warned_mem;
 	size_t page;
 	struct perf_thread *th;
 	size_t n, cap;
@@ -104,12 +104,18 @@ static void thread_close(struct perf_thread *th)
 static int thread_open(struct target_perf *p, pid_t tid, struct perf_thread *th)
 {
 	struct perf_event_attr a;
-	attr_init(p, &a);
-	int fd = perf_event_open(&a, tid);
-	if (fd < 0)
-		return fd;
-	/* Locked memory may be short: halve the ring until it maps. */
+	int err = 0;
+	/* Locked memory may be short (perf_event_mlock_kb for a normal user):
+	 * halve the ring until it maps, and the stack copy with it, so a
+	 * ring always holds four samples. */
 	for (uint32_t pages = p->ring_pages; pages >= PERF_RING_PAGES_MIN; pages /= 2) {
+		uint32_t stack = (uint32_t)(pages * p->page / 4) & ~7u;
+		attr_init(p, &a);
+		if (stack < a.sample_stack_user)
+			a.sample_stack_user = stack;
+		int fd = perf_event_open(&a, tid);
+		if (fd < 0)
+			return fd;
 		size_t len = (size_t)(pages + 1) * p->page;
 		void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (m != MAP_FAILED) {
@@ -117,12 +123,12 @@ static int thread_open(struct target_perf *p, pid_t tid, struct perf_thread *th)
 			p->ring_pages = pages;
 			return 0;
 		}
-		if (errno != EPERM && errno != ENOMEM)
+		err = -errno;
+		close(fd);
+		if (err != -EPERM && err != -ENOMEM)
 			break;
 	}
-	int err = -errno;
-	close(fd);
-	return err;
+	return err ? err : -ENOMEM;
 }
 
 static int grow(struct target_perf *p)
@@ -277,6 +283,13 @@ int target_perf_sync(struct target_perf *p, const pid_t *tids, size_t ntids, tar
 				"sampled",
 				p->n);
 			p->warned_fds = true;
+		}
+		if ((r == -EPERM || r == -ENOMEM) && !p->warned_mem) {
+			cg_warn("perf sampling: no locked memory left for another ring "
+				"(kernel.perf_event_mlock_kb, ulimit -l); threads beyond %zu are not "
+				"sampled",
+				p->n);
+			p->warned_mem = true;
 		}
 		/* -ESRCH: ended between the listing and now */
 	}
