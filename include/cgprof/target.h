@@ -144,7 +144,9 @@ typedef void (*target_perf_fn)(const struct target_perf_sample *s, void *arg);
  * site), else user time only. Returns 0; -EACCES/-EPERM (perf events not
  * allowed: perf_event_paranoid, seccomp, no ptrace right), -ENOENT /
  * -ENOSYS / -EOPNOTSUPP (no such event or no perf support), -ESRCH, with
- * the reason via cg_fail(). */
+ * the reason via cg_fail(). tids NULL: every thread of t now.
+ * For a walker of its own (the JVM's): open, then each round drain and,
+ * every few hundred ms, rescan. */
 int target_perf_open(struct target *t, double rate_hz, uint32_t stack_bytes,
 		     const pid_t *tids, size_t ntids, struct target_perf **out);
 /* Follow the thread list: open events for new threads, close those of
@@ -153,6 +155,8 @@ int target_perf_open(struct target *t, double rate_hz, uint32_t stack_bytes,
  * skipped. */
 int target_perf_sync(struct target_perf *p, const pid_t *tids, size_t ntids,
 		     target_perf_fn fn, void *arg);
+/* The same from the thread list as it is now (target_threads). */
+int target_perf_rescan(struct target_perf *p, target_perf_fn fn, void *arg);
 /* Hand every sample waiting in the ring buffers to fn, oldest first per
  * thread. *lost (may be NULL) is increased by the samples the kernel
  * dropped because a ring was full. Returns the number of samples. */

@@ -22,6 +22,7 @@
  * stack copy, so a round may come several ticks late without a loss.
  * Smaller rings are tried when locked memory is short (non-root). */
 #define PERF_RING_PAGES_MAX 64u
+#define PERF_MAX_THREADS 4096 /* listed by target_perf_open/rescan */
 #define PERF_RING_PAGES_MIN 4u /* 16 KiB: four samples of 4 KiB stack */
 
 #if defined(__x86_64__)
@@ -182,11 +183,22 @@ int target_perf_open(struct target *t, double rate_hz, uint32_t stack_bytes, con
 	if (!PERF_REGS_MASK)
 		return cg_fail(-EOPNOTSUPP, "perf sampling: registers of this architecture "
 					    "are not supported");
-	if (!(rate_hz > 0) || ntids == 0)
+	if (!(rate_hz > 0) || (tids && ntids == 0))
 		return -EINVAL;
 	struct target_perf *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	pid_t *listed_tids = NULL;
+	if (!tids) {
+		listed_tids = calloc(PERF_MAX_THREADS, sizeof(*listed_tids));
+		int n = listed_tids ? target_threads(t, listed_tids, PERF_MAX_THREADS) : -ENOMEM;
+		if (n <= 0) {
+			r = n < 0 ? n : -ESRCH;
+			goto out;
+		}
+		tids = listed_tids;
+		ntids = (size_t)n;
+	}
 	p->t = t;
 	p->page = (size_t)sysconf(_SC_PAGESIZE);
 	p->period_ns = (uint64_t)(1e9 / rate_hz);
@@ -235,6 +247,7 @@ int target_perf_open(struct target *t, double rate_hz, uint32_t stack_bytes, con
 	r = target_perf_sync(p, tids, ntids, NULL, NULL);
 	r = r < 0 ? r : 0;
 out:
+	free(listed_tids);
 	if (r) {
 		target_perf_close(p);
 		return r;
@@ -294,6 +307,17 @@ int target_perf_sync(struct target_perf *p, const pid_t *tids, size_t ntids, tar
 		/* -ESRCH: ended between the listing and now */
 	}
 	return (int)p->n;
+}
+
+int target_perf_rescan(struct target_perf *p, target_perf_fn fn, void *arg)
+{
+	pid_t *tids = calloc(PERF_MAX_THREADS, sizeof(*tids));
+	if (!tids)
+		return -ENOMEM;
+	int n = target_threads(p->t, tids, PERF_MAX_THREADS);
+	int r = n < 0 ? n : n == 0 ? -ESRCH : target_perf_sync(p, tids, (size_t)n, fn, arg);
+	free(tids);
+	return r;
 }
 
 int target_perf_parse_sample(const void *rec, size_t len, uint64_t regs_mask,

@@ -148,7 +148,8 @@ START_TEST(perf_samples_a_running_child)
 	ck_assert_int_eq(target_maps_read(t, &seen.maps), 0);
 	struct target_perf *p = NULL;
 	cg_clearerr();
-	int r = target_perf_open(t, 1000, 0, &pid, 1, &p);
+	/* no thread list given: it lists the threads itself */
+	int r = target_perf_open(t, 1000, 0, NULL, 0, &p);
 	if (r == -EACCES || r == -EPERM || r == -ENOSYS || r == -ENOENT) {
 		/* perf events refused here: the fallback is tested elsewhere */
 		fprintf(stderr, "SKIP perf_samples_a_running_child: %s\n", cg_lasterr());
@@ -159,7 +160,10 @@ START_TEST(perf_samples_a_running_child)
 	for (int i = 0; i < 30; i++) {
 		usleep(10000);
 		ck_assert_int_ge(target_perf_drain(p, count_sample, &seen, &lost), 0);
+		if (i == 15) /* the same one thread, kept open */
+			ck_assert_int_eq(target_perf_rescan(p, count_sample, &seen), 1);
 	}
+	ck_assert(target_perf_has(p, pid));
 	/* 300 ms of a spinner at 1 kHz of its CPU time; a loaded machine
 	 * gives it less than a CPU, never none */
 	ck_assert_int_ge(seen.n, 30);
