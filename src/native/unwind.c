@@ -3,6 +3,7 @@
  * cache) per process, frames named by elfsym. */
 #include <errno.h>
 #include <libunwind-ptrace.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +41,17 @@ struct native_arg {
 /* Memory the unwinder reads (stack words, .eh_frame entries) comes in
  * whole pages through one process_vm_readv each, instead of one ptrace
  * PEEKDATA per word: a deep stack costs a few system calls, not hundreds.
- * Emptied at every unwind, since the stack changes between samples. */
+ * Stack and heap pages are forgotten at every unwind, since they change
+ * between samples; pages of mapped files (the unwind tables) stay until
+ * the maps change, so a steady state reads only the stack. */
 #define NATIVE_PAGE 4096u
-#define NATIVE_PAGES 16u
+#define NATIVE_PAGES 64u
 
 struct native_page {
 	uint64_t addr; /* page address + 1 when valid; 0 empty */
+	bool keep;     /* in a mapped file (unwind tables): valid across
+			  unwinds until the maps change; stack and heap
+			  pages are read afresh for every unwind */
 	unsigned char data[NATIVE_PAGE];
 };
 
@@ -60,6 +66,22 @@ struct native_ctx {
 	uint32_t nhex;
 	uint64_t refreshed_ns;
 };
+
+static void pages_forget(struct native_ctx *c, bool all);
+static struct native_page *page_get(struct native_ctx *c, uint64_t page);
+
+/* len bytes at addr through the page cache when they sit in one page. */
+static int cached_read(struct native_ctx *c, uint64_t addr, void *buf, size_t len)
+{
+	uint64_t page = addr & ~(uint64_t)(NATIVE_PAGE - 1);
+	if (!c->pages || addr - page + len > NATIVE_PAGE)
+		return target_read(c->t, addr, buf, len);
+	struct native_page *pg = page_get(c, page);
+	if (!pg)
+		return -EFAULT;
+	memcpy(buf, pg->data + (addr - page), len);
+	return 0;
+}
 
 /* Unwind info comes from the .eh_frame_hdr in the target's own memory, not
  * from the file libunwind-ptrace would open by the path in maps: that path
@@ -76,7 +98,7 @@ static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_
 		 * the table; we take the layout every linker writes: 4-byte
 		 * pointer and count, table of datarel sdata4 pairs. */
 		unsigned char h[12];
-		if (target_read(a->c->t, hdr, h, sizeof(h)) == 0 && h[0] == 1 &&
+		if (cached_read(a->c, hdr, h, sizeof(h)) == 0 && h[0] == 1 &&
 		    (h[1] & 0x0f) == 0x0b && ((h[2] & 0x0f) == 0x03 || (h[2] & 0x0f) == 0x0b) &&
 		    h[2] != 0xff && h[3] == 0x3b) {
 			uint32_t count;
@@ -149,15 +171,32 @@ static int acc_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val,
 		/* a word across a page boundary, or a write: the slow way */
 		return _UPT_access_mem(as, addr, val, write, a->upt);
 	}
-	struct native_page *pg = &c->pages[(page / NATIVE_PAGE) % NATIVE_PAGES];
-	if (pg->addr != page + 1) {
-		pg->addr = 0;
-		if (target_read(c->t, page, pg->data, NATIVE_PAGE) != 0)
-			return smp ? -UNW_EINVAL : _UPT_access_mem(as, addr, val, write, a->upt);
-		pg->addr = page + 1;
-	}
+	struct native_page *pg = page_get(c, page);
+	if (!pg)
+		return smp ? -UNW_EINVAL : _UPT_access_mem(as, addr, val, write, a->upt);
 	memcpy(val, pg->data + off, sizeof(*val));
 	return 0;
+}
+
+static struct native_page *page_get(struct native_ctx *c, uint64_t page)
+{
+	struct native_page *pg = &c->pages[(page / NATIVE_PAGE) % NATIVE_PAGES];
+	if (pg->addr == page + 1)
+		return pg;
+	pg->addr = 0;
+	if (target_read(c->t, page, pg->data, NATIVE_PAGE) != 0)
+		return NULL;
+	struct elfsym_result res;
+	pg->keep = elfsym_lookup(c->syms, page, &res) == 0;
+	pg->addr = page + 1;
+	return pg;
+}
+
+static void pages_forget(struct native_ctx *c, bool all)
+{
+	for (uint32_t i = 0; c->pages && i < NATIVE_PAGES; i++)
+		if (all || !c->pages[i].keep)
+			c->pages[i].addr = 0;
 }
 
 /* libunwind's register numbers to the kernel's perf register numbers. */
@@ -244,8 +283,12 @@ int native_open(struct target *t, struct native_ctx **out)
 		goto out;
 	}
 	/* One cache for the whole process: unwind info of a library found
-	 * while unwinding one thread serves every other thread. */
-	unw_set_caching_policy(c->as, UNW_CACHE_GLOBAL);
+	 * while unwinding one thread serves every other thread. cgprof
+	 * unwinds from one thread, so libunwind's per-thread cache is that
+	 * cache, without the global one's lock (two sigprocmask calls per
+	 * frame step). */
+	if (unw_set_caching_policy(c->as, UNW_CACHE_PER_THREAD) != 0)
+		unw_set_caching_policy(c->as, UNW_CACHE_GLOBAL);
 	c->as_upt = unw_create_addr_space(&_UPT_accessors, 0);
 	if (!c->as_upt) {
 		r = cg_fail(-ENOMEM, "libunwind: cannot create an address space");
@@ -297,6 +340,7 @@ static void refresh(struct native_ctx *c)
 	if (r > 0) {
 		unw_flush_cache(c->as, 0, 0);
 		unw_flush_cache(c->as_upt, 0, 0);
+		pages_forget(c, true);
 	}
 }
 
@@ -403,8 +447,7 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 	struct native_arg a = {.upt = upt_for(c, tid), .c = c};
 	if (!a.upt)
 		return -ENOMEM;
-	for (uint32_t i = 0; c->pages && i < NATIVE_PAGES; i++)
-		c->pages[i].addr = 0;
+	pages_forget(c, false);
 	r = unw_init_remote(&cur, c->as, &a);
 	if (r < 0) {
 		/* the handle may hold state of a dead thread with a reused tid */
@@ -426,8 +469,7 @@ int native_unwind_sample(struct native_ctx *c, const struct target_perf_sample *
 	if (!smp->ip || !smp->sp)
 		return -EFAULT; /* no user registers (a kernel-only moment) */
 	struct native_arg a = {.c = c, .smp = smp};
-	for (uint32_t i = 0; c->pages && i < NATIVE_PAGES; i++)
-		c->pages[i].addr = 0;
+	pages_forget(c, false);
 	if (unw_init_remote(&cur, c->as, &a) < 0)
 		return -EFAULT;
 	return walk(&cur, frames, max, n, truncated);
