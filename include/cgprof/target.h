@@ -66,6 +66,9 @@ const struct target_map *target_maps_find(const struct target_maps *m, const cha
 /* Thread ids of the target (from /proc/PID/task); up to max. Returns the
  * count, or negative. */
 int target_threads(struct target *t, pid_t *tids, size_t max);
+/* How many threads the target has now, from one stat of /proc/PID/task
+ * (its link count): a cheap test of whether the list changed. */
+int target_thread_count(struct target *t);
 enum target_thread_run target_thread_state(struct target *t, pid_t tid);
 /* OS thread name (comm); "" if unknown. */
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);
@@ -139,7 +142,7 @@ typedef void (*target_perf_fn)(const struct target_perf_sample *s, void *arg);
 
 /* Start sampling every listed thread of t at rate_hz samples per second
  * of its CPU time, copying up to stack_bytes of user stack (0: default,
- * 32 KiB). Kernel time is included when the system allows it (then a
+ * 16 KiB). Kernel time is included when the system allows it (then a
  * sample taken in a system call has the user registers of its call
  * site), else user time only. Returns 0; -EACCES/-EPERM (perf events not
  * allowed: perf_event_paranoid, seccomp, no ptrace right), -ENOENT /

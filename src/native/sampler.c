@@ -14,7 +14,9 @@
 
 #define NATIVE_MAX_THREADS 4096
 #define NATIVE_DEFAULT_DEPTH 2048
-/* New threads are found (and their perf events opened) this often. */
+/* The thread list is re-read when the thread count changes (one stat a
+ * round), and at least this often, for an exit and a start between two
+ * rounds. */
 #define NATIVE_THREAD_SCAN_NS (200ULL * 1000000ULL)
 
 struct native_sampler {
@@ -203,8 +205,10 @@ static void on_perf_sample(const struct target_perf_sample *smp, void *arg)
 }
 
 /* What the kernel sampled since the last round. Threads are re-listed
- * every NATIVE_THREAD_SCAN_NS (new ones get an event, ended ones give
- * their last samples and are closed), or every round with --idle, whose
+ * when their number changes or every NATIVE_THREAD_SCAN_NS (new ones get
+ * an event, so a new thread misses at most a round of samples; ended
+ * ones give their last samples and are closed), or every round with
+ * --idle, whose
  * sleeping threads have no CPU samples and are read by a pause: a
  * thread blocked in the kernel is where it waits, so pausing it shifts
  * nothing. */
@@ -216,7 +220,10 @@ static int sample_from_perf(struct native_sampler *s, cg_sample_fn fn, void *arg
 	s->stats = stats;
 	uint64_t now = cg_now_ns();
 	bool idle = s->o.idle && !s->o.nonblocking;
-	if (idle || now - s->scanned_ns >= NATIVE_THREAD_SCAN_NS) {
+	int count = idle ? 0 : target_thread_count(s->t);
+	if (count == -ESRCH)
+		return count;
+	if (idle || count != s->ntids || now - s->scanned_ns >= NATIVE_THREAD_SCAN_NS) {
 		int n = target_threads(s->t, s->tids, NATIVE_MAX_THREADS);
 		if (n < 0)
 			return n;

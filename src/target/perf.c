@@ -15,13 +15,16 @@
 #include "cgprof/util.h"
 #include "target_priv.h"
 
-#define PERF_DEFAULT_STACK (32u * 1024u)
+/* 16 KiB of stack holds a few hundred frames; deeper callers are read
+ * from the process, where they have not moved. */
+#define PERF_DEFAULT_STACK (16u * 1024u)
 /* A record's size is a u16: the stack copy plus the rest must fit. */
 #define PERF_MAX_STACK 65000u
-/* Ring of 2^n data pages per thread: 64 pages hold 7 samples of a 32 KiB
- * stack copy, so a round may come several ticks late without a loss.
- * Smaller rings are tried when locked memory is short (non-root). */
-#define PERF_RING_PAGES_MAX 64u
+/* Ring of 2^n data pages per thread: 128 pages hold 31 samples of a
+ * 16 KiB stack copy, so a round may come 150 ms late at 200 Hz (30 ms at
+ * 1 kHz) on a loaded machine without a loss. Smaller rings are tried
+ * when locked memory is short (non-root). */
+#define PERF_RING_PAGES_MAX 128u
 #define PERF_MAX_THREADS 4096 /* listed by target_perf_open/rescan */
 #define PERF_RING_PAGES_MIN 4u /* 16 KiB: four samples of 4 KiB stack */
 

@@ -18,6 +18,7 @@ CHAIN_SRC = os.path.join(ROOT, "tests", "programs", "native_chain.c")
 RECURSE = os.path.join(BUILD, "tests", "programs", "native_recurse")
 SYSCALL = os.path.join(BUILD, "tests", "programs", "native_syscall")
 DENY_PERF = os.path.join(BUILD, "tests", "programs", "deny_perf")
+THREADS = os.path.join(BUILD, "tests", "programs", "native_threads")
 NATIVE_WL = os.path.join(WORKLOADS, "native")
 TOLERANCE = 0.05
 
@@ -133,7 +134,7 @@ class TestNativeProgram(CgTestCase):
         """(share of samples under call_kernel, the workload's own in-call
         CPU share, samples) for one run of native_syscall"""
         out = os.path.join(self.tmp, "sys.txt")
-        r = cgprof("run", mode, "-r", "2000", "-f", "collapsed", "-o", out, "--", SYSCALL,
+        r = cgprof("run", mode, "-r", "4000", "-f", "collapsed", "-o", out, "--", SYSCALL,
                    "5", "16")
         self.assertEqual(r.returncode, 0, r.stderr)
         m = re.search(r"syscall_share=([0-9.]+)", r.stdout)
@@ -289,6 +290,33 @@ class TestNativeProgram(CgTestCase):
         self.assertIn("idle_wait (native_chain)", r.stdout)  # dump shows idle threads
         # the target runs on
         self.assertIsNone(p.poll())
+
+    def test_threads_started_later_are_sampled(self):
+        # two workers start 0.3 s after the profiler and end before main's
+        # last burn: the kernel counts their CPU time, so the samples are
+        # the rate times what they measured, less at most a round each
+        if not os.access(THREADS, os.X_OK):
+            self.skipTest("%s not built" % THREADS)
+        out = os.path.join(self.tmp, "threads.txt")
+        r = cgprof("run", "--native", "-r", "200", "-f", "collapsed", "-o", out, "--", THREADS,
+                   "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = re.search(r"worker_cpu=([0-9.]+) main_burn_cpu=([0-9.]+)", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        with open(out) as f:
+            stacks = parse_collapsed(f.read())
+        got = {"worker_burn": 0, "main_burn": 0}
+        for stack, count in stacks.items():
+            funcs = [native_obj(f)[0] for f in stack]
+            for k in got:
+                if k in funcs:
+                    got[k] += count
+                    caller = funcs[funcs.index(k) - 1]
+                    self.assertEqual(caller, "worker" if k == "worker_burn" else "main", stack)
+        for k, cpu in (("worker_burn", float(m.group(1))), ("main_burn", float(m.group(2)))):
+            want = 200 * cpu
+            self.assertGreaterEqual(got[k], 0.9 * want - 2, (k, got, r.stderr))
+            self.assertLessEqual(got[k], 1.05 * want + 2, (k, got, r.stderr))
 
     def test_nonblocking_with_kernel_samples(self):
         # kernel samples never stop a thread: --nonblocking is honoured
