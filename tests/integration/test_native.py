@@ -55,7 +55,7 @@ class TestNativeProgram(CgTestCase):
         with open(out) as f:
             return parse_collapsed(f.read()), truth, r
 
-    def check_chain_and_split(self, stacks, truth, obj):
+    def check_chain_and_split(self, stacks, truth, obj, paused=False):
         under = {"burn_a": 0, "burn_b": 0}
         for stack, count in stacks.items():
             names = [native_obj(f) for f in stack]
@@ -75,8 +75,12 @@ class TestNativeProgram(CgTestCase):
         got_a = under["burn_a"] / total
         self.assertLess(abs(got_a - truth[0]), TOLERANCE,
                         "burn_a share %.3f, measured %.3f" % (got_a, truth[0]))
-        # nearly all CPU is under the chain
-        everything = sum(stacks.values())
+        # nearly all CPU is under the chain. Pausing shifts samples onto
+        # the system call of the workload's clock reads between chunks (its
+        # documented bias, measured by bench/native_bias.py: up to a fifth
+        # of the samples under load), so those are left out there.
+        everything = sum(c for s, c in stacks.items()
+                         if not (paused and "cpu_now (%s)" % obj in s))
         self.assertGreater(total / everything, 0.8)
 
     def test_chain_and_split(self):
@@ -88,7 +92,7 @@ class TestNativeProgram(CgTestCase):
 
     def test_chain_and_split_by_pausing(self):
         stacks, truth, r = self.profile(CHAIN, mode="--native-pause")
-        self.check_chain_and_split(stacks, truth, "native_chain")
+        self.check_chain_and_split(stacks, truth, "native_chain", paused=True)
         self.assertIn("paused", r.stderr)
 
     def test_perf_refused_falls_back_to_pausing(self):
@@ -102,7 +106,7 @@ class TestNativeProgram(CgTestCase):
         self.assertIn("not permitted", warnings[0])
         self.assertIn("pausing", warnings[0])
         self.assertIn("paused", r.stderr)
-        self.check_chain_and_split(stacks, truth, "native_chain")
+        self.check_chain_and_split(stacks, truth, "native_chain", paused=True)
 
     def test_user_time_only_without_privilege(self):
         # perf_event_paranoid 2 lets a user sample its own processes' user
