@@ -101,6 +101,14 @@ int native_unwind_thread(struct native_ctx *c, pid_t tid, struct native_frame *f
  * symbolize names them afterwards, with the thread running again. */
 int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *frames, uint32_t max,
 		      uint32_t *n, bool *truncated);
+/* The same from a kernel sample of a running thread (target_perf):
+ * registers from the sample, the stack from its copy (beyond the copy,
+ * from the process's memory), unwind tables from the target's memory.
+ * Nothing is stopped or ptraced. 0, or -EFAULT (no user registers, or
+ * no frame could be unwound). */
+struct target_perf_sample;
+int native_unwind_sample(struct native_ctx *c, const struct target_perf_sample *smp,
+			 struct native_frame *frames, uint32_t max, uint32_t *n, bool *truncated);
 /* Names frames[0..*n). A thread's first function (clone, _start) is its
  * root: frames past it are stack garbage (a thread caught before its entry
  * code marked the end of the chain) and are dropped, lowering *n. */

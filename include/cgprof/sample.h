@@ -81,6 +81,8 @@ struct cg_sampler_opts {
 	bool blocking;    /* pause a thread while its stack is read */
 	bool idle;        /* also report threads that are not running */
 	bool native;      /* unwind native frames too (issue: native) */
+	bool native_pause; /* native stacks by pausing, not kernel samples */
+	double rate_hz;   /* rounds per second; 0: a single round (dump) */
 	uint32_t max_depth;
 };
 

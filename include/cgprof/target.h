@@ -66,6 +66,9 @@ const struct target_map *target_maps_find(const struct target_maps *m, const cha
 /* Thread ids of the target (from /proc/PID/task); up to max. Returns the
  * count, or negative. */
 int target_threads(struct target *t, pid_t *tids, size_t max);
+/* How many threads the target has now, from one stat of /proc/PID/task
+ * (its link count): a cheap test of whether the list changed. */
+int target_thread_count(struct target *t);
 enum target_thread_run target_thread_state(struct target *t, pid_t tid);
 /* As target_thread_state, but RUNNING only for a thread that also ran
  * on a CPU since the last time it was asked about: a runnable thread
@@ -114,5 +117,72 @@ int target_image_changed(struct target *t, const struct target_image *img);
 
 /* Direct children of pid (scan of /proc); for --subprocesses. */
 int target_children(pid_t pid, pid_t *out, size_t max);
+
+/* ---- per-thread CPU-clock sampling (src/target/perf.c) -------------- */
+
+/* The kernel samples each thread on its own CPU at a timer interrupt
+ * (perf_event_open, a software CPU clock, one event per thread): user
+ * registers and a copy of the user stack, taken without stopping the
+ * thread, land in a ring buffer per thread that the sampling loop drains.
+ * Unlike a ptrace pause, where a thread is comes from the sample instant. */
+struct target_perf;
+
+/* Registers, indexed by the kernel's perf register numbers of the
+ * architecture (x86_64: PERF_REG_X86_AX = 0 ... IP = 8, R8 = 16 ...). */
+#define TARGET_PERF_MAX_REGS 24
+
+struct target_perf_sample {
+	pid_t pid, tid;
+	uint64_t time_ns;                     /* CLOCK_MONOTONIC */
+	uint64_t ip, sp, fp;                  /* the same three, from regs */
+	uint64_t regs[TARGET_PERF_MAX_REGS];  /* valid where regs_mask has the bit */
+	uint64_t regs_mask;
+	const uint8_t *stack;                 /* copy of [sp, sp + stack_len) */
+	uint64_t stack_len;
+};
+
+/* Called for each sample drained; s and its stack bytes are valid only
+ * during the call. */
+typedef void (*target_perf_fn)(const struct target_perf_sample *s, void *arg);
+
+/* Start sampling every listed thread of t at rate_hz samples per second
+ * of its CPU time, copying up to stack_bytes of user stack (0: default,
+ * 16 KiB). Kernel time is included when the system allows it (then a
+ * sample taken in a system call has the user registers of its call
+ * site), else user time only. Returns 0; -EACCES/-EPERM (perf events not
+ * allowed: perf_event_paranoid, seccomp, no ptrace right), -ENOENT /
+ * -ENOSYS / -EOPNOTSUPP (no such event or no perf support), -ESRCH, with
+ * the reason via cg_fail(). tids NULL: every thread of t now.
+ * For a walker of its own (the JVM's): open, then each round drain and,
+ * every few hundred ms, rescan. */
+int target_perf_open(struct target *t, double rate_hz, uint32_t stack_bytes,
+		     const pid_t *tids, size_t ntids, struct target_perf **out);
+/* Follow the thread list: open events for new threads, close those of
+ * threads no longer listed (after draining them). Returns the number of
+ * threads sampled. A thread that cannot be opened (gone meanwhile) is
+ * skipped. */
+int target_perf_sync(struct target_perf *p, const pid_t *tids, size_t ntids,
+		     target_perf_fn fn, void *arg);
+/* The same from the thread list as it is now (target_threads). */
+int target_perf_rescan(struct target_perf *p, target_perf_fn fn, void *arg);
+/* Hand every sample waiting in the ring buffers to fn, oldest first per
+ * thread. *lost (may be NULL) is increased by the samples the kernel
+ * dropped because a ring was full. Returns the number of samples. */
+int target_perf_drain(struct target_perf *p, target_perf_fn fn, void *arg, uint64_t *lost);
+/* Does perf sample this thread? */
+bool target_perf_has(const struct target_perf *p, pid_t tid);
+/* Whether kernel time is sampled (true) or only user time. */
+bool target_perf_with_kernel(const struct target_perf *p);
+void target_perf_close(struct target_perf *p);
+
+/* Decode one PERF_RECORD_SAMPLE of the layout target_perf asks for (TID,
+ * TIME, REGS_USER, STACK_USER), rec pointing at its perf_event_header and
+ * len bytes long. 0, or -EINVAL for a record that does not fit. (Exposed
+ * for the fuzz harness and unit tests.) */
+int target_perf_parse_sample(const void *rec, size_t len, uint64_t regs_mask,
+			     struct target_perf_sample *s);
+/* The register mask target_perf asks for on this architecture (0: none
+ * supported, target_perf_open fails with -EOPNOTSUPP). */
+uint64_t target_perf_regs_mask(void);
 
 #endif

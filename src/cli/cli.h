@@ -30,6 +30,7 @@ struct cli_opts {
 	bool nonblocking;
 	bool blocking;
 	bool native;
+	bool native_pause; /* --native-pause: native stacks by ptrace pauses */
 	bool heap;
 	uint32_t max_depth;
 	int verbose;

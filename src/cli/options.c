@@ -40,6 +40,10 @@ void cli_usage(FILE *out)
 	      "      --nonblocking          never pause the target (the default for Python\n"
 	      "                             without --native; torn stacks are dropped)\n"
 	      "      --native               include native (C) frames, unwound with libunwind\n"
+	      "                             from the kernel's per-thread CPU-clock samples\n"
+	      "      --native-pause         read native stacks by pausing each thread instead\n"
+	      "                             (biased toward system calls; the fallback when\n"
+	      "                             perf events are not allowed)\n"
 	      "      --heap                 record a JVM heap summary per reporting window\n"
 	      "      --max-depth N          deepest stack kept (default 2048)\n"
 	      "\n"
@@ -75,6 +79,7 @@ enum {
 	OPT_NONBLOCKING,
 	OPT_BLOCKING,
 	OPT_NATIVE,
+	OPT_NATIVE_PAUSE,
 	OPT_HEAP,
 	OPT_MAX_DEPTH,
 	OPT_CONFIG,
@@ -137,6 +142,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"nonblocking", no_argument, NULL, OPT_NONBLOCKING},
 		{"blocking", no_argument, NULL, OPT_BLOCKING},
 		{"native", no_argument, NULL, OPT_NATIVE},
+		{"native-pause", no_argument, NULL, OPT_NATIVE_PAUSE},
 		{"heap", no_argument, NULL, OPT_HEAP},
 		{"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
 		{"config", required_argument, NULL, OPT_CONFIG},
@@ -144,7 +150,7 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 	};
-	size_t nl = 15;
+	size_t nl = 16;
 	for (size_t i = 0; i < sizeof(setting_opts) / sizeof(setting_opts[0]); i++)
 		longopts[nl++] = (struct option){setting_opts[i].option,
 						 setting_opts[i].flag ? no_argument : required_argument,
@@ -203,6 +209,10 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			break;
 		case OPT_NATIVE:
 			o->native = true;
+			break;
+		case OPT_NATIVE_PAUSE:
+			o->native = true;
+			o->native_pause = true;
 			break;
 		case OPT_HEAP:
 			o->heap = true;

@@ -204,6 +204,8 @@ static int proc_try_open(struct session *ss, struct proc *p)
 		.blocking = ss->o->blocking,
 		.idle = ss->o->idle,
 		.native = ss->o->native,
+		.native_pause = ss->o->native_pause,
+		.rate_hz = ss->rate_hz,
 		.max_depth = ss->max_depth,
 	};
 	/* Taken before the probe: an exec after this is always noticed. */

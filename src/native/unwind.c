@@ -1,7 +1,9 @@
-/* A paused thread's native stack: libunwind over ptrace with one address
- * space (and its unwind-info cache) per process, frames named by elfsym. */
+/* Native stacks: libunwind over a paused thread (ptrace) or over a kernel
+ * sample's registers and stack copy, one address space (and unwind-info
+ * cache) per process, frames named by elfsym. */
 #include <errno.h>
 #include <libunwind-ptrace.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +33,25 @@ extern int UNW_OBJ(dwarf_search_unwind_table)(unw_addr_space_t as, unw_word_t ip
 struct native_arg {
 	void *upt;
 	struct native_ctx *c;
+	/* A kernel sample (perf): registers and the stack copy come from it,
+	 * and the thread is not stopped, so nothing goes through ptrace. */
+	const struct target_perf_sample *smp;
 };
 
 /* Memory the unwinder reads (stack words, .eh_frame entries) comes in
  * whole pages through one process_vm_readv each, instead of one ptrace
  * PEEKDATA per word: a deep stack costs a few system calls, not hundreds.
- * Emptied at every unwind, since the stack changes between samples. */
+ * Stack and heap pages are forgotten at every unwind, since they change
+ * between samples; pages of mapped files (the unwind tables) stay until
+ * the maps change, so a steady state reads only the stack. */
 #define NATIVE_PAGE 4096u
-#define NATIVE_PAGES 16u
+#define NATIVE_PAGES 64u
 
 struct native_page {
 	uint64_t addr; /* page address + 1 when valid; 0 empty */
+	bool keep;     /* in a mapped file (unwind tables): valid across
+			  unwinds until the maps change; stack and heap
+			  pages are read afresh for every unwind */
 	unsigned char data[NATIVE_PAGE];
 };
 
@@ -56,6 +66,22 @@ struct native_ctx {
 	uint32_t nhex;
 	uint64_t refreshed_ns;
 };
+
+static void pages_forget(struct native_ctx *c, bool all);
+static struct native_page *page_get(struct native_ctx *c, uint64_t page);
+
+/* len bytes at addr through the page cache when they sit in one page. */
+static int cached_read(struct native_ctx *c, uint64_t addr, void *buf, size_t len)
+{
+	uint64_t page = addr & ~(uint64_t)(NATIVE_PAGE - 1);
+	if (!c->pages || addr - page + len > NATIVE_PAGE)
+		return target_read(c->t, addr, buf, len);
+	struct native_page *pg = page_get(c, page);
+	if (!pg)
+		return -EFAULT;
+	memcpy(buf, pg->data + (addr - page), len);
+	return 0;
+}
 
 /* Unwind info comes from the .eh_frame_hdr in the target's own memory, not
  * from the file libunwind-ptrace would open by the path in maps: that path
@@ -72,7 +98,7 @@ static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_
 		 * the table; we take the layout every linker writes: 4-byte
 		 * pointer and count, table of datarel sdata4 pairs. */
 		unsigned char h[12];
-		if (target_read(a->c->t, hdr, h, sizeof(h)) == 0 && h[0] == 1 &&
+		if (cached_read(a->c, hdr, h, sizeof(h)) == 0 && h[0] == 1 &&
 		    (h[1] & 0x0f) == 0x0b && ((h[2] & 0x0f) == 0x03 || (h[2] & 0x0f) == 0x0b) &&
 		    h[2] != 0xff && h[3] == 0x3b) {
 			uint32_t count;
@@ -93,6 +119,10 @@ static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_
 			}
 		}
 	}
+	/* A running thread cannot be read through ptrace: without a table
+	 * libunwind falls back to the frame-pointer chain. */
+	if (a->smp)
+		return -UNW_ENOINFO;
 	/* libunwind-ptrace's search calls back into the address space's
 	 * accessors with its own handle, so it runs in an address space of
 	 * its own, never in ours. */
@@ -102,12 +132,16 @@ static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_
 static void acc_put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg)
 {
 	struct native_arg *a = arg;
+	if (a->smp)
+		return; /* our own table search allocates nothing to put back */
 	_UPT_accessors.put_unwind_info(as, pi, a->upt);
 }
 
 static int acc_get_dyn_info_list_addr(unw_addr_space_t as, unw_word_t *dilap, void *arg)
 {
 	struct native_arg *a = arg;
+	if (a->smp)
+		return -UNW_ENOINFO; /* no JIT registry is read for samples */
 	return _UPT_accessors.get_dyn_info_list_addr(as, dilap, a->upt);
 }
 
@@ -118,24 +152,88 @@ static int acc_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val,
 	struct native_ctx *c = a->c;
 	uint64_t page = addr & ~(uint64_t)(NATIVE_PAGE - 1);
 	uint64_t off = addr - page;
-	/* a word across a page boundary, or a write: the slow way */
-	if (write || !c->pages || off + sizeof(*val) > NATIVE_PAGE)
+	const struct target_perf_sample *smp = a->smp;
+	if (smp) {
+		if (write)
+			return -UNW_EINVAL;
+		/* The stack as it was at the sample instant; what lies beyond
+		 * the copy (callers of a deep stack, unwind tables) is read from
+		 * the process, where it has not changed while the frames above
+		 * it were running. */
+		if (addr >= smp->sp && smp->stack_len >= sizeof(*val) &&
+		    addr - smp->sp <= smp->stack_len - sizeof(*val)) {
+			memcpy(val, smp->stack + (addr - smp->sp), sizeof(*val));
+			return 0;
+		}
+		if (!c->pages || off + sizeof(*val) > NATIVE_PAGE)
+			return target_read(c->t, addr, val, sizeof(*val)) ? -UNW_EINVAL : 0;
+	} else if (write || !c->pages || off + sizeof(*val) > NATIVE_PAGE) {
+		/* a word across a page boundary, or a write: the slow way */
 		return _UPT_access_mem(as, addr, val, write, a->upt);
-	struct native_page *pg = &c->pages[(page / NATIVE_PAGE) % NATIVE_PAGES];
-	if (pg->addr != page + 1) {
-		pg->addr = 0;
-		if (target_read(c->t, page, pg->data, NATIVE_PAGE) != 0)
-			return _UPT_access_mem(as, addr, val, write, a->upt);
-		pg->addr = page + 1;
 	}
+	struct native_page *pg = page_get(c, page);
+	if (!pg)
+		return smp ? -UNW_EINVAL : _UPT_access_mem(as, addr, val, write, a->upt);
 	memcpy(val, pg->data + off, sizeof(*val));
 	return 0;
+}
+
+static struct native_page *page_get(struct native_ctx *c, uint64_t page)
+{
+	struct native_page *pg = &c->pages[(page / NATIVE_PAGE) % NATIVE_PAGES];
+	if (pg->addr == page + 1)
+		return pg;
+	pg->addr = 0;
+	if (target_read(c->t, page, pg->data, NATIVE_PAGE) != 0)
+		return NULL;
+	struct elfsym_result res;
+	pg->keep = elfsym_lookup(c->syms, page, &res) == 0;
+	pg->addr = page + 1;
+	return pg;
+}
+
+static void pages_forget(struct native_ctx *c, bool all)
+{
+	for (uint32_t i = 0; c->pages && i < NATIVE_PAGES; i++)
+		if (all || !c->pages[i].keep)
+			c->pages[i].addr = 0;
+}
+
+/* libunwind's register numbers to the kernel's perf register numbers. */
+static int sample_reg(const struct target_perf_sample *smp, unw_regnum_t reg, unw_word_t *val,
+		      int write)
+{
+#if defined(__x86_64__)
+	static const int8_t perf_of[] = {
+		[UNW_X86_64_RAX] = 0, [UNW_X86_64_RDX] = 3, [UNW_X86_64_RCX] = 2,
+		[UNW_X86_64_RBX] = 1, [UNW_X86_64_RSI] = 4, [UNW_X86_64_RDI] = 5,
+		[UNW_X86_64_RBP] = 6, [UNW_X86_64_RSP] = 7, [UNW_X86_64_R8] = 16,
+		[UNW_X86_64_R9] = 17, [UNW_X86_64_R10] = 18, [UNW_X86_64_R11] = 19,
+		[UNW_X86_64_R12] = 20, [UNW_X86_64_R13] = 21, [UNW_X86_64_R14] = 22,
+		[UNW_X86_64_R15] = 23, [UNW_X86_64_RIP] = 8,
+	};
+	if (write || reg < 0 || (size_t)reg >= CG_ARRAY_LEN(perf_of))
+		return -UNW_EBADREG;
+	int pr = perf_of[reg];
+	if (!(smp->regs_mask & (1ULL << pr)))
+		return -UNW_EBADREG;
+	*val = smp->regs[pr];
+	return 0;
+#else
+	(void)smp;
+	(void)reg;
+	(void)val;
+	(void)write;
+	return -UNW_EBADREG;
+#endif
 }
 
 static int acc_access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write,
 			  void *arg)
 {
 	struct native_arg *a = arg;
+	if (a->smp)
+		return sample_reg(a->smp, reg, val, write);
 	return _UPT_accessors.access_reg(as, reg, val, write, a->upt);
 }
 
@@ -143,6 +241,8 @@ static int acc_access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *
 			    void *arg)
 {
 	struct native_arg *a = arg;
+	if (a->smp)
+		return -UNW_EBADREG; /* perf delivers no FP registers; unwinding needs none */
 	return _UPT_accessors.access_fpreg(as, reg, val, write, a->upt);
 }
 
@@ -183,8 +283,12 @@ int native_open(struct target *t, struct native_ctx **out)
 		goto out;
 	}
 	/* One cache for the whole process: unwind info of a library found
-	 * while unwinding one thread serves every other thread. */
-	unw_set_caching_policy(c->as, UNW_CACHE_GLOBAL);
+	 * while unwinding one thread serves every other thread. cgprof
+	 * unwinds from one thread, so libunwind's per-thread cache is that
+	 * cache, without the global one's lock (two sigprocmask calls per
+	 * frame step). */
+	if (unw_set_caching_policy(c->as, UNW_CACHE_PER_THREAD) != 0)
+		unw_set_caching_policy(c->as, UNW_CACHE_GLOBAL);
 	c->as_upt = unw_create_addr_space(&_UPT_accessors, 0);
 	if (!c->as_upt) {
 		r = cg_fail(-ENOMEM, "libunwind: cannot create an address space");
@@ -236,6 +340,7 @@ static void refresh(struct native_ctx *c)
 	if (r > 0) {
 		unw_flush_cache(c->as, 0, 0);
 		unw_flush_cache(c->as_upt, 0, 0);
+		pages_forget(c, true);
 	}
 }
 
@@ -293,6 +398,9 @@ static void drop_upt(struct native_ctx *c, pid_t tid)
 	c->upt = keep;
 }
 
+static int walk(unw_cursor_t *cur, struct native_frame *frames, uint32_t max, uint32_t *n,
+		bool *truncated);
+
 static void name_frame(struct native_ctx *c, struct native_frame *fr, uint32_t i, bool leaf)
 {
 	/* A caller's IP is a return address, possibly the first byte of the
@@ -331,7 +439,6 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 {
 	unw_cursor_t cur;
 	int r = 0;
-	uint32_t k = 0;
 
 	*n = 0;
 	*truncated = false;
@@ -340,22 +447,47 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 	struct native_arg a = {.upt = upt_for(c, tid), .c = c};
 	if (!a.upt)
 		return -ENOMEM;
-	for (uint32_t i = 0; c->pages && i < NATIVE_PAGES; i++)
-		c->pages[i].addr = 0;
+	pages_forget(c, false);
 	r = unw_init_remote(&cur, c->as, &a);
 	if (r < 0) {
 		/* the handle may hold state of a dead thread with a reused tid */
 		drop_upt(c, tid);
 		return r == -UNW_EBADREG || r == -UNW_EINVAL ? -ESRCH : -EFAULT;
 	}
+	return walk(&cur, frames, max, n, truncated);
+}
+
+int native_unwind_sample(struct native_ctx *c, const struct target_perf_sample *smp,
+			 struct native_frame *frames, uint32_t max, uint32_t *n, bool *truncated)
+{
+	unw_cursor_t cur;
+
+	*n = 0;
+	*truncated = false;
+	if (max == 0)
+		return -EINVAL;
+	if (!smp->ip || !smp->sp)
+		return -EFAULT; /* no user registers (a kernel-only moment) */
+	struct native_arg a = {.c = c, .smp = smp};
+	pages_forget(c, false);
+	if (unw_init_remote(&cur, c->as, &a) < 0)
+		return -EFAULT;
+	return walk(&cur, frames, max, n, truncated);
+}
+
+/* Step the cursor from the leaf out. Bounded: max frames plus one step to
+ * learn whether more follow. */
+static int walk(unw_cursor_t *cur, struct native_frame *frames, uint32_t max, uint32_t *n,
+		bool *truncated)
+{
+	uint32_t k = 0;
 	uint64_t last_sp = 0, last_ip = 0;
 	bool next_exact = true; /* the leaf's IP is where it stopped */
-	/* Bounded: max frames plus one step to learn whether more follow. */
 	for (;;) {
 		unw_word_t ip = 0, sp = 0;
-		if (unw_get_reg(&cur, UNW_REG_IP, &ip) < 0 || ip == 0)
+		if (unw_get_reg(cur, UNW_REG_IP, &ip) < 0 || ip == 0)
 			break;
-		unw_get_reg(&cur, UNW_REG_SP, &sp);
+		unw_get_reg(cur, UNW_REG_SP, &sp);
 		if (k > 0 && ip == last_ip && sp == last_sp)
 			break; /* no progress: a loop in corrupt unwind info */
 		if (k == max) {
@@ -365,11 +497,11 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 		frames[k] = (struct native_frame){.ip = ip, .flags = next_exact ? NATIVE_F_EXACT : 0};
 		/* Above a signal frame the IP is the interrupted instruction,
 		 * not a return address. */
-		next_exact = unw_is_signal_frame(&cur) > 0;
+		next_exact = unw_is_signal_frame(cur) > 0;
 		k++;
 		last_ip = ip;
 		last_sp = sp;
-		if (unw_step(&cur) <= 0)
+		if (unw_step(cur) <= 0)
 			break;
 	}
 	if (k == 0)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +33,17 @@ int target_threads(struct target *t, pid_t *tids, size_t max)
 	}
 	closedir(d);
 	return (int)n;
+}
+
+int target_thread_count(struct target *t)
+{
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)t->pid);
+	if (stat(path, &st))
+		return errno == ENOENT ? -ESRCH : -errno;
+	/* procfs counts a directory's "." and "..", plus one per thread */
+	return st.st_nlink > 2 ? (int)(st.st_nlink - 2) : 0;
 }
 
 static int read_task_file(const struct target *t, pid_t tid, const char *name, char *buf, size_t n)

@@ -1,8 +1,12 @@
 /* target: reading a child's memory, listing threads, pausing and resuming
- * a thread without disturbing it, and the errors for bad PIDs. */
+ * a thread without disturbing it, the kernel's CPU-clock samples of a
+ * running child, and the errors for bad PIDs. */
 #include <errno.h>
+#include <linux/perf_event.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -106,6 +110,147 @@ START_TEST(signal_during_pause_is_delivered)
 }
 END_TEST
 
+struct perf_seen {
+	pid_t tid;
+	int n, in_text, on_stack, bad_tid;
+	uint64_t last_ns;
+	int backwards;
+	struct target_maps maps;
+};
+
+static void count_sample(const struct target_perf_sample *s, void *arg)
+{
+	struct perf_seen *p = arg;
+	p->n++;
+	p->bad_tid += s->tid != p->tid;
+	for (size_t i = 0; i < p->maps.n; i++) {
+		const struct target_map *m = &p->maps.map[i];
+		if (s->ip >= m->start && s->ip < m->end && m->perms[2] == 'x')
+			p->in_text++;
+		if (s->sp >= m->start && s->sp < m->end && !strcmp(m->path, "[stack]") &&
+		    s->stack_len >= 64)
+			p->on_stack++;
+	}
+	p->backwards += s->time_ns < p->last_ns;
+	p->last_ns = s->time_ns;
+}
+
+START_TEST(perf_samples_a_running_child)
+{
+	/* a shell spinning in its own loop: an exec'd program, so its code
+	 * is its own even when this suite runs under valgrind */
+	char *argv[] = {"sh", "-c", "while :; do :; done", NULL};
+	struct target *t;
+	ck_assert_int_eq(target_spawn(argv, &t), 0);
+	pid_t pid = target_pid(t);
+	usleep(50000); /* past the exec */
+	struct perf_seen seen = {.tid = pid};
+	ck_assert_int_eq(target_maps_read(t, &seen.maps), 0);
+	struct target_perf *p = NULL;
+	cg_clearerr();
+	/* no thread list given: it lists the threads itself */
+	int r = target_perf_open(t, 1000, 0, NULL, 0, &p);
+	if (r == -EACCES || r == -EPERM || r == -ENOSYS || r == -ENOENT) {
+		/* perf events refused here: the fallback is tested elsewhere */
+		fprintf(stderr, "SKIP perf_samples_a_running_child: %s\n", cg_lasterr());
+		goto out;
+	}
+	ck_assert_int_eq(r, 0);
+	uint64_t lost = 0;
+	for (int i = 0; i < 30; i++) {
+		usleep(10000);
+		ck_assert_int_ge(target_perf_drain(p, count_sample, &seen, &lost), 0);
+		if (i == 15) /* the same one thread, kept open */
+			ck_assert_int_eq(target_perf_rescan(p, count_sample, &seen), 1);
+	}
+	ck_assert(target_perf_has(p, pid));
+	/* 300 ms of a spinner at 1 kHz of its CPU time; a loaded machine
+	 * gives it less than a CPU, never none */
+	ck_assert_int_ge(seen.n, 30);
+	ck_assert_int_le(seen.n, 330);
+	ck_assert_int_eq(seen.bad_tid, 0);
+	ck_assert_int_eq(seen.backwards, 0);
+	ck_assert_int_eq(seen.in_text, seen.n);
+	ck_assert_int_eq(seen.on_stack, seen.n);
+	/* the thread was never stopped: running (R) */
+	ck_assert_int_eq(target_thread_state(t, pid), TARGET_THREAD_RUNNING);
+	/* a thread no longer listed is closed after its last samples */
+	ck_assert_int_eq(target_perf_sync(p, NULL, 0, count_sample, &seen), 0);
+	ck_assert(!target_perf_has(p, pid));
+out:
+	target_perf_close(p);
+	target_maps_free(&seen.maps);
+	kill(pid, SIGKILL);
+	int st;
+	target_reap(t, true, &st);
+	target_close(t);
+}
+END_TEST
+
+/* One record as the kernel writes it for TID|TIME|REGS_USER|STACK_USER. */
+static size_t make_record(uint8_t *b, uint64_t mask, uint64_t stack, uint64_t dyn)
+{
+	size_t off = sizeof(struct perf_event_header);
+	uint32_t ids[2] = {41, 42};
+	uint64_t v;
+	memcpy(b + off, ids, 8);
+	off += 8;
+	v = 777;
+	memcpy(b + off, &v, 8);
+	off += 8;
+	v = PERF_SAMPLE_REGS_ABI_64;
+	memcpy(b + off, &v, 8);
+	off += 8;
+	for (unsigned bit = 0; bit < 64; bit++)
+		if (mask & (1ULL << bit)) {
+			v = 0x1000 + bit;
+			memcpy(b + off, &v, 8);
+			off += 8;
+		}
+	memcpy(b + off, &stack, 8);
+	off += 8;
+	for (uint64_t i = 0; i < stack; i++)
+		b[off++] = (uint8_t)i;
+	if (stack) {
+		memcpy(b + off, &dyn, 8);
+		off += 8;
+	}
+	struct perf_event_header h = {.type = PERF_RECORD_SAMPLE, .size = (uint16_t)off};
+	memcpy(b, &h, sizeof(h));
+	return off;
+}
+
+START_TEST(perf_record_decoding)
+{
+	uint8_t b[1024];
+	uint64_t mask = target_perf_regs_mask();
+	if (!mask)
+		return; /* an architecture without perf unwinding */
+	size_t len = make_record(b, mask, 256, 200);
+	struct target_perf_sample s;
+	ck_assert_int_eq(target_perf_parse_sample(b, len, mask, &s), 0);
+	ck_assert_int_eq(s.pid, 41);
+	ck_assert_int_eq(s.tid, 42);
+	ck_assert_uint_eq(s.time_ns, 777);
+	ck_assert_uint_eq(s.regs_mask, mask & ((1ULL << TARGET_PERF_MAX_REGS) - 1));
+	ck_assert_uint_ne(s.ip, 0);
+	ck_assert_uint_eq(s.stack_len, 200); /* what the kernel could copy */
+	ck_assert_uint_eq(s.stack[199], 199);
+	/* every cut of the record is refused, never read past */
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *c = malloc(cut ? cut : 1);
+		memcpy(c, b, cut);
+		ck_assert_int_eq(target_perf_parse_sample(c, cut, mask, &s), -EINVAL);
+		free(c);
+	}
+	/* a stack size beyond the record */
+	len = make_record(b, mask, 16, 16);
+	uint64_t huge = 1ULL << 40;
+	memcpy(b + len - 8 - 16 - 8, &huge, 8);
+	ck_assert_int_eq(target_perf_parse_sample(b, len, mask, &s), -EINVAL);
+}
+END_TEST
+
 START_TEST(no_such_pid)
 {
 	struct target *t;
@@ -141,6 +286,8 @@ static Suite *target_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, read_child_memory);
 	tcase_add_test(tc, signal_during_pause_is_delivered);
+	tcase_add_test(tc, perf_samples_a_running_child);
+	tcase_add_test(tc, perf_record_decoding);
 	tcase_add_test(tc, no_such_pid);
 	tcase_add_test(tc, spawn_and_reap);
 	suite_add_tcase(s, tc);
