@@ -8,7 +8,9 @@ waiter_block() and never runs.
 prints "ready main=TID waiter=TID" at once, and at the end one JSON line
 {"hot": s, "cold": s, "main": s} (main: the thread's whole CPU time),
 to OUTFILE when given (run under `cgprof top --`, whose terminal is the
-view's), then exits with EXIT (default 0)."""
+view's), then exits with EXIT (default 0). It ends early, the same way,
+once the file named by $TOP_HOT_STOP exists."""
+import os
 import json
 import sys
 import threading
@@ -61,7 +63,8 @@ def main():
     spent = {"hot": 0.0, "cold": 0.0}
     start = cpu()
     deadline = time.monotonic() + SECONDS
-    while time.monotonic() < deadline:
+    stop_file = os.environ.get("TOP_HOT_STOP")
+    while time.monotonic() < deadline and not (stop_file and os.path.exists(stop_file)):
         t0 = cpu()
         for _ in range(BATCH):
             hot()
