@@ -26,6 +26,7 @@ struct top {
 	double delay_s;
 	unsigned window_s;
 	bool once, spawned;
+	bool idle_sampled;     /* --idle: the sampler reports idle threads */
 	struct top_view view;
 	/* the session */
 	struct top_stats *st;
@@ -90,8 +91,9 @@ static void draw_head(struct top *tp, struct screen_state *ss)
 	char win[32];
 	snprintf(win, sizeof(win), "last %u s", tp->window_s);
 	snprintf(line, sizeof(line), "view: %s   idle: %s   thread: %s   sort: %s",
-		 tp->view.window ? win : "since start", tp->view.idle ? "shown" : "hidden", thr,
-		 sort_keys[tp->view.sort]);
+		 tp->view.window ? win : "since start",
+		 tp->view.idle ? "shown" : tp->idle_sampled ? "hidden" : "not sampled (--idle)",
+		 thr, sort_keys[tp->view.sort]);
 	put_line(2, line, 0);
 	put_line(3,
 		 "keys: 1-5 < > sort  p pause  i idle  t T thread  a all threads  s stack  "
@@ -104,11 +106,15 @@ static void draw_table(struct top *tp, struct screen_state *ss)
 	char line[1400];
 	int rows, cols;
 	getmaxyx(stdscr, rows, cols);
-	(void)cols;
 	top_format_titles(tp->view.sort, line, sizeof(line));
 	put_line(TOP_HEAD_LINES - 1, line, A_REVERSE);
 	for (uint32_t i = 0; i < ss->snap.nrows && TOP_HEAD_LINES + (int)i < rows; i++) {
-		top_format_row(tp->st, &ss->snap, &ss->snap.rows[i], line, sizeof(line));
+		/* a row too wide for the screen names the file by its base
+		 * name, so the line number stays in view */
+		top_format_row(tp->st, &ss->snap, &ss->snap.rows[i], false, line, sizeof(line));
+		if ((int)strlen(line) > cols)
+			top_format_row(tp->st, &ss->snap, &ss->snap.rows[i], true, line,
+				       sizeof(line));
 		put_line(TOP_HEAD_LINES + (int)i, line, 0);
 	}
 }
@@ -122,7 +128,6 @@ static void draw_stack(struct top *tp)
 	char thr[128], line[1400];
 	int rows, cols;
 	getmaxyx(stdscr, rows, cols);
-	(void)cols;
 	uint32_t slot = tp->view.thread < 0 ? 0 : (uint32_t)tp->view.thread;
 	top_stats_thread_label(tp->st, slot, thr, sizeof(thr));
 	int n = top_stats_stack(tp->st, slot, funcs, lines, TOP_STACK_MAX, &state, &trunc);
@@ -137,7 +142,10 @@ static void draw_stack(struct top *tp)
 	int y = TOP_HEAD_LINES;
 	for (int i = 0; i < n && y < rows; i++, y++) {
 		char label[1300];
-		top_stats_func_label(tp->st, funcs[i], lines[i], label, sizeof(label));
+		top_stats_func_label(tp->st, funcs[i], lines[i], false, label, sizeof(label));
+		if ((int)strlen(label) + 2 > cols)
+			top_stats_func_label(tp->st, funcs[i], lines[i], true, label,
+					     sizeof(label));
 		snprintf(line, sizeof(line), "  %s", label);
 		put_line(y, line, 0);
 	}
@@ -198,7 +206,10 @@ static bool on_key(struct top *tp, struct screen_state *ss, int ch)
 		ss->paused = !ss->paused;
 		return !ss->paused;
 	case 'i':
-		tp->view.idle = !tp->view.idle;
+		/* without --idle there is nothing to show: the sampler skips
+		 * idle threads, as attach does, at the same cost */
+		if (tp->idle_sampled)
+			tp->view.idle = !tp->view.idle;
 		return true;
 	case 'w':
 		tp->view.window = !tp->view.window;
@@ -352,7 +363,7 @@ static void print_once(struct top *tp)
 	top_format_titles(tp->view.sort, line, sizeof(line));
 	printf("%s\n", line);
 	for (uint32_t i = 0; i < snap.nrows && i < TOP_ONCE_ROWS; i++) {
-		top_format_row(tp->st, &snap, &snap.rows[i], line, sizeof(line));
+		top_format_row(tp->st, &snap, &snap.rows[i], false, line, sizeof(line));
 		printf("%s\n", line);
 	}
 	fflush(stdout);
@@ -483,7 +494,7 @@ static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nou
 			taken = true;
 		} else if (is_opt(a, "--idle", &val) && !val) {
 			tp->view.idle = true;
-			taken = true; /* idle threads are always sampled; see below */
+			tp->idle_sampled = true; /* and passed on */
 		}
 		if (taken)
 			continue;
@@ -497,9 +508,6 @@ static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nou
 			if (!strcmp(a, pass_valued[k]) && i + 1 < argc)
 				out[n++] = argv[++i];
 	}
-	/* The sampler reports idle threads too, so the i key can show them
-	 * without reopening it. */
-	out[n++] = "--idle";
 	if (tp->spawned)
 		out[n++] = "--";
 	for (; i < argc && n < TOP_ARGV_MAX - 1; i++)

@@ -18,7 +18,7 @@
 #define NS 1000000000ULL
 
 _Static_assert(TOP_MAX_FUNCS == 1u << FUNC_BITS, "func ids fit FUNC_BITS");
-_Static_assert(TOP_MAX_THREADS <= 1u << 8, "thread slots fit 8 bits of a key");
+_Static_assert(TOP_MAX_THREADS <= 1u << 17, "thread slots fit the 18 high bits of a key");
 
 struct top_func {
 	char *name;
@@ -421,8 +421,11 @@ int top_stats_snapshot(const struct top_stats *st, const struct top_view *v, uin
 							 t * 2 + (unsigned)idle, st->w)
 					    : LD(st->tsamp_all[t * 2 + idle]);
 		uint64_t last = LD(st->threads[t].last_sec);
-		if (last && last - 1 >= first)
+		if (last && last - 1 >= first) {
 			snap->threads++;
+			if (t == TOP_MAX_THREADS - 1)
+				snap->threads_more = true;
+		}
 		if (v->thread >= 0 && t != (uint32_t)v->thread)
 			continue;
 		snap->oncpu += n[0];
@@ -459,12 +462,14 @@ void top_stats_func(const struct top_stats *st, uint32_t func, const char **name
 	*line = LD(st->funcs[func].line);
 }
 
-void top_stats_func_label(const struct top_stats *st, uint32_t func, int32_t line, char *buf,
-			  size_t n)
+void top_stats_func_label(const struct top_stats *st, uint32_t func, int32_t line, bool short_file,
+			  char *buf, size_t n)
 {
 	const char *name, *file;
 	int32_t l;
 	top_stats_func(st, func, &name, &file, &l);
+	if (file && short_file && strrchr(file, '/'))
+		file = strrchr(file, '/') + 1;
 	if (line <= 0)
 		line = l;
 	if (file && line > 0)
@@ -537,10 +542,10 @@ void top_format_counts(const struct top_snapshot *snap, const struct top_view *v
 	else
 		snprintf(span, sizeof(span), "%.1f s", snap->span_s);
 	snprintf(buf, n,
-		 "samples %llu in %s, %.1f Hz of %g, lost %llu%s, threads %u, on CPU %.0f%%",
+		 "samples %llu in %s, %.1f Hz of %g, lost %llu%s, threads %u%s, on CPU %.0f%%",
 		 (unsigned long long)snap->samples, span, hz, rate_hz,
 		 (unsigned long long)snap->lost, snap->dropped ? " (+table full)" : "",
-		 snap->threads, oncpu);
+		 snap->threads, snap->threads_more ? "+" : "", oncpu);
 }
 
 static void fmt_time(char *buf, size_t n, double s)
@@ -554,11 +559,11 @@ static void fmt_time(char *buf, size_t n, double s)
 }
 
 void top_format_row(const struct top_stats *st, const struct top_snapshot *snap,
-		    const struct top_row *r, char *buf, size_t n)
+		    const struct top_row *r, bool short_file, char *buf, size_t n)
 {
 	char label[1200], ot[32], tt[32];
 	double den = snap->samples ? (double)snap->samples : 1;
-	top_stats_func_label(st, r->func, 0, label, sizeof(label));
+	top_stats_func_label(st, r->func, 0, short_file, label, sizeof(label));
 	fmt_time(ot, sizeof(ot), (double)r->own * snap->sec_per_round);
 	fmt_time(tt, sizeof(tt), (double)r->total * snap->sec_per_round);
 	snprintf(buf, n, "%7.1f %7.1f %9s %9s  %s", 100.0 * (double)r->own / den,

@@ -14,7 +14,7 @@
 /* Fixed capacities: the sampling side never allocates beyond its
  * interning of a new function name. What does not fit is counted. */
 #define TOP_MAX_FUNCS 8192u   /* distinct (function, file) pairs */
-#define TOP_MAX_THREADS 256u  /* distinct (pid, tid) pairs */
+#define TOP_MAX_THREADS 1024u /* distinct (pid, tid) pairs */
 #define TOP_MAX_ENTRIES 32768u /* (thread, idle, function) cells; 2^n */
 #define TOP_STACK_MAX 256u    /* frames kept of a thread's current stack */
 #define TOP_WINDOW_MAX 60u    /* longest "last N seconds" view */
@@ -65,6 +65,7 @@ struct top_snapshot {
 	double sec_per_round; /* to turn sample counts into time */
 	uint64_t taken, lost, dropped; /* since the start */
 	uint32_t threads;     /* threads seen in the span */
+	bool threads_more;    /* and more, beyond the table */
 };
 
 /* Fill snap (rows allocated; free with top_snapshot_free). 0 or -ENOMEM. */
@@ -86,9 +87,9 @@ void top_stats_thread_label(const struct top_stats *st, uint32_t slot, char *buf
 int top_stats_stack(const struct top_stats *st, uint32_t slot, uint32_t *funcs, int32_t *lines,
 		    uint32_t max, enum cg_state *state, bool *truncated);
 
-/* "function (file:line)" into buf. */
-void top_stats_func_label(const struct top_stats *st, uint32_t func, int32_t line, char *buf,
-			  size_t n);
+/* "function (file:line)" into buf; the file's base name only when short. */
+void top_stats_func_label(const struct top_stats *st, uint32_t func, int32_t line, bool short_file,
+			  char *buf, size_t n);
 
 /* The lines both the screen and --once show, so scripts read what a
  * person sees: the counts line, the column titles, and one row. */
@@ -96,6 +97,6 @@ void top_format_counts(const struct top_snapshot *snap, const struct top_view *v
 		       char *buf, size_t n);
 void top_format_titles(enum top_sort sort, char *buf, size_t n);
 void top_format_row(const struct top_stats *st, const struct top_snapshot *snap,
-		    const struct top_row *r, char *buf, size_t n);
+		    const struct top_row *r, bool short_file, char *buf, size_t n);
 
 #endif

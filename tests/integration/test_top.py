@@ -194,11 +194,15 @@ class TestTopPython(TopCase):
         p, main_tid, waiter_tid = self.start_hot()
         term = self.term()
         t0 = time.monotonic()
-        term.start("%s top %d" % (CGPROF, p.pid))
+        term.start("%s top --idle %d" % (CGPROF, p.pid))
+        # --idle: idle threads are sampled and shown; i hides them
+        self.wait_screen(term, lambda s: "idle: shown" in s, 3, "idle shown")
+        term.keys("i")
 
         # the hot function, within 3 s, with its share of the split
         screen = self.wait_screen(term, lambda s: row(parse_rows(s), "hot") and
-                                  row(parse_rows(s), "cold") and samples_of(s) >= 100,
+                                  row(parse_rows(s), "cold") and samples_of(s) >= 100 and
+                                  "idle: hidden" in s,
                                   3.0 - (time.monotonic() - t0) + 0.5, "hot and cold")
         self.assertLess(time.monotonic() - t0, 3.5)
         rows = parse_rows(screen)
@@ -310,6 +314,13 @@ class TestTopPython(TopCase):
         term = self.term()
         term.start("%s top %d" % (CGPROF, p.pid))
         self.wait_screen(term, lambda s: row(parse_rows(s), "hot"), 5, "hot")
+        # without --idle, idle threads are not sampled (as for attach): i
+        # has nothing to show, and says so
+        term.keys("i")
+        time.sleep(1.5)
+        s = term.screen()
+        self.assertIn("idle: not sampled (--idle)", s)
+        self.assertIsNone(row(parse_rows(s), "waiter_block"), s)
         term.keys("C-c")
         rc, stty = term.exit_status()
         self.assertEqual(rc, 0)

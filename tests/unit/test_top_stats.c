@@ -130,8 +130,10 @@ START_TEST(test_own_total_and_filters)
 	ck_assert_int_eq(top_stats_stack(st, 0, funcs, lines, 8, &state, &trunc), 4);
 	ck_assert_int_eq(state, CG_ST_RUNNING);
 	ck_assert(!trunc);
-	top_stats_func_label(st, funcs[1], lines[1], label, sizeof(label));
+	top_stats_func_label(st, funcs[1], lines[1], false, label, sizeof(label));
 	ck_assert_str_eq(label, "rec (/app/m.py:31)");
+	top_stats_func_label(st, funcs[1], lines[1], true, label, sizeof(label));
+	ck_assert_str_eq(label, "rec (m.py:31)");
 	ck_assert_int_eq(top_stats_stack(st, 5, funcs, lines, 8, &state, &trunc), -ENOENT);
 	top_stats_free(st);
 }
@@ -193,7 +195,7 @@ START_TEST(test_sort_and_format)
 	top_stats_func(st, s.rows[0].func, &a, &file, &line);
 	ck_assert_str_eq(a, "main");
 	char buf[256];
-	top_format_row(st, &s, &s.rows[1], buf, sizeof(buf));
+	top_format_row(st, &s, &s.rows[1], false, buf, sizeof(buf));
 	/* 30 of 40 samples, one round in 1 s: 30 s of thread time */
 	ck_assert_str_eq(buf, "   75.0    75.0     30.00     30.00  hot (/app/m.py:12)");
 	top_format_titles(TOP_SORT_TOTAL, buf, sizeof(buf));
@@ -233,6 +235,7 @@ START_TEST(test_caps_counted)
 	/* every sample is somewhere: in a row or counted as dropped */
 	ck_assert_uint_eq(own + s.dropped, TOP_MAX_FUNCS + 100 + TOP_MAX_THREADS + 10);
 	ck_assert_ptr_nonnull(find(st, &s, "(other functions)"));
+	ck_assert(s.threads_more);
 	top_snapshot_free(&s);
 	top_stats_free(st);
 }
