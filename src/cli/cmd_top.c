@@ -104,17 +104,13 @@ static void draw_head(struct top *tp, struct screen_state *ss)
 static void draw_table(struct top *tp, struct screen_state *ss)
 {
 	char line[1400];
-	int rows, cols;
-	getmaxyx(stdscr, rows, cols);
+	int rows = getmaxy(stdscr);
 	top_format_titles(tp->view.sort, line, sizeof(line));
 	put_line(TOP_HEAD_LINES - 1, line, A_REVERSE);
 	for (uint32_t i = 0; i < ss->snap.nrows && TOP_HEAD_LINES + (int)i < rows; i++) {
-		/* a row too wide for the screen names the file by its base
-		 * name, so the line number stays in view */
-		top_format_row(tp->st, &ss->snap, &ss->snap.rows[i], false, line, sizeof(line));
-		if ((int)strlen(line) > cols)
-			top_format_row(tp->st, &ss->snap, &ss->snap.rows[i], true, line,
-				       sizeof(line));
+		/* files by base name, as py-spy shows them: full paths push
+		 * the line numbers off the screen (--once keeps them) */
+		top_format_row(tp->st, &ss->snap, &ss->snap.rows[i], true, line, sizeof(line));
 		put_line(TOP_HEAD_LINES + (int)i, line, 0);
 	}
 }
@@ -495,6 +491,7 @@ static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nou
 		} else if (is_opt(a, "--idle", &val) && !val) {
 			tp->view.idle = true;
 			tp->idle_sampled = true; /* and passed on */
+			tp->view.idle_sampled = true;
 		}
 		if (taken)
 			continue;

@@ -541,11 +541,14 @@ void top_format_counts(const struct top_snapshot *snap, const struct top_view *v
 		snprintf(span, sizeof(span), "last %.0f s", snap->span_s);
 	else
 		snprintf(span, sizeof(span), "%.1f s", snap->span_s);
-	snprintf(buf, n,
-		 "samples %llu in %s, %.1f Hz of %g, lost %llu%s, threads %u%s, on CPU %.0f%%",
+	/* without idle samples every sample is on CPU: no share to show */
+	char cpu[32] = "";
+	if (v->idle_sampled)
+		snprintf(cpu, sizeof(cpu), ", on CPU %.0f%%", oncpu);
+	snprintf(buf, n, "samples %llu in %s, %.1f Hz of %g, lost %llu%s, threads %u%s%s",
 		 (unsigned long long)snap->samples, span, hz, rate_hz,
 		 (unsigned long long)snap->lost, snap->dropped ? " (+table full)" : "",
-		 snap->threads, snap->threads_more ? "+" : "", oncpu);
+		 snap->threads, snap->threads_more ? "+" : "", cpu);
 }
 
 static void fmt_time(char *buf, size_t n, double s)

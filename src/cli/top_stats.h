@@ -46,6 +46,7 @@ struct top_view {
 	int thread;     /* a thread slot, or -1 for every thread */
 	bool idle;      /* count samples of threads off CPU too */
 	bool window;    /* the last window_s seconds, not since the start */
+	bool idle_sampled; /* the sampler reports idle threads (--idle) */
 	enum top_sort sort;
 };
 

@@ -198,6 +198,11 @@ START_TEST(test_sort_and_format)
 	top_format_row(st, &s, &s.rows[1], false, buf, sizeof(buf));
 	/* 30 of 40 samples, one round in 1 s: 30 s of thread time */
 	ck_assert_str_eq(buf, "   75.0    75.0     30.00     30.00  hot (/app/m.py:12)");
+	top_format_counts(&s, &v, 100, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "samples 40 in 1.0 s, 1.0 Hz of 100, lost 0, threads 1");
+	v.idle_sampled = true;
+	top_format_counts(&s, &v, 100, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "samples 40 in 1.0 s, 1.0 Hz of 100, lost 0, threads 1, on CPU 100%");
 	top_format_titles(TOP_SORT_TOTAL, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "   OWN% *TOTAL%    OWN(s)  TOTAL(s)  FUNCTION");
 	top_snapshot_free(&s);
