@@ -507,6 +507,7 @@ static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nou
 	}
 	if (tp->spawned)
 		out[n++] = "--";
+	int first_arg = i;
 	for (; i < argc && n < TOP_ARGV_MAX - 1; i++)
 		out[n++] = argv[i];
 	if (i < argc) {
@@ -515,6 +516,16 @@ static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nou
 	}
 	out[n] = NULL;
 	*nout = n;
+	/* said here, in top's words, rather than as run's or attach's */
+	int rest = argc - first_arg;
+	if (tp->spawned && rest < 1) {
+		fprintf(stderr, "cgprof: top -- needs a command: cgprof top [options] -- COMMAND...\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (!tp->spawned && rest != 1) {
+		fprintf(stderr, "cgprof: top needs one PID or -- COMMAND: cgprof top [options] PID\n");
+		return CLI_EXIT_USAGE;
+	}
 	return 0;
 }
 
@@ -525,10 +536,15 @@ int cmd_top(int argc, char **argv)
 	int ac = 0;
 	struct cli_opts o;
 
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			cli_usage(stdout);
+			return 0;
+		}
 	int r = parse_top(&tp, argc, argv, av, &ac);
 	if (r)
 		return r;
-	r = cli_parse(tp.spawned ? "run" : "attach", ac, av, &o);
+	r = cli_parse(tp.spawned ? "run" : "top", ac, av, &o);
 	if (r)
 		return r;
 	if (!tp.once && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))) {

@@ -78,7 +78,7 @@ void top_snapshot_free(struct top_snapshot *snap);
 void top_stats_func(const struct top_stats *st, uint32_t func, const char **name,
 		    const char **file, int32_t *line);
 /* Thread slots in use, and each one's label "NAME (TID)" as the rest of
- * cgprof names threads (with the pid when several processes are seen). */
+ * cgprof names threads; the last slot, once full, "(other threads)". */
 uint32_t top_stats_thread_count(const struct top_stats *st);
 void top_stats_thread_label(const struct top_stats *st, uint32_t slot, char *buf, size_t n);
 

@@ -373,8 +373,8 @@ class TestTopOnce(TopCase):
         hot, cold = row(rows, "hot"), row(rows, "cold")
         share = hot["own"] / (hot["own"] + cold["own"])
         # the same snapshot sorted by name, with --format text
-        r2 = cgprof("top", "--format", "text", "--sort", "name", "--delay", "1", str(p.pid),
-                    timeout=60)
+        r2 = cgprof("top", "--format", "text", "--sort", "name", "--delay", "1",
+                    "--nonblocking", "-r", "50", str(p.pid), timeout=60)
         self.assertEqual(r2.returncode, 0, r2.stderr)
         names = [x["func"] for x in parse_rows(r2.stdout)]
         self.assertEqual(names, sorted(names))
@@ -391,7 +391,11 @@ class TestTopOnce(TopCase):
                            (["top", "-o", "x.svg", str(p.pid)], "does not apply"),
                            (["top", "--delay", "0", str(p.pid)], "--delay"),
                            (["top", "--sort", "size", str(p.pid)], "--sort"),
-                           (["top", "--once", "nope"], "PID")):
+                           (["top", "--once", "nope"], "PID"),
+                           (["top", "--once"], "PID"),
+                           (["top", "--once", "1", "2"], "PID"),
+                           (["top", "--once", "--"], "COMMAND"),
+                           (["top", "--once", "--bogus", str(p.pid)], "--bogus")):
             r = cgprof(*args, timeout=30, stdin=subprocess.DEVNULL)
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             lines = r.stderr.strip().splitlines()
