@@ -39,6 +39,7 @@ struct top {
 	pthread_t ui;
 	bool ui_running, curses_on;
 	SCREEN *screen;
+	struct sigaction old_tstp;
 	atomic_bool stop_ui;   /* sampling ended: leave the view */
 	atomic_bool quit;      /* the user asked to quit */
 };
@@ -268,12 +269,22 @@ static void *ui_main(void *arg)
 
 static int curses_open(struct top *tp)
 {
+	/* Ctrl-Z would stop cgprof, perhaps with a target thread paused for
+	 * a sample, and ncurses' handler for it would draw from the
+	 * sampling thread: the view ignores it (ncurses then leaves it). */
+	struct sigaction ign;
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGTSTP, &ign, &tp->old_tstp);
 	/* newterm, unlike initscr, reports an unusable terminal instead of
 	 * exiting. */
 	tp->screen = newterm(NULL, stdout, stdin);
-	if (!tp->screen)
+	if (!tp->screen) {
+		sigaction(SIGTSTP, &tp->old_tstp, NULL);
 		return cg_fail(-ENOTTY, "cannot drive this terminal (TERM=%s)",
 			       getenv("TERM") ? getenv("TERM") : "");
+	}
 	tp->curses_on = true;
 	/* cbreak keeps ISIG: Ctrl-C is a SIGINT that ends the session the
 	 * same way as for run and attach. */
@@ -293,6 +304,7 @@ static void curses_close(struct top *tp)
 		return;
 	endwin();
 	delscreen(tp->screen);
+	sigaction(SIGTSTP, &tp->old_tstp, NULL);
 	tp->curses_on = false;
 }
 

@@ -95,9 +95,11 @@ class Tmux:
         self.name = "top%d" % self.n
         self.rc = os.path.join(self.tmp, "rc%d" % self.n)
         self.stty = os.path.join(self.tmp, "stty%d" % self.n)
-        # the shell traps (not ignores) SIGINT: a Ctrl-C meant for cgprof
-        # must not end the pane's shell, and cgprof gets the default
-        script = "trap : INT; %s; echo $? > %s.tmp; stty -a > %s; mv %s.tmp %s; sleep 600" % (
+        # job control (set -m) makes cgprof a foreground job, as from a
+        # login shell: the terminal's Ctrl-C and Ctrl-Z go to its process
+        # group alone (a shell without it shares an orphaned group, where
+        # the kernel drops Ctrl-Z); the trap keeps the shell alive anyway
+        script = "set -m; trap : INT; %s; echo $? > %s.tmp; stty -a > %s; mv %s.tmp %s; sleep 600" % (
             cmd, self.rc, self.stty, self.rc, self.rc)
         self.tmux("new-session", "-d", "-s", self.name, "-x", str(x), "-y", str(y),
                   "sh", "-c", script)
@@ -254,17 +256,17 @@ class TestTopPython(TopCase):
         self.assertIn("(%d), RUNNING" % main_tid, s)
         term.keys("s")
 
-        # the waiter: (almost) nothing while idle threads are hidden (it
-        # ran for an instant on its way into the wait); with them, a
-        # sample every round, each in waiter_block; its stack
+        # the waiter: (almost) nothing while idle threads are hidden (the
+        # odd sample finds it runnable, ~1% on a busy machine); with them,
+        # a sample every round, each in waiter_block; its stack
         s = self.pick_thread(term, waiter_tid)
         hidden = samples_of(s)
-        self.assertLessEqual(hidden, 5, s)
         self.assertIsNone(row(parse_rows(s), "hot"), s)
         term.keys("i")
         s = self.wait_screen(term, lambda s: "idle: shown" in s and
                              row(parse_rows(s), "waiter_block"), 3, "waiter_block")
         self.assertGreater(samples_of(s), 400, s)  # ~100 Hz for 5 s and more
+        self.assertLess(hidden * 20, samples_of(s), s)
         self.assertGreaterEqual(row(parse_rows(s), "waiter_block")["total"], 99.0, s)
         self.assertIsNone(row(parse_rows(s), "hot"), s)
         term.keys("s")
@@ -321,6 +323,10 @@ class TestTopPython(TopCase):
         s = term.screen()
         self.assertIn("idle: not sampled (--idle)", s)
         self.assertIsNone(row(parse_rows(s), "waiter_block"), s)
+        # Ctrl-Z does not stop the view (nor cgprof, mid-sample)
+        term.keys("C-z")
+        n = samples_of(term.screen())
+        self.wait_screen(term, lambda s: (samples_of(s) or 0) > n, 3, "refresh after ^Z")
         term.keys("C-c")
         rc, stty = term.exit_status()
         self.assertEqual(rc, 0)
