@@ -72,6 +72,14 @@ static void put_line(int y, const char *s, int attr)
 	}
 }
 
+/* The first line: the process as cgprof names it, and its runtime (none
+ * yet when --subprocesses watches a launcher). */
+static void title(const struct top *tp, char *buf, size_t n)
+{
+	snprintf(buf, n, "cgprof top: process %d (%s)%s%s", (int)tp->pid, tp->label,
+		 tp->version[0] ? ", " : "", tp->version);
+}
+
 static void view_thread_label(struct top *tp, char *buf, size_t n)
 {
 	if (tp->view.thread < 0)
@@ -83,8 +91,9 @@ static void view_thread_label(struct top *tp, char *buf, size_t n)
 static void draw_head(struct top *tp, struct screen_state *ss)
 {
 	char line[512], thr[128];
-	snprintf(line, sizeof(line), "cgprof top: process %d (%s), %s%s", (int)tp->pid, tp->label,
-		 tp->version, ss->paused ? "  [PAUSED]" : "");
+	title(tp, line, sizeof(line));
+	if (ss->paused)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), "  [PAUSED]");
 	put_line(0, line, A_BOLD);
 	top_format_counts(&ss->snap, &tp->view, tp->rate_hz, line, sizeof(line));
 	put_line(1, line, 0);
@@ -365,7 +374,8 @@ static void print_once(struct top *tp)
 		fprintf(stderr, "cgprof: out of memory\n");
 		return;
 	}
-	printf("cgprof top: process %d (%s), %s\n", (int)tp->pid, tp->label, tp->version);
+	title(tp, line, sizeof(line));
+	printf("%s\n", line);
 	top_format_counts(&snap, &tp->view, tp->rate_hz, line, sizeof(line));
 	printf("%s\n", line);
 	top_format_titles(tp->view.sort, line, sizeof(line));
