@@ -1,6 +1,7 @@
 /* `cgprof top`: a live ncurses view of a run/attach session's hottest
  * functions, drawn by its own thread from top_stats snapshots. */
 #include <errno.h>
+#include <fcntl.h>
 #include <ncurses.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cgprof/log.h"
@@ -20,6 +23,7 @@
 #define TOP_ONCE_ROWS 50u
 #define TOP_KEY_WAIT_MS 100
 #define TOP_HEAD_LINES 6 /* lines above the table */
+#define TOP_LOG_MAX (1 << 20) /* messages held while the view is up */
 
 struct top {
 	/* options */
@@ -38,6 +42,8 @@ struct top {
 	/* the drawing thread */
 	pthread_t ui;
 	bool ui_running, curses_on;
+	int log_fd, saved_err; /* stderr held in a memfd while drawing */
+	atomic_bool log_cut;
 	SCREEN *screen;
 	struct sigaction old_tstp;
 	atomic_bool stop_ui;   /* sampling ended: leave the view */
@@ -46,6 +52,66 @@ struct top {
 
 static const char *sort_keys[TOP_SORT__COUNT] = {"own", "total", "own-time", "total-time",
 						 "name"};
+
+/* ---- stderr while the view is up ---- */
+
+/* Warnings (an exec in the target, a JVM that is slow to answer) would be
+ * written over the screen, and a stalled terminal would block the
+ * sampling thread in write(2): while the view is up stderr goes to an
+ * anonymous file, printed once the terminal is restored. */
+static void log_hold(struct top *tp)
+{
+	tp->log_fd = tp->saved_err = -1;
+	int fd = memfd_create("cgprof-top-log", MFD_CLOEXEC);
+	if (fd < 0)
+		return;
+	int saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	/* O_APPEND: a cut (log_trim) leaves the writer at the new end */
+	if (saved < 0 || fcntl(fd, F_SETFL, O_APPEND) || dup2(fd, STDERR_FILENO) < 0) {
+		if (saved >= 0)
+			close(saved);
+		close(fd);
+		return;
+	}
+	tp->log_fd = fd;
+	tp->saved_err = saved;
+}
+
+static void log_trim(struct top *tp)
+{
+	struct stat sb;
+	if (tp->log_fd >= 0 && !fstat(tp->log_fd, &sb) && sb.st_size > TOP_LOG_MAX &&
+	    !ftruncate(tp->log_fd, 0))
+		atomic_store(&tp->log_cut, true);
+}
+
+static bool log_held(struct top *tp)
+{
+	struct stat sb;
+	return tp->log_fd >= 0 && !fstat(tp->log_fd, &sb) && sb.st_size > 0;
+}
+
+static void log_release(struct top *tp)
+{
+	if (tp->saved_err < 0)
+		return;
+	dup2(tp->saved_err, STDERR_FILENO);
+	close(tp->saved_err);
+	tp->saved_err = -1;
+	if (atomic_load(&tp->log_cut))
+		fprintf(stderr, "cgprof: (earlier messages dropped: more than %d bytes)\n",
+			TOP_LOG_MAX);
+	char buf[4096];
+	off_t off = 0;
+	ssize_t n;
+	while ((n = pread(tp->log_fd, buf, sizeof(buf), off)) > 0) {
+		if (write(STDERR_FILENO, buf, (size_t)n) != n)
+			break;
+		off += n;
+	}
+	close(tp->log_fd);
+	tp->log_fd = -1;
+}
 
 /* ---- the drawing thread ---- */
 
@@ -94,6 +160,9 @@ static void draw_head(struct top *tp, struct screen_state *ss)
 	title(tp, line, sizeof(line));
 	if (ss->paused)
 		snprintf(line + strlen(line), sizeof(line) - strlen(line), "  [PAUSED]");
+	if (log_held(tp))
+		snprintf(line + strlen(line), sizeof(line) - strlen(line),
+			 "  [messages: shown on exit]");
 	put_line(0, line, A_BOLD);
 	top_format_counts(&ss->snap, &tp->view, tp->rate_hz, line, sizeof(line));
 	put_line(1, line, 0);
@@ -252,6 +321,7 @@ static void *ui_main(void *arg)
 		uint64_t now = cg_now_ns();
 		bool redraw = false;
 		if (!ss.paused && now >= next) {
+			log_trim(tp);
 			take_snapshot(tp, &ss);
 			next = now + (uint64_t)(tp->delay_s * 1e9);
 			redraw = true;
@@ -315,6 +385,7 @@ static void curses_close(struct top *tp)
 	delscreen(tp->screen);
 	sigaction(SIGTSTP, &tp->old_tstp, NULL);
 	tp->curses_on = false;
+	log_release(tp);
 }
 
 static int hook_start(void *arg, pid_t pid, const char *label, const char *version,
@@ -332,9 +403,12 @@ static int hook_start(void *arg, pid_t pid, const char *label, const char *versi
 		return cg_fail(r, "cannot set up the view: %s", strerror(-r));
 	if (tp->once)
 		return 0;
+	log_hold(tp);
 	r = curses_open(tp);
-	if (r)
+	if (r) {
+		log_release(tp);
 		return r;
+	}
 	/* Signals stay with the sampling thread, whose loop they end. */
 	sigset_t all, old;
 	sigfillset(&all);
@@ -553,7 +627,8 @@ static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nou
 
 int cmd_top(int argc, char **argv)
 {
-	struct top tp = {.delay_s = 1.0, .window_s = 10, .view = {.thread = -1}};
+	struct top tp = {.delay_s = 1.0, .window_s = 10, .view = {.thread = -1}, .log_fd = -1,
+			 .saved_err = -1};
 	char *av[TOP_ARGV_MAX];
 	int ac = 0;
 	struct cli_opts o;

@@ -19,6 +19,7 @@ import unittest
 from cgtest import CGPROF, WORKLOADS, CgTestCase, cgprof
 
 TOP_HOT = os.path.join(WORKLOADS, "python", "top_hot.py")
+TOP_EXEC = os.path.join(WORKLOADS, "python", "top_exec.py")
 PYTHON = sys.executable if sys.executable else "/usr/bin/python3"
 TMUX = shutil.which("tmux")
 # Share of the hot function in its thread's split, screen against the
@@ -363,6 +364,25 @@ class TestTopPython(TopCase):
         self.assertTrue(lines[0].startswith("ready main="), lines)
         split = json.loads(lines[-1])  # its last line: it ran to its end
         self.assertGreater(split["hot"], split["cold"])
+
+
+    def test_messages_wait_for_the_terminal(self):
+        """A warning while the view is up (here: the target's exec) is
+        held, flagged in the title, and printed once the screen is gone."""
+        term = self.term()
+        out = os.path.join(self.tmp, "out")
+        term.start("%s top -- %s %s %s 3 %s" % (CGPROF, PYTHON, TOP_EXEC, TOP_HOT, out))
+        s = self.wait_screen(term, lambda s: "[messages: shown on exit]" in s and
+                             row(parse_rows(s), "hot"), 10, "the held message")
+        self.assertNotIn("executed a new program", s)
+        rc, stty = term.exit_status(timeout=30)
+        self.assertEqual(rc, 0)
+        self.assertTrue(terminal_modes_ok(stty), stty)
+        after = term.screen()
+        self.assertIn("executed a new program", after)
+        self.assertNotIn("*OWN%", after)
+        with open(out) as f:
+            self.assertIn('"hot"', f.read().splitlines()[-1])
 
 
 class TestTopOnce(TopCase):
