@@ -18,7 +18,7 @@ CFLAGS  ?= -O2 -g
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 
-PKGS    := libunwind-ptrace libunwind-generic libelf openssl jansson libcurl zlib
+PKGS    := libunwind-ptrace libunwind-generic libelf openssl jansson libcurl zlib ncursesw
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)

@@ -17,6 +17,25 @@
 #define CLI_EXIT_USAGE 2
 #define CLI_EXIT_NOEXEC 127
 
+struct cg_sample;
+struct cg_sample_stats;
+
+/* A command that watches a run/attach session live (top) instead of
+ * writing a profile: with hooks set, the session opens no profile, no
+ * reporter and prints no summary. Called from the sampling thread. */
+struct cli_hooks {
+	void *arg;
+	/* The runtime is found; the first round follows. Nonzero aborts. */
+	int (*start)(void *arg, pid_t pid, const char *label, const char *runtime_version,
+		     double rate_hz);
+	/* Every sample, as the sampler delivered it. */
+	void (*sample)(void *arg, const struct cg_sample *s);
+	/* After each round, with the running totals: false stops sampling. */
+	bool (*round)(void *arg, const struct cg_sample_stats *st);
+	/* Sampling has ended (start was called). */
+	void (*finish)(void *arg);
+};
+
 struct cli_opts {
 	double rate_hz;
 	bool rate_set;
@@ -44,6 +63,7 @@ struct cli_opts {
 	/* what is left: the command for run, the PID for attach/dump */
 	int argc;
 	char **argv;
+	const struct cli_hooks *hooks; /* NULL but for top; set after cli_parse */
 };
 
 /* Parse argv[1..] for subcommand cmd ("run", "attach", "dump"). 0 or a
@@ -62,5 +82,7 @@ int cmd_config(struct cli_opts *o);
 int cmd_upload(struct cli_opts *o);
 int cmd_attach(struct cli_opts *o);
 int cmd_dump(struct cli_opts *o);
+/* `cgprof top [options] PID | -- COMMAND...` (argv[0] = "top"). */
+int cmd_top(int argc, char **argv);
 
 #endif

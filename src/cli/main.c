@@ -40,6 +40,8 @@ int main(int argc, char **argv)
 			return cmd_upload(&o);
 		return cmd_dump(&o);
 	}
+	if (!strcmp(cmd, "top"))
+		return cmd_top(argc - 1, argv + 1);
 	if (!strcmp(cmd, "heap"))
 		return cmd_heap(argc - 1, argv + 1);
 	fprintf(stderr, "cgprof: unknown command '%s' (see cgprof --help)\n", cmd);

@@ -142,6 +142,10 @@ static void on_sample(const struct cg_sample *s, void *arg)
 	uint32_t n = s->nframes;
 	char troot[160], proot[160];
 
+	if (ss->o->hooks) {
+		ss->o->hooks->sample(ss->o->hooks->arg, s);
+		return;
+	}
 	if (n > ss->max_depth) {
 		/* A sampler that ignored max_depth: keep the leaf side. */
 		n = ss->max_depth;
@@ -601,6 +605,8 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 				profile_add_overhead_ms(ss->win, ms);
 			}
 			rounds++;
+			if (o->hooks && !o->hooks->round(o->hooks->arg, &ss->stats))
+				break;
 		}
 		if (main_gone)
 			break;
@@ -672,6 +678,24 @@ static void session_teardown(struct session *ss)
 	config_free(&ss->cfg);
 }
 
+/* With hooks (top): the samples go to them only; nothing is written,
+ * uploaded or summarized. */
+static int session_watch(struct session *ss)
+{
+	const struct cli_hooks *h = ss->o->hooks;
+	uint64_t rounds = 0;
+	double elapsed = 0;
+	reporter_free(ss->rep);
+	ss->rep = NULL;
+	int r = h->start(h->arg, target_pid(ss->procs[0].t), ss->procs[0].cmd,
+			 ss->runtime_version, ss->rate_hz);
+	if (r)
+		return r;
+	r = sample_loop(ss, &rounds, &elapsed);
+	h->finish(h->arg);
+	return r;
+}
+
 /* Shared tail of run and attach: find the runtime, sample, write,
  * summarize. */
 static int session_profile(struct session *ss, bool spawned)
@@ -695,6 +719,8 @@ static int session_profile(struct session *ss, bool spawned)
 	 * rate is lower, and a higher asked rate draws a warning. */
 	if (ss->runtime == CG_RT_JAVA)
 		ss->rate_hz = jvm_sampler_rate(ss->rate_hz, ss->o->rate_set || ss->cfg.rate_hz);
+	if (ss->o->hooks)
+		return session_watch(ss);
 	/* A local file unless the profile goes to a profiling group only. */
 	bool local = out || !ss->rep;
 	if (local && !(ss->prof = session_new_profile(ss)))
