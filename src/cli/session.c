@@ -111,12 +111,25 @@ static void install_signals(pid_t child)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* The profiles open now: the whole run's (a local file) and the current
+ * reporting window's, either of which may be absent. Fills ps, returns
+ * how many; every sample, round and loss goes to each of them. */
+#define SESSION_NPROFILES 2
+static int session_each_profile(struct session *ss, struct cg_profile *ps[SESSION_NPROFILES])
+{
+	int n = 0;
+	if (ss->prof)
+		ps[n++] = ss->prof;
+	if (ss->win)
+		ps[n++] = ss->win;
+	return n;
+}
+
 static void session_add(struct session *ss, const struct cg_sample *s)
 {
-	if (ss->prof)
-		profile_add_sample(ss->prof, s);
-	if (ss->win)
-		profile_add_sample(ss->win, s);
+	struct cg_profile *ps[SESSION_NPROFILES];
+	for (int i = 0, n = session_each_profile(ss, ps); i < n; i++)
+		profile_add_sample(ps[i], s);
 }
 
 static struct cg_profile *session_new_profile(struct session *ss)
@@ -415,10 +428,9 @@ static void take_heap(struct session *ss)
 			c[i] = (struct cg_heap_class){h.entries[i].name, h.entries[i].instances,
 						      h.entries[i].bytes};
 		uint64_t now = cg_epoch_ms();
-		if (ss->prof)
-			profile_set_heap(ss->prof, c, n, h.total_instances, h.total_bytes, now);
-		if (ss->win)
-			profile_set_heap(ss->win, c, n, h.total_instances, h.total_bytes, now);
+		struct cg_profile *ps[SESSION_NPROFILES];
+		for (int i = 0, np = session_each_profile(ss, ps); i < np; i++)
+			profile_set_heap(ps[i], c, n, h.total_instances, h.total_bytes, now);
 		free(c);
 	}
 	jvm_heap_free(&h);
@@ -470,130 +482,172 @@ static uint64_t session_interval_ns(struct session *ss)
 	return (uint64_t)(1e9 / ss->rate_hz);
 }
 
+/* Where the sampling loop stands: every deadline it keeps, in
+ * CLOCK_MONOTONIC nanoseconds (UINT64_MAX: never). */
+struct loop {
+	uint64_t start, start_ms;
+	uint64_t interval;  /* mean time between rounds */
+	uint64_t next;      /* next round is due */
+	uint64_t end;       /* --duration */
+	uint64_t win_end;   /* the reporting window closes */
+	uint64_t next_heap; /* --heap: next class histogram */
+	uint64_t last_alive, last_scan;
+	uint64_t rng;       /* jitter state */
+	uint64_t rounds;
+};
+
+static uint64_t reporting_ns(const struct session *ss)
+{
+	return (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
+}
+
+static void loop_init(struct session *ss, struct loop *lp)
+{
+	memset(lp, 0, sizeof(*lp));
+	lp->interval = session_interval_ns(ss);
+	lp->start = lp->next = lp->last_alive = lp->last_scan = cg_now_ns();
+	lp->start_ms = cg_epoch_ms();
+	lp->end = ss->o->duration_s > 0 ? lp->start + (uint64_t)(ss->o->duration_s * 1e9)
+					 : UINT64_MAX;
+	lp->win_end = UINT64_MAX;
+	lp->next_heap = ss->o->heap && ss->runtime == CG_RT_JAVA ? lp->start : UINT64_MAX;
+	lp->rng = lp->start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+	if (ss->rep) {
+		ss->win_start_ms = lp->start_ms;
+		lp->win_end = lp->start + reporting_ns(ss);
+	}
+}
+
+/* What is due besides sampling: heap summaries, the end of a reporting
+ * window, the main target's liveness, new children. false: the main
+ * target has ended. */
+static bool loop_housekeeping(struct session *ss, struct loop *lp, uint64_t now)
+{
+	if (now >= lp->next_heap) {
+		take_heap(ss);
+		lp->next_heap = cg_now_ns() + (ss->rep ? reporting_ns(ss) : SESSION_HEAP_EVERY_NS);
+	}
+	if (now >= lp->win_end) {
+		window_rotate(ss, false);
+		lp->win_end = now + reporting_ns(ss);
+		lp->interval = session_interval_ns(ss);
+		lp->next = now;
+	}
+	if (now >= lp->last_alive + SESSION_ALIVE_CHECK_NS) {
+		lp->last_alive = now;
+		if (!target_alive(ss->procs[0].t))
+			return false;
+	}
+	if (ss->o->subprocesses && now >= lp->last_scan + SESSION_CHILD_SCAN_NS) {
+		lp->last_scan = now;
+		scan_children(ss);
+	}
+	return true;
+}
+
+/* A process with no sampler yet: look for its runtime when due. 0 when
+ * its sampler is open; *main_gone when the main target exec'd into a
+ * program with nothing to sample. */
+static int proc_probe_due(struct session *ss, struct proc *p, uint64_t now, bool *main_gone)
+{
+	if (p->not_runtime || now < p->next_probe_ns)
+		return -EAGAIN;
+	p->next_probe_ns = now + (p->execd ? SESSION_EXEC_PROBE_NS : SESSION_CHILD_SCAN_NS);
+	int r = proc_try_open(ss, p);
+	cg_clearerr();
+	if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
+		p->not_runtime = true;
+	else if (r && r != -ENOENT && !p->execd)
+		p->not_runtime = true; /* mid-exec errors pass */
+	if (p->not_runtime && p->execd && p == &ss->procs[0]) {
+		/* Nothing left to sample in the main target: end as if it
+		 * had exited (run still waits for it). */
+		char exe[256] = "?";
+		target_exe(p->t, exe, sizeof(exe));
+		cg_warn("process %d now runs %s, without Python or Java; sampling ends",
+			(int)target_pid(p->t), exe);
+		*main_gone = true;
+	}
+	return r;
+}
+
+/* One round: every followed process sampled once, the round and our CPU
+ * for it (CodeGuru's agentOverhead) counted. false: the main target is
+ * gone. */
+static bool sample_round(struct session *ss, struct loop *lp, uint64_t now)
+{
+	bool main_gone = false;
+	uint64_t cpu0 = cg_cpu_ns();
+	for (int i = 0; i < ss->nprocs; i++) {
+		struct proc *p = &ss->procs[i];
+		if (p->dead)
+			continue;
+		proc_check_exec(p, now);
+		if (!p->ops && proc_probe_due(ss, p, now, &main_gone))
+			continue;
+		int r = p->ops->sample(p->priv, on_sample, ss, &ss->stats);
+		if (r == -ESRCH || (r < 0 && !target_alive(p->t))) {
+			p->dead = true;
+			proc_close(p);
+			if (i == 0)
+				main_gone = true;
+		}
+	}
+	double ms = (double)(cg_cpu_ns() - cpu0) / 1e6;
+	struct cg_profile *ps[SESSION_NPROFILES];
+	for (int i = 0, n = session_each_profile(ss, ps); i < n; i++) {
+		profile_add_round(ps[i]);
+		profile_add_overhead_ms(ps[i], ms);
+	}
+	lp->rounds++;
+	return !main_gone;
+}
+
+/* Sleep to the next (jittered) tick; when we are behind, the ticks we
+ * missed are counted as lost, not made up for. */
+static void loop_wait(struct session *ss, struct loop *lp)
+{
+	lp->next += jittered(lp->interval, &lp->rng);
+	uint64_t now = cg_now_ns();
+	if (now < lp->next) {
+		uint64_t until = lp->next < lp->end ? lp->next : lp->end;
+		sleep_until(until < lp->win_end ? until : lp->win_end);
+		return;
+	}
+	if (now - lp->next < lp->interval)
+		return;
+	uint64_t missed = (now - lp->next) / lp->interval;
+	ss->stats.lost[CG_LOST_LATE] += missed;
+	struct cg_profile *ps[SESSION_NPROFILES];
+	for (int i = 0, n = session_each_profile(ss, ps); i < n; i++)
+		profile_add_lost(ps[i], CG_LOST_LATE, missed);
+	lp->next += missed * lp->interval;
+}
+
 /* Sample until the main target ends, the duration passes or we are told to
  * stop. Returns 0 or negative (cg_fail). */
 static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed_out)
 {
-	const struct cli_opts *o = ss->o;
-	uint64_t interval = session_interval_ns(ss);
-	uint64_t start = cg_now_ns(), next = start, last_alive = start, last_scan = start;
-	uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
-	uint64_t win_end = UINT64_MAX;
-	uint64_t next_heap = o->heap && ss->runtime == CG_RT_JAVA ? start : UINT64_MAX;
-	uint64_t rounds = 0;
-	uint64_t start_ms = cg_epoch_ms();
-	uint64_t rng = start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
-
-	if (ss->rep) {
-		ss->win_start_ms = start_ms;
-		win_end = start + (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
-	}
+	struct loop lp;
+	loop_init(ss, &lp);
 	while (!sig_stop) {
 		uint64_t now = cg_now_ns();
-		if (now >= end)
+		if (now >= lp.end || !loop_housekeeping(ss, &lp, now))
 			break;
-		if (now >= next_heap) {
-			take_heap(ss);
-			next_heap = cg_now_ns() + (ss->rep ? (uint64_t)ss->agent.reporting_interval_s *
-								     1000000000ULL
-							   : SESSION_HEAP_EVERY_NS);
-		}
-		if (now >= win_end) {
-			window_rotate(ss, false);
-			win_end = now + (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
-			interval = session_interval_ns(ss);
-			next = now;
-		}
-		if (now >= last_alive + SESSION_ALIVE_CHECK_NS) {
-			last_alive = now;
-			if (!target_alive(ss->procs[0].t))
-				break;
-		}
-		if (o->subprocesses && now >= last_scan + SESSION_CHILD_SCAN_NS) {
-			last_scan = now;
-			scan_children(ss);
-		}
 		/* shouldProfile=false: stay attached, take no samples, ask again
 		 * at the next reporting period. */
 		bool sampling = !ss->rep || ss->agent.should_profile;
-		bool main_gone = false;
-		uint64_t cpu0 = cg_cpu_ns();
-		for (int i = 0; sampling && i < ss->nprocs; i++) {
-			struct proc *p = &ss->procs[i];
-			if (p->dead)
-				continue;
-			proc_check_exec(p, now);
-			if (!p->ops) {
-				if (p->not_runtime || now < p->next_probe_ns)
-					continue;
-				p->next_probe_ns = now + (p->execd ? SESSION_EXEC_PROBE_NS
-								   : SESSION_CHILD_SCAN_NS);
-				int r = proc_try_open(ss, p);
-				cg_clearerr();
-				if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
-					p->not_runtime = true;
-				else if (r && r != -ENOENT && !p->execd)
-					p->not_runtime = true; /* mid-exec errors pass */
-				if (p->not_runtime && p->execd && i == 0) {
-					/* Nothing left to sample in the main target: end
-					 * as if it had exited (run still waits for it). */
-					char exe[256] = "?";
-					target_exe(p->t, exe, sizeof(exe));
-					cg_warn("process %d now runs %s, without Python or Java; "
-						"sampling ends",
-						(int)target_pid(p->t), exe);
-					main_gone = true;
-				}
-				if (r)
-					continue;
-			}
-			int r = p->ops->sample(p->priv, on_sample, ss, &ss->stats);
-			if (r == -ESRCH || (r < 0 && !target_alive(p->t))) {
-				p->dead = true;
-				proc_close(p);
-				if (i == 0)
-					main_gone = true;
-			}
-		}
-		if (sampling) {
-			/* our CPU for this round: CodeGuru's agentOverhead */
-			double ms = (double)(cg_cpu_ns() - cpu0) / 1e6;
-			if (ss->prof) {
-				profile_add_round(ss->prof);
-				profile_add_overhead_ms(ss->prof, ms);
-			}
-			if (ss->win) {
-				profile_add_round(ss->win);
-				profile_add_overhead_ms(ss->win, ms);
-			}
-			rounds++;
-		}
-		if (main_gone)
+		if (sampling && !sample_round(ss, &lp, now))
 			break;
-
-		next += jittered(interval, &rng);
-		now = cg_now_ns();
-		if (now < next) {
-			uint64_t until = next < end ? next : end;
-			sleep_until(until < win_end ? until : win_end);
-		} else if (now - next >= interval) {
-			/* We could not keep up: the missed ticks are lost samples. */
-			uint64_t missed = (now - next) / interval;
-			ss->stats.lost[CG_LOST_LATE] += missed;
-			if (ss->prof)
-				profile_add_lost(ss->prof, CG_LOST_LATE, missed);
-			if (ss->win)
-				profile_add_lost(ss->win, CG_LOST_LATE, missed);
-			next += missed * interval;
-		}
+		loop_wait(ss, &lp);
 	}
 	/* A last summary at the end, while the JVM is still there. */
-	if (next_heap != UINT64_MAX && target_alive(ss->procs[0].t))
+	if (lp.next_heap != UINT64_MAX && target_alive(ss->procs[0].t))
 		take_heap(ss);
-	*rounds_out = rounds;
-	*elapsed_out = (double)(cg_now_ns() - start) / 1e9;
+	*rounds_out = lp.rounds;
+	*elapsed_out = (double)(cg_now_ns() - lp.start) / 1e9;
 	if (ss->prof)
-		profile_set_window(ss->prof, start_ms, cg_epoch_ms());
+		profile_set_window(ss->prof, lp.start_ms, cg_epoch_ms());
 	if (ss->win)
 		window_rotate(ss, true);
 	return 0;
