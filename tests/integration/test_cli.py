@@ -2,6 +2,7 @@
 forwarding, clear one-line errors, and a target that is never harmed,
 even when cgprof itself is killed with SIGKILL."""
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -230,6 +231,56 @@ class TestDump(CgTestCase):
         self.assertRegex(r.stdout, r"busy \(.*busy\.py:\d+\)")
         self.assertRegex(r.stdout, r"<module> \(.*busy\.py:\d+\)")
         self.assertIsNone(p.poll())
+
+
+ASAN_CGPROF = os.environ.get("CGPROF_ASAN", os.path.join(cgtest.ROOT, "build-asan", "cgprof"))
+
+
+def spooled_profiles(spool):
+    """The JSON bodies of the batches in a spool directory, oldest first."""
+    bodies = []
+    for name in sorted(os.listdir(spool)):
+        if not name.endswith(".batch"):
+            continue
+        with open(os.path.join(spool, name), "rb") as f:
+            head, _, body = f.read().partition(b"\n\n")
+        bodies.append(json.loads(body))
+    return bodies
+
+
+class TestRuntimeVersionOwned(CgTestCase):
+    """The session names the runtime version in every window's profile.
+    It used to point into the first sampler's private memory: once that
+    child exited (--subprocesses) the next window copied freed memory.
+    ASan reports the read; any build must name the version in every
+    window, the ones after the first child's exit included."""
+
+    SCRIPT = ('%s -c "import time; time.sleep(0.4)"; '
+              '%s -c "import time; t = time.time()\nwhile time.time() - t < 2.6: pass"')
+
+    def check(self, binary):
+        ver = subprocess.run([PY, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True).stdout.strip()
+        with tempfile.TemporaryDirectory() as d:
+            spool = os.path.join(d, "spool")
+            r = cgtest.run([binary, "run", "--subprocesses", "--profiling-group", "g",
+                            "--no-upload", "--spool", spool, "--reporting-interval", "1",
+                            "--", "sh", "-c", self.SCRIPT % (PY, PY)], timeout=90)
+            self.assertNotIn("AddressSanitizer", r.stderr)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            profiles = spooled_profiles(spool)
+        # 3 s of windows of 1 s: the later ones come after the first child.
+        self.assertGreaterEqual(len(profiles), 2, r.stderr)
+        for p in profiles:
+            self.assertEqual(p["agentMetadata"]["runtimeVersion"], ver, p["agentMetadata"])
+
+    def test_version_survives_the_first_sampler(self):
+        self.check(CGPROF)
+
+    def test_no_use_after_free_under_asan(self):
+        if not os.access(ASAN_CGPROF, os.X_OK):
+            self.skipTest("no ASan build at %s (make asan)" % ASAN_CGPROF)
+        self.check(ASAN_CGPROF)
 
 
 if __name__ == "__main__":
