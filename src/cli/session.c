@@ -65,7 +65,9 @@ struct session {
 	int nprocs;
 	struct cg_sample_stats stats;
 	uint64_t truncated;
-	const char *runtime_version;
+	/* Our copy: the sampler that named it may close long before the
+	 * session ends (a child exits, the target execs). "" until found. */
+	char runtime_version[96];
 	struct cg_frame *frames; /* scratch: sample frames + synthetic roots */
 	uint32_t frames_cap;
 };
@@ -143,7 +145,7 @@ static struct cg_profile *session_new_profile(struct session *ss)
 	if (!p)
 		return NULL;
 	profile_set_interval_ms(p, 1000.0 / ss->rate_hz);
-	if (ss->runtime_version)
+	if (ss->runtime_version[0])
 		profile_set_runtime_version(p, ss->runtime_version);
 	return p;
 }
@@ -233,7 +235,13 @@ static int proc_try_open(struct session *ss, struct proc *p)
 	if (!ss->have_runtime) {
 		ss->have_runtime = true;
 		ss->runtime = ops->runtime;
-		ss->runtime_version = ops->version ? ops->version(p->priv) : ops->name;
+		snprintf(ss->runtime_version, sizeof(ss->runtime_version), "%s",
+			 ops->version ? ops->version(p->priv) : ops->name);
+		/* A window opened before the runtime appeared (--subprocesses
+		 * under a shell) is named now, not left "unknown". */
+		struct cg_profile *ps[SESSION_NPROFILES];
+		for (int i = 0, n = session_each_profile(ss, ps); i < n; i++)
+			profile_set_runtime_version(ps[i], ss->runtime_version);
 	}
 	cg_info("profiling %s process %d (%s)", ops->name, (int)target_pid(p->t), p->cmd);
 	return 0;
@@ -249,17 +257,22 @@ static void proc_close(struct proc *p)
 
 /* A process that exec'd runs another program: its sampler describes
  * memory that no longer exists. Close it and look for a runtime in the
- * new program as for a new process. */
+ * new program as for a new process. One given up on (a shell, or a child
+ * probed mid-exec, which fails oddly) is looked at again too: the new
+ * program may be Python. */
 static void proc_check_exec(struct proc *p, uint64_t now)
 {
-	if (!p->ops || target_image_changed(p->t, &p->image) != 1)
+	if ((!p->ops && !p->not_runtime) || target_image_changed(p->t, &p->image) != 1)
 		return;
 	char exe[256] = "?";
-	proc_close(p);
 	/* The command line may not be in place yet: the executable is. */
 	target_exe(p->t, exe, sizeof(exe));
-	cg_warn("process %d executed a new program (%s); looking for its runtime again",
-		(int)target_pid(p->t), exe);
+	if (p->ops)
+		cg_warn("process %d executed a new program (%s); looking for its runtime again",
+			(int)target_pid(p->t), exe);
+	else
+		cg_debug("process %d executed %s; probing it again", (int)target_pid(p->t), exe);
+	proc_close(p);
 	p->execd = true;
 	p->not_runtime = false;
 	p->seen_ns = now;

@@ -268,6 +268,7 @@ class TestRuntimeVersionOwned(CgTestCase):
                             "--", "sh", "-c", self.SCRIPT % (PY, PY)], timeout=90)
             self.assertNotIn("AddressSanitizer", r.stderr)
             self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.isdir(spool), r.stderr)
             profiles = spooled_profiles(spool)
         # 3 s of windows of 1 s: the later ones come after the first child.
         self.assertGreaterEqual(len(profiles), 2, r.stderr)
