@@ -348,36 +348,20 @@ static void default_output(char *buf, size_t n, pid_t pid, enum cg_format f)
 	snprintf(buf, n, "cgprof-%d-%s%s", (int)pid, ts, encode_format_ext(f));
 }
 
-/* Write via a temporary file and rename, so a reader never sees half a
+/* Through a temporary file and rename, so a reader never sees half a
  * profile and an old file is replaced only by a complete new one. */
-static int write_output(struct session *ss, const char *path, pid_t pid)
+static int write_output(struct session *ss, const char *path)
 {
 	struct cg_encode_opts eo = {.title = NULL, .include_idle = ss->o->idle};
-	char title[256], tmp[4096];
+	struct cli_output w;
+	char title[256];
 	snprintf(title, sizeof(title), "cgprof: %s", ss->procs[0].cmd);
 	eo.title = title;
 
-	if (!strcmp(path, "-")) {
-		int r = encode_profile(ss->o->format, ss->prof, &eo, stdout);
-		fflush(stdout);
-		return r;
-	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-	FILE *f = fopen(tmp, "we");
-	if (!f)
-		return cg_fail(-errno, "cannot write %s: %s", tmp, strerror(errno));
-	int r = encode_profile(ss->o->format, ss->prof, &eo, f);
-	if (fflush(f) || ferror(f))
-		r = r ? r : cg_fail(-EIO, "cannot write %s: %s", tmp, strerror(errno));
-	if (fsync(fileno(f)) && !r)
-		r = cg_fail(-errno, "cannot write %s: %s", tmp, strerror(errno));
-	fclose(f);
-	if (!r && rename(tmp, path))
-		r = cg_fail(-errno, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+	int r = cli_output_open(&w, path);
 	if (r)
-		unlink(tmp);
-	(void)pid;
-	return r;
+		return r;
+	return cli_output_close(&w, encode_profile(ss->o->format, ss->prof, &eo, w.f));
 }
 
 static void summary(struct session *ss, double elapsed_s, uint64_t rounds, const char *out)
@@ -672,12 +656,16 @@ static int session_setup(struct session *ss, const struct cli_opts *o)
 {
 	memset(ss, 0, sizeof(*ss));
 	ss->o = o;
-	cg_log_set_level(o->verbose >= 2 ? CG_LOG_DEBUG : o->verbose ? CG_LOG_INFO : CG_LOG_WARN);
+	enum cg_log_level lvl =
+		o->verbose >= 2 ? CG_LOG_DEBUG : o->verbose ? CG_LOG_INFO : CG_LOG_WARN;
+	cg_log_set_level(lvl);
 	/* Our sleeps end on time: the default 50 us of timer slack is half a
 	 * tick at 10 kHz. Only cgprof's own thread is affected. */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	if (cli_load_config(o, &ss->cfg))
 		return CLI_EXIT_USAGE;
+	if (ss->cfg.syslog)
+		cg_log_init("cgprof", lvl, 1);
 	ss->rate_hz = o->rate_set || !ss->cfg.rate_hz ? o->rate_hz : ss->cfg.rate_hz;
 	ss->max_depth = o->max_depth_set ? o->max_depth : ss->cfg.max_depth;
 	ss->frames_cap = ss->max_depth + 3;
@@ -688,6 +676,16 @@ static int session_setup(struct session *ss, const struct cli_opts *o)
 	if (r) {
 		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
 		return CLI_EXIT_USAGE;
+	}
+	/* Where the profile goes is checked now, not after the whole run:
+	 * the default name is made later, in the current directory. */
+	if (o->output || !ss->rep) {
+		char def[512];
+		default_output(def, sizeof(def), 0, o->format);
+		if (cli_output_check(o->output ? o->output : def)) {
+			fprintf(stderr, "cgprof: %s\n", cg_lasterr());
+			return CLI_EXIT_USAGE;
+		}
 	}
 	return 0;
 }
@@ -754,7 +752,7 @@ static int session_profile(struct session *ss, bool spawned)
 		out = outbuf;
 	}
 	if (local)
-		r = write_output(ss, out, pid);
+		r = write_output(ss, out);
 	if (!ss->o->quiet)
 		summary(ss, elapsed, rounds,
 			r || !local ? NULL : (strcmp(out, "-") ? out : "stdout"));
