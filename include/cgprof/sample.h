@@ -27,6 +27,10 @@ enum cg_state {
 	CG_ST__COUNT
 };
 const char *cg_state_name(enum cg_state s); /* "RUNNING", "IDLE", ... */
+/* How every output names a frame: "name (file:line)", "name (file)" or
+ * "name". snprintf's contract: returns the full length, writes at most
+ * n bytes (buf may be NULL when n is 0). */
+int cg_frame_label(char *buf, size_t n, const char *name, const char *file, int32_t line);
 
 enum cg_frame_kind {
 	CG_FK_PYTHON = 0,

@@ -57,6 +57,13 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
+/* Python's options that take a value as the next argument (-W error,
+ * -X dev): the value is not the script. */
+static bool python_opt_takes_value(const char *a)
+{
+	return !strcmp(a, "-W") || !strcmp(a, "-X") || !strcmp(a, "-Q");
+}
+
 void runtime_label(struct target *t, char *buf, size_t n)
 {
 	char argv[4096];
@@ -67,18 +74,35 @@ void runtime_label(struct target *t, char *buf, size_t n)
 		snprintf(buf, n, "%s", base_name(exe));
 		return;
 	}
-	argv[len] = '\0';
+	argv[len < (int)sizeof(argv) ? len : (int)sizeof(argv) - 1] = '\0';
+	const char *end = argv + len;
 	snprintf(buf, n, "%s", base_name(argv));
+	bool py = !strncmp(base_name(argv), "python", 6);
 	/* Options are skipped; the first other argument is kept only when it
 	 * names a script or a jar, and ends the search either way (it may be
-	 * an option's value). */
-	for (const char *a = argv + strlen(argv) + 1; a < argv + len; a += strlen(a) + 1) {
+	 * an option's value). `-m MODULE` (java: `-m MODULE/CLASS`) names
+	 * the module, never what follows; Python's -c ends the search (what
+	 * follows is code). */
+	for (const char *a = argv + strlen(argv) + 1; a < end; a += strlen(a) + 1) {
+		size_t used = strlen(buf);
+		if (!strcmp(a, "-m") || (py && !strncmp(a, "-m", 2))) {
+			const char *mod = a[2] ? a + 2 : a + strlen(a) + 1;
+			if (mod < end && *mod)
+				snprintf(buf + used, n - used, " -m %s", mod);
+			break;
+		}
+		if (py && !strncmp(a, "-c", 2))
+			break;
+		if (py && python_opt_takes_value(a)) {
+			a += strlen(a) + 1;
+			if (a >= end)
+				break;
+			continue;
+		}
 		if (a[0] == '-')
 			continue;
-		if (ends_with(a, ".py") || ends_with(a, ".jar")) {
-			size_t used = strlen(buf);
+		if (ends_with(a, ".py") || ends_with(a, ".jar"))
 			snprintf(buf + used, n - used, " %s", base_name(a));
-		}
 		break;
 	}
 }
