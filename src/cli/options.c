@@ -49,7 +49,7 @@ static const struct cli_option {
 	const char *key;  /* OPT_SETTING: the config key it sets */
 	const char *help; /* "\n" continues on the next line */
 } options[] = {
-	{"rate", 'r', "HZ", CMD_SAMPLE, SEC_SAMPLING, NULL,
+	{"rate", 'r', "HZ", CMD_SAMPLE | CMD_CONFIG, SEC_SAMPLING, NULL,
 	 "samples per second (default 100; JVM default lower)"},
 	{"duration", 'd', "SECONDS", CMD_SAMPLE, SEC_SAMPLING, NULL,
 	 "stop after this long (default: until the target exits)"},
@@ -70,7 +70,7 @@ static const struct cli_option {
 	 "include native (C) frames, unwound with libunwind"},
 	{"heap", OPT_HEAP, NULL, CMD_SAMPLE, SEC_SAMPLING, NULL,
 	 "record a JVM heap summary per reporting window"},
-	{"max-depth", OPT_MAX_DEPTH, "N", CMD_SAMPLE | CMD_DUMP, SEC_SAMPLING, NULL,
+	{"max-depth", OPT_MAX_DEPTH, "N", CMD_SAMPLE | CMD_DUMP | CMD_CONFIG, SEC_SAMPLING, NULL,
 	 "deepest stack kept (default 2048)"},
 	{"profiling-group", OPT_SETTING, "NAME", CMD_SAMPLE | CMD_UPLOAD | CMD_CONFIG, SEC_UPLOAD,
 	 "profiling_group", "upload to this profiling group (upload: only its batches)"},

@@ -722,6 +722,8 @@ static int session_profile(struct session *ss, bool spawned)
 	}
 	if (r)
 		return r;
+	if (ss->o->heap && ss->have_runtime && ss->runtime != CG_RT_JAVA)
+		cg_warn("--heap: process %d is not a JVM; no heap summary is recorded", (int)pid);
 	/* A thread dump per sample stops the JVM at a safepoint: its default
 	 * rate is lower, and a higher asked rate draws a warning. */
 	if (ss->runtime == CG_RT_JAVA)
