@@ -89,7 +89,7 @@ class TestErrors(CgTestCase):
         p = self.spawn(["sleep", "30"])
         # -o: nobody may not write to the current directory, which is
         # checked first and is not what this test is about.
-        r = cgprof("attach", "-d", "1", "-o", "/dev/null", str(p.pid),
+        r = cgprof("attach", "-d", "1", "-o", scratch_for_nobody(self), str(p.pid),
                    preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
         self.one_line_error(r, "another user")
         self.assertIsNone(p.poll())
@@ -232,6 +232,82 @@ class TestDump(CgTestCase):
         self.assertIn("Thread %d" % p.pid, r.stdout)
         self.assertRegex(r.stdout, r"busy \(.*busy\.py:\d+\)")
         self.assertRegex(r.stdout, r"<module> \(.*busy\.py:\d+\)")
+        self.assertIsNone(p.poll())
+
+
+def scratch_for_nobody(test):
+    """An output path in a directory anyone may write, removed after test."""
+    d = tempfile.mkdtemp(prefix="cgprof-nobody-")
+    os.chmod(d, 0o777)
+    test.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+    return os.path.join(d, "p.txt")
+
+
+def kernel_thread():
+    """A PID whose /proc stat flags carry PF_KTHREAD, or None."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[6]) & 0x00200000:
+            return int(d)
+    return None
+
+
+NOBODY = lambda: (os.setgid(65534), os.setuid(65534))
+NOT_DUMPABLE = ("import ctypes, sys, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
+                "print('ready', flush=True); time.sleep(60)")
+
+
+class TestAttachRefusalReason(CgTestCase):
+    """attach names the cause that holds for the user at hand, never a
+    generic "run as root" to root."""
+
+    def refused(self, args, text, **kw):
+        r = cgprof("attach", "-d", "1", "-o", "/dev/null", *args, **kw)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn(text, lines[0])
+        return lines[0]
+
+    def test_kernel_thread(self):
+        pid = kernel_thread()
+        if pid is None:
+            self.skipTest("no kernel thread visible in this PID namespace")
+        self.refused([str(pid)], "is a kernel thread")
+
+    def test_other_user_namespace(self):
+        if subprocess.run(["unshare", "-U", "-r", "true"]).returncode != 0:
+            self.skipTest("unshare -U is not allowed here")
+        p = self.spawn([PY, BUSY, "30"])
+        p.stdout.readline()
+        # cgprof inside the namespace, the target outside it
+        r = subprocess.run(["unshare", "-U", "-r", CGPROF, "attach", "-d", "1", "-o",
+                            "/dev/null", str(p.pid)], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("outside cgprof's user namespace", r.stderr)
+        self.assertNotIn("as root", r.stderr)
+        self.assertIsNone(p.poll())
+
+    def test_not_dumpable(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run the target and cgprof as another user")
+        p = self.spawn([PY, "-c", NOT_DUMPABLE], preexec_fn=NOBODY)
+        self.assertEqual(p.stdout.readline().strip(), "ready")
+        r = cgprof("attach", "-d", "1", "-o", scratch_for_nobody(self), str(p.pid),
+                   preexec_fn=NOBODY)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("is not dumpable", r.stderr)
+        # root, with CAP_SYS_PTRACE, may: the advice was true
+        r = cgprof("dump", str(p.pid))
+        self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIsNone(p.poll())
 
 

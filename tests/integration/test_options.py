@@ -214,11 +214,19 @@ class TestOutputCheckedFirst(CgTestCase):
             self.check(r, path)
             self.assertIn("Permission denied", r.stderr)
 
-    def test_dev_null_is_written_not_replaced(self):
-        r = cgprof("run", "-q", "-o", "/dev/null", "--", PY, BUSY, "0.3")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertTrue(stat.S_ISCHR(os.stat("/dev/null").st_mode),
-                        "/dev/null was replaced by a regular file")
+    def test_device_is_written_not_replaced(self):
+        """-o /dev/null: temp file + rename would replace the device itself
+        (as root). A private null device, so no other run on the machine
+        can be harmed or interfere."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to make a device node")
+        with tempfile.TemporaryDirectory() as d:
+            null = os.path.join(d, "null")
+            os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            r = cgprof("run", "-q", "-o", null, "--", PY, BUSY, "0.3")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(stat.S_ISCHR(os.stat(null).st_mode), "the device was replaced")
+            self.assertEqual(os.listdir(d), ["null"])  # no temp file either
 
 
 class TestDumpOptions(CgTestCase):
