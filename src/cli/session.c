@@ -44,6 +44,9 @@ struct proc {
 	uint64_t seen_ns;  /* when we started watching it */
 	uint64_t next_probe_ns; /* not a runtime yet: when to look again */
 	struct target_image image; /* the program the sampler was opened on */
+	uint64_t cpu_ns;        /* its CPU time when last read */
+	uint64_t cpu_win_ns;    /* ... when the current window began */
+	uint64_t cpu_run_ns;    /* ... when we started watching it */
 	bool dead;
 	bool not_runtime;  /* probed long enough: not Python/Java */
 	bool execd;        /* replaced its program while we watched */
@@ -205,6 +208,8 @@ static int proc_add(struct session *ss, struct target *t)
 	memset(p, 0, sizeof(*p));
 	p->t = t;
 	p->seen_ns = cg_now_ns();
+	if (target_cpu_ns(t, &p->cpu_ns) == 0)
+		p->cpu_win_ns = p->cpu_run_ns = p->cpu_ns;
 	runtime_label(t, p->cmd, sizeof(p->cmd));
 	return 0;
 }
@@ -435,10 +440,36 @@ static void take_heap(struct session *ss)
 
 /* End the current reporting window: hand it to the reporter (which posts
  * or spools it), then ask ConfigureAgent what to do next. */
+/* Read each live process's CPU time; one that has ended keeps its last
+ * reading (at most one liveness check old). */
+static void session_read_cpu(struct session *ss)
+{
+	for (int i = 0; i < ss->nprocs; i++)
+		if (!ss->procs[i].dead)
+			target_cpu_ns(ss->procs[i].t, &ss->procs[i].cpu_ns);
+}
+
+/* CPU the followed processes used since their marks (CodeGuru's
+ * cpuTimeInSeconds); with reset, the marks move to now (a new window). */
+static double session_cpu_s(struct session *ss, bool window, bool reset)
+{
+	uint64_t ns = 0;
+	for (int i = 0; i < ss->nprocs; i++) {
+		struct proc *p = &ss->procs[i];
+		uint64_t *mark = window ? &p->cpu_win_ns : &p->cpu_run_ns;
+		ns += p->cpu_ns > *mark ? p->cpu_ns - *mark : 0;
+		if (reset)
+			*mark = p->cpu_ns;
+	}
+	return (double)ns / 1e9;
+}
+
 static void window_rotate(struct session *ss, bool final)
 {
 	uint64_t now_ms = cg_epoch_ms();
 	profile_set_window(ss->win, ss->win_start_ms, now_ms);
+	session_read_cpu(ss);
+	profile_set_cpu_time_s(ss->win, session_cpu_s(ss, true, true));
 	int r = reporter_submit(ss->rep, ss->win);
 	if (r)
 		cg_warn("this window's profile was neither sent nor spooled: %s",
@@ -532,6 +563,7 @@ static bool loop_housekeeping(struct session *ss, struct loop *lp, uint64_t now)
 	}
 	if (now >= lp->last_alive + SESSION_ALIVE_CHECK_NS) {
 		lp->last_alive = now;
+		session_read_cpu(ss);
 		if (!target_alive(ss->procs[0].t))
 			return false;
 	}
@@ -643,8 +675,11 @@ static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed
 		take_heap(ss);
 	*rounds_out = lp.rounds;
 	*elapsed_out = (double)(cg_now_ns() - lp.start) / 1e9;
-	if (ss->prof)
+	if (ss->prof) {
 		profile_set_window(ss->prof, lp.start_ms, cg_epoch_ms());
+		session_read_cpu(ss);
+		profile_set_cpu_time_s(ss->prof, session_cpu_s(ss, false, false));
+	}
 	if (ss->win)
 		window_rotate(ss, true);
 	return 0;

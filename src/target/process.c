@@ -398,6 +398,35 @@ int target_signal(struct target *t, int sig)
 	return kill(t->pid, sig) < 0 ? -errno : 0;
 }
 
+int target_cpu_ns(struct target *t, uint64_t *ns)
+{
+	char path[64], st[1024];
+	unsigned long long ut, stime;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
+	if (read_small_file(path, st, sizeof(st)) < 0)
+		return -ESRCH;
+	/* utime and stime are fields 14 and 15; the name before them is in
+	 * parentheses and may hold spaces, so count from the last ')'. */
+	const char *rp = strrchr(st, ')');
+	if (!rp || sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			  &stime) != 2)
+		return -EINVAL;
+	long hz = sysconf(_SC_CLK_TCK);
+	*ns = (ut + stime) * (1000000000ULL / (unsigned long long)(hz > 0 ? hz : 100));
+	return 0;
+}
+
+int target_cwd(struct target *t, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)t->pid);
+	ssize_t r = readlink(path, buf, n - 1);
+	if (r < 0)
+		return -errno;
+	buf[r] = '\0';
+	return 0;
+}
+
 int target_cmdline(struct target *t, char *buf, size_t n)
 {
 	char path[64];

@@ -311,6 +311,27 @@ class TestAttachRefusalReason(CgTestCase):
         self.assertIsNone(p.poll())
 
 
+class TestCpuTime(CgTestCase):
+    """CodeGuru's cpuTimeInSeconds is the CPU the target used, which the
+    workload measures itself (time.process_time at its end)."""
+
+    SPIN = ("import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass\n"
+            "print(time.process_time())")
+
+    def test_cpu_time_in_codeguru_profile(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.json")
+            r = cgprof("run", "-q", "-f", "codeguru", "-o", out, "--", PY, "-c", self.SPIN)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            own = float(r.stdout)
+            with open(out) as f:
+                meta = json.load(f)["agentMetadata"]
+        self.assertIn("cpuTimeInSeconds", meta)
+        # clock ticks (10 ms) and our last reading up to 50 ms before the
+        # end: the spread allowed, whatever the machine's load
+        self.assertAlmostEqual(meta["cpuTimeInSeconds"], own, delta=0.08 + 0.05 * own)
+
+
 ASAN_CGPROF = os.environ.get("CGPROF_ASAN", os.path.join(cgtest.ROOT, "build-asan", "cgprof"))
 
 
