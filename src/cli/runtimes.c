@@ -107,6 +107,40 @@ void runtime_label(struct target *t, char *buf, size_t n)
 	}
 }
 
+int runtime_python_path0(struct target *t, char *buf, size_t n)
+{
+	char argv[4096], cwd[2048];
+	int len = target_argv(t, argv, sizeof(argv));
+	if (len <= 0 || strncmp(base_name(argv), "python", 6) || target_cwd(t, cwd, sizeof(cwd)))
+		return -ENOENT;
+	const char *end = argv + len, *script = NULL;
+	for (const char *a = argv + strlen(argv) + 1; a < end && !script; a += strlen(a) + 1) {
+		if (!strcmp(a, "-P") || !strcmp(a, "-I"))
+			return -ENOENT; /* safe path: no sys.path[0] */
+		if (!strncmp(a, "-m", 2) || !strncmp(a, "-c", 2) || !strcmp(a, "-"))
+			break; /* sys.path[0] is the current directory */
+		if (python_opt_takes_value(a)) {
+			a += strlen(a) + 1;
+			if (a >= end)
+				break;
+			continue;
+		}
+		if (a[0] != '-')
+			script = a;
+	}
+	if (!script || !strchr(script, '/'))
+		snprintf(buf, n, "%s", cwd);
+	else if (script[0] == '/')
+		snprintf(buf, n, "%.*s", (int)(strrchr(script, '/') - script), script);
+	else
+		snprintf(buf, n, "%s/%.*s", cwd, (int)(strrchr(script, '/') - script), script);
+	/* "/" alone stays; otherwise no trailing "/." from "./app.py" */
+	size_t l = strlen(buf);
+	if (l > 2 && !strcmp(buf + l - 2, "/."))
+		buf[l - 2] = '\0';
+	return buf[0] ? 0 : -ENOENT;
+}
+
 int runtime_explain_none(struct target *t)
 {
 	char exe[256] = "?", label[256] = "";

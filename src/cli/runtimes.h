@@ -16,5 +16,9 @@ int runtime_probe(struct target *t, bool native, const struct cg_sampler_ops **o
  * frames show anyway). Never the other arguments: they may hold secrets. */
 void runtime_label(struct target *t, char *buf, size_t n);
 int runtime_explain_none(struct target *t);
+/* A Python process's sys.path[0] as the interpreter sets it from its
+ * command line: the script's directory, else its current directory.
+ * 0, or -ENOENT (not Python, or -P/-I: no such entry). */
+int runtime_python_path0(struct target *t, char *buf, size_t n);
 
 #endif

@@ -71,6 +71,9 @@ struct session {
 	/* Our copy: the sampler that named it may close long before the
 	 * session ends (a child exits, the target execs). "" until found. */
 	char runtime_version[96];
+	/* Python's sys.path[0]: the CodeGuru module names are relative to
+	 * it. "" when unknown. */
+	char module_root[4096];
 	struct cg_frame *frames; /* scratch: sample frames + synthetic roots */
 	uint32_t frames_cap;
 };
@@ -150,6 +153,8 @@ static struct cg_profile *session_new_profile(struct session *ss)
 	profile_set_interval_ms(p, 1000.0 / ss->rate_hz);
 	if (ss->runtime_version[0])
 		profile_set_runtime_version(p, ss->runtime_version);
+	if (ss->module_root[0])
+		profile_add_module_root(p, ss->module_root);
 	return p;
 }
 
@@ -244,9 +249,15 @@ static int proc_try_open(struct session *ss, struct proc *p)
 			 ops->version ? ops->version(p->priv) : ops->name);
 		/* A window opened before the runtime appeared (--subprocesses
 		 * under a shell) is named now, not left "unknown". */
+		if (ops->runtime != CG_RT_PYTHON ||
+		    runtime_python_path0(p->t, ss->module_root, sizeof(ss->module_root)))
+			ss->module_root[0] = '\0';
 		struct cg_profile *ps[SESSION_NPROFILES];
-		for (int i = 0, n = session_each_profile(ss, ps); i < n; i++)
+		for (int i = 0, n = session_each_profile(ss, ps); i < n; i++) {
 			profile_set_runtime_version(ps[i], ss->runtime_version);
+			if (ss->module_root[0])
+				profile_add_module_root(ps[i], ss->module_root);
+		}
 	}
 	cg_info("profiling %s process %d (%s)", ops->name, (int)target_pid(p->t), p->cmd);
 	return 0;

@@ -332,6 +332,42 @@ class TestCpuTime(CgTestCase):
         self.assertAlmostEqual(meta["cpuTimeInSeconds"], own, delta=0.08 + 0.05 * own)
 
 
+def codeguru_keys(node):
+    """Every call-graph key of a CodeGuru profile."""
+    keys = set()
+    for k, child in node.get("children", {}).items():
+        keys.add(k)
+        keys |= codeguru_keys(child)
+    return keys
+
+
+class TestModuleRoot(CgTestCase):
+    """CodeGuru names a Python frame module:function, the module relative
+    to sys.path (as the official agent does): a package beside the script
+    is pkg.mod, not its file's bare name."""
+
+    def test_package_beside_the_script(self):
+        with tempfile.TemporaryDirectory() as d:
+            app = os.path.join(d, "app")
+            os.makedirs(os.path.join(app, "pkg"))
+            open(os.path.join(app, "pkg", "__init__.py"), "w").close()
+            with open(os.path.join(app, "pkg", "mod.py"), "w") as f:
+                f.write("import time\n\ndef spin(s):\n    t = time.monotonic()\n"
+                        "    while time.monotonic() - t < s:\n        pass\n")
+            with open(os.path.join(app, "main.py"), "w") as f:
+                f.write("from pkg.mod import spin\nspin(1.0)\n")
+            out = os.path.join(d, "p.json")
+            # a relative script path: sys.path[0] is resolved against the cwd
+            r = cgprof("run", "-q", "-f", "codeguru", "-o", out, "--", PY, "app/main.py",
+                       cwd=d)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out) as f:
+                keys = codeguru_keys(json.load(f)["callgraph"])
+        self.assertIn("pkg.mod:spin", keys)
+        self.assertIn("main:<module>", keys)
+        self.assertNotIn("mod:spin", keys)
+
+
 ASAN_CGPROF = os.environ.get("CGPROF_ASAN", os.path.join(cgtest.ROOT, "build-asan", "cgprof"))
 
 
