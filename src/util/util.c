@@ -2,6 +2,7 @@
  * the growable buffer and clocks. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,19 +109,33 @@ int cg_map_put(struct cg_map *m, uint64_t key, uint64_t val)
 	return 0;
 }
 
+int cg_grow(void *arrp, size_t *cap, size_t need, size_t elem, size_t first)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : (first ? first : 1);
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2)
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	if (elem && ncap > SIZE_MAX / elem)
+		return -ENOMEM;
+	void *old;
+	memcpy(&old, arrp, sizeof(old)); /* arrp points at some T *: copy, not cast */
+	void *nw = realloc(old, ncap * elem);
+	if (!nw)
+		return -ENOMEM;
+	memcpy(arrp, &nw, sizeof(nw));
+	*cap = ncap;
+	return 0;
+}
+
 int cg_buf_reserve(struct cg_buf *b, size_t extra)
 {
-	if (b->len + extra + 1 <= b->cap)
-		return 0;
-	size_t ncap = b->cap ? b->cap : 256;
-	while (ncap < b->len + extra + 1)
-		ncap *= 2;
-	char *d = realloc(b->data, ncap);
-	if (!d)
+	if (extra > SIZE_MAX - b->len - 1)
 		return -ENOMEM;
-	b->data = d;
-	b->cap = ncap;
-	return 0;
+	return cg_grow(&b->data, &b->cap, b->len + extra + 1, 1, 256);
 }
 
 int cg_buf_append(struct cg_buf *b, const void *p, size_t n)
