@@ -106,6 +106,10 @@ struct cg_sampler_ops {
 	void (*close)(void *priv);
 };
 
+/* The samplers runtime_probe() chooses from (src/python, src/jvm,
+ * src/native). */
 extern const struct cg_sampler_ops python_sampler_ops;
+extern const struct cg_sampler_ops jvm_sampler_ops;
+extern const struct cg_sampler_ops native_sampler_ops;
 
 #endif

@@ -22,7 +22,7 @@ static int config_apply_sampling(const struct cli_opts *o, struct cg_config *c)
 		r = config_set(c, "max_depth", v, CG_ORIGIN_OPTION, "--max-depth");
 	}
 	if (r)
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 	return r;
 }
 

@@ -157,7 +157,7 @@ int cmd_dump(struct cli_opts *o)
 out:
 	r = cli_output_close(&w, r);
 	if (r) {
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 		return CLI_EXIT_ERROR;
 	}
 	return 0;

@@ -12,22 +12,11 @@
 #include "cgprof/log.h"
 #include "cgprof/target.h"
 #include "cgprof/util.h"
+#include "cli.h"
 #include "commands.h"
 
-/* Same exit codes as the other subcommands (cli.h). */
-#define HEAP_EXIT_ERROR 1
-#define HEAP_EXIT_USAGE 2
-
-static int heap_parse_pid(const char *s, pid_t *pid)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v <= 0 || v > INT_MAX)
-		return -EINVAL;
-	*pid = (pid_t)v;
-	return 0;
-}
+#define HEAP_EXIT_ERROR CLI_EXIT_ERROR
+#define HEAP_EXIT_USAGE CLI_EXIT_USAGE
 
 static void heap_usage(FILE *out)
 {
@@ -121,7 +110,7 @@ int cmd_heap(int argc, char **argv)
 		heap_usage(stderr);
 		return HEAP_EXIT_USAGE;
 	}
-	if (heap_parse_pid(argv[optind], &pid)) {
+	if (cli_parse_pid(argv[optind], &pid)) {
 		fprintf(stderr, "cgprof: invalid PID '%s'\n", argv[optind]);
 		return HEAP_EXIT_USAGE;
 	}
@@ -154,7 +143,7 @@ out:
 	if (t)
 		target_close(t);
 	if (r) {
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 		return HEAP_EXIT_ERROR;
 	}
 	return 0;

@@ -402,6 +402,6 @@ int cli_load_config(const struct cli_opts *o, struct cg_config *c)
 		r = config_set(c, o->settings[i].key, o->settings[i].value, CG_ORIGIN_OPTION, where);
 	}
 	if (r)
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 	return r;
 }

@@ -10,21 +10,12 @@
 #include "cgprof/util.h"
 #include "runtimes.h"
 
-/* Weak while the runtimes are built in parallel: a missing one is simply
- * not offered. The binary links objects (not an archive) so a present
- * one is always pulled in. */
-extern const struct cg_sampler_ops python_sampler_ops __attribute__((weak));
-extern const struct cg_sampler_ops jvm_sampler_ops __attribute__((weak));
-extern const struct cg_sampler_ops native_sampler_ops __attribute__((weak));
 
 int runtime_probe(struct target *t, bool native, const struct cg_sampler_ops **out)
 {
 	const struct cg_sampler_ops *order[] = {&python_sampler_ops, &jvm_sampler_ops};
-	int last = -ENOENT;
 
 	for (size_t i = 0; i < CG_ARRAY_LEN(order); i++) {
-		if (!order[i])
-			continue;
 		int r = order[i]->probe(t);
 		if (r == 0) {
 			*out = order[i];
@@ -38,11 +29,11 @@ int runtime_probe(struct target *t, bool native, const struct cg_sampler_ops **o
 	char exe[256] = "";
 	target_exe(t, exe, sizeof(exe));
 	const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
-	if (native && &native_sampler_ops && !strstr(base, "python") && strcmp(base, "java")) {
+	if (native && !strstr(base, "python") && strcmp(base, "java")) {
 		*out = &native_sampler_ops;
 		return 0;
 	}
-	return last;
+	return -ENOENT;
 }
 
 static const char *base_name(const char *path)

@@ -484,7 +484,7 @@ static void window_rotate(struct session *ss, bool final)
 	int r = reporter_submit(ss->rep, ss->win);
 	if (r)
 		cg_warn("this window's profile was neither sent nor spooled: %s",
-			cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+			cg_errmsg(r));
 	cg_clearerr();
 	profile_free(ss->win);
 	ss->win = NULL;
@@ -720,7 +720,7 @@ static int session_setup(struct session *ss, const struct cli_opts *o)
 		return CLI_EXIT_ERROR;
 	int r = reporter_new(&ss->cfg, &ss->rep);
 	if (r) {
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 		return CLI_EXIT_USAGE;
 	}
 	/* Where the profile goes is checked now, not after the whole run:
@@ -840,7 +840,7 @@ int cmd_run(struct cli_opts *o)
 	proc_add(&ss, t);
 	r = session_profile(&ss, true);
 	if (r)
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 	/* Whatever happened to the profile, the child runs to its end and we
 	 * exit with its status. */
 	while (target_reap(t, true, &status) != 1)
@@ -871,7 +871,7 @@ int cmd_attach(struct cli_opts *o)
 		r = session_profile(&ss, false);
 	}
 	if (r)
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 	session_teardown(&ss);
 	return r ? CLI_EXIT_ERROR : 0;
 }
