@@ -81,18 +81,23 @@ struct session {
 /* Signal state: set by the handler, read by the loop. */
 static volatile sig_atomic_t sig_stop;     /* stop sampling now */
 static volatile sig_atomic_t sig_tty_seen; /* a terminal signal arrived */
-static volatile pid_t sig_child;           /* forward to this pid (run) */
+/* run: forward to this child (NULL before it exists and once it is
+ * closed). target_signal() sends nothing once the child is reaped, so a
+ * recycled PID is never signalled. */
+static struct target *volatile sig_child;
 
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
 	(void)uctx;
-	if (sig_child > 0) {
+	if (sig_child) {
 		/* A terminal's Ctrl-C already reached the child through the
 		 * process group; a signal sent to cgprof by a process (kill,
 		 * timeout, systemd) is forwarded so the child sees it once. */
 		if (info->si_code == SI_USER || info->si_code == SI_QUEUE ||
 		    info->si_code == SI_TKILL) {
-			kill(sig_child, sig);
+			int saved = errno;
+			target_signal(sig_child, sig);
+			errno = saved;
 			return;
 		}
 		/* A second terminal signal: the child is not ending; stop
@@ -105,14 +110,14 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	sig_stop = 1;
 }
 
-static void install_signals(pid_t child)
+static void install_signals(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
-	sig_child = child;
+	sig_child = NULL;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
@@ -829,14 +834,14 @@ int cmd_run(struct cli_opts *o)
 	}
 	/* Handlers first, so a signal during start-up is forwarded too; the
 	 * child resets them to default before exec. */
-	install_signals(-1);
+	install_signals();
 	r = target_spawn(o->argv, &t);
 	if (r) {
 		fprintf(stderr, "cgprof: %s\n", cg_lasterr());
 		session_teardown(&ss);
 		return r == -ENOENT || r == -EACCES ? CLI_EXIT_NOEXEC : CLI_EXIT_ERROR;
 	}
-	sig_child = target_pid(t);
+	sig_child = t;
 	proc_add(&ss, t);
 	r = session_profile(&ss, true);
 	if (r)
@@ -845,6 +850,7 @@ int cmd_run(struct cli_opts *o)
 	 * exit with its status. */
 	while (target_reap(t, true, &status) != 1)
 		;
+	sig_child = NULL; /* before t is freed: the handler reads it */
 	session_teardown(&ss);
 	return exit_code_of(status);
 }
@@ -864,7 +870,7 @@ int cmd_attach(struct cli_opts *o)
 		session_teardown(&ss);
 		return r;
 	}
-	install_signals(0);
+	install_signals();
 	r = target_open(pid, &t);
 	if (!r) {
 		proc_add(&ss, t);

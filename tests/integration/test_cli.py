@@ -398,7 +398,7 @@ class TestRuntimeVersionOwned(CgTestCase):
                              capture_output=True, text=True).stdout.strip()
         with tempfile.TemporaryDirectory() as d:
             spool = os.path.join(d, "spool")
-            r = cgtest.run([binary, "run", "--subprocesses", "--profiling-group", "g",
+            r = cgtest.run([binary, "run", "-v", "--subprocesses", "--profiling-group", "g",
                             "--no-upload", "--spool", spool, "--reporting-interval", "1",
                             "--", "sh", "-c", self.SCRIPT % (PY, PY)], timeout=90)
             self.assertNotIn("AddressSanitizer", r.stderr)
@@ -408,7 +408,8 @@ class TestRuntimeVersionOwned(CgTestCase):
         # 3 s of windows of 1 s: the later ones come after the first child.
         self.assertGreaterEqual(len(profiles), 2, r.stderr)
         for p in profiles:
-            self.assertEqual(p["agentMetadata"]["runtimeVersion"], ver, p["agentMetadata"])
+            self.assertEqual(p["agentMetadata"]["runtimeVersion"], ver,
+                             (p["agentMetadata"], r.stderr))
 
     def test_version_survives_the_first_sampler(self):
         self.check(CGPROF)
