@@ -41,6 +41,10 @@ void cg_buf_free(struct cg_buf *b);
  * 0, or -ENOMEM (also on size overflow) with the array untouched. */
 int cg_grow(void *arrp, size_t *cap, size_t need, size_t elem, size_t first);
 
+/* Read a small file (a /proc entry, a key) whole, at most n-1 bytes, NUL
+ * terminated. Its length, or -errno. */
+int cg_read_small_file(const char *path, char *buf, size_t n);
+
 /* Clocks. */
 uint64_t cg_now_ns(void);       /* CLOCK_MONOTONIC */
 uint64_t cg_epoch_ms(void);     /* CLOCK_REALTIME */

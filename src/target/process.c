@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cgprof/log.h"
+#include "cgprof/util.h"
 #include "target_priv.h"
 
 static struct target *target_alloc(pid_t pid, bool child)
@@ -83,26 +84,13 @@ int target_spawn(char *const argv[], struct target **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-static int read_small_file(const char *path, char *buf, size_t n)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t r = read(fd, buf, n - 1);
-	int err = errno;
-	close(fd);
-	if (r < 0)
-		return -err;
-	buf[r] = '\0';
-	return (int)r;
-}
 
 /* Value of "Key:\t..." in /proc/PID/status, first field. */
 static int status_field(pid_t pid, const char *key, char *val, size_t n)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), pid ? "/proc/%d/status" : "/proc/self/status", (int)pid);
-	int r = read_small_file(path, buf, sizeof(buf));
+	int r = cg_read_small_file(path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	size_t klen = strlen(key);
@@ -164,7 +152,7 @@ static bool in_initial_userns(void)
 {
 	char map[256];
 	unsigned long a, b, c;
-	if (read_small_file("/proc/self/uid_map", map, sizeof(map)) <= 0)
+	if (cg_read_small_file("/proc/self/uid_map", map, sizeof(map)) <= 0)
 		return true;
 	const char *nl = strchr(map, '\n');
 	return sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 &&
@@ -218,7 +206,7 @@ static int explain_eperm(pid_t pid)
 
 	if (!status_field(pid, "Uid", v, sizeof(v)))
 		tuid = (uid_t)strtoul(v, NULL, 10);
-	if (read_small_file("/proc/sys/kernel/yama/ptrace_scope", v, sizeof(v)) > 0)
+	if (cg_read_small_file("/proc/sys/kernel/yama/ptrace_scope", v, sizeof(v)) > 0)
 		scope = atoi(v);
 	bool cap = have_cap_sys_ptrace();
 	int r = explain_userns(pid);
@@ -285,7 +273,7 @@ int target_open(pid_t pid, struct target **out)
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return cg_fail(-ESRCH, "no such process: %d", (int)pid);
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (read_small_file(path, st, sizeof(st)) < 0)
+	if (cg_read_small_file(path, st, sizeof(st)) < 0)
 		return cg_fail(-ESRCH, "no such process: %d", (int)pid);
 	char *rp = strrchr(st, ')');
 	if (rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
@@ -354,7 +342,7 @@ bool target_alive(struct target *t)
 			return false;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
-	if (read_small_file(path, st, sizeof(st)) < 0)
+	if (cg_read_small_file(path, st, sizeof(st)) < 0)
 		return false;
 	char *rp = strrchr(st, ')');
 	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
@@ -403,7 +391,7 @@ int target_cpu_ns(struct target *t, uint64_t *ns)
 	char path[64], st[1024];
 	unsigned long long ut, stime;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
-	if (read_small_file(path, st, sizeof(st)) < 0)
+	if (cg_read_small_file(path, st, sizeof(st)) < 0)
 		return -ESRCH;
 	/* utime and stime are fields 14 and 15; the name before them is in
 	 * parentheses and may hold spaces, so count from the last ')'. */
@@ -431,7 +419,7 @@ int target_cmdline(struct target *t, char *buf, size_t n)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
-	int r = read_small_file(path, buf, n);
+	int r = cg_read_small_file(path, buf, n);
 	if (r < 0)
 		return r;
 	for (int i = 0; i < r; i++)
@@ -446,7 +434,7 @@ int target_argv(struct target *t, char *buf, size_t n)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
-	return read_small_file(path, buf, n);
+	return cg_read_small_file(path, buf, n);
 }
 
 int target_exe(struct target *t, char *buf, size_t n)
@@ -510,7 +498,7 @@ int target_children(pid_t pid, pid_t *out, size_t max)
 	int nt = target_threads(&tmp, tids, (size_t)(sizeof(tids) / sizeof(tids[0])));
 	for (int i = 0; i < nt && n < max; i++) {
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)tids[i]);
-		if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		if (cg_read_small_file(path, buf, sizeof(buf)) <= 0)
 			continue;
 		char *p = buf, *end;
 		while (n < max) {

@@ -1,12 +1,14 @@
 /* Implementation of the shared helpers in util.h: hashing, the u64 map,
  * the growable buffer and clocks. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cgprof/util.h"
 
@@ -129,6 +131,30 @@ int cg_grow(void *arrp, size_t *cap, size_t need, size_t elem, size_t first)
 	memcpy(arrp, &nw, sizeof(nw));
 	*cap = ncap;
 	return 0;
+}
+
+int cg_read_small_file(const char *path, char *buf, size_t n)
+{
+	if (n == 0)
+		return -EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t got = 0;
+	int err = 0;
+	while (got + 1 < n) {
+		ssize_t r = read(fd, buf + got, n - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			err = -errno;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[got] = '\0';
+	return err ? err : (int)got;
 }
 
 int cg_buf_reserve(struct cg_buf *b, size_t extra)

@@ -1,9 +1,10 @@
 /* util: the u64 map (caches keyed by remote address), growable buffers,
- * the one array-growth rule, and the frame label every output shares. */
+ * the one array-growth rule, small-file reads and the frame label. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_main.h"
 #include "cgprof/sample.h"
@@ -153,6 +154,29 @@ START_TEST(frame_label_forms)
 }
 END_TEST
 
+START_TEST(read_small_file_whole_and_cut)
+{
+	char path[] = "/tmp/cgprof-test-util-XXXXXX", buf[8];
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "hello world", 11), 11);
+	close(fd);
+	char big[64];
+	ck_assert_int_eq(cg_read_small_file(path, big, sizeof(big)), 11);
+	ck_assert_str_eq(big, "hello world");
+	ck_assert_int_eq(cg_read_small_file(path, buf, sizeof(buf)), 7); /* n-1, NUL kept */
+	ck_assert_str_eq(buf, "hello w");
+	unlink(path);
+	ck_assert_int_eq(cg_read_small_file(path, buf, sizeof(buf)), -ENOENT);
+	/* a /proc file longer than one read would be in pieces: whole */
+	char status[8192];
+	int n = cg_read_small_file("/proc/self/status", status, sizeof(status));
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(strstr(status, "\nPid:"));
+	ck_assert_uint_eq(strlen(status), (size_t)n);
+}
+END_TEST
+
 static Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -165,6 +189,7 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, grow_doubles_from_first);
 	tcase_add_test(tc, grow_overflow_leaves_array);
 	tcase_add_test(tc, frame_label_forms);
+	tcase_add_test(tc, read_small_file_whole_and_cut);
 	suite_add_tcase(s, tc);
 	return s;
 }
