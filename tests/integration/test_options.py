@@ -163,6 +163,26 @@ class TestOptionTable(CgTestCase):
                 # the setting shows as coming from this option
                 self.assertRegex(r.stdout, r"option \(--%s\)" % name, name)
 
+    def test_heap_refuses_the_rest(self):
+        """heap parses its own options (--format text|json, --top): every
+        other option is refused the same way, on one line."""
+        target = self.spawn(["sleep", "60"])
+        takes = {"format", "top", "verbose", "help"}
+        for name in sorted(ALL - takes):
+            args = ["heap"] + self.values.args(name, self.all[name]) + [str(target.pid)]
+            r = cgprof(*args, timeout=30)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertEqual(r.stderr.strip().splitlines(),
+                             ["cgprof: unknown option '--%s' for heap (see cgprof heap "
+                              "--help)" % name], args)
+        r = cgprof("heap")
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        r = cgprof("heap", "--top")
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr.strip(), "cgprof: option '--top' needs a value")
+        self.assertIn(pid_state(target.pid), ("S", "R"))
+
     def test_command_help_exits_0(self):
         for cmd in TAKES:
             r = cgprof(cmd, "--help")
@@ -273,11 +293,19 @@ class TestDumpOptions(CgTestCase):
             self.assertIn("Process %d: python3 busy.py" % self.target.pid, r.stdout)
 
     def test_native(self):
-        r = cgprof("dump", "--native", str(self.target.pid))
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertRegex(r.stdout, r"busy \(.*busy\.py:\d+\)")
-        # native frames carry their object: the interpreter or libc
-        self.assertRegex(r.stdout, r"\((python3[.\d]*|libc\.so\.6|libpython[^)]*)\)")
+        """A thread in time.sleep is always in libc's clock_nanosleep: the
+        leaf with --native, the Python frame's caller's child without."""
+        p = self.spawn([PY, "-c", "import time; print('ready', flush=True); time.sleep(60)"])
+        self.assertEqual(p.stdout.readline().strip(), "ready")
+        frames = {}
+        for opts in ([], ["--native"]):
+            r = cgprof("dump", *(opts + [str(p.pid)]))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            frames[bool(opts)] = [l.strip() for l in r.stdout.splitlines()
+                                  if l.startswith("    ")]
+        self.assertEqual(frames[False], ["<module> (<string>:1)"])
+        self.assertRegex(frames[True][0], r"^clock_nanosleep\S* \(libc\.so\.6\)$")
+        self.assertIn("<module> (<string>:1)", frames[True])
 
 
 def cgtest_wait(path, timeout=20):
