@@ -55,18 +55,20 @@ static bool python_opt_takes_value(const char *a)
 	return !strcmp(a, "-W") || !strcmp(a, "-X") || !strcmp(a, "-Q");
 }
 
-void runtime_label(struct target *t, char *buf, size_t n)
+/* A terminated copy of a command line as the kernel keeps it (arguments
+ * each ended by a NUL, len bytes, the last maybe cut); its length. */
+static size_t argv_copy(const char *in, size_t len, char *out, size_t n)
+{
+	size_t l = len < n - 1 ? len : n - 1;
+	memcpy(out, in, l);
+	out[l] = '\0';
+	return l;
+}
+
+void runtime_label_argv(const char *args, size_t len, char *buf, size_t n)
 {
 	char argv[4096];
-	int len = target_argv(t, argv, sizeof(argv));
-	if (len <= 0 || !argv[0]) {
-		char exe[256] = "?";
-		target_exe(t, exe, sizeof(exe));
-		snprintf(buf, n, "%s", base_name(exe));
-		return;
-	}
-	argv[len < (int)sizeof(argv) ? len : (int)sizeof(argv) - 1] = '\0';
-	const char *end = argv + len;
+	const char *end = argv + argv_copy(args, len, argv, sizeof(argv));
 	snprintf(buf, n, "%s", base_name(argv));
 	bool py = !strncmp(base_name(argv), "python", 6);
 	/* Options are skipped; the first other argument is kept only when it
@@ -85,7 +87,7 @@ void runtime_label(struct target *t, char *buf, size_t n)
 		if (py && !strncmp(a, "-c", 2))
 			break;
 		if (py && python_opt_takes_value(a)) {
-			a += strlen(a) + 1;
+			a += strlen(a) + 1; /* the loop steps over the value */
 			if (a >= end)
 				break;
 			continue;
@@ -98,13 +100,25 @@ void runtime_label(struct target *t, char *buf, size_t n)
 	}
 }
 
-int runtime_python_path0(struct target *t, char *buf, size_t n)
+void runtime_label(struct target *t, char *buf, size_t n)
 {
-	char argv[4096], cwd[2048];
+	char argv[4096];
 	int len = target_argv(t, argv, sizeof(argv));
-	if (len <= 0 || strncmp(base_name(argv), "python", 6) || target_cwd(t, cwd, sizeof(cwd)))
+	if (len <= 0 || !argv[0]) {
+		char exe[256] = "?";
+		target_exe(t, exe, sizeof(exe));
+		snprintf(buf, n, "%s", base_name(exe));
+		return;
+	}
+	runtime_label_argv(argv, (size_t)len, buf, n);
+}
+
+int runtime_path0_argv(const char *args, size_t len, const char *cwd, char *buf, size_t n)
+{
+	char argv[4096];
+	const char *end = argv + argv_copy(args, len, argv, sizeof(argv)), *script = NULL;
+	if (strncmp(base_name(argv), "python", 6))
 		return -ENOENT;
-	const char *end = argv + len, *script = NULL;
 	for (const char *a = argv + strlen(argv) + 1; a < end && !script; a += strlen(a) + 1) {
 		if (!strcmp(a, "-P") || !strcmp(a, "-I"))
 			return -ENOENT; /* safe path: no sys.path[0] */
@@ -119,17 +133,29 @@ int runtime_python_path0(struct target *t, char *buf, size_t n)
 		if (a[0] != '-')
 			script = a;
 	}
-	if (!script || !strchr(script, '/'))
+	const char *slash = script ? strrchr(script, '/') : NULL;
+	if (!slash)
 		snprintf(buf, n, "%s", cwd);
+	else if (slash == script)
+		snprintf(buf, n, "/");
 	else if (script[0] == '/')
-		snprintf(buf, n, "%.*s", (int)(strrchr(script, '/') - script), script);
+		snprintf(buf, n, "%.*s", (int)(slash - script), script);
 	else
-		snprintf(buf, n, "%s/%.*s", cwd, (int)(strrchr(script, '/') - script), script);
-	/* "/" alone stays; otherwise no trailing "/." from "./app.py" */
+		snprintf(buf, n, "%s/%.*s", cwd, (int)(slash - script), script);
+	/* no trailing "/." from "./app.py" */
 	size_t l = strlen(buf);
 	if (l > 2 && !strcmp(buf + l - 2, "/."))
 		buf[l - 2] = '\0';
 	return buf[0] ? 0 : -ENOENT;
+}
+
+int runtime_python_path0(struct target *t, char *buf, size_t n)
+{
+	char argv[4096], cwd[2048];
+	int len = target_argv(t, argv, sizeof(argv));
+	if (len <= 0 || target_cwd(t, cwd, sizeof(cwd)))
+		return -ENOENT;
+	return runtime_path0_argv(argv, (size_t)len, cwd, buf, n);
 }
 
 int runtime_explain_none(struct target *t)
