@@ -83,7 +83,7 @@ struct cg_sample_stats {
 struct cg_sampler_opts {
 	bool nonblocking; /* never pause the target */
 	bool idle;        /* also report threads that are not running */
-	bool native;      /* unwind native frames too (issue: native) */
+	bool native;      /* unwind native frames too (libunwind) */
 	uint32_t max_depth;
 };
 
