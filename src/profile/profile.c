@@ -27,7 +27,6 @@ struct arena_chunk {
 struct cg_profile {
 	enum cg_runtime runtime;
 	struct cg_profile_limits lim;
-	bool thread_roots;
 
 	uint64_t start_ms, end_ms;
 	double interval_ms;
@@ -362,7 +361,6 @@ void profile_set_runtime_version(struct cg_profile *p, const char *version)
 	p->runtime_version = v;
 }
 
-void profile_set_thread_roots(struct cg_profile *p, bool with_threads) { p->thread_roots = with_threads; }
 
 static void count_add(uint32_t *c)
 {
@@ -387,13 +385,6 @@ int profile_add_sample(struct cg_profile *p, const struct cg_sample *s)
 		trunc = true;
 	}
 	int64_t node = 0;
-	if (p->thread_roots) {
-		char name[160];
-		snprintf(name, sizeof(name), "thread %s (%d)",
-			 s->thread_name && s->thread_name[0] ? s->thread_name : "?", (int)s->tid);
-		int64_t f = frame_id(p, name, NULL, 0, CG_FK_THREAD, false);
-		node = f < 0 ? f : node_child(p, 0, (uint32_t)f, false);
-	}
 	if (node >= 0 && trunc)
 		node = node_child(p, (uint32_t)node, p->frame_truncated, false);
 	uint32_t i = n, start = node >= 0 ? (uint32_t)node : 0;
@@ -476,7 +467,6 @@ uint64_t profile_end_ms(const struct cg_profile *p) { return p->end_ms; }
 double profile_interval_ms(const struct cg_profile *p) { return p->interval_ms; }
 const char *profile_runtime_version(const struct cg_profile *p) { return p->runtime_version; }
 double profile_overhead_ms(const struct cg_profile *p) { return p->overhead_ms; }
-bool profile_thread_roots(const struct cg_profile *p) { return p->thread_roots; }
 uint32_t profile_node_count(const struct cg_profile *p) { return p->nnodes; }
 uint32_t profile_frame_count(const struct cg_profile *p) { return p->nframes; }
 
