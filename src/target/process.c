@@ -404,16 +404,19 @@ int target_cpu_ns(struct target *t, uint64_t *ns)
 	return 0;
 }
 
-int target_cwd(struct target *t, char *buf, size_t n)
+/* The target of the symbolic link /proc/PID/name (exe, cwd). */
+static int proc_link(const struct target *t, const char *name, char *buf, size_t n)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)t->pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)t->pid, name);
 	ssize_t r = readlink(path, buf, n - 1);
 	if (r < 0)
 		return -errno;
 	buf[r] = '\0';
 	return 0;
 }
+
+int target_cwd(struct target *t, char *buf, size_t n) { return proc_link(t, "cwd", buf, n); }
 
 int target_cmdline(struct target *t, char *buf, size_t n)
 {
@@ -437,16 +440,7 @@ int target_argv(struct target *t, char *buf, size_t n)
 	return cg_read_small_file(path, buf, n);
 }
 
-int target_exe(struct target *t, char *buf, size_t n)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)t->pid);
-	ssize_t r = readlink(path, buf, n - 1);
-	if (r < 0)
-		return -errno;
-	buf[r] = '\0';
-	return 0;
-}
+int target_exe(struct target *t, char *buf, size_t n) { return proc_link(t, "exe", buf, n); }
 
 int target_image_get(struct target *t, struct target_image *img)
 {

@@ -6,12 +6,12 @@ import base64
 import os
 import re
 import stat
-import subprocess
 import tempfile
+import time
 import unittest
 
-import cgtest
-from cgtest import WORKLOADS, CgTestCase, cgprof, parse_collapsed
+from cgtest import WORKLOADS, CgTestCase, cgprof
+from test_cli import wait_file
 
 BUSY = os.path.join(WORKLOADS, "cli", "busy.py")
 PY = "/usr/bin/python3"
@@ -278,7 +278,7 @@ class TestDumpOptions(CgTestCase):
         with tempfile.TemporaryDirectory() as d:
             pidfile = os.path.join(d, "pid")
             sh = self.spawn(["sh", "-c", "%s %s 60 0 %s; true" % (PY, BUSY, pidfile)])
-            child = int(cgtest_wait(pidfile))
+            child = int(wait_file(pidfile))
             r = cgprof("dump", str(sh.pid))
             self.assertEqual(r.returncode, 1)
             self.assertIn("not a Python or Java process", r.stderr)
@@ -308,22 +308,10 @@ class TestDumpOptions(CgTestCase):
         self.assertIn("<module> (<string>:1)", frames[True])
 
 
-def cgtest_wait(path, timeout=20):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            with open(path) as f:
-                return f.read()
-        time.sleep(0.02)
-    raise AssertionError("%s never appeared" % path)
-
-
 class TestLabels(CgTestCase):
     def test_python_m_is_named_by_module_not_arguments(self):
         p = self.spawn([PY, "-X", "dev", "-m", "timeit", "-n", "1000000000",
                         "secret_value = 1"])
-        import time
         time.sleep(0.7)
         r = cgprof("dump", str(p.pid))
         self.assertEqual(r.returncode, 0, r.stderr)
