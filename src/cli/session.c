@@ -734,7 +734,8 @@ static int session_setup(struct session *ss, const struct cli_opts *o)
 		char def[512];
 		default_output(def, sizeof(def), 0, o->format);
 		if (cli_output_check(o->output ? o->output : def)) {
-			fprintf(stderr, "cgprof: %s\n", cg_lasterr());
+			fprintf(stderr, "cgprof: %s%s\n", cg_lasterr(),
+				o->output ? "" : " (the default is the current directory; give -o FILE)");
 			return CLI_EXIT_USAGE;
 		}
 	}

@@ -233,6 +233,14 @@ class TestOutputCheckedFirst(CgTestCase):
                        preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
             self.check(r, path)
             self.assertIn("Permission denied", r.stderr)
+            # no -o: the default file in the current directory, same check
+            marker = os.path.join(tempfile.gettempdir(), "cgprof-never-%d" % os.getpid())
+            r = cgprof("run", "--", "touch", marker, cwd=d,
+                       preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("give -o FILE", r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            self.assertFalse(os.path.exists(marker))
 
     def test_device_is_written_not_replaced(self):
         """-o /dev/null: temp file + rename would replace the device itself
