@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 	/* Stacks are made as they are sampled, like a sampler reading the
 	 * target: holding all 10,000 here would be the bench's memory, not
 	 * the profile's. */
-	struct cg_frame frames[MAX_DEPTH];
+	struct cg_frame frames[MAX_DEPTH + 1]; /* + the thread root */
 	double rss0 = rss_mb();
 
 	for (int i = 0; i < FUNCS; i++)
@@ -89,12 +89,13 @@ int main(int argc, char **argv)
 	struct cg_profile *p = profile_new(CG_RT_PYTHON, NULL);
 	if (!p)
 		return 1;
-	profile_set_thread_roots(p, threads);
 	profile_set_interval_ms(p, 1000.0 / RATE_HZ);
 	uint64_t n = 0, full = 0, t0 = cg_now_ns(), in_add = 0;
-	char tname[THREADS][16];
-	for (int t = 0; t < THREADS; t++)
+	char tname[THREADS][16], troot[THREADS][48];
+	for (int t = 0; t < THREADS; t++) {
 		snprintf(tname[t], sizeof(tname[t]), "worker-%d", t);
+		snprintf(troot[t], sizeof(troot[t]), "thread worker-%d (%d)", t, 1000 + t);
+	}
 	for (uint64_t round = 0; round < (uint64_t)RATE_HZ * SECONDS; round++) {
 		profile_add_round(p);
 		for (int t = 0; t < THREADS; t++) {
@@ -110,9 +111,12 @@ int main(int argc, char **argv)
 			if (sticky && round && (h >> 60) & 1)
 				s = prev[t];
 			prev[t] = s;
+			uint32_t nf = make_stack(s, frames);
+			if (threads) /* rooted as the session roots --threads */
+				frames[nf++] = (struct cg_frame){.name = troot[t], .kind = CG_FK_THREAD};
 			struct cg_sample smp = {.pid = 1, .tid = 1000 + t, .thread_name = tname[t],
 						.state = (h >> 4) & 1 ? CG_ST_RUNNING : CG_ST_IDLE,
-						.nframes = make_stack(s, frames), .frames = frames};
+						.nframes = nf, .frames = frames};
 			uint64_t a0 = cg_now_ns();
 			full += profile_add_sample(p, &smp) != 0;
 			in_add += cg_now_ns() - a0;

@@ -38,5 +38,8 @@ void cg_vlog(enum cg_log_level level, const char *fmt, va_list ap)
 int cg_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *cg_lasterr(void);
 void cg_clearerr(void);
+/* What to tell the user about failure err: the recorded explanation, or
+ * strerror(-err) when none was given. */
+const char *cg_errmsg(int err);
 
 #endif

@@ -31,8 +31,6 @@ void profile_set_window(struct cg_profile *p, uint64_t start_ms, uint64_t end_ms
 void profile_set_interval_ms(struct cg_profile *p, double interval_ms);
 /* e.g. "CPython 3.12.1" or "OpenJDK 17.0.15". Copied. */
 void profile_set_runtime_version(struct cg_profile *p, const char *version);
-/* with_threads: root every stack at a synthetic "thread NAME (TID)" frame. */
-void profile_set_thread_roots(struct cg_profile *p, bool with_threads);
 
 /* Add one sample (weight 1). Returns 0, or -ENOSPC when it went to the
  * "(truncated)" node because a limit was reached (still counted). */
@@ -89,7 +87,6 @@ uint64_t profile_end_ms(const struct cg_profile *p);
 double profile_interval_ms(const struct cg_profile *p);
 const char *profile_runtime_version(const struct cg_profile *p); /* or NULL */
 double profile_overhead_ms(const struct cg_profile *p);
-bool profile_thread_roots(const struct cg_profile *p);
 double profile_cpu_time_s(const struct cg_profile *p); /* negative: unknown */
 size_t profile_module_root_count(const struct cg_profile *p);
 const char *profile_module_root(const struct cg_profile *p, size_t i);

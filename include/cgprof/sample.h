@@ -27,6 +27,10 @@ enum cg_state {
 	CG_ST__COUNT
 };
 const char *cg_state_name(enum cg_state s); /* "RUNNING", "IDLE", ... */
+/* How every output names a frame: "name (file:line)", "name (file)" or
+ * "name". snprintf's contract: returns the full length, writes at most
+ * n bytes (buf may be NULL when n is 0). */
+int cg_frame_label(char *buf, size_t n, const char *name, const char *file, int32_t line);
 
 enum cg_frame_kind {
 	CG_FK_PYTHON = 0,
@@ -80,7 +84,7 @@ struct cg_sampler_opts {
 	bool nonblocking; /* never pause the target, even for --native */
 	bool blocking;    /* pause a thread while its stack is read */
 	bool idle;        /* also report threads that are not running */
-	bool native;      /* unwind native frames too (issue: native) */
+	bool native;      /* unwind native frames too (libunwind) */
 	bool native_pause; /* native stacks by pausing, not kernel samples */
 	double rate_hz;   /* rounds per second; 0: a single round (dump) */
 	uint32_t max_depth;
@@ -105,6 +109,10 @@ struct cg_sampler_ops {
 	void (*close)(void *priv);
 };
 
+/* The samplers runtime_probe() chooses from (src/python, src/jvm,
+ * src/native). */
 extern const struct cg_sampler_ops python_sampler_ops;
+extern const struct cg_sampler_ops jvm_sampler_ops;
+extern const struct cg_sampler_ops native_sampler_ops;
 
 #endif

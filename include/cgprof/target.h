@@ -84,6 +84,11 @@ int target_cmdline(struct target *t, char *buf, size_t n);
 int target_argv(struct target *t, char *buf, size_t n);
 /* Path of the executable (readlink /proc/PID/exe). */
 int target_exe(struct target *t, char *buf, size_t n);
+/* Its current directory as it sees it (readlink /proc/PID/cwd). */
+int target_cwd(struct target *t, char *buf, size_t n);
+/* CPU time the whole process has used (user + system, all threads), in
+ * nanoseconds at clock-tick resolution. 0, -ESRCH when gone. */
+int target_cpu_ns(struct target *t, uint64_t *ns);
 
 /* Pause one thread (PTRACE_SEIZE + PTRACE_INTERRUPT) until resume
  * (PTRACE_DETACH). Signals that arrive meanwhile are re-delivered on

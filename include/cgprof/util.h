@@ -35,6 +35,16 @@ int cg_buf_append(struct cg_buf *b, const void *p, size_t n);
 int cg_buf_printf(struct cg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cg_buf_free(struct cg_buf *b);
 
+/* Make the array at *arrp (a pointer to the array pointer) of *cap
+ * elements of elem bytes hold at least need, doubling from first when
+ * empty: the one growth rule of every growable array in cgprof.
+ * 0, or -ENOMEM (also on size overflow) with the array untouched. */
+int cg_grow(void *arrp, size_t *cap, size_t need, size_t elem, size_t first);
+
+/* Read a small file (a /proc entry, a key) whole, at most n-1 bytes, NUL
+ * terminated. Its length, or -errno. */
+int cg_read_small_file(const char *path, char *buf, size_t n);
+
 /* Clocks. */
 uint64_t cg_now_ns(void);       /* CLOCK_MONOTONIC */
 uint64_t cg_epoch_ms(void);     /* CLOCK_REALTIME */

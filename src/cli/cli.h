@@ -16,6 +16,8 @@
 #define CLI_EXIT_ERROR 1
 #define CLI_EXIT_USAGE 2
 #define CLI_EXIT_NOEXEC 127
+/* cli_parse(): the command's --help was printed; exit 0. */
+#define CLI_EXIT_HELP (-1)
 
 struct cg_sample;
 struct cg_sample_stats;
@@ -66,11 +68,27 @@ struct cli_opts {
 	const struct cli_hooks *hooks; /* NULL but for top; set after cli_parse */
 };
 
-/* Parse argv[1..] for subcommand cmd ("run", "attach", "dump"). 0 or a
- * CLI_EXIT_* code after printing the problem. */
+/* Parse argv[1..] for subcommand cmd (run, attach, dump, upload,
+ * config). An option the command does not take is refused like an
+ * unknown one. 0, CLI_EXIT_HELP, or CLI_EXIT_USAGE after printing the
+ * problem. */
 int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o);
 void cli_usage(FILE *out);
 int cli_parse_pid(const char *s, pid_t *pid);
+
+/* Output files (output.c). A path is checked before a target is opened or
+ * a command started, so a profile is never lost at the end: 0, or
+ * negative with cg_fail() naming the user's path. "-" is stdout. */
+struct cli_output {
+	FILE *f;
+	const char *path;
+	char tmp[4200];
+};
+int cli_output_check(const char *path);
+int cli_output_open(struct cli_output *w, const char *path);
+/* Commit (r == 0: rename into place) or discard; returns r or the first
+ * write error. */
+int cli_output_close(struct cli_output *w, int r);
 
 struct cg_config;
 /* Config files, environment, then the options' settings. 0, or negative

@@ -12,22 +12,11 @@
 #include "cgprof/log.h"
 #include "cgprof/target.h"
 #include "cgprof/util.h"
+#include "cli.h"
 #include "commands.h"
 
-/* Same exit codes as the other subcommands (cli.h). */
-#define HEAP_EXIT_ERROR 1
-#define HEAP_EXIT_USAGE 2
-
-static int heap_parse_pid(const char *s, pid_t *pid)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v <= 0 || v > INT_MAX)
-		return -EINVAL;
-	*pid = (pid_t)v;
-	return 0;
-}
+#define HEAP_EXIT_ERROR CLI_EXIT_ERROR
+#define HEAP_EXIT_USAGE CLI_EXIT_USAGE
 
 static void heap_usage(FILE *out)
 {
@@ -63,7 +52,15 @@ static int heap_print_json(const struct jvm_heap *h, size_t n, pid_t pid)
 	return r;
 }
 
-int cmd_heap(int argc, char **argv)
+struct heap_args {
+	bool json;
+	size_t top; /* 0: all */
+	int verbose;
+	pid_t pid;
+};
+
+/* 0, CLI_EXIT_HELP after --help, or HEAP_EXIT_USAGE after saying why. */
+static int heap_parse_args(int argc, char **argv, struct heap_args *a)
 {
 	static const struct option longopts[] = {
 		{"format", required_argument, NULL, 'f'},
@@ -72,26 +69,18 @@ int cmd_heap(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	bool json = false;
-	size_t top = 0;
-	int verbose = 0, c, r;
-	struct target *t = NULL;
-	struct jvm_heap h = {0};
-	pid_t pid;
-
+	int c;
+	memset(a, 0, sizeof(*a));
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+f:n:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:n:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (!strcmp(optarg, "json")) {
-				json = true;
-			} else if (!strcmp(optarg, "text")) {
-				json = false;
-			} else {
+			if (strcmp(optarg, "json") && strcmp(optarg, "text")) {
 				fprintf(stderr, "cgprof: heap: unknown format '%s' (text or json)\n", optarg);
 				return HEAP_EXIT_USAGE;
 			}
+			a->json = !strcmp(optarg, "json");
 			break;
 		case 'n': {
 			char *end;
@@ -102,30 +91,47 @@ int cmd_heap(int argc, char **argv)
 					optarg);
 				return HEAP_EXIT_USAGE;
 			}
-			top = (size_t)v;
+			a->top = (size_t)v;
 			break;
 		}
 		case 'v':
-			verbose++;
+			a->verbose++;
 			break;
 		case 'h':
 			heap_usage(stdout);
-			return 0;
+			return CLI_EXIT_HELP;
 		default:
-			fprintf(stderr, "cgprof: heap: unknown option '%s'\n", argv[optind - 1]);
-			heap_usage(stderr);
+			if (c == ':')
+				fprintf(stderr, "cgprof: option '%s' needs a value\n", argv[optind - 1]);
+			else
+				fprintf(stderr, "cgprof: unknown option '%s' for heap (see cgprof heap "
+						"--help)\n", argv[optind - 1]);
 			return HEAP_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
-		heap_usage(stderr);
+		fprintf(stderr, "cgprof: heap needs exactly one PID: cgprof heap [--format text|json] "
+				"[--top N] PID\n");
 		return HEAP_EXIT_USAGE;
 	}
-	if (heap_parse_pid(argv[optind], &pid)) {
+	if (cli_parse_pid(argv[optind], &a->pid)) {
 		fprintf(stderr, "cgprof: invalid PID '%s'\n", argv[optind]);
 		return HEAP_EXIT_USAGE;
 	}
-	cg_log_set_level(verbose >= 2 ? CG_LOG_DEBUG : verbose ? CG_LOG_INFO : CG_LOG_WARN);
+	return 0;
+}
+
+int cmd_heap(int argc, char **argv)
+{
+	struct heap_args a;
+	struct target *t = NULL;
+	struct jvm_heap h = {0};
+	int r = heap_parse_args(argc, argv, &a);
+	if (r)
+		return r == CLI_EXIT_HELP ? 0 : r;
+	pid_t pid = a.pid;
+
+	cg_log_set_level(a.verbose >= 2 ? CG_LOG_DEBUG : a.verbose ? CG_LOG_INFO : CG_LOG_WARN);
 
 	if ((r = target_open(pid, &t)))
 		goto out;
@@ -145,8 +151,8 @@ int cmd_heap(int argc, char **argv)
 		goto out;
 	if ((r = jvm_heap_histogram(t, &h)))
 		goto out;
-	size_t n = top && top < h.n ? top : h.n;
-	r = json ? heap_print_json(&h, n, pid) : heap_print_text(&h, n, pid);
+	size_t n = a.top && a.top < h.n ? a.top : h.n;
+	r = a.json ? heap_print_json(&h, n, pid) : heap_print_text(&h, n, pid);
 	if (r)
 		cg_fail(r, "cannot write the heap histogram: %s", strerror(-r));
 out:
@@ -154,7 +160,7 @@ out:
 	if (t)
 		target_close(t);
 	if (r) {
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 		return HEAP_EXIT_ERROR;
 	}
 	return 0;

@@ -54,7 +54,7 @@ int cmd_upload(struct cli_opts *o)
 	if (!o->quiet || r)
 		cg_log(r && r != -EAGAIN ? CG_LOG_ERROR : CG_LOG_WARN,
 		       "upload: %u sent, %u left, %u refused%s%s", sent, left, refused,
-		       r ? ": " : "", r ? (cg_lasterr()[0] ? cg_lasterr() : strerror(-r)) : "");
+		       r ? ": " : "", r ? (cg_errmsg(r)) : "");
 	config_free(&c);
 	if (r == 0)
 		return 0;

@@ -1,6 +1,7 @@
 /* Entry points of the subcommands that parse their own options (heap,
- * upload, config): each takes argv from the subcommand name on and returns
- * the process exit status. */
+ * the only one; run, attach, dump, upload and config share cli_parse):
+ * each takes argv from the subcommand name on and returns the process
+ * exit status. */
 #ifndef CGPROF_CLI_COMMANDS_H
 #define CGPROF_CLI_COMMANDS_H
 

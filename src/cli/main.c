@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 	    !strcmp(cmd, "config") || !strcmp(cmd, "upload")) {
 		int r = cli_parse(cmd, argc - 1, argv + 1, &o);
 		if (r)
-			return r;
+			return r == CLI_EXIT_HELP ? 0 : r;
 		if (!strcmp(cmd, "run"))
 			return cmd_run(&o);
 		if (!strcmp(cmd, "attach"))

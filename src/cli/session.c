@@ -44,6 +44,9 @@ struct proc {
 	uint64_t seen_ns;  /* when we started watching it */
 	uint64_t next_probe_ns; /* not a runtime yet: when to look again */
 	struct target_image image; /* the program the sampler was opened on */
+	uint64_t cpu_ns;        /* its CPU time when last read */
+	uint64_t cpu_win_ns;    /* ... when the current window began */
+	uint64_t cpu_run_ns;    /* ... when we started watching it */
 	bool dead;
 	bool not_runtime;  /* probed long enough: not Python/Java */
 	bool execd;        /* replaced its program while we watched */
@@ -65,7 +68,12 @@ struct session {
 	int nprocs;
 	struct cg_sample_stats stats;
 	uint64_t truncated;
-	const char *runtime_version;
+	/* Our copy: the sampler that named it may close long before the
+	 * session ends (a child exits, the target execs). "" until found. */
+	char runtime_version[96];
+	/* Python's sys.path[0]: the CodeGuru module names are relative to
+	 * it. "" when unknown. */
+	char module_root[4096];
 	struct cg_frame *frames; /* scratch: sample frames + synthetic roots */
 	uint32_t frames_cap;
 };
@@ -73,18 +81,23 @@ struct session {
 /* Signal state: set by the handler, read by the loop. */
 static volatile sig_atomic_t sig_stop;     /* stop sampling now */
 static volatile sig_atomic_t sig_tty_seen; /* a terminal signal arrived */
-static volatile pid_t sig_child;           /* forward to this pid (run) */
+/* run: forward to this child (NULL before it exists and once it is
+ * closed). target_signal() sends nothing once the child is reaped, so a
+ * recycled PID is never signalled. */
+static struct target *volatile sig_child;
 
 static void on_signal(int sig, siginfo_t *info, void *uctx)
 {
 	(void)uctx;
-	if (sig_child > 0) {
+	if (sig_child) {
 		/* A terminal's Ctrl-C already reached the child through the
 		 * process group; a signal sent to cgprof by a process (kill,
 		 * timeout, systemd) is forwarded so the child sees it once. */
 		if (info->si_code == SI_USER || info->si_code == SI_QUEUE ||
 		    info->si_code == SI_TKILL) {
-			kill(sig_child, sig);
+			int saved = errno;
+			target_signal(sig_child, sig);
+			errno = saved;
 			return;
 		}
 		/* A second terminal signal: the child is not ending; stop
@@ -97,26 +110,39 @@ static void on_signal(int sig, siginfo_t *info, void *uctx)
 	sig_stop = 1;
 }
 
-static void install_signals(pid_t child)
+static void install_signals(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
-	sig_child = child;
+	sig_child = NULL;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* The profiles open now: the whole run's (a local file) and the current
+ * reporting window's, either of which may be absent. Fills ps, returns
+ * how many; every sample, round and loss goes to each of them. */
+#define SESSION_NPROFILES 2
+static int session_each_profile(struct session *ss, struct cg_profile *ps[SESSION_NPROFILES])
+{
+	int n = 0;
+	if (ss->prof)
+		ps[n++] = ss->prof;
+	if (ss->win)
+		ps[n++] = ss->win;
+	return n;
+}
+
 static void session_add(struct session *ss, const struct cg_sample *s)
 {
-	if (ss->prof)
-		profile_add_sample(ss->prof, s);
-	if (ss->win)
-		profile_add_sample(ss->win, s);
+	struct cg_profile *ps[SESSION_NPROFILES];
+	for (int i = 0, n = session_each_profile(ss, ps); i < n; i++)
+		profile_add_sample(ps[i], s);
 }
 
 static struct cg_profile *session_new_profile(struct session *ss)
@@ -130,8 +156,10 @@ static struct cg_profile *session_new_profile(struct session *ss)
 	if (!p)
 		return NULL;
 	profile_set_interval_ms(p, 1000.0 / ss->rate_hz);
-	if (ss->runtime_version)
+	if (ss->runtime_version[0])
 		profile_set_runtime_version(p, ss->runtime_version);
+	if (ss->module_root[0])
+		profile_add_module_root(p, ss->module_root);
 	return p;
 }
 
@@ -194,6 +222,8 @@ static int proc_add(struct session *ss, struct target *t)
 	memset(p, 0, sizeof(*p));
 	p->t = t;
 	p->seen_ns = cg_now_ns();
+	if (target_cpu_ns(t, &p->cpu_ns) == 0)
+		p->cpu_win_ns = p->cpu_run_ns = p->cpu_ns;
 	runtime_label(t, p->cmd, sizeof(p->cmd));
 	return 0;
 }
@@ -227,7 +257,19 @@ static int proc_try_open(struct session *ss, struct proc *p)
 	if (!ss->have_runtime) {
 		ss->have_runtime = true;
 		ss->runtime = ops->runtime;
-		ss->runtime_version = ops->version ? ops->version(p->priv) : ops->name;
+		snprintf(ss->runtime_version, sizeof(ss->runtime_version), "%s",
+			 ops->version ? ops->version(p->priv) : ops->name);
+		/* A window opened before the runtime appeared (--subprocesses
+		 * under a shell) is named now, not left "unknown". */
+		if (ops->runtime != CG_RT_PYTHON ||
+		    runtime_python_path0(p->t, ss->module_root, sizeof(ss->module_root)))
+			ss->module_root[0] = '\0';
+		struct cg_profile *ps[SESSION_NPROFILES];
+		for (int i = 0, n = session_each_profile(ss, ps); i < n; i++) {
+			profile_set_runtime_version(ps[i], ss->runtime_version);
+			if (ss->module_root[0])
+				profile_add_module_root(ps[i], ss->module_root);
+		}
 	}
 	cg_info("profiling %s process %d (%s)", ops->name, (int)target_pid(p->t), p->cmd);
 	return 0;
@@ -243,17 +285,22 @@ static void proc_close(struct proc *p)
 
 /* A process that exec'd runs another program: its sampler describes
  * memory that no longer exists. Close it and look for a runtime in the
- * new program as for a new process. */
+ * new program as for a new process. One given up on (a shell, or a child
+ * probed mid-exec, which fails oddly) is looked at again too: the new
+ * program may be Python. */
 static void proc_check_exec(struct proc *p, uint64_t now)
 {
-	if (!p->ops || target_image_changed(p->t, &p->image) != 1)
+	if ((!p->ops && !p->not_runtime) || target_image_changed(p->t, &p->image) != 1)
 		return;
 	char exe[256] = "?";
-	proc_close(p);
 	/* The command line may not be in place yet: the executable is. */
 	target_exe(p->t, exe, sizeof(exe));
-	cg_warn("process %d executed a new program (%s); looking for its runtime again",
-		(int)target_pid(p->t), exe);
+	if (p->ops)
+		cg_warn("process %d executed a new program (%s); looking for its runtime again",
+			(int)target_pid(p->t), exe);
+	else
+		cg_debug("process %d executed %s; probing it again", (int)target_pid(p->t), exe);
+	proc_close(p);
 	p->execd = true;
 	p->not_runtime = false;
 	p->seen_ns = now;
@@ -360,36 +407,20 @@ static void default_output(char *buf, size_t n, pid_t pid, enum cg_format f)
 	snprintf(buf, n, "cgprof-%d-%s%s", (int)pid, ts, encode_format_ext(f));
 }
 
-/* Write via a temporary file and rename, so a reader never sees half a
+/* Through a temporary file and rename, so a reader never sees half a
  * profile and an old file is replaced only by a complete new one. */
-static int write_output(struct session *ss, const char *path, pid_t pid)
+static int write_output(struct session *ss, const char *path)
 {
 	struct cg_encode_opts eo = {.title = NULL, .include_idle = ss->o->idle};
-	char title[256], tmp[4096];
+	struct cli_output w;
+	char title[256];
 	snprintf(title, sizeof(title), "cgprof: %s", ss->procs[0].cmd);
 	eo.title = title;
 
-	if (!strcmp(path, "-")) {
-		int r = encode_profile(ss->o->format, ss->prof, &eo, stdout);
-		fflush(stdout);
-		return r;
-	}
-	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-	FILE *f = fopen(tmp, "we");
-	if (!f)
-		return cg_fail(-errno, "cannot write %s: %s", tmp, strerror(errno));
-	int r = encode_profile(ss->o->format, ss->prof, &eo, f);
-	if (fflush(f) || ferror(f))
-		r = r ? r : cg_fail(-EIO, "cannot write %s: %s", tmp, strerror(errno));
-	if (fsync(fileno(f)) && !r)
-		r = cg_fail(-errno, "cannot write %s: %s", tmp, strerror(errno));
-	fclose(f);
-	if (!r && rename(tmp, path))
-		r = cg_fail(-errno, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+	int r = cli_output_open(&w, path);
 	if (r)
-		unlink(tmp);
-	(void)pid;
-	return r;
+		return r;
+	return cli_output_close(&w, encode_profile(ss->o->format, ss->prof, &eo, w.f));
 }
 
 static void summary(struct session *ss, double elapsed_s, uint64_t rounds, const char *out)
@@ -453,10 +484,9 @@ static void take_heap(struct session *ss)
 			c[i] = (struct cg_heap_class){h.entries[i].name, h.entries[i].instances,
 						      h.entries[i].bytes};
 		uint64_t now = cg_epoch_ms();
-		if (ss->prof)
-			profile_set_heap(ss->prof, c, n, h.total_instances, h.total_bytes, now);
-		if (ss->win)
-			profile_set_heap(ss->win, c, n, h.total_instances, h.total_bytes, now);
+		struct cg_profile *ps[SESSION_NPROFILES];
+		for (int i = 0, np = session_each_profile(ss, ps); i < np; i++)
+			profile_set_heap(ps[i], c, n, h.total_instances, h.total_bytes, now);
 		free(c);
 	}
 	jvm_heap_free(&h);
@@ -464,14 +494,40 @@ static void take_heap(struct session *ss)
 
 /* End the current reporting window: hand it to the reporter (which posts
  * or spools it), then ask ConfigureAgent what to do next. */
+/* Read each live process's CPU time; one that has ended keeps its last
+ * reading (at most one liveness check old). */
+static void session_read_cpu(struct session *ss)
+{
+	for (int i = 0; i < ss->nprocs; i++)
+		if (!ss->procs[i].dead)
+			target_cpu_ns(ss->procs[i].t, &ss->procs[i].cpu_ns);
+}
+
+/* CPU the followed processes used since their marks (CodeGuru's
+ * cpuTimeInSeconds); with reset, the marks move to now (a new window). */
+static double session_cpu_s(struct session *ss, bool window, bool reset)
+{
+	uint64_t ns = 0;
+	for (int i = 0; i < ss->nprocs; i++) {
+		struct proc *p = &ss->procs[i];
+		uint64_t *mark = window ? &p->cpu_win_ns : &p->cpu_run_ns;
+		ns += p->cpu_ns > *mark ? p->cpu_ns - *mark : 0;
+		if (reset)
+			*mark = p->cpu_ns;
+	}
+	return (double)ns / 1e9;
+}
+
 static void window_rotate(struct session *ss, bool final)
 {
 	uint64_t now_ms = cg_epoch_ms();
 	profile_set_window(ss->win, ss->win_start_ms, now_ms);
+	session_read_cpu(ss);
+	profile_set_cpu_time_s(ss->win, session_cpu_s(ss, true, true));
 	int r = reporter_submit(ss->rep, ss->win);
 	if (r)
 		cg_warn("this window's profile was neither sent nor spooled: %s",
-			cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+			cg_errmsg(r));
 	cg_clearerr();
 	profile_free(ss->win);
 	ss->win = NULL;
@@ -508,132 +564,179 @@ static uint64_t session_interval_ns(struct session *ss)
 	return (uint64_t)(1e9 / ss->rate_hz);
 }
 
+/* Where the sampling loop stands: every deadline it keeps, in
+ * CLOCK_MONOTONIC nanoseconds (UINT64_MAX: never). */
+struct loop {
+	uint64_t start, start_ms;
+	uint64_t interval;  /* mean time between rounds */
+	uint64_t next;      /* next round is due */
+	uint64_t end;       /* --duration */
+	uint64_t win_end;   /* the reporting window closes */
+	uint64_t next_heap; /* --heap: next class histogram */
+	uint64_t last_alive, last_scan;
+	uint64_t rng;       /* jitter state */
+	uint64_t rounds;
+};
+
+static uint64_t reporting_ns(const struct session *ss)
+{
+	return (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
+}
+
+static void loop_init(struct session *ss, struct loop *lp)
+{
+	memset(lp, 0, sizeof(*lp));
+	lp->interval = session_interval_ns(ss);
+	lp->start = lp->next = lp->last_alive = lp->last_scan = cg_now_ns();
+	lp->start_ms = cg_epoch_ms();
+	lp->end = ss->o->duration_s > 0 ? lp->start + (uint64_t)(ss->o->duration_s * 1e9)
+					 : UINT64_MAX;
+	lp->win_end = UINT64_MAX;
+	lp->next_heap = ss->o->heap && ss->runtime == CG_RT_JAVA ? lp->start : UINT64_MAX;
+	lp->rng = lp->start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+	if (ss->rep) {
+		ss->win_start_ms = lp->start_ms;
+		lp->win_end = lp->start + reporting_ns(ss);
+	}
+}
+
+/* What is due besides sampling: heap summaries, the end of a reporting
+ * window, the main target's liveness, new children. false: the main
+ * target has ended. */
+static bool loop_housekeeping(struct session *ss, struct loop *lp, uint64_t now)
+{
+	if (now >= lp->next_heap) {
+		take_heap(ss);
+		lp->next_heap = cg_now_ns() + (ss->rep ? reporting_ns(ss) : SESSION_HEAP_EVERY_NS);
+	}
+	if (now >= lp->win_end) {
+		window_rotate(ss, false);
+		lp->win_end = now + reporting_ns(ss);
+		lp->interval = session_interval_ns(ss);
+		lp->next = now;
+	}
+	if (now >= lp->last_alive + SESSION_ALIVE_CHECK_NS) {
+		lp->last_alive = now;
+		session_read_cpu(ss);
+		if (!target_alive(ss->procs[0].t))
+			return false;
+	}
+	if (ss->o->subprocesses && now >= lp->last_scan + SESSION_CHILD_SCAN_NS) {
+		lp->last_scan = now;
+		scan_children(ss);
+	}
+	return true;
+}
+
+/* A process with no sampler yet: look for its runtime when due. 0 when
+ * its sampler is open; *main_gone when the main target exec'd into a
+ * program with nothing to sample. */
+static int proc_probe_due(struct session *ss, struct proc *p, uint64_t now, bool *main_gone)
+{
+	if (p->not_runtime || now < p->next_probe_ns)
+		return -EAGAIN;
+	p->next_probe_ns = now + (p->execd ? SESSION_EXEC_PROBE_NS : SESSION_CHILD_SCAN_NS);
+	int r = proc_try_open(ss, p);
+	cg_clearerr();
+	if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
+		p->not_runtime = true;
+	else if (r && r != -ENOENT && !p->execd)
+		p->not_runtime = true; /* mid-exec errors pass */
+	if (p->not_runtime && p->execd && p == &ss->procs[0]) {
+		/* Nothing left to sample in the main target: end as if it
+		 * had exited (run still waits for it). */
+		char exe[256] = "?";
+		target_exe(p->t, exe, sizeof(exe));
+		cg_warn("process %d now runs %s, without Python or Java; sampling ends",
+			(int)target_pid(p->t), exe);
+		*main_gone = true;
+	}
+	return r;
+}
+
+/* One round: every followed process sampled once, the round and our CPU
+ * for it (CodeGuru's agentOverhead) counted. false: the main target is
+ * gone. */
+static bool sample_round(struct session *ss, struct loop *lp, uint64_t now)
+{
+	bool main_gone = false;
+	uint64_t cpu0 = cg_cpu_ns();
+	for (int i = 0; i < ss->nprocs; i++) {
+		struct proc *p = &ss->procs[i];
+		if (p->dead)
+			continue;
+		proc_check_exec(p, now);
+		if (!p->ops && proc_probe_due(ss, p, now, &main_gone))
+			continue;
+		int r = p->ops->sample(p->priv, on_sample, ss, &ss->stats);
+		if (r == -ESRCH || (r < 0 && !target_alive(p->t))) {
+			p->dead = true;
+			proc_close(p);
+			if (i == 0)
+				main_gone = true;
+		}
+	}
+	double ms = (double)(cg_cpu_ns() - cpu0) / 1e6;
+	struct cg_profile *ps[SESSION_NPROFILES];
+	for (int i = 0, n = session_each_profile(ss, ps); i < n; i++) {
+		profile_add_round(ps[i]);
+		profile_add_overhead_ms(ps[i], ms);
+	}
+	lp->rounds++;
+	/* cgprof top: its view reads the round's counts; it may end it */
+	if (ss->o->hooks && !ss->o->hooks->round(ss->o->hooks->arg, &ss->stats))
+		return false;
+	return !main_gone;
+}
+
+/* Sleep to the next (jittered) tick; when we are behind, the ticks we
+ * missed are counted as lost, not made up for. */
+static void loop_wait(struct session *ss, struct loop *lp)
+{
+	lp->next += jittered(lp->interval, &lp->rng);
+	uint64_t now = cg_now_ns();
+	if (now < lp->next) {
+		uint64_t until = lp->next < lp->end ? lp->next : lp->end;
+		sleep_until(until < lp->win_end ? until : lp->win_end);
+		return;
+	}
+	if (now - lp->next < lp->interval)
+		return;
+	uint64_t missed = (now - lp->next) / lp->interval;
+	ss->stats.lost[CG_LOST_LATE] += missed;
+	struct cg_profile *ps[SESSION_NPROFILES];
+	for (int i = 0, n = session_each_profile(ss, ps); i < n; i++)
+		profile_add_lost(ps[i], CG_LOST_LATE, missed);
+	lp->next += missed * lp->interval;
+}
+
 /* Sample until the main target ends, the duration passes or we are told to
  * stop. Returns 0 or negative (cg_fail). */
 static int sample_loop(struct session *ss, uint64_t *rounds_out, double *elapsed_out)
 {
-	const struct cli_opts *o = ss->o;
-	uint64_t interval = session_interval_ns(ss);
-	uint64_t start = cg_now_ns(), next = start, last_alive = start, last_scan = start;
-	uint64_t end = o->duration_s > 0 ? start + (uint64_t)(o->duration_s * 1e9) : UINT64_MAX;
-	uint64_t win_end = UINT64_MAX;
-	uint64_t next_heap = o->heap && ss->runtime == CG_RT_JAVA ? start : UINT64_MAX;
-	uint64_t rounds = 0;
-	uint64_t start_ms = cg_epoch_ms();
-	uint64_t rng = start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
-
-	if (ss->rep) {
-		ss->win_start_ms = start_ms;
-		win_end = start + (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
-	}
+	struct loop lp;
+	loop_init(ss, &lp);
 	while (!sig_stop) {
 		uint64_t now = cg_now_ns();
-		if (now >= end)
+		if (now >= lp.end || !loop_housekeeping(ss, &lp, now))
 			break;
-		if (now >= next_heap) {
-			take_heap(ss);
-			next_heap = cg_now_ns() + (ss->rep ? (uint64_t)ss->agent.reporting_interval_s *
-								     1000000000ULL
-							   : SESSION_HEAP_EVERY_NS);
-		}
-		if (now >= win_end) {
-			window_rotate(ss, false);
-			win_end = now + (uint64_t)ss->agent.reporting_interval_s * 1000000000ULL;
-			interval = session_interval_ns(ss);
-			next = now;
-		}
-		if (now >= last_alive + SESSION_ALIVE_CHECK_NS) {
-			last_alive = now;
-			if (!target_alive(ss->procs[0].t))
-				break;
-		}
-		if (o->subprocesses && now >= last_scan + SESSION_CHILD_SCAN_NS) {
-			last_scan = now;
-			scan_children(ss);
-		}
 		/* shouldProfile=false: stay attached, take no samples, ask again
 		 * at the next reporting period. */
 		bool sampling = !ss->rep || ss->agent.should_profile;
-		bool main_gone = false;
-		uint64_t cpu0 = cg_cpu_ns();
-		for (int i = 0; sampling && i < ss->nprocs; i++) {
-			struct proc *p = &ss->procs[i];
-			if (p->dead)
-				continue;
-			proc_check_exec(p, now);
-			if (!p->ops) {
-				if (p->not_runtime || now < p->next_probe_ns)
-					continue;
-				p->next_probe_ns = now + (p->execd ? SESSION_EXEC_PROBE_NS
-								   : SESSION_CHILD_SCAN_NS);
-				int r = proc_try_open(ss, p);
-				cg_clearerr();
-				if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
-					p->not_runtime = true;
-				else if (r && r != -ENOENT && !p->execd)
-					p->not_runtime = true; /* mid-exec errors pass */
-				if (p->not_runtime && p->execd && i == 0) {
-					/* Nothing left to sample in the main target: end
-					 * as if it had exited (run still waits for it). */
-					char exe[256] = "?";
-					target_exe(p->t, exe, sizeof(exe));
-					cg_warn("process %d now runs %s, without Python or Java; "
-						"sampling ends",
-						(int)target_pid(p->t), exe);
-					main_gone = true;
-				}
-				if (r)
-					continue;
-			}
-			int r = p->ops->sample(p->priv, on_sample, ss, &ss->stats);
-			if (r == -ESRCH || (r < 0 && !target_alive(p->t))) {
-				p->dead = true;
-				proc_close(p);
-				if (i == 0)
-					main_gone = true;
-			}
-		}
-		if (sampling) {
-			/* our CPU for this round: CodeGuru's agentOverhead */
-			double ms = (double)(cg_cpu_ns() - cpu0) / 1e6;
-			if (ss->prof) {
-				profile_add_round(ss->prof);
-				profile_add_overhead_ms(ss->prof, ms);
-			}
-			if (ss->win) {
-				profile_add_round(ss->win);
-				profile_add_overhead_ms(ss->win, ms);
-			}
-			rounds++;
-			if (o->hooks && !o->hooks->round(o->hooks->arg, &ss->stats))
-				break;
-		}
-		if (main_gone)
+		if (sampling && !sample_round(ss, &lp, now))
 			break;
-
-		next += jittered(interval, &rng);
-		now = cg_now_ns();
-		if (now < next) {
-			uint64_t until = next < end ? next : end;
-			sleep_until(until < win_end ? until : win_end);
-		} else if (now - next >= interval) {
-			/* We could not keep up: the missed ticks are lost samples. */
-			uint64_t missed = (now - next) / interval;
-			ss->stats.lost[CG_LOST_LATE] += missed;
-			if (ss->prof)
-				profile_add_lost(ss->prof, CG_LOST_LATE, missed);
-			if (ss->win)
-				profile_add_lost(ss->win, CG_LOST_LATE, missed);
-			next += missed * interval;
-		}
+		loop_wait(ss, &lp);
 	}
 	/* A last summary at the end, while the JVM is still there. */
-	if (next_heap != UINT64_MAX && target_alive(ss->procs[0].t))
+	if (lp.next_heap != UINT64_MAX && target_alive(ss->procs[0].t))
 		take_heap(ss);
-	*rounds_out = rounds;
-	*elapsed_out = (double)(cg_now_ns() - start) / 1e9;
-	if (ss->prof)
-		profile_set_window(ss->prof, start_ms, cg_epoch_ms());
+	*rounds_out = lp.rounds;
+	*elapsed_out = (double)(cg_now_ns() - lp.start) / 1e9;
+	if (ss->prof) {
+		profile_set_window(ss->prof, lp.start_ms, cg_epoch_ms());
+		session_read_cpu(ss);
+		profile_set_cpu_time_s(ss->prof, session_cpu_s(ss, false, false));
+	}
 	if (ss->win)
 		window_rotate(ss, true);
 	return 0;
@@ -645,12 +748,16 @@ static int session_setup(struct session *ss, const struct cli_opts *o)
 {
 	memset(ss, 0, sizeof(*ss));
 	ss->o = o;
-	cg_log_set_level(o->verbose >= 2 ? CG_LOG_DEBUG : o->verbose ? CG_LOG_INFO : CG_LOG_WARN);
+	enum cg_log_level lvl =
+		o->verbose >= 2 ? CG_LOG_DEBUG : o->verbose ? CG_LOG_INFO : CG_LOG_WARN;
+	cg_log_set_level(lvl);
 	/* Our sleeps end on time: the default 50 us of timer slack is half a
 	 * tick at 10 kHz. Only cgprof's own thread is affected. */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	if (cli_load_config(o, &ss->cfg))
 		return CLI_EXIT_USAGE;
+	if (ss->cfg.syslog)
+		cg_log_init("cgprof", lvl, 1);
 	ss->rate_hz = o->rate_set || !ss->cfg.rate_hz ? o->rate_hz : ss->cfg.rate_hz;
 	ss->max_depth = o->max_depth_set ? o->max_depth : ss->cfg.max_depth;
 	ss->frames_cap = ss->max_depth + 3;
@@ -659,8 +766,19 @@ static int session_setup(struct session *ss, const struct cli_opts *o)
 		return CLI_EXIT_ERROR;
 	int r = reporter_new(&ss->cfg, &ss->rep);
 	if (r) {
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 		return CLI_EXIT_USAGE;
+	}
+	/* Where the profile goes is checked now, not after the whole run:
+	 * the default name is made later, in the current directory. */
+	if (o->output || !ss->rep) {
+		char def[512];
+		default_output(def, sizeof(def), 0, o->format);
+		if (cli_output_check(o->output ? o->output : def)) {
+			fprintf(stderr, "cgprof: %s%s\n", cg_lasterr(),
+				o->output ? "" : " (the default is the current directory; give -o FILE)");
+			return CLI_EXIT_USAGE;
+		}
 	}
 	return 0;
 }
@@ -715,6 +833,8 @@ static int session_profile(struct session *ss, bool spawned)
 	}
 	if (r)
 		return r;
+	if (ss->o->heap && ss->have_runtime && ss->runtime != CG_RT_JAVA)
+		cg_warn("--heap: process %d is not a JVM; no heap summary is recorded", (int)pid);
 	/* A thread dump per sample stops the JVM at a safepoint: its default
 	 * rate is lower, and a higher asked rate draws a warning. */
 	if (ss->runtime == CG_RT_JAVA)
@@ -747,7 +867,7 @@ static int session_profile(struct session *ss, bool spawned)
 		out = outbuf;
 	}
 	if (local)
-		r = write_output(ss, out, pid);
+		r = write_output(ss, out);
 	if (!ss->o->quiet)
 		summary(ss, elapsed, rounds,
 			r || !local ? NULL : (strcmp(out, "-") ? out : "stdout"));
@@ -776,22 +896,23 @@ int cmd_run(struct cli_opts *o)
 	}
 	/* Handlers first, so a signal during start-up is forwarded too; the
 	 * child resets them to default before exec. */
-	install_signals(-1);
+	install_signals();
 	r = target_spawn(o->argv, &t);
 	if (r) {
 		fprintf(stderr, "cgprof: %s\n", cg_lasterr());
 		session_teardown(&ss);
 		return r == -ENOENT || r == -EACCES ? CLI_EXIT_NOEXEC : CLI_EXIT_ERROR;
 	}
-	sig_child = target_pid(t);
+	sig_child = t;
 	proc_add(&ss, t);
 	r = session_profile(&ss, true);
 	if (r)
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 	/* Whatever happened to the profile, the child runs to its end and we
 	 * exit with its status. */
 	while (target_reap(t, true, &status) != 1)
 		;
+	sig_child = NULL; /* before t is freed: the handler reads it */
 	session_teardown(&ss);
 	return exit_code_of(status);
 }
@@ -811,14 +932,14 @@ int cmd_attach(struct cli_opts *o)
 		session_teardown(&ss);
 		return r;
 	}
-	install_signals(0);
+	install_signals();
 	r = target_open(pid, &t);
 	if (!r) {
 		proc_add(&ss, t);
 		r = session_profile(&ss, false);
 	}
 	if (r)
-		fprintf(stderr, "cgprof: %s\n", cg_lasterr()[0] ? cg_lasterr() : strerror(-r));
+		fprintf(stderr, "cgprof: %s\n", cg_errmsg(r));
 	session_teardown(&ss);
 	return r ? CLI_EXIT_ERROR : 0;
 }

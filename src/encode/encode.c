@@ -105,16 +105,13 @@ int encode_labels_build(const struct cg_profile *p, struct encode_labels *l, boo
 		const struct cg_profile_frame *f = profile_frame(p, i);
 		size_t start = l->buf.len;
 		l->off[i] = start;
-		if (f->file && f->line > 0)
-			r = cg_buf_printf(&l->buf, "%s (%s:%d)", f->name, f->file, (int)f->line);
-		else if (f->file)
-			r = cg_buf_printf(&l->buf, "%s (%s)", f->name, f->file);
-		else
-			r = cg_buf_printf(&l->buf, "%s", f->name);
-		if (!r)
-			r = cg_buf_append(&l->buf, "", 1); /* keep the NUL */
+		int len = cg_frame_label(NULL, 0, f->name, f->file, f->line);
+		r = len < 0 ? -EINVAL : cg_buf_reserve(&l->buf, (size_t)len + 1);
 		if (r)
 			goto out;
+		/* written in place, its NUL kept as the separator */
+		cg_frame_label(l->buf.data + start, (size_t)len + 1, f->name, f->file, f->line);
+		l->buf.len += (size_t)len + 1;
 		if (no_semicolons)
 			for (char *c = l->buf.data + start; *c; c++)
 				if (*c == ';' || *c == '\n' || *c == '\r')

@@ -9,8 +9,8 @@
 #include "cgprof/profile.h"
 #include "cgprof/util.h"
 
-/* The display label of every frame, formatted once per encode:
- * "name (file:line)", "name (file)" or "name". */
+/* The display label of every frame, formatted once per encode by
+ * cg_frame_label() (the one format dump prints too). */
 struct encode_labels {
 	struct cg_buf buf;
 	size_t *off; /* label of frame i is buf.data + off[i] */
@@ -25,8 +25,8 @@ static inline const char *encode_label(const struct encode_labels *l, uint32_t f
 	return l->buf.data + l->off[frame];
 }
 
-/* s as a JSON string literal (quotes included); bytes >= 0x80 pass through
- * (UTF-8 from the target is kept as it is). */
+/* s as a JSON string literal (quotes included); valid UTF-8 from the
+ * target is kept as it is, a byte that is not becomes U+FFFD. */
 void encode_json_str(FILE *out, const char *s);
 /* s if it is valid UTF-8, else a copy in scratch with '?' for every
  * byte that is not (for libraries that insist, like jansson). */

@@ -228,29 +228,12 @@ static void fg_heap(FILE *out, const struct cg_profile_heap *h, double y)
 		NULL, line);
 }
 
-int encode_flamegraph(const struct cg_profile *p, const struct cg_encode_opts *o, FILE *out)
+/* The document's head: size, style, script, background, titles and the
+ * text slots the script fills (zoom, search, details). */
+static void fg_header(FILE *out, const struct cg_profile *p, const struct cg_encode_opts *o,
+		      double height, double base, uint64_t total)
 {
-	struct encode_labels l = {0};
-	struct fg g = {.p = p, .l = &l};
-	uint32_t n = profile_node_count(p);
-	const struct cg_profile_heap *heap = profile_heap(p);
-	char info[4096], fill[32], sub[512];
-	int r = encode_labels_build(p, &l, false);
-	if (r)
-		return r;
-	g.total = calloc(n, sizeof(*g.total));
-	g.start = calloc(n, sizeof(*g.start));
-	g.depth = calloc(n, sizeof(*g.depth));
-	if (!g.total || !g.start || !g.depth || (r = fg_layout(&g))) {
-		r = cg_fail(-ENOMEM, "out of memory laying out the flame graph");
-		goto out;
-	}
-	uint64_t total = g.total[0];
-	double span = FG_WIDTH - 2 * FG_PAD;
-	double heap_h = heap ? 14.0 * (double)((heap->n < 10 ? heap->n : 10) + 3) : 0;
-	double height = FG_TOP + FG_ROW * (double)(g.max_depth ? g.max_depth : 1) + FG_BOTTOM + heap_h;
-	double base = FG_TOP + FG_ROW * (double)(g.max_depth ? g.max_depth : 1); /* y below row 1 */
-
+	char sub[512];
 	fprintf(out,
 		"<?xml version=\"1.0\" standalone=\"no\"?>\n"
 		"<svg version=\"1.1\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
@@ -286,41 +269,73 @@ int encode_flamegraph(const struct cg_profile *p, const struct cg_encode_opts *o
 	fg_text(out, FG_WIDTH - FG_PAD - 100, 24, "", "search", "Search");
 	fg_text(out, FG_WIDTH - FG_PAD - 100, base + 24, "", "matched", " ");
 	fg_text(out, FG_PAD, base + 24, "", "details", " ");
+}
 
-	fputs("<g id=\"frames\">\n", out);
-	for (uint32_t i = 1; i < n && total; i++) {
-		double w = (double)g.total[i] / (double)total * span;
-		if (w < FG_MIN_PX || !g.total[i])
-			continue;
-		const struct cg_profile_frame *f = profile_frame(p, profile_node(p, i)->frame);
-		const char *label = encode_label(&l, profile_node(p, i)->frame);
-		double x = FG_PAD + (double)g.start[i] / (double)total * span;
-		double y = base - FG_ROW * (double)g.depth[i];
-		uint64_t self = profile_node_total(p, i, true);
-		snprintf(info, sizeof(info), "%s (%llu samples, %.2f%%; self %llu)", label,
-			 (unsigned long long)g.total[i], 100.0 * (double)g.total[i] / (double)total,
-			 (unsigned long long)self);
-		fg_color(f, fill, sizeof(fill));
-		fprintf(out, "<g data-s=\"%llu\" data-n=\"%llu\" data-d=\"%u\" data-l=\"",
-			(unsigned long long)g.start[i], (unsigned long long)g.total[i], g.depth[i]);
+/* Node i as one box: its data for the script, a tooltip, the rectangle
+ * and the label cut to fit. Boxes too thin to see are left out. */
+static void fg_box(FILE *out, const struct fg *g, uint32_t i, uint64_t total, double base)
+{
+	const struct cg_profile *p = g->p;
+	char info[4096], fill[32];
+	double span = FG_WIDTH - 2 * FG_PAD;
+	double w = (double)g->total[i] / (double)total * span;
+	if (w < FG_MIN_PX || !g->total[i])
+		return;
+	const struct cg_profile_frame *f = profile_frame(p, profile_node(p, i)->frame);
+	const char *label = encode_label(g->l, profile_node(p, i)->frame);
+	double x = FG_PAD + (double)g->start[i] / (double)total * span;
+	double y = base - FG_ROW * (double)g->depth[i];
+	uint64_t self = profile_node_total(p, i, true);
+	snprintf(info, sizeof(info), "%s (%llu samples, %.2f%%; self %llu)", label,
+		 (unsigned long long)g->total[i], 100.0 * (double)g->total[i] / (double)total,
+		 (unsigned long long)self);
+	fg_color(f, fill, sizeof(fill));
+	fprintf(out, "<g data-s=\"%llu\" data-n=\"%llu\" data-d=\"%u\" data-l=\"",
+		(unsigned long long)g->start[i], (unsigned long long)g->total[i], g->depth[i]);
+	encode_xml_str(out, label);
+	fputs("\"><title>", out);
+	encode_xml_str(out, info);
+	fprintf(out,
+		"</title><rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
+		"fill=\"%s\" data-fill=\"%s\" rx=\"2\" ry=\"2\"/>"
+		"<text x=\"%.2f\" y=\"%.1f\">",
+		x, y, w, FG_ROW - 1, fill, fill, x + 3, y + 11.5);
+	/* The label as it fits, so the graph reads without script too. */
+	size_t max = w > 6 ? (size_t)((w - 6) / FG_CHAR_PX) : 0, len = strlen(label);
+	if (max >= 3 && len <= max) {
 		encode_xml_str(out, label);
-		fputs("\"><title>", out);
+	} else if (max >= 3) {
+		snprintf(info, sizeof(info), "%.*s..", (int)(max - 2), label);
 		encode_xml_str(out, info);
-		fprintf(out,
-			"</title><rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
-			"fill=\"%s\" data-fill=\"%s\" rx=\"2\" ry=\"2\"/>"
-			"<text x=\"%.2f\" y=\"%.1f\">",
-			x, y, w, FG_ROW - 1, fill, fill, x + 3, y + 11.5);
-		/* The label as it fits, so the graph reads without script too. */
-		size_t max = w > 6 ? (size_t)((w - 6) / FG_CHAR_PX) : 0, len = strlen(label);
-		if (max >= 3 && len <= max) {
-			encode_xml_str(out, label);
-		} else if (max >= 3) {
-			snprintf(info, sizeof(info), "%.*s..", (int)(max - 2), label);
-			encode_xml_str(out, info);
-		}
-		fputs("</text></g>\n", out);
 	}
+	fputs("</text></g>\n", out);
+}
+
+int encode_flamegraph(const struct cg_profile *p, const struct cg_encode_opts *o, FILE *out)
+{
+	struct encode_labels l = {0};
+	struct fg g = {.p = p, .l = &l};
+	uint32_t n = profile_node_count(p);
+	const struct cg_profile_heap *heap = profile_heap(p);
+	int r = encode_labels_build(p, &l, false);
+	if (r)
+		return r;
+	g.total = calloc(n, sizeof(*g.total));
+	g.start = calloc(n, sizeof(*g.start));
+	g.depth = calloc(n, sizeof(*g.depth));
+	if (!g.total || !g.start || !g.depth || (r = fg_layout(&g))) {
+		r = cg_fail(-ENOMEM, "out of memory laying out the flame graph");
+		goto out;
+	}
+	uint64_t total = g.total[0];
+	double heap_h = heap ? 14.0 * (double)((heap->n < 10 ? heap->n : 10) + 3) : 0;
+	double height = FG_TOP + FG_ROW * (double)(g.max_depth ? g.max_depth : 1) + FG_BOTTOM + heap_h;
+	double base = FG_TOP + FG_ROW * (double)(g.max_depth ? g.max_depth : 1); /* y below row 1 */
+
+	fg_header(out, p, o, height, base, total);
+	fputs("<g id=\"frames\">\n", out);
+	for (uint32_t i = 1; i < n && total; i++)
+		fg_box(out, &g, i, total, base);
 	fputs("</g>\n", out);
 	if (heap)
 		fg_heap(out, heap, base + FG_BOTTOM + 14);

@@ -81,7 +81,8 @@ struct strtab {
 	struct cg_buf msg; /* the string_table fields, in order */
 	struct cg_map ix;  /* content hash -> index + 1 ... with probing */
 	const char **strs; /* for comparing on a hash hit */
-	uint32_t n, cap;
+	uint32_t n;
+	size_t cap;
 	char **owned;      /* copies made for strings that do not last */
 	size_t nowned;
 };
@@ -99,14 +100,8 @@ static int64_t strtab_get(struct strtab *t, const char *s, bool copy)
 				return (int64_t)v;
 			continue;
 		}
-		if (t->n == t->cap) {
-			uint32_t cap = t->cap ? t->cap * 2 : 256;
-			const char **ns = realloc(t->strs, cap * sizeof(*ns));
-			if (!ns)
-				return -ENOMEM;
-			t->strs = ns;
-			t->cap = cap;
-		}
+		if (cg_grow(&t->strs, &t->cap, (size_t)t->n + 1, sizeof(*t->strs), 256))
+			return -ENOMEM;
 		if (copy) {
 			char **no = realloc(t->owned, (t->nowned + 1) * sizeof(*no));
 			if (!no)

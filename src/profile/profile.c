@@ -27,7 +27,6 @@ struct arena_chunk {
 struct cg_profile {
 	enum cg_runtime runtime;
 	struct cg_profile_limits lim;
-	bool thread_roots;
 
 	uint64_t start_ms, end_ms;
 	double interval_ms;
@@ -43,21 +42,24 @@ struct cg_profile {
 
 	/* Frames: content hash -> index into frames[]. */
 	struct cg_profile_frame *frames;
-	uint32_t nframes, frames_cap;
+	uint32_t nframes;
+	size_t frames_cap;
 	struct cg_map frame_ix;
 
 	/* Tree. child_slots is an open-addressing set of node indices
 	 * hashed by (parent, frame): 4 bytes a slot, the key is read back
 	 * from the node. 0 (the root, never a child) marks a free slot. */
 	struct cg_profile_node *nodes;
-	uint32_t nnodes, nodes_cap;
+	uint32_t nnodes;
+	size_t nodes_cap;
 	uint32_t *child_slots;
 	uint32_t child_cap; /* power of two */
 
 	/* Self counts, only for nodes some sample ended in (a minority:
 	 * the inner frames of every stack have none). */
 	uint32_t (*counts)[CG_ST__COUNT];
-	uint32_t ncounts, counts_cap;
+	uint32_t ncounts;
+	size_t counts_cap;
 
 	uint32_t frame_truncated; /* "<Truncated>": root side cut at max_depth */
 	uint32_t frame_full;      /* "(truncated)": a cap was reached */
@@ -183,14 +185,9 @@ static int64_t frame_id(struct cg_profile *p, const char *name, const char *file
 		}
 		if (!force && p->nframes >= p->lim.max_frames)
 			return -ENOSPC;
-		if (p->nframes == p->frames_cap) {
-			uint32_t cap = p->frames_cap ? p->frames_cap * 2 : 256;
-			struct cg_profile_frame *nf = realloc(p->frames, cap * sizeof(*nf));
-			if (!nf)
-				return -ENOMEM;
-			p->frames = nf;
-			p->frames_cap = cap;
-		}
+		if (cg_grow(&p->frames, &p->frames_cap, (size_t)p->nframes + 1, sizeof(*p->frames),
+			    256))
+			return -ENOMEM;
 		struct cg_profile_frame *f = &p->frames[p->nframes];
 		f->name = intern(p, name, nlen);
 		f->file = file ? intern(p, file, flen) : NULL;
@@ -207,14 +204,8 @@ static int64_t frame_id(struct cg_profile *p, const char *name, const char *file
 
 static int64_t node_new(struct cg_profile *p, uint32_t parent, uint32_t frame)
 {
-	if (p->nnodes == p->nodes_cap) {
-		uint32_t cap = p->nodes_cap ? p->nodes_cap * 2 : 1024;
-		struct cg_profile_node *nn = realloc(p->nodes, cap * sizeof(*nn));
-		if (!nn)
-			return -ENOMEM;
-		p->nodes = nn;
-		p->nodes_cap = cap;
-	}
+	if (cg_grow(&p->nodes, &p->nodes_cap, (size_t)p->nnodes + 1, sizeof(*p->nodes), 1024))
+		return -ENOMEM;
 	uint32_t i = p->nnodes++;
 	struct cg_profile_node *n = &p->nodes[i];
 	memset(n, 0, sizeof(*n));
@@ -280,14 +271,9 @@ static uint32_t *node_counts(struct cg_profile *p, uint32_t i)
 {
 	struct cg_profile_node *n = &p->nodes[i];
 	if (n->counts == CG_PROFILE_NONE) {
-		if (p->ncounts == p->counts_cap) {
-			uint32_t cap = p->counts_cap ? p->counts_cap * 2 : 256;
-			void *nc = realloc(p->counts, cap * sizeof(*p->counts));
-			if (!nc)
-				return NULL;
-			p->counts = nc;
-			p->counts_cap = cap;
-		}
+		if (cg_grow(&p->counts, &p->counts_cap, (size_t)p->ncounts + 1, sizeof(*p->counts),
+			    256))
+			return NULL;
 		memset(p->counts[p->ncounts], 0, sizeof(p->counts[0]));
 		n->counts = p->ncounts++;
 	}
@@ -375,7 +361,6 @@ void profile_set_runtime_version(struct cg_profile *p, const char *version)
 	p->runtime_version = v;
 }
 
-void profile_set_thread_roots(struct cg_profile *p, bool with_threads) { p->thread_roots = with_threads; }
 
 static void count_add(uint32_t *c)
 {
@@ -400,13 +385,6 @@ int profile_add_sample(struct cg_profile *p, const struct cg_sample *s)
 		trunc = true;
 	}
 	int64_t node = 0;
-	if (p->thread_roots) {
-		char name[160];
-		snprintf(name, sizeof(name), "thread %s (%d)",
-			 s->thread_name && s->thread_name[0] ? s->thread_name : "?", (int)s->tid);
-		int64_t f = frame_id(p, name, NULL, 0, CG_FK_THREAD, false);
-		node = f < 0 ? f : node_child(p, 0, (uint32_t)f, false);
-	}
 	if (node >= 0 && trunc)
 		node = node_child(p, (uint32_t)node, p->frame_truncated, false);
 	uint32_t i = n, start = node >= 0 ? (uint32_t)node : 0;
@@ -489,7 +467,6 @@ uint64_t profile_end_ms(const struct cg_profile *p) { return p->end_ms; }
 double profile_interval_ms(const struct cg_profile *p) { return p->interval_ms; }
 const char *profile_runtime_version(const struct cg_profile *p) { return p->runtime_version; }
 double profile_overhead_ms(const struct cg_profile *p) { return p->overhead_ms; }
-bool profile_thread_roots(const struct cg_profile *p) { return p->thread_roots; }
 uint32_t profile_node_count(const struct cg_profile *p) { return p->nnodes; }
 uint32_t profile_frame_count(const struct cg_profile *p) { return p->nframes; }
 

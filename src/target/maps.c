@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cgprof/target.h"
+#include "cgprof/util.h"
 #include "target_priv.h"
 
 #define MAPS_MAX 1000000 /* bound on lines: a hostile /proc cannot OOM us */
@@ -45,16 +46,10 @@ int target_maps_read(struct target *t, struct target_maps *out)
 			err = -ENOMEM;
 			break;
 		}
-		if (out->n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			struct target_map *nm = realloc(out->map, na * sizeof(*nm));
-			if (!nm) {
-				free(m.path);
-				err = -ENOMEM;
-				break;
-			}
-			out->map = nm;
-			alloc = na;
+		if (cg_grow(&out->map, &alloc, out->n + 1, sizeof(*out->map), 64)) {
+			free(m.path);
+			err = -ENOMEM;
+			break;
 		}
 		out->map[out->n++] = m;
 	}

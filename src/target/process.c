@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cgprof/log.h"
+#include "cgprof/util.h"
 #include "target_priv.h"
 
 static struct target *target_alloc(pid_t pid, bool child)
@@ -90,26 +91,13 @@ int target_spawn(char *const argv[], struct target **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-static int read_small_file(const char *path, char *buf, size_t n)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t r = read(fd, buf, n - 1);
-	int err = errno;
-	close(fd);
-	if (r < 0)
-		return -err;
-	buf[r] = '\0';
-	return (int)r;
-}
 
 /* Value of "Key:\t..." in /proc/PID/status, first field. */
 static int status_field(pid_t pid, const char *key, char *val, size_t n)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof(path), pid ? "/proc/%d/status" : "/proc/self/status", (int)pid);
-	int r = read_small_file(path, buf, sizeof(buf));
+	int r = cg_read_small_file(path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	size_t klen = strlen(key);
@@ -153,7 +141,70 @@ static bool is_descendant(pid_t pid)
 	return false;
 }
 
-/* Explain why we may not read pid's memory, as precisely as we can. */
+/* The user namespace a process is in, "user:[4026531837]"; 0 or -errno
+ * (reading another's needs the very access that may be refused). */
+static int userns_of(const char *pid_dir, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "%s/ns/user", pid_dir);
+	ssize_t r = readlink(path, buf, n - 1);
+	if (r < 0)
+		return -errno;
+	buf[r] = '\0';
+	return 0;
+}
+
+/* Are we in the first user namespace (uid_map maps every id)? */
+static bool in_initial_userns(void)
+{
+	char map[256];
+	unsigned long a, b, c;
+	if (cg_read_small_file("/proc/self/uid_map", map, sizeof(map)) <= 0)
+		return true;
+	const char *nl = strchr(map, '\n');
+	return sscanf(map, "%lu %lu %lu", &a, &b, &c) == 3 && a == 0 && b == 0 &&
+	       c == 4294967295UL && (!nl || !nl[1]); /* one line: the identity */
+}
+
+/* A process that is not dumpable has its /proc/PID files owned by root
+ * whatever its uid: the kernel's sign of setuid/setcap programs and of
+ * prctl(PR_SET_DUMPABLE, 0). Only visible when its euid is not root. */
+static bool is_non_dumpable(pid_t pid, uid_t euid)
+{
+	char path[64];
+	struct stat st;
+	/* a file inside: the kernel updates its owner at each lookup, the
+	 * directory's may lag */
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	return euid != 0 && euid != (uid_t)-1 && stat(path, &st) == 0 && st.st_uid == 0;
+}
+
+/* A user namespace the process is outside of: cgprof runs in a container
+ * or under `unshare -U`, or the process runs in one we are not above. */
+static int explain_userns(pid_t pid)
+{
+	char mine[64], theirs[64], dir[32];
+	snprintf(dir, sizeof(dir), "/proc/%d", (int)pid);
+	if (userns_of("/proc/self", mine, sizeof(mine)))
+		return 0;
+	int r = userns_of(dir, theirs, sizeof(theirs));
+	if (r == 0 && strcmp(mine, theirs))
+		return cg_fail(-EPERM,
+			       "permission denied: process %d is in another user namespace (%s; "
+			       "cgprof is in %s); run cgprof inside it (nsenter -t %d -U -m) or "
+			       "from a namespace above it",
+			       (int)pid, theirs, mine, (int)pid);
+	if (r && !in_initial_userns())
+		return cg_fail(-EPERM,
+			       "permission denied: process %d is outside cgprof's user namespace "
+			       "(%s: a container or `unshare -U`); run cgprof in the namespace the "
+			       "process runs in",
+			       (int)pid, mine);
+	return 0;
+}
+
+/* Explain why we may not read pid's memory, as precisely as we can, for
+ * the user we run as: the first cause that holds is the one named. */
 static int explain_eperm(pid_t pid)
 {
 	char v[64];
@@ -162,10 +213,12 @@ static int explain_eperm(pid_t pid)
 
 	if (!status_field(pid, "Uid", v, sizeof(v)))
 		tuid = (uid_t)strtoul(v, NULL, 10);
-	if (read_small_file("/proc/sys/kernel/yama/ptrace_scope", v, sizeof(v)) > 0)
+	if (cg_read_small_file("/proc/sys/kernel/yama/ptrace_scope", v, sizeof(v)) > 0)
 		scope = atoi(v);
 	bool cap = have_cap_sys_ptrace();
-
+	int r = explain_userns(pid);
+	if (r)
+		return r;
 	if (tuid != (uid_t)-1 && tuid != geteuid() && !cap)
 		return cg_fail(-EPERM,
 			       "permission denied: process %d belongs to another user (uid %u); "
@@ -177,6 +230,12 @@ static int explain_eperm(pid_t pid)
 	if (scope == 2 && !cap)
 		return cg_fail(-EPERM, "permission denied: yama ptrace_scope is 2 (admin only); run "
 				       "as root or grant CAP_SYS_PTRACE");
+	if (!cap && is_non_dumpable(pid, tuid))
+		return cg_fail(-EPERM,
+			       "permission denied: process %d is not dumpable (a setuid or setcap "
+			       "program, or it called prctl(PR_SET_DUMPABLE, 0)); only a tracer with "
+			       "CAP_SYS_PTRACE may read it: run cgprof as root",
+			       (int)pid);
 	if (scope == 1 && !cap && !is_descendant(pid))
 		return cg_fail(-EPERM,
 			       "permission denied: yama ptrace_scope is 1 (only descendants may be "
@@ -189,9 +248,27 @@ static int explain_eperm(pid_t pid)
 		return cg_fail(-EPERM, "permission denied: a seccomp filter blocks ptrace/"
 				       "process_vm_readv (in a container? allow them in its seccomp "
 				       "profile or add --cap-add SYS_PTRACE)");
-	return cg_fail(-EPERM, "permission denied reading process %d (it may be non-dumpable, "
-			       "e.g. setuid; run as root)",
+	if (cap)
+		return cg_fail(-EPERM,
+			       "permission denied reading process %d although cgprof has "
+			       "CAP_SYS_PTRACE: a security module (AppArmor, SELinux) or the "
+			       "sandbox's policy forbids tracing it",
+			       (int)pid);
+	return cg_fail(-EPERM,
+		       "permission denied reading process %d (no cause found: not another "
+		       "user's, dumpable, no yama or seccomp limit); try as root",
 		       (int)pid);
+}
+
+/* Kernel threads have no user memory: PF_KTHREAD in /proc/PID/stat's
+ * flags (the ninth field). */
+static bool is_kernel_thread(const char *stat_line)
+{
+	const char *rp = strrchr(stat_line, ')');
+	unsigned long flags = 0;
+	if (!rp || sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+		return false;
+	return flags & 0x00200000UL;
 }
 
 int target_open(pid_t pid, struct target **out)
@@ -203,13 +280,16 @@ int target_open(pid_t pid, struct target **out)
 	if (kill(pid, 0) < 0 && errno == ESRCH)
 		return cg_fail(-ESRCH, "no such process: %d", (int)pid);
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (read_small_file(path, st, sizeof(st)) < 0)
+	if (cg_read_small_file(path, st, sizeof(st)) < 0)
 		return cg_fail(-ESRCH, "no such process: %d", (int)pid);
 	char *rp = strrchr(st, ')');
 	if (rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
 		return cg_fail(-ESRCH, "process %d has exited", (int)pid);
 	if (pid == getpid())
 		return cg_fail(-EINVAL, "cgprof cannot profile itself");
+	if (is_kernel_thread(st))
+		return cg_fail(-EINVAL, "process %d is a kernel thread: it has no user-space "
+					"code or memory to profile", (int)pid);
 
 	struct target *t = target_alloc(pid, false);
 	if (!t)
@@ -269,7 +349,7 @@ bool target_alive(struct target *t)
 			return false;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
-	if (read_small_file(path, st, sizeof(st)) < 0)
+	if (cg_read_small_file(path, st, sizeof(st)) < 0)
 		return false;
 	char *rp = strrchr(st, ')');
 	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
@@ -313,11 +393,43 @@ int target_signal(struct target *t, int sig)
 	return kill(t->pid, sig) < 0 ? -errno : 0;
 }
 
+int target_cpu_ns(struct target *t, uint64_t *ns)
+{
+	char path[64], st[1024];
+	unsigned long long ut, stime;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
+	if (cg_read_small_file(path, st, sizeof(st)) < 0)
+		return -ESRCH;
+	/* utime and stime are fields 14 and 15; the name before them is in
+	 * parentheses and may hold spaces, so count from the last ')'. */
+	const char *rp = strrchr(st, ')');
+	if (!rp || sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			  &stime) != 2)
+		return -EINVAL;
+	long hz = sysconf(_SC_CLK_TCK);
+	*ns = (ut + stime) * (1000000000ULL / (unsigned long long)(hz > 0 ? hz : 100));
+	return 0;
+}
+
+/* The target of the symbolic link /proc/PID/name (exe, cwd). */
+static int proc_link(const struct target *t, const char *name, char *buf, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)t->pid, name);
+	ssize_t r = readlink(path, buf, n - 1);
+	if (r < 0)
+		return -errno;
+	buf[r] = '\0';
+	return 0;
+}
+
+int target_cwd(struct target *t, char *buf, size_t n) { return proc_link(t, "cwd", buf, n); }
+
 int target_cmdline(struct target *t, char *buf, size_t n)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
-	int r = read_small_file(path, buf, n);
+	int r = cg_read_small_file(path, buf, n);
 	if (r < 0)
 		return r;
 	for (int i = 0; i < r; i++)
@@ -332,19 +444,10 @@ int target_argv(struct target *t, char *buf, size_t n)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
-	return read_small_file(path, buf, n);
+	return cg_read_small_file(path, buf, n);
 }
 
-int target_exe(struct target *t, char *buf, size_t n)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)t->pid);
-	ssize_t r = readlink(path, buf, n - 1);
-	if (r < 0)
-		return -errno;
-	buf[r] = '\0';
-	return 0;
-}
+int target_exe(struct target *t, char *buf, size_t n) { return proc_link(t, "exe", buf, n); }
 
 int target_image_get(struct target *t, struct target_image *img)
 {
@@ -396,7 +499,7 @@ int target_children(pid_t pid, pid_t *out, size_t max)
 	int nt = target_threads(&tmp, tids, (size_t)(sizeof(tids) / sizeof(tids[0])));
 	for (int i = 0; i < nt && n < max; i++) {
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)tids[i]);
-		if (read_small_file(path, buf, sizeof(buf)) <= 0)
+		if (cg_read_small_file(path, buf, sizeof(buf)) <= 0)
 			continue;
 		char *p = buf, *end;
 		while (n < max) {

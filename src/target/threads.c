@@ -50,15 +50,7 @@ static int read_task_file(const struct target *t, pid_t tid, const char *name, c
 {
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)t->pid, (int)tid, name);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t r = read(fd, buf, n - 1);
-	close(fd);
-	if (r < 0)
-		return -EIO;
-	buf[r] = '\0';
-	return (int)r;
+	return cg_read_small_file(path, buf, n);
 }
 
 /* The cache slot of tid: found, or claimed (a free slot near its home,

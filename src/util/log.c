@@ -61,4 +61,5 @@ int cg_fail(int err, const char *fmt, ...)
 }
 
 const char *cg_lasterr(void) { return last_err; }
+const char *cg_errmsg(int err) { return last_err[0] ? last_err : strerror(-err); }
 void cg_clearerr(void) { last_err[0] = '\0'; }

@@ -1,5 +1,7 @@
-/* Printable names of the enums every layer shares (thread states, loss
- * reasons), kept in one place so all encoders agree. */
+/* Printable names every layer shares (thread states, loss reasons, frame
+ * labels), kept in one place so all outputs agree. */
+#include <stdio.h>
+
 #include "cgprof/sample.h"
 
 const char *cg_state_name(enum cg_state s)
@@ -16,4 +18,13 @@ const char *cg_lost_name(enum cg_lost r)
 		"late", "torn", "read", "gone", "pause", "merge", "full",
 	};
 	return (unsigned)r < CG_LOST__COUNT ? names[r] : "other";
+}
+
+int cg_frame_label(char *buf, size_t n, const char *name, const char *file, int32_t line)
+{
+	if (file && line > 0)
+		return snprintf(buf, n, "%s (%s:%d)", name, file, (int)line);
+	if (file)
+		return snprintf(buf, n, "%s (%s)", name, file);
+	return snprintf(buf, n, "%s", name);
 }

@@ -1,11 +1,14 @@
 /* Implementation of the shared helpers in util.h: hashing, the u64 map,
  * the growable buffer and clocks. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cgprof/util.h"
 
@@ -108,19 +111,57 @@ int cg_map_put(struct cg_map *m, uint64_t key, uint64_t val)
 	return 0;
 }
 
+int cg_grow(void *arrp, size_t *cap, size_t need, size_t elem, size_t first)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : (first ? first : 1);
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2)
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	if (elem && ncap > SIZE_MAX / elem)
+		return -ENOMEM;
+	void *old;
+	memcpy(&old, arrp, sizeof(old)); /* arrp points at some T *: copy, not cast */
+	void *nw = realloc(old, ncap * elem);
+	if (!nw)
+		return -ENOMEM;
+	memcpy(arrp, &nw, sizeof(nw));
+	*cap = ncap;
+	return 0;
+}
+
+int cg_read_small_file(const char *path, char *buf, size_t n)
+{
+	if (n == 0)
+		return -EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t got = 0;
+	int err = 0;
+	while (got + 1 < n) {
+		ssize_t r = read(fd, buf + got, n - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			err = -errno;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[got] = '\0';
+	return err ? err : (int)got;
+}
+
 int cg_buf_reserve(struct cg_buf *b, size_t extra)
 {
-	if (b->len + extra + 1 <= b->cap)
-		return 0;
-	size_t ncap = b->cap ? b->cap : 256;
-	while (ncap < b->len + extra + 1)
-		ncap *= 2;
-	char *d = realloc(b->data, ncap);
-	if (!d)
+	if (extra > SIZE_MAX - b->len - 1)
 		return -ENOMEM;
-	b->data = d;
-	b->cap = ncap;
-	return 0;
+	return cg_grow(&b->data, &b->cap, b->len + extra + 1, 1, 256);
 }
 
 int cg_buf_append(struct cg_buf *b, const void *p, size_t n)

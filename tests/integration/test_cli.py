@@ -2,6 +2,7 @@
 forwarding, clear one-line errors, and a target that is never harmed,
 even when cgprof itself is killed with SIGKILL."""
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -86,7 +87,9 @@ class TestErrors(CgTestCase):
         if os.geteuid() != 0:
             self.skipTest("needs root to start a process as another user")
         p = self.spawn(["sleep", "30"])
-        r = cgprof("attach", "-d", "1", str(p.pid),
+        # -o: nobody may not write to the current directory, which is
+        # checked first and is not what this test is about.
+        r = cgprof("attach", "-d", "1", "-o", scratch_for_nobody(self), str(p.pid),
                    preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
         self.one_line_error(r, "another user")
         self.assertIsNone(p.poll())
@@ -230,6 +233,191 @@ class TestDump(CgTestCase):
         self.assertRegex(r.stdout, r"busy \(.*busy\.py:\d+\)")
         self.assertRegex(r.stdout, r"<module> \(.*busy\.py:\d+\)")
         self.assertIsNone(p.poll())
+
+
+def scratch_for_nobody(test):
+    """An output path in a directory anyone may write, removed after test."""
+    d = tempfile.mkdtemp(prefix="cgprof-nobody-")
+    os.chmod(d, 0o777)
+    test.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+    return os.path.join(d, "p.txt")
+
+
+def kernel_thread():
+    """A PID whose /proc stat flags carry PF_KTHREAD, or None."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[6]) & 0x00200000:
+            return int(d)
+    return None
+
+
+NOBODY = lambda: (os.setgid(65534), os.setuid(65534))
+NOT_DUMPABLE = ("import ctypes, sys, time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); "
+                "print('ready', flush=True); time.sleep(60)")
+
+
+class TestAttachRefusalReason(CgTestCase):
+    """attach names the cause that holds for the user at hand, never a
+    generic "run as root" to root."""
+
+    def refused(self, args, text, **kw):
+        r = cgprof("attach", "-d", "1", "-o", "/dev/null", *args, **kw)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn(text, lines[0])
+        return lines[0]
+
+    def test_kernel_thread(self):
+        pid = kernel_thread()
+        if pid is None:
+            self.skipTest("no kernel thread visible in this PID namespace")
+        self.refused([str(pid)], "is a kernel thread")
+
+    def test_other_user_namespace(self):
+        if subprocess.run(["unshare", "-U", "-r", "true"]).returncode != 0:
+            self.skipTest("unshare -U is not allowed here")
+        p = self.spawn([PY, BUSY, "30"])
+        p.stdout.readline()
+        # cgprof inside the namespace, the target outside it
+        r = subprocess.run(["unshare", "-U", "-r", CGPROF, "attach", "-d", "1", "-o",
+                            "/dev/null", str(p.pid)], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("outside cgprof's user namespace", r.stderr)
+        self.assertNotIn("as root", r.stderr)
+        self.assertIsNone(p.poll())
+
+    def test_not_dumpable(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run the target and cgprof as another user")
+        p = self.spawn([PY, "-c", NOT_DUMPABLE], preexec_fn=NOBODY)
+        self.assertEqual(p.stdout.readline().strip(), "ready")
+        r = cgprof("attach", "-d", "1", "-o", scratch_for_nobody(self), str(p.pid),
+                   preexec_fn=NOBODY)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("is not dumpable", r.stderr)
+        # root, with CAP_SYS_PTRACE, may: the advice was true
+        r = cgprof("dump", str(p.pid))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIsNone(p.poll())
+
+
+class TestCpuTime(CgTestCase):
+    """CodeGuru's cpuTimeInSeconds is the CPU the target used, which the
+    workload measures itself (time.process_time at its end)."""
+
+    SPIN = ("import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass\n"
+            "print(time.process_time())")
+
+    def test_cpu_time_in_codeguru_profile(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.json")
+            r = cgprof("run", "-q", "-f", "codeguru", "-o", out, "--", PY, "-c", self.SPIN)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            own = float(r.stdout)
+            with open(out) as f:
+                meta = json.load(f)["agentMetadata"]
+        self.assertIn("cpuTimeInSeconds", meta)
+        # clock ticks (10 ms) and our last reading up to 50 ms before the
+        # end: the spread allowed, whatever the machine's load
+        self.assertAlmostEqual(meta["cpuTimeInSeconds"], own, delta=0.08 + 0.05 * own)
+
+
+def codeguru_keys(node):
+    """Every call-graph key of a CodeGuru profile."""
+    keys = set()
+    for k, child in node.get("children", {}).items():
+        keys.add(k)
+        keys |= codeguru_keys(child)
+    return keys
+
+
+class TestModuleRoot(CgTestCase):
+    """CodeGuru names a Python frame module:function, the module relative
+    to sys.path (as the official agent does): a package beside the script
+    is pkg.mod, not its file's bare name."""
+
+    def test_package_beside_the_script(self):
+        with tempfile.TemporaryDirectory() as d:
+            app = os.path.join(d, "app")
+            os.makedirs(os.path.join(app, "pkg"))
+            open(os.path.join(app, "pkg", "__init__.py"), "w").close()
+            with open(os.path.join(app, "pkg", "mod.py"), "w") as f:
+                f.write("import time\n\ndef spin(s):\n    t = time.monotonic()\n"
+                        "    while time.monotonic() - t < s:\n        pass\n")
+            with open(os.path.join(app, "main.py"), "w") as f:
+                f.write("from pkg.mod import spin\nspin(1.0)\n")
+            out = os.path.join(d, "p.json")
+            # a relative script path: sys.path[0] is resolved against the cwd
+            r = cgprof("run", "-q", "-f", "codeguru", "-o", out, "--", PY, "app/main.py",
+                       cwd=d)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(out) as f:
+                keys = codeguru_keys(json.load(f)["callgraph"])
+        self.assertIn("pkg.mod:spin", keys)
+        self.assertIn("main:<module>", keys)
+        self.assertNotIn("mod:spin", keys)
+
+
+ASAN_CGPROF = os.environ.get("CGPROF_ASAN", os.path.join(cgtest.ROOT, "build-asan", "cgprof"))
+
+
+def spooled_profiles(spool):
+    """The JSON bodies of the batches in a spool directory, oldest first."""
+    bodies = []
+    for name in sorted(os.listdir(spool)):
+        if not name.endswith(".batch"):
+            continue
+        with open(os.path.join(spool, name), "rb") as f:
+            head, _, body = f.read().partition(b"\n\n")
+        bodies.append(json.loads(body))
+    return bodies
+
+
+class TestRuntimeVersionOwned(CgTestCase):
+    """The session names the runtime version in every window's profile.
+    It used to point into the first sampler's private memory: once that
+    child exited (--subprocesses) the next window copied freed memory.
+    ASan reports the read; any build must name the version in every
+    window, the ones after the first child's exit included."""
+
+    SCRIPT = ('%s -c "import time; time.sleep(0.4)"; '
+              '%s -c "import time; t = time.time()\nwhile time.time() - t < 2.6: pass"')
+
+    def check(self, binary):
+        ver = subprocess.run([PY, "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True).stdout.strip()
+        with tempfile.TemporaryDirectory() as d:
+            spool = os.path.join(d, "spool")
+            r = cgtest.run([binary, "run", "-v", "--subprocesses", "--profiling-group", "g",
+                            "--no-upload", "--spool", spool, "--reporting-interval", "1",
+                            "--", "sh", "-c", self.SCRIPT % (PY, PY)], timeout=90)
+            self.assertNotIn("AddressSanitizer", r.stderr)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.isdir(spool), r.stderr)
+            profiles = spooled_profiles(spool)
+        # 3 s of windows of 1 s: the later ones come after the first child.
+        self.assertGreaterEqual(len(profiles), 2, r.stderr)
+        for p in profiles:
+            self.assertEqual(p["agentMetadata"]["runtimeVersion"], ver,
+                             (p["agentMetadata"], r.stderr))
+
+    def test_version_survives_the_first_sampler(self):
+        self.check(CGPROF)
+
+    def test_no_use_after_free_under_asan(self):
+        if not os.access(ASAN_CGPROF, os.X_OK):
+            self.skipTest("no ASan build at %s (make asan)" % ASAN_CGPROF)
+        self.check(ASAN_CGPROF)
 
 
 if __name__ == "__main__":

@@ -282,7 +282,7 @@ class TestJvmSampler(JvmCase):
         self.assertEqual(threads["waiter"][0], "WAITING", r.stdout)
         self.assertIn("Split.waitHere", threads["waiter"][1])
         self.assertEqual(threads["holder"][0], "TIMED_WAITING")
-        self.assertIn(threads["main"][0], ("running", "RUNNING", "NATIVE"))
+        self.assertIn(threads["main"][0], ("RUNNABLE", "RUNNABLE, in native code"))
         self.assertIn("Split.main", threads["main"][1])
         self.assertNotIn("VM Thread", threads)  # no Java frames: skipped
         deep = threads["deep"][1]

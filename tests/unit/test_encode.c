@@ -25,34 +25,59 @@ static const struct cg_frame F_IOWAIT = {"io_wait", "/app/io.py", 3, CG_FK_PYTHO
 static const struct cg_frame F_READ = {"read", "libc.so.6", 0, CG_FK_NATIVE};
 static const struct cg_frame F_DEEP = {"deep", "/app/deep.py", 99, CG_FK_PYTHON};
 
-static void add(struct cg_profile *p, pid_t tid, const char *tname, enum cg_state st, bool trunc,
-		int times, int n, ...)
+static void add_frames(struct cg_profile *p, pid_t tid, const char *tname, enum cg_state st,
+		       bool trunc, bool rooted, int times, int n, va_list ap)
 {
-	struct cg_frame f[8];
-	va_list ap;
-	va_start(ap, n);
+	struct cg_frame f[10];
+	char troot[64];
 	for (int i = 0; i < n; i++)
 		f[i] = *va_arg(ap, const struct cg_frame *);
-	va_end(ap);
+	if (rooted) {
+		/* as the session roots a stack (--threads): the thread above
+		 * everything, <Truncated> included */
+		if (trunc)
+			f[n++] = (struct cg_frame){.name = "<Truncated>", .kind = CG_FK_TRUNCATED};
+		snprintf(troot, sizeof(troot), "thread %s (%d)", tname, (int)tid);
+		f[n++] = (struct cg_frame){.name = troot, .kind = CG_FK_THREAD};
+		trunc = false;
+	}
 	struct cg_sample s = {.pid = 99, .tid = tid, .thread_name = tname, .state = st,
 			      .truncated = trunc, .nframes = (uint32_t)n, .frames = f};
 	for (int i = 0; i < times; i++)
 		ck_assert_int_eq(profile_add_sample(p, &s), 0);
 }
 
+static void add(struct cg_profile *p, pid_t tid, const char *tname, enum cg_state st, bool trunc,
+		int times, int n, ...)
+{
+	va_list ap;
+	va_start(ap, n);
+	add_frames(p, tid, tname, st, trunc, false, times, n, ap);
+	va_end(ap);
+}
+
+/* A stack rooted at its thread. */
+static void add_rooted(struct cg_profile *p, pid_t tid, const char *tname, enum cg_state st,
+		       bool trunc, int times, int n, ...)
+{
+	va_list ap;
+	va_start(ap, n);
+	add_frames(p, tid, tname, st, trunc, true, times, n, ap);
+	va_end(ap);
+}
+
 static struct cg_profile *known_python(void)
 {
 	struct cg_profile *p = profile_new(CG_RT_PYTHON, NULL);
 	ck_assert_ptr_nonnull(p);
-	profile_set_thread_roots(p, true);
 	profile_set_window(p, 1700000000000ULL, 1700000060000ULL);
 	profile_set_interval_ms(p, 10);
 	profile_set_runtime_version(p, "CPython 3.12.1");
-	add(p, 100, "main", CG_ST_RUNNING, false, 6, 3, &F_CRUNCH, &F_WORK, &F_MAIN);
-	add(p, 100, "main", CG_ST_RUNNING, false, 2, 2, &F_WORK, &F_MAIN);
-	add(p, 100, "main", CG_ST_IDLE, false, 1, 2, &F_WORK, &F_MAIN);
-	add(p, 100, "main", CG_ST_IDLE, false, 3, 3, &F_READ, &F_IOWAIT, &F_MAIN);
-	add(p, 101, "io", CG_ST_RUNNING, true, 2, 1, &F_DEEP);
+	add_rooted(p, 100, "main", CG_ST_RUNNING, false, 6, 3, &F_CRUNCH, &F_WORK, &F_MAIN);
+	add_rooted(p, 100, "main", CG_ST_RUNNING, false, 2, 2, &F_WORK, &F_MAIN);
+	add_rooted(p, 100, "main", CG_ST_IDLE, false, 1, 2, &F_WORK, &F_MAIN);
+	add_rooted(p, 100, "main", CG_ST_IDLE, false, 3, 3, &F_READ, &F_IOWAIT, &F_MAIN);
+	add_rooted(p, 101, "io", CG_ST_RUNNING, true, 2, 1, &F_DEEP);
 	for (int i = 0; i < 7; i++)
 		profile_add_round(p);
 	profile_add_lost(p, CG_LOST_TORN, 1);

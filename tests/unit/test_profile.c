@@ -141,24 +141,6 @@ START_TEST(test_truncation)
 }
 END_TEST
 
-START_TEST(test_thread_roots)
-{
-	struct cg_profile *p = profile_new(CG_RT_PYTHON, NULL);
-	profile_set_thread_roots(p, true);
-	struct cg_sample s = mk(42, CG_ST_RUNNING, stack_abc + 2, 1);
-	s.thread_name = "worker";
-	profile_add_sample(p, &s);
-	s.thread_name = NULL;
-	s.tid = 43;
-	profile_add_sample(p, &s);
-	struct collect c = {0};
-	profile_walk_stacks(p, collect_fn, &c);
-	ck_assert_uint_eq(count_of(&c, "thread worker (42);a"), 1);
-	ck_assert_uint_eq(count_of(&c, "thread ? (43);a"), 1);
-	profile_free(p);
-}
-END_TEST
-
 START_TEST(test_caps_counted)
 {
 	struct cg_profile_limits lim = {.max_depth = 100, .max_frames = 5, .max_nodes = 4};
@@ -247,7 +229,6 @@ static Suite *profile_suite(void)
 	tcase_add_test(tc, test_tree_and_states);
 	tcase_add_test(tc, test_interning);
 	tcase_add_test(tc, test_truncation);
-	tcase_add_test(tc, test_thread_roots);
 	tcase_add_test(tc, test_caps_counted);
 	tcase_add_test(tc, test_repeat_stack_same_buffers);
 	tcase_add_test(tc, test_metadata_and_heap);
