@@ -35,6 +35,7 @@ enum cg_frame_kind {
 	CG_FK_THREAD,    /* synthetic root: "thread NAME (TID)" */
 	CG_FK_PROCESS,   /* synthetic root: "process PID (cmd)" */
 	CG_FK_TRUNCATED, /* "<Truncated>": stack deeper than max depth */
+	CG_FK_TASK,      /* synthetic root: "task NAME" (asyncio, --async) */
 };
 
 struct cg_frame {
@@ -81,6 +82,7 @@ struct cg_sampler_opts {
 	bool blocking;    /* pause a thread while its stack is read */
 	bool idle;        /* also report threads that are not running */
 	bool native;      /* unwind native frames too (issue: native) */
+	bool async_tasks; /* --async: root event-loop stacks at their asyncio task */
 	uint32_t max_depth;
 };
 
@@ -104,5 +106,25 @@ struct cg_sampler_ops {
 };
 
 extern const struct cg_sampler_ops python_sampler_ops;
+
+/* One asyncio task as `dump --async` lists it (CPython 3.14+). */
+struct cg_task {
+	uint64_t id;                   /* the task object's address */
+	const char *name;
+	bool running;                  /* its coroutine runs on a thread now */
+	pid_t tid;                     /* thread whose task list holds it; 0 unknown */
+	uint32_t nframes;
+	const struct cg_frame *frames; /* await chain, innermost first */
+	const char *awaiting;          /* type of what the innermost coroutine awaits, or "" */
+	uint64_t awaiting_id;          /* that object's address */
+	uint32_t nawaited_by;
+	const uint64_t *awaited_by;    /* ids of the tasks (or futures) that await it */
+};
+typedef void (*cg_task_fn)(const struct cg_task *t, void *arg);
+/* Every asyncio task of a process opened with python_sampler_ops, fn
+ * called per task. The number of tasks, or negative: -ENOTSUP (with
+ * cg_fail) when the target has no asyncio debug offsets (before 3.14, or
+ * asyncio not imported yet). */
+int python_tasks(void *priv, cg_task_fn fn, void *arg);
 
 #endif

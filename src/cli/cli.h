@@ -31,6 +31,7 @@ struct cli_opts {
 	bool blocking;
 	bool native;
 	bool heap;
+	bool async_tasks;       /* --async */
 	uint32_t max_depth;
 	int verbose;
 	bool quiet;

@@ -41,6 +41,9 @@ void cli_usage(FILE *out)
 	      "                             without --native; torn stacks are dropped)\n"
 	      "      --native               include native (C) frames, unwound with libunwind\n"
 	      "      --heap                 record a JVM heap summary per reporting window\n"
+	      "      --async                CPython 3.14+: root event-loop stacks at their asyncio\n"
+	      "                             task (with --idle, suspended tasks too); dump --async\n"
+	      "                             lists every task, its await chain and its waiters\n"
 	      "      --max-depth N          deepest stack kept (default 2048)\n"
 	      "\n"
 	      "upload options (run, attach, upload, config):\n"
@@ -76,6 +79,7 @@ enum {
 	OPT_BLOCKING,
 	OPT_NATIVE,
 	OPT_HEAP,
+	OPT_ASYNC,
 	OPT_MAX_DEPTH,
 	OPT_CONFIG,
 	OPT_SETTING, /* + index into setting_opts */
@@ -138,13 +142,14 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 		{"blocking", no_argument, NULL, OPT_BLOCKING},
 		{"native", no_argument, NULL, OPT_NATIVE},
 		{"heap", no_argument, NULL, OPT_HEAP},
+		{"async", no_argument, NULL, OPT_ASYNC},
 		{"max-depth", required_argument, NULL, OPT_MAX_DEPTH},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"verbose", no_argument, NULL, 'v'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 	};
-	size_t nl = 15;
+	size_t nl = 16;
 	for (size_t i = 0; i < sizeof(setting_opts) / sizeof(setting_opts[0]); i++)
 		longopts[nl++] = (struct option){setting_opts[i].option,
 						 setting_opts[i].flag ? no_argument : required_argument,
@@ -206,6 +211,9 @@ int cli_parse(const char *cmd, int argc, char **argv, struct cli_opts *o)
 			break;
 		case OPT_HEAP:
 			o->heap = true;
+			break;
+		case OPT_ASYNC:
+			o->async_tasks = true;
 			break;
 		case OPT_MAX_DEPTH:
 			if (parse_number("--max-depth", optarg, 1, 65536, &v))

@@ -204,6 +204,7 @@ static int proc_try_open(struct session *ss, struct proc *p)
 		.blocking = ss->o->blocking,
 		.idle = ss->o->idle,
 		.native = ss->o->native,
+		.async_tasks = ss->o->async_tasks,
 		.max_depth = ss->max_depth,
 	};
 	/* Taken before the probe: an exec after this is always noticed. */

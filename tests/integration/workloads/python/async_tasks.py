@@ -1,0 +1,70 @@
+"""asyncio workload for test_asyncio: a TaskGroup under the task "main" holds
+a CPU-busy task "busy" three coroutines deep (busy_outer -> busy_middle ->
+busy_inner, which burns CPU in crunch() and yields now and then) and two
+tasks "sleeper-1", "sleeper-2" asleep in sleeper -> nap -> asyncio.sleep.
+
+It knows its own truth: once the sleepers are asleep it writes, to the
+file named by argv[1], every task's await chain as Python itself sees it
+(cr_await, outermost first, each coroutine's qualified name and the line
+where it waits), then prints "ready". It runs for argv[2] seconds."""
+import asyncio
+import json
+import sys
+import time
+
+
+def crunch(n):
+    total = 0
+    for i in range(n):
+        total += i * i  # CRUNCH
+    return total
+
+
+async def busy_inner(until):
+    while time.monotonic() < until:
+        crunch(20000)
+        await asyncio.sleep(0)  # lets the loop run the others between bursts
+
+
+async def busy_middle(until):
+    await busy_inner(until)
+
+
+async def busy_outer(until):
+    await busy_middle(until)
+
+
+async def nap(seconds):
+    await asyncio.sleep(seconds)
+
+
+async def sleeper(seconds):
+    await nap(seconds)
+
+
+def chain(task):
+    """[(qualname, line)] of a suspended task, outermost first."""
+    out = []
+    coro = task.get_coro()
+    while coro is not None and hasattr(coro, "cr_frame") and coro.cr_frame is not None:
+        out.append((coro.cr_code.co_qualname, coro.cr_frame.f_lineno))
+        coro = coro.cr_await
+    return out
+
+
+async def main(path, seconds):
+    asyncio.current_task().set_name("main")
+    until = time.monotonic() + seconds
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(busy_outer(until), name="busy")
+        sleepers = [tg.create_task(sleeper(seconds), name="sleeper-%d" % i) for i in (1, 2)]
+        await asyncio.sleep(0.2)  # everyone has started and the sleepers sleep
+        truth = {t.get_name(): chain(t) for t in sleepers}
+        truth["file"] = __file__
+        with open(path, "w") as f:
+            json.dump(truth, f)
+        print("ready", flush=True)
+        await asyncio.sleep(seconds)
+
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2])), debug=False)
