@@ -12,6 +12,8 @@ import json
 import sys
 import time
 
+TRUTH = {}
+
 
 def crunch(n):
     total = 0
@@ -21,6 +23,11 @@ def crunch(n):
 
 
 async def busy_inner(until):
+    # where busy_outer and busy_middle wait while this runs, and the line
+    # of the crunch() call (two below the line that reads f_lineno)
+    me = sys._getframe()
+    TRUTH["busy"] = [(f.f_code.co_qualname, f.f_lineno) for f in (me.f_back.f_back, me.f_back)]
+    TRUTH["busy"].append(("busy_inner", sys._getframe().f_lineno + 2))
     while time.monotonic() < until:
         crunch(20000)
         await asyncio.sleep(0)  # lets the loop run the others between bursts
@@ -60,6 +67,7 @@ async def main(path, seconds):
         sleepers = [tg.create_task(sleeper(seconds), name="sleeper-%d" % i) for i in (1, 2)]
         await asyncio.sleep(0.2)  # everyone has started and the sleepers sleep
         truth = {t.get_name(): chain(t) for t in sleepers}
+        truth["busy"] = TRUTH["busy"]
         truth["file"] = __file__
         with open(path, "w") as f:
             json.dump(truth, f)
