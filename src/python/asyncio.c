@@ -72,6 +72,7 @@ struct py_async {
 	uint64_t instr[PA_MAX_CHAIN]; /* what a chain walk read, to verify */
 	uint64_t chain_frame[PA_MAX_CHAIN];
 	uint64_t waiters[PA_MAX_WAITERS];
+	uint64_t tasks[PA_MAX_TASKS]; /* one list, read before it is used */
 };
 
 static uint64_t rd64(const uint8_t *b, size_t len, uint64_t off)
@@ -522,25 +523,35 @@ int py_async_root(struct py_async *a, uint64_t tstate, struct cg_frame *frames,
 typedef int (*pa_task_cb)(struct py_async *a, uint64_t task, const uint8_t *buf, void *arg);
 
 /* Each task in the circular list whose head (an llist_node) is at head:
- * fn per task. 0, or negative: the first error (a broken list: -EFAULT,
- * -ELOOP when it does not come back to its head within PA_MAX_TASKS). */
+ * the whole list is followed first, so a list that is broken or loops
+ * (torn, or hostile) yields no task at all, then fn is called per task.
+ * 0, or negative: -EFAULT a broken list, -ELOOP one that does not come
+ * back to its head, or fn's first error. */
 static int pa_each_task(struct py_async *a, uint64_t head, pa_task_cb fn, void *arg)
 {
 	uint8_t buf[PA_WIN];
-	uint64_t node = 0;
+	uint64_t node = 0, lap = 0;
+	uint32_t n = 0, power = 1, lam = 0;
 	int r = target_read(a->pi->t, head + a->ob.llist_next, &node, 8);
-	for (uint32_t k = 0; !r && node != head; k++) {
-		if (k == PA_MAX_TASKS)
+	while (!r && node != head) {
+		if (n == PA_MAX_TASKS || node == lap)
 			return -ELOOP;
-		if (!node || node < a->off.task_node)
+		/* Brent's cycle check: a node met again is a loop, at once */
+		if (++lam == power) {
+			lap = node;
+			power *= 2;
+			lam = 0;
+		}
+		if (!node || (node & 7) || node < a->off.task_node)
 			return -EFAULT;
-		uint64_t task = node - a->off.task_node;
-		r = pa_task_read(a, task, buf);
-		if (r)
-			return r;
-		uint64_t next = rd64(buf, a->off.task_size, a->off.task_node + a->ob.llist_next);
-		r = fn(a, task, buf, arg);
-		node = next;
+		a->tasks[n++] = node - a->off.task_node;
+		r = target_read(a->pi->t, node + a->ob.llist_next, &node, 8);
+	}
+	for (uint32_t i = 0; !r && i < n; i++) {
+		/* a task freed since the list was read is no longer a task */
+		if (pa_task_read(a, a->tasks[i], buf))
+			return -ESTALE;
+		r = fn(a, a->tasks[i], buf, arg);
 	}
 	return r;
 }
@@ -597,6 +608,14 @@ static int pa_sample_one(struct py_async *a, uint64_t task, const uint8_t *buf, 
 	return 0;
 }
 
+/* A task list that could not be read: one loss, torn when it changed
+ * under the read (a task freed, a list that no longer closes). */
+static void pa_count_lost(struct cg_sample_stats *st, int r)
+{
+	if (r)
+		st->lost[r == -ESTALE || r == -ELOOP ? CG_LOST_TORN : CG_LOST_READ]++;
+}
+
 void py_async_sample_suspended(struct py_async *a, cg_sample_fn fn, void *arg,
 			       struct cg_sample_stats *st)
 {
@@ -610,14 +629,15 @@ void py_async_sample_suspended(struct py_async *a, cg_sample_fn fn, void *arg,
 		tname[0] = '\0';
 		if (ps.tid > 0)
 			target_thread_name(a->pi->t, ps.tid, tname, sizeof(tname));
-		if (pa_each_task(a, a->th[i].tstate + a->off.ts_tasks_head, pa_sample_one, &ps))
-			st->lost[CG_LOST_READ]++;
+		pa_count_lost(st, pa_each_task(a, a->th[i].tstate + a->off.ts_tasks_head,
+					       pa_sample_one, &ps));
 		interp = a->th[i].interp;
 	}
 	/* tasks left by threads that exited: no thread of their own */
 	struct pa_suspended ps = {fn, arg, st, 0, "", 0};
-	if (interp && pa_each_task(a, interp + a->off.interp_tasks_head, pa_sample_one, &ps))
-		st->lost[CG_LOST_READ]++;
+	if (interp)
+		pa_count_lost(st, pa_each_task(a, interp + a->off.interp_tasks_head, pa_sample_one,
+					       &ps));
 }
 
 /* The name of the type of obj (tp_name), "" when unreadable. */
