@@ -97,7 +97,7 @@ int py_async_new(const struct py_interp *pi, void *sampler, struct py_async **a)
 int py_async_new_at(const struct py_interp *pi, void *sampler, uint64_t at,
 		    struct py_async **a);
 void py_async_free(struct py_async *a);
-/* A round begins: looks for the offsets again (at most once a second)
+/* A round begins: looks for the offsets again (at most every 250 ms)
  * while the program has not imported asyncio yet. */
 void py_async_round(struct py_async *a);
 /* The thread at tstate ran frames[0..n) (raw[i].frame their addresses):

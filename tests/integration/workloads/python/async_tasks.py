@@ -6,11 +6,16 @@ tasks "sleeper-1", "sleeper-2" asleep in sleeper -> nap -> asyncio.sleep.
 It knows its own truth: once the sleepers are asleep it writes, to the
 file named by argv[1], every task's await chain as Python itself sees it
 (cr_await, outermost first, each coroutine's qualified name and the line
-where it waits), then prints "ready". It runs for argv[2] seconds."""
-import asyncio
+where it waits), then prints "ready". It runs for argv[2] seconds. With
+argv[3] it first sleeps that long before it imports asyncio (on 3.14 the
+_asyncio module, which holds the debug offsets, is mapped only then)."""
 import json
 import sys
 import time
+
+if len(sys.argv) > 3:
+    time.sleep(float(sys.argv[3]))
+import asyncio  # noqa: E402
 
 TRUTH = {}
 
