@@ -7,9 +7,12 @@ chain (no event-loop frames), --idle must show each sleeper where it
 waits, and dump --async must list every task with its chain and waiters.
 On a CPython without the offsets (<= 3.13) --async says so once and
 profiles threads as usual."""
+import gzip
 import json
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -18,6 +21,7 @@ from cgtest import WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
 
 ASYNC = os.path.join(WORKLOADS, "python", "async_tasks.py")
 SPLIT = os.path.join(WORKLOADS, "python", "split.py")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 SID = {ver: (label, exe) for label, exe, ver in cgtest.sid_pythons()}
 OLD = [(label, exe) for label, exe, ver in cgtest.find_pythons() if ver <= (3, 13)]
 
@@ -111,6 +115,34 @@ class AsyncTests:
                      and "crunch" in [frame_func(f) for f in s])
         self.assertGreater(busy, 100, r.stderr)
         self.assertGreater(rooted / busy, 0.85, (rooted, busy, r.stderr))
+
+    def test_every_format_carries_task_roots(self):
+        out = os.path.join(self.dir.name, "p")
+        for fmt, ext in (("flamegraph", "svg"), ("speedscope", "json"), ("codeguru", "cg.json"),
+                         ("pprof", "pb.gz")):
+            path = "%s.%s" % (out, ext)
+            r = cgprof("attach", "--async", "--idle", "-d", "1", "-f", fmt, "-o", path,
+                       str(self.proc.pid))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            if fmt == "pprof":
+                if not shutil.which("protoc"):
+                    continue
+                with gzip.open(path) as f:
+                    d = subprocess.run(["protoc", "--decode=perftools.profiles.Profile", "-I",
+                                        DATA, os.path.join(DATA, "profile.proto")],
+                                       input=f.read(), capture_output=True, timeout=60)
+                self.assertEqual(d.returncode, 0, d.stderr)
+                text = d.stdout.decode()
+                strings = re.findall(r'^string_table: "(.*)"$', text, re.M)
+                labels = {(strings[int(k)], strings[int(v)]) for k, v in
+                          re.findall(r"label \{\s*key: (\d+)\s*str: (\d+)", text)}
+                for name in ("busy", "sleeper-1", "sleeper-2", "main"):
+                    self.assertIn(("task", name), labels, fmt)
+                continue
+            with open(path) as f:
+                text = f.read()
+            for name in ("busy", "sleeper-1", "sleeper-2", "main"):
+                self.assertIn("task " + name, text, fmt)
 
     def test_dump_lists_every_task(self):
         r = cgprof("dump", "--async", str(self.proc.pid))
