@@ -671,6 +671,9 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 		r = py_async_new(&s->pi, s, &s->async);
 		if (r)
 			goto fail;
+		if (s->async && s->nctx)
+			cg_warn("--async with --native: running tasks keep their event-loop frames "
+				"(no task root); suspended tasks are sampled as usual");
 	}
 	cg_debug("python: %s in %s", s->pi.version, s->pi.object);
 	*priv = s;
