@@ -728,6 +728,15 @@ static int pa_dump_one(struct py_async *a, uint64_t task, const uint8_t *buf, vo
 		shown = frames;
 		if (aw)
 			pa_type_name(a, aw, awaiting, sizeof(awaiting));
+		/* `await fut` leaves the future's iterator on the stack: the
+		 * future it iterates is what the task waits for (the object
+		 * holds just that pointer, after its PyObject header) */
+		uint64_t fut = 0;
+		if (aw && !strcmp(awaiting, "_asyncio.FutureIter") &&
+		    !target_read(a->pi->t, aw + a->ob.ob_type + 8, &fut, 8) && fut && !(fut & 7)) {
+			aw = fut;
+			pa_type_name(a, aw, awaiting, sizeof(awaiting));
+		}
 	}
 	uint32_t nw = pa_waiters(a, buf);
 	struct cg_task ct = {

@@ -1,7 +1,7 @@
 """--async on the real CPython 3.14 and 3.15 (the sid root), profiled from
 outside as a container would be: tasks/async_tasks.py runs a TaskGroup
-under the task "main" with a CPU-busy task "busy" three coroutines deep
-and two sleeping tasks, and writes the await chains as Python itself sees
+under the task "main" with a CPU-busy task "busy" three coroutines deep,
+two sleeping tasks and one awaiting "busy", and writes the await chains as Python itself sees
 them. The profile must root the busy share at "task busy" with the whole
 chain (no event-loop frames), --idle must show each sleeper where it
 waits, and dump --async must list every task with its chain and waiters.
@@ -85,7 +85,7 @@ class AsyncTests:
     def test_idle_shows_sleepers_where_they_wait(self):
         stacks, err = self.profile("--idle")
         rounds = sum(c for s, c in stacks.items() if s[0] == "task busy")
-        for name in ("sleeper-1", "sleeper-2"):
+        for name in ("sleeper-1", "sleeper-2", "waiter"):
             mine = {s: c for s, c in stacks.items() if s[0] == "task " + name}
             want = [tuple(x) for x in self.truth[name]]
             self.assertEqual([[func_line(f) for f in s[1:]] for s in mine], [want],
@@ -158,7 +158,8 @@ class AsyncTests:
                       and not l.startswith(("    awaited by", "    awaiting", "    awaits"))]
             waiters = re.findall(r'awaited by task "(.*)"', block)
             tasks[m.group(1)] = (m.group(2), frames[::-1], waiters)
-        self.assertEqual(sorted(tasks), ["busy", "main", "sleeper-1", "sleeper-2"], r.stdout)
+        self.assertEqual(sorted(tasks), ["busy", "main", "sleeper-1", "sleeper-2", "waiter"],
+                         r.stdout)
         for name in ("sleeper-1", "sleeper-2"):
             state, chain, waiters = tasks[name]
             self.assertEqual(state, "pending")
@@ -167,7 +168,12 @@ class AsyncTests:
         state, chain, waiters = tasks["busy"]
         self.assertEqual([f for f, _ in chain[:3]], ["busy_outer", "busy_middle", "busy_inner"])
         self.assertEqual(chain[:2], [tuple(x) for x in self.truth["busy"][:2]])
-        self.assertEqual(waiters, ["main"])
+        # two await it: a set, not one pointer
+        self.assertEqual(sorted(waiters), ["main", "waiter"], r.stdout)
+        state, chain, waiters = tasks["waiter"]
+        self.assertEqual((state, chain, waiters), ("pending", [tuple(x) for x in self.truth["waiter"]],
+                                                   ["main"]), r.stdout)
+        self.assertIn('awaits task "busy"', r.stdout.split('Task "waiter"')[1].split("\n\n")[0])
         self.assertEqual(tasks["main"][0], "pending")
         self.assertEqual(tasks["main"][1][0][0], "main")
 

@@ -1,7 +1,8 @@
 """asyncio workload for test_asyncio: a TaskGroup under the task "main" holds
 a CPU-busy task "busy" three coroutines deep (busy_outer -> busy_middle ->
-busy_inner, which burns CPU in crunch() and yields now and then) and two
-tasks "sleeper-1", "sleeper-2" asleep in sleeper -> nap -> asyncio.sleep.
+busy_inner, which burns CPU in crunch() and yields now and then), two
+tasks "sleeper-1", "sleeper-2" asleep in sleeper -> nap -> asyncio.sleep,
+and "waiter", which awaits the task "busy" itself.
 
 It knows its own truth: once the sleepers are asleep it writes, to the
 file named by argv[1], every task's await chain as Python itself sees it
@@ -46,6 +47,10 @@ async def busy_outer(until):
     await busy_middle(until)
 
 
+async def wait_for(task):
+    await task
+
+
 async def nap(seconds):
     await asyncio.sleep(seconds)
 
@@ -68,8 +73,9 @@ async def main(path, seconds):
     asyncio.current_task().set_name("main")
     until = time.monotonic() + seconds
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(busy_outer(until), name="busy")
+        busy = tg.create_task(busy_outer(until), name="busy")
         sleepers = [tg.create_task(sleeper(seconds), name="sleeper-%d" % i) for i in (1, 2)]
+        sleepers.append(tg.create_task(wait_for(busy), name="waiter"))
         await asyncio.sleep(0.2)  # everyone has started and the sleepers sleep
         truth = {t.get_name(): chain(t) for t in sleepers}
         truth["busy"] = TRUTH["busy"]
