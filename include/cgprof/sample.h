@@ -39,6 +39,7 @@ enum cg_frame_kind {
 	CG_FK_THREAD,    /* synthetic root: "thread NAME (TID)" */
 	CG_FK_PROCESS,   /* synthetic root: "process PID (cmd)" */
 	CG_FK_TRUNCATED, /* "<Truncated>": stack deeper than max depth */
+	CG_FK_TASK,      /* synthetic root: "task NAME" (asyncio, --async) */
 };
 
 struct cg_frame {
@@ -87,6 +88,7 @@ struct cg_sampler_opts {
 	bool native;      /* unwind native frames too (libunwind) */
 	bool native_pause; /* native stacks by pausing, not kernel samples */
 	double rate_hz;   /* rounds per second; 0: a single round (dump) */
+	bool async_tasks; /* --async: root event-loop stacks at their asyncio task */
 	uint32_t max_depth;
 };
 
@@ -114,5 +116,25 @@ struct cg_sampler_ops {
 extern const struct cg_sampler_ops python_sampler_ops;
 extern const struct cg_sampler_ops jvm_sampler_ops;
 extern const struct cg_sampler_ops native_sampler_ops;
+
+/* One asyncio task as `dump --async` lists it (CPython 3.14+). */
+struct cg_task {
+	uint64_t id;                   /* the task object's address */
+	const char *name;
+	bool running;                  /* its coroutine runs on a thread now */
+	pid_t tid;                     /* thread whose task list holds it; 0 unknown */
+	uint32_t nframes;
+	const struct cg_frame *frames; /* await chain, innermost first */
+	const char *awaiting;          /* type of what the innermost coroutine awaits, or "" */
+	uint64_t awaiting_id;          /* that object's address */
+	uint32_t nawaited_by;
+	const uint64_t *awaited_by;    /* ids of the tasks (or futures) that await it */
+};
+typedef void (*cg_task_fn)(const struct cg_task *t, void *arg);
+/* Every asyncio task of a process opened with python_sampler_ops, fn
+ * called per task. The number of tasks, or negative: -ENOTSUP (with
+ * cg_fail) when the target has no asyncio debug offsets (before 3.14, or
+ * asyncio not imported yet). */
+int python_tasks(void *priv, cg_task_fn fn, void *arg);
 
 #endif

@@ -53,6 +53,7 @@ struct cli_opts {
 	bool native;
 	bool native_pause; /* --native-pause: native stacks by ptrace pauses */
 	bool heap;
+	bool async_tasks;       /* --async */
 	uint32_t max_depth;
 	int verbose;
 	bool quiet;

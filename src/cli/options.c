@@ -21,6 +21,7 @@ enum {
 	OPT_NATIVE,
 	OPT_NATIVE_PAUSE,
 	OPT_HEAP,
+	OPT_ASYNC,
 	OPT_MAX_DEPTH,
 	OPT_CONFIG,
 	OPT_SETTING, /* a config setting: the table row says which */
@@ -81,6 +82,10 @@ static const struct cli_option {
 	 "read native stacks by pausing each thread instead\n"
 	 "(biased toward system calls; the fallback when\n"
 	 "perf events are not allowed)"},
+	{"async", OPT_ASYNC, NULL, CMD_SAMPLE | CMD_DUMP, SEC_SAMPLING, NULL,
+	 "CPython 3.14+: root event-loop stacks at their asyncio\n"
+	 "task (with --idle, suspended tasks too); dump --async\n"
+	 "lists every task, its await chain and its waiters"},
 	{"heap", OPT_HEAP, NULL, CMD_SAMPLE, SEC_SAMPLING, NULL,
 	 "record a JVM heap summary per reporting window"},
 	{"max-depth", OPT_MAX_DEPTH, "N", CMD_LIVE | CMD_DUMP | CMD_CONFIG, SEC_SAMPLING, NULL,
@@ -185,7 +190,7 @@ void cli_usage(FILE *out)
 	      "  config [options]                    print the effective settings and their origin\n"
 	      "\n"
 	      "sampling options (run, attach; dump takes -o, --subprocesses, --blocking,\n"
-	      "--nonblocking, --native, --max-depth; top takes those but -o):\n",
+	      "--nonblocking, --native, --async, --max-depth; top takes those but -o, --async):\n",
 	      out);
 	print_options(out, CMD_ALL, SEC_SAMPLING);
 	fputs("\ntop options:\n"
@@ -315,6 +320,9 @@ static int apply_option(const struct cli_option *op, const char *arg, struct cli
 	case OPT_NATIVE_PAUSE:
 		o->native = true;
 		o->native_pause = true;
+		return 0;
+	case OPT_ASYNC:
+		o->async_tasks = true;
 		return 0;
 	case OPT_HEAP:
 		o->heap = true;

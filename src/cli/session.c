@@ -240,6 +240,7 @@ static int proc_try_open(struct session *ss, struct proc *p)
 		.native = ss->o->native,
 		.native_pause = ss->o->native_pause,
 		.rate_hz = ss->rate_hz,
+		.async_tasks = ss->o->async_tasks,
 		.max_depth = ss->max_depth,
 	};
 	/* Taken before the probe: an exec after this is always noticed. */

@@ -98,6 +98,7 @@ static void fg_color(const struct cg_profile_frame *f, char *buf, size_t n)
 		break;
 	case CG_FK_THREAD:
 	case CG_FK_PROCESS:
+	case CG_FK_TASK:
 	case CG_FK_TRUNCATED:
 		snprintf(buf, n, "rgb(%u,%u,%u)", 170 + a % 30, 170 + a % 30, 190 + a % 30);
 		break;

@@ -139,7 +139,7 @@ struct pp {
 	struct cg_buf packed;
 	struct cg_buf label;
 	uint64_t period_ns;
-	int64_t k_thread, k_thread_id, k_process;
+	int64_t k_thread, k_thread_id, k_process, k_task;
 };
 
 static int pp_str(struct pp *c, const char *s, int64_t *ix)
@@ -233,6 +233,12 @@ static int pp_stack(const struct cg_profile *p, uint32_t node, const uint32_t *f
 			r = pp_str(c, f->name, &s);
 			if (!r)
 				r = pp_label(c, c->k_process, s, 0);
+		} else if (f->kind == CG_FK_TASK && !strncmp(f->name, "task ", 5)) {
+			/* asyncio (--async): "task NAME" -> task=NAME */
+			int64_t s = 0;
+			r = pp_str(c, f->name + 5, &s);
+			if (!r)
+				r = pp_label(c, c->k_task, s, 0);
 		} else {
 			break;
 		}
@@ -393,6 +399,8 @@ int encode_pprof(const struct cg_profile *p, const struct cg_encode_opts *o, FIL
 		r = pp_str(&c, "thread_id", &c.k_thread_id);
 	if (!r)
 		r = pp_str(&c, "process", &c.k_process);
+	if (!r)
+		r = pp_str(&c, "task", &c.k_task);
 	if (!r)
 		r = pp_functions_locations(&c);
 	if (!r)

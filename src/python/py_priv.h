@@ -11,6 +11,17 @@
 #include "layout.h"
 
 struct target;
+struct py_async;
+
+/* What is read while the thread is paused: just enough to name the frame
+ * later, since code objects do not change. */
+struct py_raw_frame {
+	uint64_t code;
+	int addr; /* byte offset of the current instruction, -1 unknown */
+	bool entry; /* outermost frame of one eval-loop C call (native merge) */
+	bool maybe_not_code; /* 3.13: f_executable, checked when named */
+	uint64_t frame; /* the frame's address (asyncio: a task's own frame) */
+};
 
 struct py_interp {
 	struct target *t;
@@ -53,5 +64,56 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
  * object. */
 int py_sample_thread(void *priv, uint64_t tstate, const struct cg_frame **frames,
 		     bool *truncated);
+
+/* For asyncio.c: the sampler's string reader (a str object, UTF-8,
+ * bounded), and its naming of frames put in py_sampler_raw()'s array
+ * (at most *cap of them): 0..n named into the returned frames, which
+ * have room for one more (a task root). The number named, or negative. */
+int py_sampler_read_str(void *priv, uint64_t addr, char *out, size_t n);
+struct py_raw_frame *py_sampler_raw(void *priv, uint32_t *cap);
+int py_sampler_name(void *priv, int n, struct cg_frame **frames);
+
+/* struct _Py_AsyncioModuleDebugOffsets (CPython 3.14+, the _asyncio
+ * module's .AsyncioDebug section): thirteen 64-bit words. */
+#define PY_ASYNC_OFFSETS_WORDS 13
+struct py_async_offsets {
+	uint64_t task_size, task_name, task_awaited_by, task_is_task, task_awaited_by_is_set,
+		task_coro, task_node;
+	uint64_t interp_size, interp_tasks_head;
+	uint64_t ts_size, ts_running_loop, ts_running_task, ts_tasks_head;
+};
+/* Decode and check len raw bytes of them: 0, or -EINVAL when a size is
+ * absurd or a member lies outside its struct. */
+int py_async_offsets_parse(const void *raw, size_t len, struct py_async_offsets *o);
+
+/* asyncio tasks (asyncio.c), CPython 3.14+, from the _asyncio module's
+ * debug offsets (.AsyncioDebug section). NULL-safe where it says so. */
+/* New state for --async over pi (kept by reference: it outlives a). When
+ * the target's CPython has none of what asyncio.c reads (<= 3.13), one
+ * warning says so and *a is NULL: the caller profiles threads as usual. */
+int py_async_new(const struct py_interp *pi, void *sampler, struct py_async **a);
+/* The same with the offsets read at address at (tests and the fuzzer,
+ * whose fake targets have no maps): -EINVAL when they do not validate. */
+int py_async_new_at(const struct py_interp *pi, void *sampler, uint64_t at,
+		    struct py_async **a);
+void py_async_free(struct py_async *a);
+/* A round begins: looks for the offsets again (at most every 250 ms)
+ * while the program has not imported asyncio yet. */
+void py_async_round(struct py_async *a);
+/* The thread at tstate ran frames[0..n) (raw[i].frame their addresses):
+ * when it runs a task whose coroutine frame is among them, the frames
+ * above that one (the event loop) are replaced by the root "task NAME".
+ * The new number of frames (*truncated cleared when the cut removed what
+ * max_depth cut), else n. */
+int py_async_root(struct py_async *a, uint64_t tstate, struct cg_frame *frames,
+		  const struct py_raw_frame *raw, int n, bool *truncated);
+/* The round saw thread tstate (kernel tid) of the interpreter at interp. */
+void py_async_note_thread(struct py_async *a, uint64_t interp, uint64_t tstate, pid_t tid);
+/* --idle: one sample for every suspended task of the threads noted this
+ * round: its await chain, innermost first, under "task NAME". */
+void py_async_sample_suspended(struct py_async *a, cg_sample_fn fn, void *arg,
+			       struct cg_sample_stats *st);
+/* Every task (running ones with the stack of their thread), for dump. */
+int py_async_tasks(struct py_async *a, cg_task_fn fn, void *arg);
 
 #endif

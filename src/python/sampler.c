@@ -38,15 +38,6 @@ struct py_code {
 	bool shim;
 };
 
-/* What is read while the thread is paused: just enough to name the frame
- * later, since code objects do not change. */
-struct py_raw_frame {
-	uint64_t code;
-	int addr; /* byte offset of the current instruction, -1 unknown */
-	bool entry; /* outermost frame of one eval-loop C call (native merge) */
-	bool maybe_not_code; /* 3.13: f_executable, checked when named */
-};
-
 struct py_sampler {
 	struct py_interp pi;
 	struct py_raw_frame *raw;
@@ -77,6 +68,7 @@ struct py_sampler {
 	struct native_frame *nf;
 	bool *entry;
 	struct cg_frame *merged;
+	struct py_async *async;    /* --async on 3.14+ */
 };
 
 static size_t max_off(const int32_t *offs, size_t n)
@@ -440,7 +432,7 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw,
 		bool entry = L->frame_owner < 0 && L->frame_is_entry < 0;
 		if (L->frame_is_entry >= 0)
 			entry = w[L->frame_is_entry] != 0;
-		s->raw[n++] = (struct py_raw_frame){code, addr, entry, maybe_not_code};
+		s->raw[n++] = (struct py_raw_frame){code, addr, entry, maybe_not_code, f};
 		f = back;
 	}
 	if (steps >= PY_HARD_MAX_DEPTH)
@@ -663,7 +655,7 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	if (!s->o.max_depth)
 		s->o.max_depth = 2048;
 	s->frames_cap = s->o.max_depth;
-	s->frames = calloc(s->frames_cap, sizeof(*s->frames));
+	s->frames = calloc(s->frames_cap + 1, sizeof(*s->frames)); /* + a task root */
 	s->raw = calloc(s->frames_cap, sizeof(*s->raw));
 	s->codes = calloc(PY_CODE_CACHE_MAX, sizeof(*s->codes));
 	/* shims between kept frames: at most one for each, and a few more */
@@ -707,6 +699,14 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	    s->tstate_win > PY_WINDOW_MAX) {
 		r = -ENOMEM;
 		goto fail;
+	}
+	if (o->async_tasks) {
+		r = py_async_new(&s->pi, s, &s->async);
+		if (r)
+			goto fail;
+		if (s->async && s->nctx)
+			cg_warn("--async with --native: running tasks keep their event-loop frames "
+				"(no task root); suspended tasks are sampled as usual");
 	}
 	cg_debug("python: %s in %s", s->pi.version, s->pi.object);
 	*priv = s;
@@ -767,6 +767,7 @@ static void py_close(void *priv)
 	free(s->nf);
 	free(s->entry);
 	free(s->merged);
+	py_async_free(s->async);
 	free(s);
 }
 
@@ -856,6 +857,8 @@ static void sample_thread(struct py_sampler *s, uint64_t ts, const uint8_t *tw, 
 			return;
 		}
 	}
+	if (s->async && !s->nctx)
+		nf = py_async_root(s->async, ts, s->frames, s->raw, nf, &truncated);
 	const struct cg_frame *frames = s->frames;
 	if (s->nctx) {
 		nf = merge_native(s, nf, nr, nn, &truncated, ntrunc, st);
@@ -904,6 +907,7 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 	}
 	if (s->nctx)
 		native_round(s->nctx, tids, (size_t)ntids);
+	py_async_round(s->async);
 	/* The main interpreter stays where it is for the process's life:
 	 * looked up again only now and then, or when it stops answering. */
 	if (!s->interp || ++s->interp_age >= PY_INTERP_RECHECK) {
@@ -935,12 +939,42 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 			tid > 0 ? target_thread_oncpu(t, tid) : TARGET_THREAD_RUNNING;
 		if (run != TARGET_THREAD_GONE) {
 			seen++;
+			py_async_note_thread(s->async, interp, ts, tid);
 			if (run == TARGET_THREAD_RUNNING || s->o.idle)
 				sample_thread(s, ts, w, tid, run, fn, arg, st);
 		}
 		ts = next;
 	}
+	if (s->async && s->o.idle)
+		py_async_sample_suspended(s->async, fn, arg, st);
 	return seen;
+}
+
+int py_sampler_read_str(void *priv, uint64_t addr, char *out, size_t n)
+{
+	return py_read_str(priv, addr, out, n);
+}
+
+struct py_raw_frame *py_sampler_raw(void *priv, uint32_t *cap)
+{
+	struct py_sampler *s = priv;
+	*cap = s->frames_cap;
+	return s->raw;
+}
+
+int py_sampler_name(void *priv, int n, struct cg_frame **frames)
+{
+	struct py_sampler *s = priv;
+	*frames = s->frames;
+	return n > 0 ? name_frames(s, n, false) : 0;
+}
+
+int python_tasks(void *priv, cg_task_fn fn, void *arg)
+{
+	struct py_sampler *s = priv;
+	if (!s->async)
+		return -ENOTSUP; /* py_async_new said why */
+	return py_async_tasks(s->async, fn, arg);
 }
 
 const struct cg_sampler_ops python_sampler_ops = {
