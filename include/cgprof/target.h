@@ -83,6 +83,13 @@ int target_exe(struct target *t, char *buf, size_t n);
  * the thread runs on. Returns 0, -ESRCH if the thread is gone, -EPERM. */
 int target_pause(struct target *t, pid_t tid);
 int target_resume(struct target *t, pid_t tid);
+/* Registers of a thread held by target_pause() (x86-64: r13 is HotSpot's
+ * interpreter bytecode pointer). 0, -EINVAL if tid is not the paused
+ * thread, -ESRCH, -ENOTSUP on other architectures. */
+struct target_regs {
+	uint64_t pc, sp, fp, r13;
+};
+int target_thread_regs(struct target *t, pid_t tid, struct target_regs *out);
 /* Time spent paused, for the summary line (microseconds). */
 void target_pause_stats(const struct target *t, double *mean_us, double *p99_us, uint64_t *count);
 
