@@ -13,6 +13,7 @@
 #include "cgprof/log.h"
 #include "cgprof/target.h"
 #include "jvm_priv.h"
+#include "jvm_walk.h"
 
 struct jvm_sampler;
 
@@ -50,6 +51,13 @@ struct jvm_sampler {
 	/* JVM in another PID namespace: its thread ids (nid) -> ours */
 	struct cg_map tids;
 	bool tids_fresh;
+	/* walker mechanism state */
+	struct jvm_walker *w;
+	struct jvm_jthread *th;
+	struct jvm_rawframe *raw;
+	struct cg_frame *frames;
+	uint32_t depth;
+	uint64_t rounds;
 };
 
 /* ---- mechanism: thread dumps over the attach socket ---- */
@@ -225,8 +233,197 @@ static const struct jvm_mech jvm_mech_attach = {
 	.close = attach_close,
 };
 
+/* ---- mechanism: HotSpot's own tables, read from outside ---- */
+
+/* "HotSpot 17.0.15+6-Debian-1deb12u1" from Abstract_VM_Version. */
+static void walker_version(struct jvm_sampler *js, const struct jvm_vms *v)
+{
+	uint64_t a, s;
+	char rel[96];
+	snprintf(js->version, sizeof(js->version), "HotSpot JVM");
+	if (jvm_vms_static(v, "Abstract_VM_Version", "_s_vm_release", &a) == 0 &&
+	    target_read(js->t, a, &s, 8) == 0 && s && target_read_cstr(js->t, s, rel, sizeof(rel)) == 0 &&
+	    rel[0] >= '0' && rel[0] <= '9')
+		snprintf(js->version, sizeof(js->version), "HotSpot JVM %s", rel);
+	js->major = jvm_major_version(js->version);
+}
+
+static int walker_open(struct jvm_sampler *js)
+{
+	struct jvm_vms_syms syms;
+	struct jvm_vms v = {0};
+	struct jvm_layout L;
+	char lib[256];
+	int r;
+	const char *force = getenv("CGPROF_JVM_SAMPLER");
+	if (force && !strcmp(force, "dump"))
+		return -ENOTSUP;
+	if ((r = jvm_vms_find_syms(js->t, &syms, lib, sizeof(lib))) ||
+	    (r = jvm_vms_read(js->t, &syms, &v)) || (r = jvm_layout_resolve(&v, &L)))
+		goto out;
+	if (L.missing[0])
+		cg_info("jvm: some HotSpot fields are not described (%s): those details are off",
+			L.missing);
+	walker_version(js, &v);
+	js->depth = js->opts.max_depth && js->opts.max_depth < JVM_WALK_MAX_DEPTH ? js->opts.max_depth
+										    : JVM_WALK_MAX_DEPTH;
+	js->w = calloc(1, sizeof(*js->w));
+	js->th = calloc(JVM_WALK_MAX_THREADS, sizeof(*js->th));
+	js->raw = calloc(js->depth, sizeof(*js->raw));
+	js->frames = calloc(js->depth, sizeof(*js->frames));
+	if (!js->w || !js->th || !js->raw || !js->frames) {
+		r = -ENOMEM;
+		goto out;
+	}
+	jvm_walker_init(js->w, js->t, &L);
+	/* One list of threads proves the tables describe this process. */
+	r = jvm_walk_threads(js->w, js->th, JVM_WALK_MAX_THREADS);
+	if (r <= 0) {
+		r = cg_fail(-EPROTO, "HotSpot's thread list does not read back (%d)", r);
+		goto out;
+	}
+	r = 0;
+out:
+	jvm_vms_free(&v);
+	return r;
+}
+
+/* The registers a walk of th starts from: a running Java thread is paused
+ * for the read (only it; the JVM runs on), any other starts from its last
+ * Java frame anchor. 1 when the thread is held (resume after the walk), 0
+ * when not, negative: no sample (counted). */
+static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pid_t tid,
+			struct jvm_regs *r, bool *anchor, struct cg_sample_stats *stats)
+{
+	*anchor = th->ts != JVM_TS_IN_JAVA;
+	if (*anchor) {
+		*r = (struct jvm_regs){th->pc, th->sp, th->fp, 0};
+		return 0;
+	}
+	if (js->opts.nonblocking) {
+		stats->lost[CG_LOST_PAUSE]++;
+		return -EAGAIN;
+	}
+	struct target_regs tr;
+	int e = target_pause(js->t, tid);
+	if (e) {
+		stats->lost[e == -ESRCH ? CG_LOST_GONE : CG_LOST_PAUSE]++;
+		return e;
+	}
+	if ((e = target_thread_regs(js->t, tid, &tr))) {
+		target_resume(js->t, tid);
+		stats->lost[CG_LOST_PAUSE]++;
+		return e;
+	}
+	*r = (struct jvm_regs){tr.pc, tr.sp, tr.fp, tr.r13};
+	return 1;
+}
+
+/* Name the raw frames of one walk into js->frames. */
+static uint32_t walker_name(struct jvm_sampler *js, int n)
+{
+	uint32_t k = 0;
+	for (int i = 0; i < n; i++) {
+		const struct jvm_minfo *mi = jvm_method_info(js->w, js->raw[i].method);
+		if (!mi)
+			continue;
+		int32_t bci = jvm_frame_bci(mi, &js->raw[i]);
+		js->frames[k++] = (struct cg_frame){
+			.name = mi->name,
+			.file = mi->file,
+			.line = jvm_method_line(js->w, mi, bci),
+			.kind = CG_FK_JAVA,
+		};
+	}
+	return k;
+}
+
+static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
+			 struct cg_sample_stats *stats)
+{
+	/* The code heaps grow and the interpreter never moves: a refresh
+	 * every 16 rounds keeps new heaps in sight. */
+	if (js->rounds++ % 16 == 0)
+		(void)jvm_codeheap_refresh(js->w);
+	int n = jvm_walk_threads(js->w, js->th, JVM_WALK_MAX_THREADS);
+	if (n < 0) {
+		if (!target_alive(js->t))
+			return -ESRCH;
+		stats->lost[CG_LOST_READ]++;
+		return 0;
+	}
+	js->tids_fresh = false;
+	for (int i = 0; i < n; i++) {
+		const struct jvm_jthread *th = &js->th[i];
+		pid_t tid = attach_host_tid(js, th->tid);
+		bool want = th->state == CG_ST_RUNNING || th->state == CG_ST_NATIVE;
+		if (!js->opts.idle && (!want || target_thread_state(js->t, tid) != TARGET_THREAD_RUNNING))
+			continue;
+		/* A thread in the VM without a Java frame (a compiler thread, one
+		 * not started) has no Java stack to report, as in a dump. */
+		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
+			continue;
+		struct jvm_regs r;
+		bool anchor, truncated = false;
+		int held = walker_start(js, th, tid, &r, &anchor, stats);
+		if (held < 0)
+			continue;
+		int nf = jvm_walk_stack(js->w, &r, anchor, js->raw, js->depth, &truncated,
+					th->stack_base);
+		if (held)
+			target_resume(js->t, tid);
+		uint32_t k = nf > 0 ? walker_name(js, nf) : 0;
+		if (!k) {
+			stats->lost[CG_LOST_READ]++;
+			continue;
+		}
+		char name[64];
+		if (target_thread_name(js->t, tid, name, sizeof(name)) || !name[0])
+			snprintf(name, sizeof(name), "%d", (int)tid);
+		struct cg_sample s = {
+			.pid = js->attach.pid,
+			.tid = tid,
+			.thread_name = name,
+			.state = th->state,
+			.truncated = truncated,
+			.nframes = k,
+			.frames = js->frames,
+		};
+		fn(&s, arg);
+		stats->taken++;
+	}
+	return n;
+}
+
+static void walker_close(struct jvm_sampler *js)
+{
+	if (js->w)
+		jvm_walker_free(js->w);
+	free(js->w);
+	free(js->th);
+	free(js->raw);
+	free(js->frames);
+	js->w = NULL;
+	js->th = NULL;
+	js->raw = NULL;
+	js->frames = NULL;
+}
+
+/* No safepoint per sample: the rate is the profiler's, as for Python. */
+static const struct jvm_rate jvm_walker_rates[] = {
+	{INT_MAX, CG_JVM_WALKER_RATE_HZ, CG_JVM_WALKER_MAX_RATE_HZ},
+};
+
+static const struct jvm_mech jvm_mech_walker = {
+	.name = "HotSpot's VMStructs read from outside",
+	.rates = jvm_walker_rates,
+	.open = walker_open,
+	.sample = walker_sample,
+	.close = walker_close,
+};
+
 /* In order of preference. */
-static const struct jvm_mech *const jvm_mechs[] = {&jvm_mech_attach};
+static const struct jvm_mech *const jvm_mechs[] = {&jvm_mech_walker, &jvm_mech_attach};
 
 /* ---- the sampler interface ---- */
 
@@ -304,6 +501,14 @@ static int jvm_open(struct target *t, const struct cg_sampler_opts *o, void **pr
 			break;
 		js->mech->close(js);
 		js->mech = NULL;
+		if (i + 1 < CG_ARRAY_LEN(jvm_mechs) && r != -ENOTSUP) {
+			/* Said once per JVM: why this one costs a safepoint a sample. */
+			cg_warn("cannot walk Java stacks of process %d from outside (%s); "
+				"falling back to thread dumps over the attach socket, which stop "
+				"the JVM at a safepoint per sample",
+				(int)target_pid(t), cg_lasterr());
+			cg_clearerr();
+		}
 	}
 out:
 	if (r) {
