@@ -44,6 +44,14 @@ enum jvm_vms_sym {
 	JVM_SYM_L_NAME,
 	JVM_SYM_L_VALUE,
 	JVM_SYM_L_STRIDE,
+	/* optional, from .symtab: where the JVM keeps the field offsets of
+	 * java.lang.Thread and String it computed at start-up (int each) */
+	JVM_SYM_THREAD_NAME,     /* java_lang_Thread::_name_offset */
+	JVM_SYM_THREAD_STATUS,   /* java_lang_Thread::_thread_status_offset (<= 18) */
+	JVM_SYM_THREAD_HOLDER,   /* java_lang_Thread::_holder_offset (19+) */
+	JVM_SYM_HOLDER_STATUS,   /* java_lang_Thread_FieldHolder::_thread_status_offset */
+	JVM_SYM_STRING_VALUE,    /* java_lang_String::_value_offset */
+	JVM_SYM_STRING_CODER,    /* java_lang_String::_coder_offset */
 	JVM_SYM__COUNT
 };
 extern const char *const jvm_vms_sym_names[JVM_SYM__COUNT];
@@ -84,6 +92,34 @@ int jvm_vms_offset(const struct jvm_vms *v, const char *type, const char *field,
 int jvm_vms_static(const struct jvm_vms *v, const char *type, const char *field, uint64_t *addr);
 int jvm_vms_size(const struct jvm_vms *v, const char *type, uint64_t *size);
 int jvm_vms_const(const struct jvm_vms *v, const char *name, int64_t *val);
+
+/* ---- java.lang.Thread objects (src/jvm/threadobj.c) ----------------- */
+
+/* How to read a thread's Java name and java.lang.Thread.State from its
+ * Thread object. Off (ok false) when any piece is missing. */
+struct jvm_objlayout {
+	bool ok, names;
+	bool compressed;             /* UseCompressedOops */
+	uint64_t narrow_base;
+	uint32_t narrow_shift;
+	uint32_t jt_threadobj;       /* JavaThread::_threadObj (an OopHandle) */
+	int32_t name_off, status_off, holder_off, holder_status_off;
+	int32_t value_off, coder_off;
+	uint32_t array_length_off, array_base_off;
+	int64_t st_runnable, st_blocked, st_wait, st_wait_timed, st_park, st_park_timed,
+		st_sleeping;
+};
+
+/* Resolve from the tables, the optional symbols and the JVM's flags. */
+void jvm_objlayout_resolve(struct target *t, const struct jvm_vms *v,
+			   const struct jvm_vms_syms *s, struct jvm_objlayout *O);
+/* The java.lang.Thread.State of a JavaThread as a dump prints it (NATIVE
+ * for RUNNABLE outside Java); -1 when unreadable. */
+int jvm_thread_status(struct target *t, const struct jvm_objlayout *O, uint64_t jt, int ts);
+/* The Java name of a JavaThread into buf (printable ASCII); 0 or
+ * negative. */
+int jvm_thread_jname(struct target *t, const struct jvm_objlayout *O, uint64_t jt, char *buf,
+		     size_t n);
 
 /* ---- resolved layout and capabilities (src/jvm/layout.c) ------------ */
 

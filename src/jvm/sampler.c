@@ -17,6 +17,15 @@
 
 struct jvm_sampler;
 
+/* A Java thread's name as last read from its Thread object. */
+struct jvm_tname {
+	pid_t tid;
+	uint64_t round;
+	char name[64];
+};
+/* Names are re-read this often (rounds): Thread.setName is rare. */
+#define JVM_TNAME_REFRESH 128
+
 /* Rates a mechanism can sample at, by JVM major version (ascending). */
 struct jvm_rate {
 	int upto_major;
@@ -58,6 +67,10 @@ struct jvm_sampler {
 	struct cg_frame *frames;
 	uint32_t depth;
 	uint64_t rounds;
+	struct jvm_objlayout O;
+	struct cg_map name_slot;      /* JavaThread* -> 1 + index in names */
+	struct jvm_tname *names;
+	size_t nnames;
 };
 
 /* ---- mechanism: thread dumps over the attach socket ---- */
@@ -265,6 +278,13 @@ static int walker_open(struct jvm_sampler *js)
 		cg_info("jvm: some HotSpot fields are not described (%s): those details are off",
 			L.missing);
 	walker_version(js, &v);
+	jvm_objlayout_resolve(js->t, &v, &syms, &js->O);
+	if (!js->O.ok)
+		cg_info("jvm: cannot read java.lang.Thread objects: thread states come from the OS "
+			"thread state (timed waits show as WAITING)");
+	else if (!js->O.names)
+		cg_info("jvm: cannot read Java thread names: OS thread names are shown");
+	cg_map_init(&js->name_slot);
 	js->depth = js->opts.max_depth && js->opts.max_depth < JVM_WALK_MAX_DEPTH ? js->opts.max_depth
 										    : JVM_WALK_MAX_DEPTH;
 	js->w = calloc(1, sizeof(*js->w));
@@ -319,6 +339,36 @@ static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pi
 	return 1;
 }
 
+/* The Java name of th (cached), else its OS name, else its id. */
+static const char *walker_thread_name(struct jvm_sampler *js, const struct jvm_jthread *th,
+				      pid_t tid)
+{
+	uint64_t idx;
+	struct jvm_tname *tn = NULL;
+	if (cg_map_get(&js->name_slot, th->addr, &idx)) {
+		tn = &js->names[idx];
+		if (tn->tid == th->tid && js->rounds - tn->round < JVM_TNAME_REFRESH)
+			return tn->name;
+	} else {
+		if (!(js->nnames & (js->nnames - 1)) || !js->nnames) {
+			size_t cap = js->nnames ? js->nnames * 2 : 16;
+			struct jvm_tname *p = realloc(js->names, cap * sizeof(*p));
+			if (!p)
+				return "?";
+			js->names = p;
+		}
+		if (cg_map_put(&js->name_slot, th->addr, js->nnames))
+			return "?";
+		tn = &js->names[js->nnames++];
+	}
+	tn->tid = th->tid;
+	tn->round = js->rounds;
+	if (jvm_thread_jname(js->t, &js->O, th->addr, tn->name, sizeof(tn->name)) || !tn->name[0])
+		if (target_thread_name(js->t, tid, tn->name, sizeof(tn->name)) || !tn->name[0])
+			snprintf(tn->name, sizeof(tn->name), "%d", (int)tid);
+	return tn->name;
+}
+
 /* Name the raw frames of one walk into js->frames. */
 static uint32_t walker_name(struct jvm_sampler *js, int n)
 {
@@ -354,10 +404,18 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 	}
 	js->tids_fresh = false;
 	for (int i = 0; i < n; i++) {
-		const struct jvm_jthread *th = &js->th[i];
+		struct jvm_jthread *th = &js->th[i];
 		pid_t tid = attach_host_tid(js, th->tid);
-		bool want = th->state == CG_ST_RUNNING || th->state == CG_ST_NATIVE;
-		if (!js->opts.idle && (!want || target_thread_state(js->t, tid) != TARGET_THREAD_RUNNING))
+		/* Off CPU is no CPU sample, whatever the JVM thinks: asked
+		 * first, it saves reading the Thread object. */
+		if (!js->opts.idle && target_thread_state(js->t, tid) != TARGET_THREAD_RUNNING)
+			continue;
+		if (th->ts != JVM_TS_IN_JAVA) {
+			int st = jvm_thread_status(js->t, &js->O, th->addr, (int)th->ts);
+			if (st >= 0)
+				th->state = (enum cg_state)st;
+		}
+		if (!js->opts.idle && th->state != CG_ST_RUNNING && th->state != CG_ST_NATIVE)
 			continue;
 		/* A thread in the VM without a Java frame (a compiler thread, one
 		 * not started) has no Java stack to report, as in a dump. */
@@ -377,13 +435,10 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 			stats->lost[CG_LOST_READ]++;
 			continue;
 		}
-		char name[64];
-		if (target_thread_name(js->t, tid, name, sizeof(name)) || !name[0])
-			snprintf(name, sizeof(name), "%d", (int)tid);
 		struct cg_sample s = {
 			.pid = js->attach.pid,
 			.tid = tid,
-			.thread_name = name,
+			.thread_name = walker_thread_name(js, th, tid),
 			.state = th->state,
 			.truncated = truncated,
 			.nframes = k,
@@ -403,6 +458,10 @@ static void walker_close(struct jvm_sampler *js)
 	free(js->th);
 	free(js->raw);
 	free(js->frames);
+	free(js->names);
+	cg_map_free(&js->name_slot);
+	js->names = NULL;
+	js->nnames = 0;
 	js->w = NULL;
 	js->th = NULL;
 	js->raw = NULL;

@@ -33,10 +33,17 @@ const char *const jvm_vms_sym_names[JVM_SYM__COUNT] = {
 	"gHotSpotVMLongConstantEntryNameOffset",
 	"gHotSpotVMLongConstantEntryValueOffset",
 	"gHotSpotVMLongConstantEntryArrayStride",
+	"_ZN16java_lang_Thread12_name_offsetE",
+	"_ZN16java_lang_Thread21_thread_status_offsetE",
+	"_ZN16java_lang_Thread14_holder_offsetE",
+	"_ZN28java_lang_Thread_FieldHolder21_thread_status_offsetE",
+	"_ZN16java_lang_String13_value_offsetE",
+	"_ZN16java_lang_String13_coder_offsetE",
 };
 
-/* st_value of each table symbol in the file's .dynsym (the tables are
- * exported data, so the function-only symbolizer does not see them). */
+/* st_value of each wanted symbol in the file's .dynsym (the tables are
+ * exported data, which the function-only symbolizer does not keep) and
+ * .symtab (the Thread/String field offsets, when not stripped). */
 static int dynsym_values(const char *path, uint64_t vals[JVM_SYM__COUNT])
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -50,16 +57,17 @@ static int dynsym_values(const char *path, uint64_t vals[JVM_SYM__COUNT])
 	Elf_Scn *scn = NULL;
 	while ((scn = elf_nextscn(e, scn))) {
 		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM || !sh.sh_entsize)
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB) ||
+		    !sh.sh_entsize)
 			continue;
 		Elf_Data *d = elf_getdata(scn, NULL);
 		size_t n = d ? sh.sh_size / sh.sh_entsize : 0;
-		for (size_t i = 0; i < n && i < (1u << 22); i++) {
+		for (size_t i = 0; i < n && i < (1u << 24); i++) {
 			GElf_Sym sym;
 			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
 				continue;
 			const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
-			if (!name || strncmp(name, "gHotSpotVM", 10))
+			if (!name || (strncmp(name, "gHotSpotVM", 10) && strncmp(name, "_ZN", 3)))
 				continue;
 			for (int k = 0; k < JVM_SYM__COUNT; k++)
 				if (!strcmp(name, jvm_vms_sym_names[k]))
