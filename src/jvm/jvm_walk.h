@@ -271,6 +271,9 @@ enum jvm_blob_kind jvm_codeheap_kind(struct jvm_walker *w, uint64_t blob, int32_
 /* Every JavaThread on HotSpot's thread list into th (at most max).
  * Returns the count, or negative. */
 int jvm_walk_threads(struct jvm_walker *w, struct jvm_jthread *th, size_t max);
+/* Read th's anchor and thread state again (th->addr kept): a walk from
+ * an anchor is believed only if the anchor did not move meanwhile. */
+int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th);
 /* Walk the Java stack from r, storing at most max frames leaf first.
  * Returns the number of frames (>= 0) or a negative error; *truncated
  * when the walk stopped at max. The walk ends at the first frame that is

@@ -339,6 +339,40 @@ static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pi
 	return 1;
 }
 
+/* Walk one thread's stack into js->raw: the number of frames, -EAGAIN
+ * when the thread could not be paused (counted), -ESTALE when the
+ * thread's anchor kept moving under the walk, or another negative. A
+ * thread read from its anchor runs on meanwhile; the walk counts only if
+ * the anchor is the same afterwards, else it is tried again. */
+static int walker_walk(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid, bool *truncated,
+		       struct cg_sample_stats *stats)
+{
+	int nf = -ESTALE;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		struct jvm_regs r;
+		bool anchor;
+		int held = walker_start(js, th, tid, &r, &anchor, stats);
+		if (held < 0)
+			return -EAGAIN;
+		nf = jvm_walk_stack(js->w, &r, anchor, js->raw, js->depth, truncated, th->stack_base);
+		if (held) {
+			target_resume(js->t, tid);
+			return nf;
+		}
+		struct jvm_jthread again = *th;
+		if (jvm_thread_reread(js->w, &again))
+			return -EFAULT;
+		if (again.sp == th->sp && again.pc == th->pc && again.ts == th->ts && nf > 0)
+			return nf;
+		nf = -ESTALE;
+		again.state = th->state;
+		*th = again;
+		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
+			return -ESTALE;
+	}
+	return nf;
+}
+
 /* The Java name of th (cached), else its OS name, else its id. */
 static const char *walker_thread_name(struct jvm_sampler *js, const struct jvm_jthread *th,
 				      pid_t tid)
@@ -421,18 +455,13 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		 * not started) has no Java stack to report, as in a dump. */
 		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
 			continue;
-		struct jvm_regs r;
-		bool anchor, truncated = false;
-		int held = walker_start(js, th, tid, &r, &anchor, stats);
-		if (held < 0)
-			continue;
-		int nf = jvm_walk_stack(js->w, &r, anchor, js->raw, js->depth, &truncated,
-					th->stack_base);
-		if (held)
-			target_resume(js->t, tid);
+		bool truncated = false;
+		int nf = walker_walk(js, th, tid, &truncated, stats);
+		if (nf == -EAGAIN)
+			continue; /* counted */
 		uint32_t k = nf > 0 ? walker_name(js, nf) : 0;
 		if (!k) {
-			stats->lost[CG_LOST_READ]++;
+			stats->lost[nf == -ESTALE ? CG_LOST_TORN : CG_LOST_READ]++;
 			continue;
 		}
 		struct cg_sample s = {

@@ -183,6 +183,19 @@ static int rd64(struct target *t, uint64_t a, uint64_t *v)
 	return target_read(t, a, v, 8);
 }
 
+int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th)
+{
+	const struct jvm_layout *L = &w->L;
+	uint64_t anc = th->addr + L->jt_anchor;
+	int32_t st;
+	if (rd64(w->t, anc + L->anchor_sp, &th->sp) || rd64(w->t, anc + L->anchor_pc, &th->pc) ||
+	    rd64(w->t, anc + L->anchor_fp, &th->fp) ||
+	    target_read(w->t, th->addr + L->jt_state, &st, 4))
+		return -EFAULT;
+	th->ts = tstate_of(L, st);
+	return 0;
+}
+
 /* Frame-walk state: HotSpot's (pc, sp, unextended sp, fp). */
 struct fstate {
 	uint64_t pc, sp, usp, fp;
@@ -197,8 +210,9 @@ static int sender_of_interpreted(struct jvm_walker *w, struct fstate *s)
 		return -EFAULT;
 	s->sp = fp + 16;
 	/* The unextended sp is where a compiled caller's frame is measured
-	 * from: an adapter may have grown the caller's frame. */
-	s->usp = usp && usp <= s->sp && s->sp - usp < MAX_FRAME_BYTES ? usp : s->sp;
+	 * from: the sp before a c2i adapter pushed the interpreter's
+	 * arguments below it, so at or above the raw one. */
+	s->usp = usp >= s->sp && usp - s->sp < MAX_FRAME_BYTES ? usp : s->sp;
 	s->pc = ret;
 	s->fp = link;
 	return 0;

@@ -10,6 +10,7 @@ import java.lang.management.ThreadMXBean;
 
 public class Split {
     static final int KEEP = 12345;
+    static final int BATCH = 10;
     static final Object LOCK = new Object();
     static final Object WAIT = new Object();
     static volatile long sink;
@@ -102,11 +103,17 @@ public class Split {
         System.out.println("ready");
         System.out.flush();
         long end = System.nanoTime() + (long) (seconds * 1e9);
+        // Ten calls between clock reads: reading a thread's CPU clock costs
+        // tens of microseconds on some machines (measured here: half the
+        // time with one call per read), and that cost would land in both
+        // shares alike and pull the truth towards one half.
         while (System.nanoTime() < end) {
             long t0 = mx.getCurrentThreadCpuTime();
-            alpha();
+            for (int i = 0; i < BATCH; i++)
+                alpha();
             long t1 = mx.getCurrentThreadCpuTime();
-            beta();
+            for (int i = 0; i < BATCH; i++)
+                beta();
             long t2 = mx.getCurrentThreadCpuTime();
             alphaNs += t1 - t0;
             betaNs += t2 - t1;
