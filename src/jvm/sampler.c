@@ -40,6 +40,7 @@ struct jvm_rate {
  * -ENOTSUP for a JVM it cannot serve. */
 struct jvm_mech {
 	const char *name;
+	const char *cost;             /* what a sample costs the JVM */
 	const struct jvm_rate *rates; /* last entry: upto_major INT_MAX */
 	int (*open)(struct jvm_sampler *js);
 	int (*sample)(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
@@ -240,6 +241,7 @@ static const struct jvm_rate jvm_attach_rates[] = {
 
 static const struct jvm_mech jvm_mech_attach = {
 	.name = "thread dumps over HotSpot attach",
+	.cost = "every sample stops all Java threads at a safepoint",
 	.rates = jvm_attach_rates,
 	.open = attach_open,
 	.sample = attach_sample,
@@ -504,6 +506,7 @@ static const struct jvm_rate jvm_walker_rates[] = {
 
 static const struct jvm_mech jvm_mech_walker = {
 	.name = "HotSpot's VMStructs read from outside",
+	.cost = "every sample pauses each running Java thread briefly",
 	.rates = jvm_walker_rates,
 	.open = walker_open,
 	.sample = walker_sample,
@@ -538,9 +541,9 @@ double jvm_sampler_rate(double asked_hz, bool asked)
 		return r->default_hz;
 	if (asked_hz > r->max_hz)
 		cg_warn("--rate %g Hz is more than this JVM can be sampled at with %s without "
-			"slowing it down (about %g Hz: every sample stops all Java threads at a "
-			"safepoint); expect a slower target and late samples (its default: %g Hz)",
-			asked_hz, m->name, r->max_hz, r->default_hz);
+			"slowing it down (about %g Hz: %s); expect a slower target and late samples "
+			"(its default: %g Hz)",
+			asked_hz, m->name, r->max_hz, m->cost, r->default_hz);
 	return asked_hz;
 }
 

@@ -1,6 +1,7 @@
 /* jvm: the thread-dump and class-histogram parsers (real JDK 17 and 25
- * text, then malformed and mutated input) and the attach request against
- * fake listeners: a good reply, a refusing peer, a silent one. */
+ * text, then malformed and mutated input), the attach request against
+ * fake listeners, and the VMStructs reader and stack walker over a fake
+ * JVM image (good, then hostile tables and frames). */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -16,6 +17,8 @@
 #include "cgprof/jvm.h"
 #include "cgprof/log.h"
 #include "../../src/jvm/jvm_priv.h"
+#include "../../src/jvm/jvm_walk.h"
+#include "../../src/target/target_priv.h"
 
 static const char dump17[] =
 	"2026-11-25 01:42:01\n"
@@ -559,10 +562,10 @@ END_TEST
 
 START_TEST(rate_default_and_warning)
 {
-	/* no JVM opened yet: the cautious default */
-	ck_assert(jvm_sampler_rate(100, false) == CG_JVM_DEFAULT_RATE_HZ);
+	/* no JVM opened yet: the default of the first mechanism, the walker */
+	ck_assert(jvm_sampler_rate(5, false) == CG_JVM_WALKER_RATE_HZ);
 	ck_assert(jvm_sampler_rate(5, true) == 5);
-	ck_assert(jvm_sampler_rate(1000, true) == 1000); /* kept, with a warning */
+	ck_assert(jvm_sampler_rate(5000, true) == 5000); /* kept, with a warning */
 	ck_assert(CG_JVM_DEFAULT_RATE_HZ <= CG_JVM_DEFAULT_RATE_HZ_JDK17);
 	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 17.0.15+6-Debian-1deb12u1"), 17);
 	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 25.0.3+9-LTS"), 25);
@@ -570,6 +573,379 @@ START_TEST(rate_default_and_warning)
 	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 21+35"), 21);
 	ck_assert_int_eq(jvm_major_version("HotSpot JVM"), 0);
 	ck_assert_int_eq(jvm_major_version(""), 0);
+}
+END_TEST
+
+
+/* ---- the VMStructs walker over a fake JVM image ---------------------- */
+
+/* A miniature JVM in one region: the exported table symbols, tables with
+ * JDK 17's offsets, a thread blocked in Java with two interpreted frames
+ * over one compiled frame, and the methods, symbols and code heap they
+ * point to. Everything at FJ_BASE + offset. */
+#define FJ_BASE 0x100000ULL
+#define FJ_SIZE 0x10000u
+#define FJ(off) (FJ_BASE + (off))
+
+struct fakejvm {
+	uint8_t mem[FJ_SIZE];
+	size_t nfields, ntypes, nconsts, str;
+	struct cg_fake_region reg;
+	struct cg_fake_mem fm;
+};
+
+static void fj_put64(struct fakejvm *j, uint64_t off, uint64_t v) { memcpy(j->mem + off, &v, 8); }
+static void fj_put32(struct fakejvm *j, uint64_t off, uint32_t v) { memcpy(j->mem + off, &v, 4); }
+static void fj_put16(struct fakejvm *j, uint64_t off, uint16_t v) { memcpy(j->mem + off, &v, 2); }
+
+static uint64_t fj_str(struct fakejvm *j, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	ck_assert(j->str + n < 0x2000);
+	memcpy(j->mem + j->str, s, n);
+	j->str += n;
+	return FJ(j->str - n);
+}
+
+/* Field table: stride 48 (type, field, typestring, isStatic, offset, address). */
+static void fj_field(struct fakejvm *j, const char *type, const char *field, int is_static, uint64_t v)
+{
+	uint64_t e = 0x400 + 48 * j->nfields++;
+	ck_assert(e + 96 <= 0x1000);
+	fj_put64(j, e, fj_str(j, type));
+	fj_put64(j, e + 8, fj_str(j, field));
+	fj_put32(j, e + 24, (uint32_t)is_static);
+	fj_put64(j, e + (is_static ? 40 : 32), v);
+}
+
+static void fj_type(struct fakejvm *j, const char *name, uint64_t size)
+{
+	uint64_t e = 0x1000 + 16 * j->ntypes++;
+	fj_put64(j, e, fj_str(j, name));
+	fj_put64(j, e + 8, size);
+}
+
+static void fj_const(struct fakejvm *j, const char *name, int32_t v)
+{
+	uint64_t e = 0x1100 + 16 * j->nconsts++;
+	fj_put64(j, e, fj_str(j, name));
+	fj_put32(j, e + 8, (uint32_t)v);
+}
+
+static void fj_syms(struct jvm_vms_syms *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (int i = 0; i <= JVM_SYM_L_STRIDE; i++)
+		s->addr[i] = FJ(8 * (uint64_t)i);
+}
+
+/* A Method at m with ConstMethod cm naming klass.name in file, 10
+ * bytecodes and line table tab. */
+static void fj_method(struct fakejvm *j, uint64_t m, uint64_t cm, uint16_t name_idx,
+		      const uint8_t *tab, size_t ntab)
+{
+	fj_put64(j, m + 8, FJ(cm));
+	fj_put64(j, cm + 8, FJ(0x4800));  /* _constants */
+	fj_put16(j, cm + 0x1c, 1);        /* _flags: has a line table */
+	fj_put16(j, cm + 0x20, 10);       /* _code_size */
+	fj_put16(j, cm + 0x22, name_idx);
+	memcpy(j->mem + cm + 48 + 10, tab, ntab);
+}
+
+static void fj_symbol(struct fakejvm *j, uint64_t at, const char *s)
+{
+	fj_put16(j, at + 4, (uint16_t)strlen(s));
+	memcpy(j->mem + at + 6, s, strlen(s));
+}
+
+static struct fakejvm *fakejvm_new(void)
+{
+	struct fakejvm *j = calloc(1, sizeof(*j));
+	ck_assert_ptr_nonnull(j);
+	j->str = 0x1300;
+	/* table layout symbols */
+	uint64_t lay[JVM_SYM__COUNT] = {
+		[JVM_SYM_STRUCTS] = FJ(0x400), [JVM_SYM_S_TYPE] = 0, [JVM_SYM_S_FIELD] = 8,
+		[JVM_SYM_S_STATIC] = 24, [JVM_SYM_S_OFFSET] = 32, [JVM_SYM_S_ADDRESS] = 40,
+		[JVM_SYM_S_STRIDE] = 48, [JVM_SYM_TYPES] = FJ(0x1000), [JVM_SYM_T_NAME] = 0,
+		[JVM_SYM_T_SIZE] = 8, [JVM_SYM_T_STRIDE] = 16, [JVM_SYM_INTS] = FJ(0x1100),
+		[JVM_SYM_I_NAME] = 0, [JVM_SYM_I_VALUE] = 8, [JVM_SYM_I_STRIDE] = 16,
+		[JVM_SYM_LONGS] = FJ(0x1200), [JVM_SYM_L_NAME] = 0, [JVM_SYM_L_VALUE] = 8,
+		[JVM_SYM_L_STRIDE] = 16,
+	};
+	for (int i = 0; i <= JVM_SYM_L_STRIDE; i++)
+		fj_put64(j, 8 * (uint64_t)i, lay[i]);
+
+	static const struct { const char *t, *f; uint64_t off; } fields[] = {
+		{"ThreadsList", "_length", 4}, {"ThreadsList", "_threads", 0x10},
+		{"JavaThread", "_thread_state", 0x338}, {"JavaThread", "_osthread", 0x230},
+		{"OSThread", "_thread_id", 0xd0}, {"OSThread", "_state", 0x10},
+		{"JavaThread", "_anchor", 0x290}, {"JavaThread", "_stack_base", 0x250},
+		{"JavaFrameAnchor", "_last_Java_sp", 0}, {"JavaFrameAnchor", "_last_Java_pc", 8},
+		{"JavaFrameAnchor", "_last_Java_fp", 0x10}, {"Method", "_constMethod", 8},
+		{"ConstMethod", "_constants", 8}, {"ConstMethod", "_name_index", 0x22},
+		{"ConstMethod", "_signature_index", 0x24}, {"ConstMethod", "_code_size", 0x20},
+		{"ConstMethod", "_flags", 0x1c}, {"ConstantPool", "_pool_holder", 0x18},
+		{"ConstantPool", "_source_file_name_index", 0x36}, {"Klass", "_name", 0x18},
+		{"Symbol", "_length", 4}, {"Symbol", "_body", 6},
+		{"GrowableArrayBase", "_len", 0}, {"GrowableArray<int>", "_data", 8},
+		{"CodeHeap", "_memory", 8}, {"CodeHeap", "_segmap", 0x78},
+		{"CodeHeap", "_log2_segment_size", 0x100}, {"VirtualSpace", "_low_boundary", 0},
+		{"VirtualSpace", "_high_boundary", 8}, {"VirtualSpace", "_low", 0x10},
+		{"VirtualSpace", "_high", 0x18}, {"CodeBlob", "_name", 0x60},
+		{"CodeBlob", "_frame_size", 0x1c}, {"CodeBlob", "_size", 0xc},
+		{"CompiledMethod", "_method", 0x70}, {"StubQueue", "_stub_buffer", 8},
+		{"StubQueue", "_buffer_limit", 0x14},
+	};
+	for (size_t i = 0; i < CG_ARRAY_LEN(fields); i++)
+		fj_field(j, fields[i].t, fields[i].f, 0, fields[i].off);
+	fj_field(j, "ThreadsSMRSupport", "_java_thread_list", 1, FJ(0x2000));
+	fj_field(j, "CodeCache", "_heaps", 1, FJ(0x2008));
+	fj_field(j, "AbstractInterpreter", "_code", 1, FJ(0x2010));
+	fj_type(j, "ConstantPool", 72);
+	fj_type(j, "ConstMethod", 48);
+	fj_type(j, "HeapBlock", 16);
+	fj_const(j, "ConstMethod::_has_linenumber_table", 1);
+	fj_const(j, "_thread_blocked", 10);
+	fj_const(j, "OBJECT_WAIT", 5);
+
+	/* one thread, blocked in Object.wait-like state */
+	fj_put64(j, 0x2000, FJ(0x2100));
+	fj_put32(j, 0x2100 + 4, 1);
+	fj_put64(j, 0x2100 + 0x10, FJ(0x2200));
+	fj_put64(j, 0x2200, FJ(0x3000));
+	fj_put32(j, 0x3000 + 0x338, 10);
+	fj_put64(j, 0x3000 + 0x230, FJ(0x3800));
+	fj_put64(j, 0x3000 + 0x250, FJ(0xD000));
+	fj_put32(j, 0x3800 + 0xd0, 4242);
+	fj_put32(j, 0x3800 + 0x10, 5);
+	/* interpreter at 0x7000..0x7800, code heap 0x8000..0xA000 */
+	fj_put64(j, 0x2010, FJ(0x5000));
+	fj_put64(j, 0x5000 + 8, FJ(0x7000));
+	fj_put32(j, 0x5000 + 0x14, 0x800);
+	fj_put64(j, 0x2008, FJ(0x5100));
+	fj_put32(j, 0x5100, 1);
+	fj_put64(j, 0x5100 + 8, FJ(0x5180));
+	fj_put64(j, 0x5180, FJ(0x5200));
+	fj_put64(j, 0x5200 + 8 + 0, FJ(0x8000));
+	fj_put64(j, 0x5200 + 8 + 8, FJ(0xA000));
+	fj_put64(j, 0x5200 + 0x78 + 0x10, FJ(0x5400));
+	fj_put32(j, 0x5200 + 0x100, 7);
+	memset(j->mem + 0x5400, 0xff, 64);
+	j->mem[0x5400 + 2] = 0; /* a blob at segment 2 spanning 2..4 */
+	j->mem[0x5400 + 3] = 1;
+	j->mem[0x5400 + 4] = 2;
+	uint64_t blob = 0x8000 + 2 * 128 + 16;
+	fj_put32(j, blob + 0xc, 0x180);
+	fj_put32(j, blob + 0x1c, 4);
+	fj_put64(j, blob + 0x60, fj_str(j, "nmethod"));
+	fj_put64(j, blob + 0x70, FJ(0x4200));
+
+	/* methods: lines (bci 0 -> 10, bci 4 -> 12) in JDK 17's encoding */
+	static const uint8_t tab[] = {0xff, 0x00, 20, (4 << 3) | 2, 0};
+	fj_method(j, 0x4000, 0x4400, 1, tab, sizeof(tab));
+	fj_method(j, 0x4100, 0x4500, 2, tab, sizeof(tab));
+	fj_method(j, 0x4200, 0x4600, 4, tab, sizeof(tab));
+	fj_put64(j, 0x4800 + 0x18, FJ(0x4a00));
+	fj_put16(j, 0x4800 + 0x36, 3);
+	fj_put64(j, 0x4800 + 72 + 8 * 1, FJ(0x4c00));
+	fj_put64(j, 0x4800 + 72 + 8 * 2, FJ(0x4c40));
+	fj_put64(j, 0x4800 + 72 + 8 * 3, FJ(0x4c80));
+	fj_put64(j, 0x4800 + 72 + 8 * 4, FJ(0x4cc0));
+	fj_put64(j, 0x4a00 + 0x18, FJ(0x4d00));
+	fj_symbol(j, 0x4c00, "leaf");
+	fj_symbol(j, 0x4c40, "middle");
+	fj_symbol(j, 0x4c80, "Split.java");
+	fj_symbol(j, 0x4cc0, "hot");
+	fj_symbol(j, 0x4d00, "pkg/Split");
+
+	/* the stack: A (interpreted, bci 5) <- B (interpreted, bci 0) <- C
+	 * (compiled, 4 words) <- out of Java */
+	uint64_t S = 0xC000, fa = S + 0x100, fb = S + 0x200;
+	fj_put64(j, 0x3000 + 0x290, FJ(S + 0x80));     /* anchor sp */
+	fj_put64(j, 0x3000 + 0x290 + 8, FJ(0x7010));   /* anchor pc: interpreter */
+	fj_put64(j, 0x3000 + 0x290 + 0x10, FJ(fa));    /* anchor fp */
+	fj_put64(j, fa - 24, FJ(0x4000));
+	fj_put64(j, fa - 64, FJ(0x4400 + 48 + 5));
+	fj_put64(j, fa - 8, FJ(fa + 16));
+	fj_put64(j, fa, FJ(fb));
+	fj_put64(j, fa + 8, FJ(0x7100));
+	fj_put64(j, fb - 24, FJ(0x4100));
+	fj_put64(j, fb - 64, FJ(0x4500 + 48));
+	fj_put64(j, fb - 8, FJ(fb + 16));
+	fj_put64(j, fb, FJ(S + 0x300));
+	fj_put64(j, fb + 8, FJ(blob + 0x150));
+	fj_put64(j, fb + 16 + 32 - 8, 0xdead000);      /* C's return: not Java */
+	j->reg = (struct cg_fake_region){FJ_BASE, j->mem, FJ_SIZE};
+	j->fm = (struct cg_fake_mem){&j->reg, 1};
+	return j;
+}
+
+START_TEST(vmstructs_read_and_resolve)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	uint64_t x;
+	int64_t c;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_uint_eq(v.nfields, 40);
+	ck_assert_int_eq(jvm_vms_offset(&v, "JavaThread", "_anchor", &x), 0);
+	ck_assert_uint_eq(x, 0x290);
+	ck_assert_int_eq(jvm_vms_static(&v, "CodeCache", "_heaps", &x), 0);
+	ck_assert_uint_eq(x, FJ(0x2008));
+	ck_assert_int_eq(jvm_vms_offset(&v, "CodeCache", "_heaps", &x), -ENOENT); /* static only */
+	ck_assert_int_eq(jvm_vms_size(&v, "ConstMethod", &x), 0);
+	ck_assert_uint_eq(x, 48);
+	ck_assert_int_eq(jvm_vms_const(&v, "OBJECT_WAIT", &c), 0);
+	ck_assert_int_eq(c, 5);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	ck_assert(L.has_threads && L.has_anchor && L.has_names && L.has_lines && L.has_code);
+	ck_assert_str_eq(L.missing, "");
+	jvm_vms_free(&v);
+
+	/* a missing field switches off only its capability, and says so */
+	uint64_t e = 0x400 + 48 * 32; /* CodeBlob::_frame_size */
+	ck_assert_str_eq((char *)j->mem + (*(uint64_t *)(j->mem + e + 8) - FJ_BASE), "_frame_size");
+	fj_put64(j, e + 8, fj_str(j, "_frame_size_renamed"));
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	ck_assert(L.has_threads && L.has_names && !L.has_code);
+	ck_assert_ptr_nonnull(strstr(L.missing, "CodeBlob::_frame_size"));
+	jvm_vms_free(&v);
+	/* without the anchor the walker cannot work: refused with the reason */
+	fj_put64(j, 0x400 + 48 * 6 + 8, fj_str(j, "_anchor_renamed"));
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	cg_clearerr();
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "JavaThread::_anchor"));
+	cg_clearerr();
+	jvm_vms_free(&v);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+START_TEST(vmstructs_hostile_tables)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	/* a stride beyond any real entry */
+	fj_put64(j, 8 * JVM_SYM_S_STRIDE, 4096);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), -EPROTO);
+	jvm_vms_free(&v);
+	/* a field offset outside the entry */
+	fj_put64(j, 8 * JVM_SYM_S_STRIDE, 48);
+	fj_put64(j, 8 * JVM_SYM_S_OFFSET, 60);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), -EPROTO);
+	jvm_vms_free(&v);
+	fj_put64(j, 8 * JVM_SYM_S_OFFSET, 32);
+	/* a name pointing nowhere */
+	fj_put64(j, 0x400 + 8, 0xbad0000);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), -EPROTO);
+	jvm_vms_free(&v);
+	/* no terminator before the table runs off the mapped image */
+	fj_put64(j, 0x400 + 8, fj_str(j, "x"));
+	fj_put64(j, 8 * JVM_SYM_STRUCTS, FJ(FJ_SIZE - 48 * 3));
+	for (int i = 0; i < 3; i++)
+		fj_put64(j, FJ_SIZE - 48 * 3 + 48 * (uint64_t)i, FJ(0x1300));
+	ck_assert_int_lt(jvm_vms_read(t, &s, &v), 0);
+	jvm_vms_free(&v);
+	cg_clearerr();
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+START_TEST(walker_threads_and_frames)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	struct jvm_walker w;
+	struct jvm_jthread th[4];
+	struct jvm_rawframe f[8];
+	bool trunc;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	jvm_vms_free(&v);
+	jvm_walker_init(&w, t, &L);
+	ck_assert_uint_eq(w.nheaps, 1);
+	ck_assert_int_eq(jvm_walk_threads(&w, th, 4), 1);
+	ck_assert_int_eq(th[0].tid, 4242);
+	ck_assert_int_eq(th[0].ts, JVM_TS_BLOCKED);
+	ck_assert_int_eq(th[0].state, CG_ST_WAITING);
+	ck_assert_uint_eq(th[0].sp, FJ(0xC080));
+
+	struct jvm_regs r = {th[0].pc, th[0].sp, th[0].fp, 0};
+	int n = jvm_walk_stack(&w, &r, true, f, 8, &trunc, th[0].stack_base);
+	ck_assert_int_eq(n, 3);
+	ck_assert(!trunc);
+	const char *want[] = {"pkg.Split.leaf", "pkg.Split.middle", "pkg.Split.hot"};
+	const int32_t lines[] = {12, 10, 0};
+	for (int i = 0; i < 3; i++) {
+		const struct jvm_minfo *mi = jvm_method_info(&w, f[i].method);
+		ck_assert_ptr_nonnull(mi);
+		ck_assert_str_eq(mi->name, want[i]);
+		ck_assert_str_eq(mi->file, "Split.java");
+		ck_assert_int_eq(f[i].compiled, i == 2);
+		ck_assert_int_eq(jvm_method_line(&w, mi, jvm_frame_bci(mi, &f[i])), lines[i]);
+	}
+	/* the depth bound cuts from the root side and says so */
+	ck_assert_int_eq(jvm_walk_stack(&w, &r, true, f, 2, &trunc, th[0].stack_base), 2);
+	ck_assert(trunc);
+	/* a frame that links to itself ends the walk instead of looping */
+	fj_put64(j, 0xC200, FJ(0xC200));
+	fj_put64(j, 0xC200 + 8, FJ(0x7100));
+	n = jvm_walk_stack(&w, &r, true, f, 8, &trunc, th[0].stack_base);
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_le(n, 3);
+	/* a Method* that points nowhere is not named (and not cached) */
+	ck_assert_ptr_null(jvm_method_info(&w, 0xbad0000));
+	jvm_walker_free(&w);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+START_TEST(linetable_encodings)
+{
+	/* (bci 0, line 10), (bci 4, line 12) */
+	/* JDK 17: bytes below 192 stand for themselves */
+	static const uint8_t t17[] = {0xff, 0x00, 20, (4 << 3) | 2, 0};
+	/* JDK 20+: UNSIGNED5 adds one to every byte */
+	static const uint8_t t21[] = {0xff, 0x01, 21, (4 << 3) | 2, 0};
+	ck_assert_int_eq(jvm_linetable_encoding(t17, sizeof(t17)), 2);
+	ck_assert_int_eq(jvm_linetable_encoding(t21, sizeof(t21)), 1);
+	ck_assert_int_eq(jvm_linetable_lookup(t17, sizeof(t17), 0, false), 10);
+	ck_assert_int_eq(jvm_linetable_lookup(t17, sizeof(t17), 3, false), 10);
+	ck_assert_int_eq(jvm_linetable_lookup(t17, sizeof(t17), 9, false), 12);
+	ck_assert_int_eq(jvm_linetable_lookup(t21, sizeof(t21), 4, true), 12);
+	/* a multi-byte value: line delta 300 -> 600 signed; old: 600 =
+	 * 192 + 408 -> b0 = 192 + (408 % 64) = 216, b1 = 408 / 64 = 6 */
+	static const uint8_t big17[] = {0xff, 0x00, 216, 6, 0};
+	ck_assert_int_eq(jvm_linetable_lookup(big17, sizeof(big17), 0, false), 300);
+	/* UNSIGNED5: 600 = 191 + 409 -> b0 = 1 + 191 + (409 % 64) = 217,
+	 * b1 = 1 + 409 / 64 = 7 */
+	static const uint8_t big21[] = {0xff, 0x01, 217, 7, 0};
+	ck_assert_int_eq(jvm_linetable_lookup(big21, sizeof(big21), 0, true), 300);
+	/* cut off, or going backwards: no line rather than a wrong one */
+	static const uint8_t cut[] = {0xff, 0x00};
+	ck_assert_int_eq(jvm_linetable_lookup(cut, sizeof(cut), 0, false), 0);
+	static const uint8_t neg[] = {0xff, 0x01, 20, 0}; /* bci -1 */
+	ck_assert_int_eq(jvm_linetable_lookup(neg, sizeof(neg), 0, false), 0);
 }
 END_TEST
 
@@ -592,6 +968,12 @@ static Suite *jvm_suite(void)
 	tcase_add_test(tc, attach_timeout);
 	tcase_add_test(tc, attach_backlog_full);
 	tcase_add_test(tc, rate_default_and_warning);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("walker");
+	tcase_add_test(tc, vmstructs_read_and_resolve);
+	tcase_add_test(tc, vmstructs_hostile_tables);
+	tcase_add_test(tc, walker_threads_and_frames);
+	tcase_add_test(tc, linetable_encodings);
 	suite_add_tcase(s, tc);
 	return s;
 }
