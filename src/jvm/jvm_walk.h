@@ -153,6 +153,13 @@ struct jvm_layout {
 	uint64_t heapblock_size;
 	uint32_t cb_name, cb_frame_size, cb_size;
 	uint32_t nm_method;
+	/* inlining: PcDesc -> ScopeDesc (JDK 17/21 and 23+ shapes) */
+	uint32_t pc_pc_off, pc_scope_off;
+	uint64_t pcdesc_size;
+	uint32_t nm_pcs_off, nm_deps_off, nm_meta_off, nm_scopes_ptr;   /* 17 */
+	uint32_t nm_scopes_off, nm_immutable, cb_mutable, cb_reloc_size; /* 25 */
+	uint32_t cb_code_begin, cb_code_offset, nm_imm_size;
+	bool has_scopes;
 	uint32_t cb_kind;            /* JDK 23+: a kind byte; else by name */
 	int64_t kind_nmethod;
 	uint64_t interp_code;        /* &AbstractInterpreter::_code (StubQueue*) */
@@ -219,6 +226,14 @@ struct jvm_minfo {
 	uint32_t nlines;
 };
 
+/* An nmethod's debug information, copied once: PcDescs and scope data. */
+struct jvm_nminfo {
+	uint64_t method;       /* nmethod::_method when read: reuse check */
+	uint64_t code_begin, metadata;
+	uint8_t *pcs, *scopes;
+	uint32_t npcs, nscopes; /* bytes */
+};
+
 /* The code heaps' address ranges, read once per sample round. */
 #define JVM_MAX_HEAPS 8
 struct jvm_codeheap {
@@ -238,6 +253,9 @@ struct jvm_walker {
 	struct jvm_minfo *minfo;
 	size_t nminfo;
 	struct cg_map blob_names;       /* CodeBlob name char* -> blob kind */
+	struct cg_map nms;              /* nmethod* -> 1 + index in nm */
+	struct jvm_nminfo *nm;
+	size_t nnm;
 	int line_enc;                   /* 0 unknown, 1 UNSIGNED5, 2 older */
 	uint64_t lost_reason[8];        /* counts by enum jvm_walk_err */
 };
@@ -252,6 +270,16 @@ enum jvm_walk_err {
 
 int jvm_walker_init(struct jvm_walker *w, struct target *t, const struct jvm_layout *L);
 void jvm_walker_free(struct jvm_walker *w);
+
+/* ---- inlined frames (src/jvm/scopes.c) ------------------------------ */
+
+/* The Java frames (innermost first) of the compiled frame at pc in the
+ * nmethod at blob whose method is nm_method: one per inlined method, each
+ * with its bci. Returns the count, or negative (no debug info: the caller
+ * reports nm_method alone). */
+int jvm_scopes(struct jvm_walker *w, uint64_t blob, uint64_t pc, uint64_t nm_method,
+	       struct jvm_rawframe *out, size_t max);
+void jvm_scopes_free(struct jvm_walker *w);
 
 /* ---- code blobs (src/jvm/codeheap.c) -------------------------------- */
 
@@ -292,6 +320,8 @@ int32_t jvm_method_line(struct jvm_walker *w, const struct jvm_minfo *mi, int32_
  * return the line of bci, 0 if none. unsigned5 selects the JDK 20+
  * encoding of escaped pairs (no zero bytes) over the older one. */
 int32_t jvm_linetable_lookup(const uint8_t *tab, size_t len, int32_t bci, bool unsigned5);
+/* One unsigned int of a HotSpot CompressedReadStream at p[*pos]. */
+bool jvm_compressed_uint(const uint8_t *p, size_t len, size_t *pos, bool u5, uint32_t *out);
 /* Which encoding a table uses: 1 UNSIGNED5, 2 older, 0 cannot tell. */
 int jvm_linetable_encoding(const uint8_t *tab, size_t len);
 

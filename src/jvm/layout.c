@@ -169,6 +169,34 @@ static void resolve_code(struct resolver *rs)
 	L->cb_kind = off_opt(v, "CodeBlob", "_kind");
 	L->kind_nmethod = const_or(v, "CodeBlobKind::Nmethod", -1);
 	L->has_code = rs->ok && L->has_names;
+
+	/* Inlining: the PcDesc table and scope data, found either as offsets
+	 * from the nmethod (JDK 17-22) or from its immutable data (23+). */
+	rs->ok = L->has_code;
+	L->pc_pc_off = off_of(rs, "PcDesc", "_pc_offset");
+	L->pc_scope_off = off_of(rs, "PcDesc", "_scope_decode_offset");
+	L->pcdesc_size = size_of(rs, "PcDesc");
+	L->nm_pcs_off = off_of(rs, "nmethod", "_scopes_pcs_offset");
+	L->cb_code_begin = off_opt(v, "CodeBlob", "_code_begin");
+	L->cb_code_offset = off_opt(v, "CodeBlob", "_code_offset");
+	L->nm_deps_off = off_opt(v, "nmethod", "_dependencies_offset");
+	L->nm_meta_off = off_opt(v, "nmethod", "_metadata_offset");
+	L->nm_scopes_ptr = off_opt(v, "CompiledMethod", "_scopes_data_begin");
+	if (L->nm_scopes_ptr == JVM_NO_OFF)
+		L->nm_scopes_ptr = off_opt(v, "nmethod", "_scopes_data_begin");
+	L->nm_scopes_off = off_opt(v, "nmethod", "_scopes_data_offset");
+	L->nm_immutable = off_opt(v, "nmethod", "_immutable_data");
+	L->nm_imm_size = off_opt(v, "nmethod", "_immutable_data_size");
+	L->cb_mutable = off_opt(v, "CodeBlob", "_mutable_data");
+	L->cb_reloc_size = off_opt(v, "CodeBlob", "_relocation_size");
+	bool old_shape = L->nm_deps_off != JVM_NO_OFF && L->nm_meta_off != JVM_NO_OFF &&
+			 L->nm_scopes_ptr != JVM_NO_OFF && L->cb_code_begin != JVM_NO_OFF;
+	bool new_shape = L->nm_scopes_off != JVM_NO_OFF && L->nm_immutable != JVM_NO_OFF &&
+			 L->cb_mutable != JVM_NO_OFF && L->cb_reloc_size != JVM_NO_OFF &&
+			 L->cb_code_offset != JVM_NO_OFF;
+	if (!old_shape && !new_shape)
+		note_missing(rs, "nmethod scope data", NULL);
+	L->has_scopes = rs->ok && L->pcdesc_size >= 8;
 }
 
 int jvm_layout_resolve(const struct jvm_vms *v, struct jvm_layout *L)

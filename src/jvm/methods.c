@@ -20,7 +20,7 @@
  * UNSIGNED5, which keeps zero bytes out by biasing each byte by one
  * (x = 1, 191 single-byte values); before, bytes were unbiased with 192.
  * Both: up to five bytes, six bits more per byte after the first. */
-static bool read_uint(const uint8_t *p, size_t len, size_t *pos, bool u5, uint32_t *out)
+bool jvm_compressed_uint(const uint8_t *p, size_t len, size_t *pos, bool u5, uint32_t *out)
 {
 	const uint32_t x = u5 ? 1 : 0, l = u5 ? 191 : 192;
 	if (*pos >= len)
@@ -51,7 +51,7 @@ static bool read_uint(const uint8_t *p, size_t len, size_t *pos, bool u5, uint32
 static bool read_sint(const uint8_t *p, size_t len, size_t *pos, bool u5, int32_t *out)
 {
 	uint32_t u;
-	if (!read_uint(p, len, pos, u5, &u))
+	if (!jvm_compressed_uint(p, len, pos, u5, &u))
 		return false;
 	*out = (int32_t)(u >> 1) ^ -(int32_t)(u & 1);
 	return true;

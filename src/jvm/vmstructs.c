@@ -132,7 +132,7 @@ static int read_u64(struct target *t, uint64_t addr, uint64_t *v)
  * an entry, all checked to fit inside the stride. */
 struct table {
 	uint64_t base, stride;
-	uint64_t off[4];
+	uint64_t off[5];
 	size_t noff;
 };
 

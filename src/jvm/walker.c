@@ -28,6 +28,7 @@ int jvm_walker_init(struct jvm_walker *w, struct target *t, const struct jvm_lay
 	w->L = *L;
 	cg_map_init(&w->methods);
 	cg_map_init(&w->blob_names);
+	cg_map_init(&w->nms);
 	if (L->has_code)
 		(void)jvm_codeheap_refresh(w);
 	return 0;
@@ -43,6 +44,7 @@ void jvm_walker_free(struct jvm_walker *w)
 	free(w->minfo);
 	cg_map_free(&w->methods);
 	cg_map_free(&w->blob_names);
+	jvm_scopes_free(w);
 	memset(w, 0, sizeof(*w));
 }
 
@@ -276,7 +278,13 @@ int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anc
 				uint64_t m;
 				if (rd64(w->t, blob + w->L.nm_method, &m) || !m || m & 7)
 					return n ? (int)n : -EFAULT;
-				out[n++] = (struct jvm_rawframe){m, 0, -1, 1};
+				/* one frame per inlined method when the debug info
+				 * reads back, else the nmethod's own method */
+				int ns = jvm_scopes(w, blob, s.pc, m, out + n, max - n);
+				if (ns > 0)
+					n += (size_t)ns;
+				else
+					out[n++] = (struct jvm_rawframe){m, 0, -1, 1};
 			}
 			/* Stubs and adapters between Java frames carry no name; a
 			 * frameless one (the call stub's buffer) ends the walk. */
