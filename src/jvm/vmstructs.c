@@ -104,7 +104,10 @@ int jvm_vms_find_syms(struct target *t, struct jvm_vms_syms *out, char *libjvm, 
 		goto out;
 	}
 	snprintf(libjvm, n, "%s", jm->path);
-	if ((r = dynsym_values(target_path(t, jm->path, path, sizeof(path)), vals))) {
+	/* The path as the JVM sees it, under its root; for a chroot the
+	 * kernel shows maps paths from our root, so also try it as it is. */
+	if ((r = dynsym_values(target_path(t, jm->path, path, sizeof(path)), vals)) &&
+	    (r = dynsym_values(jm->path, vals))) {
 		r = cg_fail(-ENOENT, "cannot read the symbols of %s", jm->path);
 		goto out;
 	}
