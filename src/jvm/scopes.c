@@ -125,7 +125,8 @@ static struct jvm_nminfo *nm_info(struct jvm_walker *w, uint64_t nm, uint64_t me
 }
 
 /* The scope decode offset of the first PcDesc at or after off (for a
- * return address HotSpot records that exact pc). */
+ * return address HotSpot records that exact pc; for a paused pc it is
+ * the next debug point, as AsyncGetCallTrace takes it). */
 static int32_t find_pcdesc(const struct jvm_walker *w, const struct jvm_nminfo *ni, uint32_t off)
 {
 	const struct jvm_layout *L = &w->L;
@@ -141,11 +142,29 @@ static int32_t find_pcdesc(const struct jvm_walker *w, const struct jvm_nminfo *
 		else
 			hi = mid;
 	}
-	if (lo == n)
-		return -1;
-	int32_t so;
-	memcpy(&so, ni->pcs + lo * L->pcdesc_size + L->pc_scope_off, 4);
-	return so;
+	/* A paused frame past the last recorded pc (an epilogue) is still in
+	 * the scope of the last PcDesc. */
+	if (lo == n) {
+		if (!n)
+			return -1;
+		lo = n - 1;
+	}
+	/* Some PcDescs carry no scope (entry points): take the nearest one
+	 * that does, forward first. */
+	for (size_t d = 0; d < n; d++) {
+		int32_t so;
+		if (lo + d < n) {
+			memcpy(&so, ni->pcs + (lo + d) * L->pcdesc_size + L->pc_scope_off, 4);
+			if (so > 0)
+				return so;
+		}
+		if (d && d <= lo) {
+			memcpy(&so, ni->pcs + (lo - d) * L->pcdesc_size + L->pc_scope_off, 4);
+			if (so > 0)
+				return so;
+		}
+	}
+	return -1;
 }
 
 /* Decode the scope chain from offset so with one stream encoding. */
