@@ -69,6 +69,9 @@ int target_threads(struct target *t, pid_t *tids, size_t max);
 enum target_thread_run target_thread_state(struct target *t, pid_t tid);
 /* OS thread name (comm); "" if unknown. */
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);
+/* The id thread tid has in the target's own (innermost) PID namespace,
+ * as the program itself reports it. 0, -ESRCH, -ENOENT without NSpid. */
+int target_thread_nstid(struct target *t, pid_t tid, pid_t *nstid);
 /* Process command line, args joined by spaces (for messages only). */
 int target_cmdline(struct target *t, char *buf, size_t n);
 /* Process command line as the kernel keeps it: arguments each ended by a

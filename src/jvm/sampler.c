@@ -1,6 +1,5 @@
 /* The JVM sampler (jvm_sampler_ops): finds HotSpot in a target and hands
- * each round to a stack mechanism; today thread dumps over attach. */
-#include <dirent.h>
+ * each round to a stack mechanism: the VMStructs walker, else thread dumps. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -76,49 +75,19 @@ struct jvm_sampler {
 
 /* ---- mechanism: thread dumps over the attach socket ---- */
 
-/* Refill the namespaced-tid map from /proc/PID/task/TID/status NSpid (the
- * last field is the id the JVM prints as nid). */
+/* Refill the namespaced-tid map: each of our thread ids by the id the JVM
+ * knows it as (nid in dumps, OSThread::_thread_id for the walker). */
 static void attach_map_tids(struct jvm_sampler *js)
 {
-	char path[96], buf[4096];
+	pid_t tids[JVM_WALK_MAX_THREADS];
 	cg_map_clear(&js->tids);
 	js->tids_fresh = true;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)js->attach.pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return;
-	struct dirent *de;
-	int guard = 0;
-	while ((de = readdir(d)) && guard++ < 100000) {
-		char *end;
-		long tid = strtol(de->d_name, &end, 10);
-		if (*end || tid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%ld/status", (int)js->attach.pid, tid);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		char *v = strstr(buf, "\nNSpid:");
-		if (!v)
-			continue;
-		v += 7;
-		long last = 0;
-		for (int i = 0; i < 32; i++) {
-			long x = strtol(v, &end, 10);
-			if (end == v)
-				break;
-			last = x;
-			v = end;
-		}
-		if (last > 0)
-			cg_map_put(&js->tids, (uint64_t)last, (uint64_t)tid);
+	int n = target_threads(js->t, tids, CG_ARRAY_LEN(tids));
+	for (int i = 0; i < n; i++) {
+		pid_t ns;
+		if (target_thread_nstid(js->t, tids[i], &ns) == 0 && ns > 0)
+			cg_map_put(&js->tids, (uint64_t)ns, (uint64_t)tids[i]);
 	}
-	closedir(d);
 }
 
 static pid_t attach_host_tid(struct jvm_sampler *js, pid_t nid)
