@@ -183,7 +183,11 @@ static int decode_chain(struct jvm_walker *w, const struct jvm_nminfo *ni, int32
 		uint64_t m;
 		if (!midx || midx > 65536 || rd64(w->t, ni->metadata + 8ull * (midx - 1), &m) || !m || m & 7)
 			return -EPROTO;
+		/* InvocationEntryBci: the frame is at its method's entry (stack
+		 * bang, prologue), which is the line of bytecode 0 */
 		int32_t b = (int32_t)bci + INVOCATION_ENTRY_BCI;
+		if (b == INVOCATION_ENTRY_BCI)
+			b = 0;
 		out[n++] = (struct jvm_rawframe){m, 0, b < 0 || b > 65535 ? -1 : b, 1};
 		last = m;
 		/* senders are recorded before their callees: offsets go down */
