@@ -1,5 +1,5 @@
-/* The JVM runtime: the HotSpot sampler (thread dumps over the dynamic-attach
- * socket) and the heap summary (class histogram without a full GC). */
+/* The JVM runtime: the HotSpot sampler (VMStructs walker, thread dumps over
+ * the dynamic-attach socket as fallback) and the heap summary. */
 #ifndef CGPROF_JVM_H
 #define CGPROF_JVM_H
 
@@ -16,7 +16,8 @@ struct target;
 
 extern const struct cg_sampler_ops jvm_sampler_ops;
 
-/* Default sampling rates for a JVM. Every sample is a thread dump: two or
+/* Default sampling rates for a JVM sampled with thread dumps (the
+ * fallback). Every sample is a thread dump: two or
  * three safepoints (PrintThreads, PrintJNI on 17, FindDeadlocks) that stop
  * every Java thread, ~0.4 ms together (median) on JDK 17 but ~1.1 ms on
  * JDK 25, whose PrintThreads costs four times more. Measured on
@@ -37,6 +38,10 @@ extern const struct cg_sampler_ops jvm_sampler_ops;
  * test machine JDK 25's slowdown at 5-10 Hz could not be told apart from
  * noise of +-3%; re-measure on a quiet one. cgprof's own cost is ~60 us of
  * CPU per dump. */
+/* With the VMStructs walker (the default where the JVM's tables check
+ * out) a sample stops at most the one thread it reads, never the JVM. */
+#define CG_JVM_WALKER_RATE_HZ 100
+#define CG_JVM_WALKER_MAX_RATE_HZ 1000
 #define CG_JVM_DEFAULT_RATE_HZ 5
 #define CG_JVM_DEFAULT_RATE_HZ_JDK17 20
 /* Beyond these the slowdown passes ~3%: --rate above them draws a warning

@@ -77,6 +77,9 @@ enum target_thread_run target_thread_state(struct target *t, pid_t tid);
 enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid);
 /* OS thread name (comm); "" if unknown. */
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);
+/* The id thread tid has in the target's own (innermost) PID namespace,
+ * as the program itself reports it. 0, -ESRCH, -ENOENT without NSpid. */
+int target_thread_nstid(struct target *t, pid_t tid, pid_t *nstid);
 /* Process command line, args joined by spaces (for messages only). */
 int target_cmdline(struct target *t, char *buf, size_t n);
 /* Process command line as the kernel keeps it: arguments each ended by a
@@ -96,6 +99,13 @@ int target_cpu_ns(struct target *t, uint64_t *ns);
  * the thread runs on. Returns 0, -ESRCH if the thread is gone, -EPERM. */
 int target_pause(struct target *t, pid_t tid);
 int target_resume(struct target *t, pid_t tid);
+/* Registers of a thread held by target_pause() (x86-64: r13 is HotSpot's
+ * interpreter bytecode pointer). 0, -EINVAL if tid is not the paused
+ * thread, -ESRCH, -ENOTSUP on other architectures. */
+struct target_regs {
+	uint64_t pc, sp, fp, r13;
+};
+int target_thread_regs(struct target *t, pid_t tid, struct target_regs *out);
 /* Time spent paused, for the summary line (microseconds). */
 void target_pause_stats(const struct target *t, double *mean_us, double *p99_us, uint64_t *count);
 

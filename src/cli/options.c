@@ -55,7 +55,8 @@ static const struct cli_option {
 	const char *help; /* "\n" continues on the next line */
 } options[] = {
 	{"rate", 'r', "HZ", CMD_LIVE | CMD_CONFIG, SEC_SAMPLING, NULL,
-	 "samples per second (default 100; JVM default lower)"},
+	 "samples per second (default 100; 20 or 5 for a JVM\n"
+	 "sampled with thread dumps, the fallback)"},
 	{"duration", 'd', "SECONDS", CMD_LIVE, SEC_SAMPLING, NULL,
 	 "stop after this long (default: until the target exits)"},
 	{"output", 'o', "FILE", CMD_SAMPLE | CMD_DUMP, SEC_SAMPLING, NULL,

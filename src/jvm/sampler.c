@@ -1,6 +1,5 @@
 /* The JVM sampler (jvm_sampler_ops): finds HotSpot in a target and hands
- * each round to a stack mechanism; today thread dumps over attach. */
-#include <dirent.h>
+ * each round to a stack mechanism: the VMStructs walker, else thread dumps. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,8 +12,18 @@
 #include "cgprof/log.h"
 #include "cgprof/target.h"
 #include "jvm_priv.h"
+#include "jvm_walk.h"
 
 struct jvm_sampler;
+
+/* A Java thread's name as last read from its Thread object. */
+struct jvm_tname {
+	pid_t tid;
+	uint64_t round;
+	char name[64];
+};
+/* Names are re-read this often (rounds): Thread.setName is rare. */
+#define JVM_TNAME_REFRESH 128
 
 /* Rates a mechanism can sample at, by JVM major version (ascending). */
 struct jvm_rate {
@@ -30,6 +39,7 @@ struct jvm_rate {
  * -ENOTSUP for a JVM it cannot serve. */
 struct jvm_mech {
 	const char *name;
+	const char *cost;             /* what a sample costs the JVM */
 	const struct jvm_rate *rates; /* last entry: upto_major INT_MAX */
 	int (*open)(struct jvm_sampler *js);
 	int (*sample)(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
@@ -50,53 +60,34 @@ struct jvm_sampler {
 	/* JVM in another PID namespace: its thread ids (nid) -> ours */
 	struct cg_map tids;
 	bool tids_fresh;
+	/* walker mechanism state */
+	struct jvm_walker *w;
+	struct jvm_jthread *th;
+	struct jvm_rawframe *raw;
+	struct cg_frame *frames;
+	uint32_t depth;
+	uint64_t rounds;
+	struct jvm_objlayout O;
+	struct cg_map name_slot;      /* JavaThread* -> 1 + index in names */
+	struct jvm_tname *names;
+	size_t nnames;
 };
 
 /* ---- mechanism: thread dumps over the attach socket ---- */
 
-/* Refill the namespaced-tid map from /proc/PID/task/TID/status NSpid (the
- * last field is the id the JVM prints as nid). */
+/* Refill the namespaced-tid map: each of our thread ids by the id the JVM
+ * knows it as (nid in dumps, OSThread::_thread_id for the walker). */
 static void attach_map_tids(struct jvm_sampler *js)
 {
-	char path[96], buf[4096];
+	pid_t tids[JVM_WALK_MAX_THREADS];
 	cg_map_clear(&js->tids);
 	js->tids_fresh = true;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)js->attach.pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return;
-	struct dirent *de;
-	int guard = 0;
-	while ((de = readdir(d)) && guard++ < 100000) {
-		char *end;
-		long tid = strtol(de->d_name, &end, 10);
-		if (*end || tid <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%ld/status", (int)js->attach.pid, tid);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		char *v = strstr(buf, "\nNSpid:");
-		if (!v)
-			continue;
-		v += 7;
-		long last = 0;
-		for (int i = 0; i < 32; i++) {
-			long x = strtol(v, &end, 10);
-			if (end == v)
-				break;
-			last = x;
-			v = end;
-		}
-		if (last > 0)
-			cg_map_put(&js->tids, (uint64_t)last, (uint64_t)tid);
+	int n = target_threads(js->t, tids, CG_ARRAY_LEN(tids));
+	for (int i = 0; i < n; i++) {
+		pid_t ns;
+		if (target_thread_nstid(js->t, tids[i], &ns) == 0 && ns > 0)
+			cg_map_put(&js->tids, (uint64_t)ns, (uint64_t)tids[i]);
 	}
-	closedir(d);
 }
 
 static pid_t attach_host_tid(struct jvm_sampler *js, pid_t nid)
@@ -219,14 +210,280 @@ static const struct jvm_rate jvm_attach_rates[] = {
 
 static const struct jvm_mech jvm_mech_attach = {
 	.name = "thread dumps over HotSpot attach",
+	.cost = "every sample stops all Java threads at a safepoint",
 	.rates = jvm_attach_rates,
 	.open = attach_open,
 	.sample = attach_sample,
 	.close = attach_close,
 };
 
+/* ---- mechanism: HotSpot's own tables, read from outside ---- */
+
+/* "HotSpot 17.0.15+6-Debian-1deb12u1" from Abstract_VM_Version. */
+static void walker_version(struct jvm_sampler *js, const struct jvm_vms *v)
+{
+	uint64_t a, s;
+	char rel[96];
+	snprintf(js->version, sizeof(js->version), "HotSpot JVM");
+	if (jvm_vms_static(v, "Abstract_VM_Version", "_s_vm_release", &a) == 0 &&
+	    target_read(js->t, a, &s, 8) == 0 && s && target_read_cstr(js->t, s, rel, sizeof(rel)) == 0 &&
+	    rel[0] >= '0' && rel[0] <= '9')
+		snprintf(js->version, sizeof(js->version), "HotSpot JVM %s", rel);
+	js->major = jvm_major_version(js->version);
+}
+
+static int walker_open(struct jvm_sampler *js)
+{
+	struct jvm_vms_syms syms;
+	struct jvm_vms v = {0};
+	struct jvm_layout L;
+	char lib[256];
+	int r;
+	const char *force = getenv("CGPROF_JVM_SAMPLER");
+	if (force && !strcmp(force, "dump"))
+		return -ENOTSUP;
+	if ((r = jvm_vms_find_syms(js->t, &syms, lib, sizeof(lib))) ||
+	    (r = jvm_vms_read(js->t, &syms, &v)) || (r = jvm_layout_resolve(&v, &L)))
+		goto out;
+	if (L.missing[0])
+		cg_info("jvm: some HotSpot fields are not described (%s): those details are off",
+			L.missing);
+	walker_version(js, &v);
+	jvm_objlayout_resolve(js->t, &v, &syms, &js->O);
+	if (!js->O.ok)
+		cg_info("jvm: cannot read java.lang.Thread objects: thread states come from the OS "
+			"thread state (timed waits show as WAITING)");
+	else if (!js->O.names)
+		cg_info("jvm: cannot read Java thread names: OS thread names are shown");
+	cg_map_init(&js->name_slot);
+	js->depth = js->opts.max_depth && js->opts.max_depth < JVM_WALK_MAX_DEPTH ? js->opts.max_depth
+										    : JVM_WALK_MAX_DEPTH;
+	js->w = calloc(1, sizeof(*js->w));
+	js->th = calloc(JVM_WALK_MAX_THREADS, sizeof(*js->th));
+	js->raw = calloc(js->depth, sizeof(*js->raw));
+	js->frames = calloc(js->depth, sizeof(*js->frames));
+	if (!js->w || !js->th || !js->raw || !js->frames) {
+		r = -ENOMEM;
+		goto out;
+	}
+	jvm_walker_init(js->w, js->t, &L);
+	/* One list of threads proves the tables describe this process. */
+	r = jvm_walk_threads(js->w, js->th, JVM_WALK_MAX_THREADS);
+	if (r <= 0) {
+		r = cg_fail(-EPROTO, "HotSpot's thread list does not read back (%d)", r);
+		goto out;
+	}
+	r = 0;
+out:
+	jvm_vms_free(&v);
+	return r;
+}
+
+/* The registers a walk of th starts from: a running Java thread is paused
+ * for the read (only it; the JVM runs on), any other starts from its last
+ * Java frame anchor. 1 when the thread is held (resume after the walk), 0
+ * when not, negative: no sample (counted). */
+static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pid_t tid,
+			struct jvm_regs *r, bool *anchor, struct cg_sample_stats *stats)
+{
+	*anchor = th->ts != JVM_TS_IN_JAVA;
+	if (*anchor) {
+		*r = (struct jvm_regs){th->pc, th->sp, th->fp, 0};
+		return 0;
+	}
+	if (js->opts.nonblocking) {
+		stats->lost[CG_LOST_PAUSE]++;
+		return -EAGAIN;
+	}
+	struct target_regs tr;
+	int e = target_pause(js->t, tid);
+	if (e) {
+		stats->lost[e == -ESRCH ? CG_LOST_GONE : CG_LOST_PAUSE]++;
+		return e;
+	}
+	if ((e = target_thread_regs(js->t, tid, &tr))) {
+		target_resume(js->t, tid);
+		stats->lost[CG_LOST_PAUSE]++;
+		return e;
+	}
+	*r = (struct jvm_regs){tr.pc, tr.sp, tr.fp, tr.r13};
+	return 1;
+}
+
+/* Walk one thread's stack into js->raw: the number of frames, -EAGAIN
+ * when the thread could not be paused (counted), -ESTALE when the
+ * thread's anchor kept moving under the walk, or another negative. A
+ * thread read from its anchor runs on meanwhile; the walk counts only if
+ * the anchor is the same afterwards, else it is tried again. */
+static int walker_walk(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid, bool *truncated,
+		       struct cg_sample_stats *stats)
+{
+	int nf = -ESTALE;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		struct jvm_regs r;
+		bool anchor;
+		int held = walker_start(js, th, tid, &r, &anchor, stats);
+		if (held < 0)
+			return -EAGAIN;
+		nf = jvm_walk_stack(js->w, &r, anchor, js->raw, js->depth, truncated, th->stack_base);
+		if (held) {
+			target_resume(js->t, tid);
+			return nf;
+		}
+		struct jvm_jthread again = *th;
+		if (jvm_thread_reread(js->w, &again))
+			return -EFAULT;
+		if (again.sp == th->sp && again.pc == th->pc && again.ts == th->ts && nf > 0)
+			return nf;
+		nf = -ESTALE;
+		again.state = th->state;
+		*th = again;
+		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
+			return -ESTALE;
+	}
+	return nf;
+}
+
+/* The Java name of th (cached), else its OS name, else its id. */
+static const char *walker_thread_name(struct jvm_sampler *js, const struct jvm_jthread *th,
+				      pid_t tid)
+{
+	uint64_t idx;
+	struct jvm_tname *tn = NULL;
+	if (cg_map_get(&js->name_slot, th->addr, &idx)) {
+		tn = &js->names[idx];
+		if (tn->tid == th->tid && js->rounds - tn->round < JVM_TNAME_REFRESH)
+			return tn->name;
+	} else {
+		if (!(js->nnames & (js->nnames - 1)) || !js->nnames) {
+			size_t cap = js->nnames ? js->nnames * 2 : 16;
+			struct jvm_tname *p = realloc(js->names, cap * sizeof(*p));
+			if (!p)
+				return "?";
+			js->names = p;
+		}
+		if (cg_map_put(&js->name_slot, th->addr, js->nnames))
+			return "?";
+		tn = &js->names[js->nnames++];
+	}
+	tn->tid = th->tid;
+	tn->round = js->rounds;
+	if (jvm_thread_jname(js->t, &js->O, th->addr, tn->name, sizeof(tn->name)) || !tn->name[0])
+		if (target_thread_name(js->t, tid, tn->name, sizeof(tn->name)) || !tn->name[0])
+			snprintf(tn->name, sizeof(tn->name), "%d", (int)tid);
+	return tn->name;
+}
+
+/* Name the raw frames of one walk into js->frames. */
+static uint32_t walker_name(struct jvm_sampler *js, int n)
+{
+	uint32_t k = 0;
+	for (int i = 0; i < n; i++) {
+		const struct jvm_minfo *mi = jvm_method_info(js->w, js->raw[i].method);
+		if (!mi)
+			continue;
+		int32_t bci = jvm_frame_bci(mi, &js->raw[i]);
+		js->frames[k++] = (struct cg_frame){
+			.name = mi->name,
+			.file = mi->file,
+			.line = jvm_method_line(js->w, mi, bci),
+			.kind = CG_FK_JAVA,
+		};
+	}
+	return k;
+}
+
+static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
+			 struct cg_sample_stats *stats)
+{
+	/* The code heaps grow and the interpreter never moves: a refresh
+	 * every 16 rounds keeps new heaps in sight. */
+	if (js->rounds++ % 16 == 0)
+		(void)jvm_codeheap_refresh(js->w);
+	int n = jvm_walk_threads(js->w, js->th, JVM_WALK_MAX_THREADS);
+	if (n < 0) {
+		if (!target_alive(js->t))
+			return -ESRCH;
+		stats->lost[CG_LOST_READ]++;
+		return 0;
+	}
+	js->tids_fresh = false;
+	for (int i = 0; i < n; i++) {
+		struct jvm_jthread *th = &js->th[i];
+		pid_t tid = attach_host_tid(js, th->tid);
+		/* Off CPU is no CPU sample, whatever the JVM thinks: asked
+		 * first, it saves reading the Thread object. */
+		if (!js->opts.idle && target_thread_state(js->t, tid) != TARGET_THREAD_RUNNING)
+			continue;
+		if (th->ts != JVM_TS_IN_JAVA) {
+			int st = jvm_thread_status(js->t, &js->O, th->addr, (int)th->ts);
+			if (st >= 0)
+				th->state = (enum cg_state)st;
+		}
+		if (!js->opts.idle && th->state != CG_ST_RUNNING && th->state != CG_ST_NATIVE)
+			continue;
+		/* A thread in the VM without a Java frame (a compiler thread, one
+		 * not started) has no Java stack to report, as in a dump. */
+		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
+			continue;
+		bool truncated = false;
+		int nf = walker_walk(js, th, tid, &truncated, stats);
+		if (nf == -EAGAIN)
+			continue; /* counted */
+		uint32_t k = nf > 0 ? walker_name(js, nf) : 0;
+		if (!k) {
+			stats->lost[nf == -ESTALE ? CG_LOST_TORN : CG_LOST_READ]++;
+			continue;
+		}
+		struct cg_sample s = {
+			.pid = js->attach.pid,
+			.tid = tid,
+			.thread_name = walker_thread_name(js, th, tid),
+			.state = th->state,
+			.truncated = truncated,
+			.nframes = k,
+			.frames = js->frames,
+		};
+		fn(&s, arg);
+		stats->taken++;
+	}
+	return n;
+}
+
+static void walker_close(struct jvm_sampler *js)
+{
+	if (js->w)
+		jvm_walker_free(js->w);
+	free(js->w);
+	free(js->th);
+	free(js->raw);
+	free(js->frames);
+	free(js->names);
+	cg_map_free(&js->name_slot);
+	js->names = NULL;
+	js->nnames = 0;
+	js->w = NULL;
+	js->th = NULL;
+	js->raw = NULL;
+	js->frames = NULL;
+}
+
+/* No safepoint per sample: the rate is the profiler's, as for Python. */
+static const struct jvm_rate jvm_walker_rates[] = {
+	{INT_MAX, CG_JVM_WALKER_RATE_HZ, CG_JVM_WALKER_MAX_RATE_HZ},
+};
+
+static const struct jvm_mech jvm_mech_walker = {
+	.name = "HotSpot's VMStructs read from outside",
+	.cost = "every sample pauses each running Java thread briefly",
+	.rates = jvm_walker_rates,
+	.open = walker_open,
+	.sample = walker_sample,
+	.close = walker_close,
+};
+
 /* In order of preference. */
-static const struct jvm_mech *const jvm_mechs[] = {&jvm_mech_attach};
+static const struct jvm_mech *const jvm_mechs[] = {&jvm_mech_walker, &jvm_mech_attach};
 
 /* ---- the sampler interface ---- */
 
@@ -253,9 +510,9 @@ double jvm_sampler_rate(double asked_hz, bool asked)
 		return r->default_hz;
 	if (asked_hz > r->max_hz)
 		cg_warn("--rate %g Hz is more than this JVM can be sampled at with %s without "
-			"slowing it down (about %g Hz: every sample stops all Java threads at a "
-			"safepoint); expect a slower target and late samples (its default: %g Hz)",
-			asked_hz, m->name, r->max_hz, r->default_hz);
+			"slowing it down (about %g Hz: %s); expect a slower target and late samples "
+			"(its default: %g Hz)",
+			asked_hz, m->name, r->max_hz, m->cost, r->default_hz);
 	return asked_hz;
 }
 
@@ -304,6 +561,14 @@ static int jvm_open(struct target *t, const struct cg_sampler_opts *o, void **pr
 			break;
 		js->mech->close(js);
 		js->mech = NULL;
+		if (i + 1 < CG_ARRAY_LEN(jvm_mechs) && r != -ENOTSUP) {
+			/* Said once per JVM: why this one costs a safepoint a sample. */
+			cg_warn("cannot walk Java stacks of process %d from outside (%s); "
+				"falling back to thread dumps over the attach socket, which stop "
+				"the JVM at a safepoint per sample",
+				(int)target_pid(t), cg_lasterr());
+			cg_clearerr();
+		}
 	}
 out:
 	if (r) {

@@ -368,5 +368,169 @@ class TestJvmSampler(JvmCase):
                 self.assertEqual(glob.glob(os.path.join(self.cwd, ".attach_pid*")), [])
 
 
+# JDK 21 lives in the Debian unstable root the rig builds once per machine
+# (tests/rig/sid-root.sh); the JVM runs chrooted there, as in a container,
+# and is profiled from outside. Until cgtest grows a helper for that root
+# this is the one place that knows where it is.
+SID_ROOT = os.environ.get("CGPROF_SID_ROOT", "/var/cache/cgprof/sid-root")
+SID_JAVA21 = "/usr/lib/jvm/java-21-openjdk-amd64/bin/java"
+
+
+def sid_java21():
+    """(argv prefix, classes dir as the JVM sees it), or a reason to skip."""
+    if not os.access(SID_ROOT + SID_JAVA21, os.X_OK):
+        return "no JDK 21 in %s (tests/rig/sid-root.sh builds it)" % SID_ROOT
+    if os.geteuid() != 0:
+        return "running JDK 21 chrooted in %s needs root" % SID_ROOT
+    if not os.path.exists(os.path.join(SID_ROOT, "proc", "self")):
+        return "%s/proc is not mounted (mount -t proc proc %s/proc)" % (SID_ROOT, SID_ROOT)
+    inside = "/tmp/cgprof-java-classes"
+    dest = SID_ROOT + inside
+    if os.path.isdir(dest):
+        shutil.rmtree(dest)
+    shutil.copytree(classes_dir(), dest)
+    return (["chroot", SID_ROOT, SID_JAVA21], inside)
+
+
+def split_lines():
+    """Ground truth for line numbers: where alpha() and spin()'s body are
+    in Split.java."""
+    with open(os.path.join(JAVA_SRC, "Split.java")) as f:
+        src = f.read().splitlines()
+    alpha = [i + 1 for i, l in enumerate(src) if "static void alpha()" in l]
+    start = [i + 1 for i, l in enumerate(src) if "static long spin(" in l][0]
+    end = start + [i for i, l in enumerate(src[start:]) if l.strip() == "}"][0] + 1
+    return alpha[0], set(range(start, end + 1))
+
+
+class TestJvmWalker(JvmCase):
+    """The default sampler reads HotSpot's VMStructs from outside: no
+    safepoint per sample, exact lines on interpreted and compiled frames,
+    inlined callees under their callers, on JDK 17, 21 and 25."""
+
+    def java_cmd(self, label):
+        if label == "jdk21":
+            got = sid_java21()
+            if isinstance(got, str):
+                self.skipTest(got)
+            return got
+        return ([self.jdk(label)], classes_dir())
+
+    def safepoints(self, path):
+        try:
+            with open(path) as f:
+                return sum(1 for l in f if 'Safepoint "' in l)
+        except FileNotFoundError:
+            return 0
+
+    def check_walker(self, label):
+        java, cp = self.java_cmd(label)
+        log = os.path.join(self.cwd, "sp.log")
+        # the chrooted JVM writes its log where it sees our cwd's path, so
+        # give it one inside its root when it has one
+        log_arg = log if label != "jdk21" else "/tmp/cgprof-sp.log"
+        log_host = log if label != "jdk21" else SID_ROOT + "/tmp/cgprof-sp.log"
+        if os.path.exists(log_host):
+            os.unlink(log_host)
+        p = self.spawn(java + ["-Xlog:safepoint:file=%s" % log_arg, "-cp", cp, "Split", "16"],
+                       cwd=self.cwd)
+        self.wait_for_line(p, "ready")
+        # what the JVM does on its own in 3 s, then 6 s of profiling at 100 Hz
+        time.sleep(0.5)
+        b0 = self.safepoints(log_host)
+        time.sleep(3)
+        b1 = self.safepoints(log_host)
+        out = os.path.join(self.cwd, "walk.txt")
+        r = cgprof("attach", "-d", "6", "-r", "100", "-f", "collapsed", "-o", out,
+                   "--threads", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("falling back", r.stderr)
+        during = self.safepoints(log_host) - b1
+        unprofiled = 2 * (b1 - b0)
+        # thread dumps cost three safepoints per sample (1,800 in 6 s)
+        self.assertLessEqual(during, unprofiled + 5,
+                             "%d safepoints while profiling, %d in as long without"
+                             % (during, unprofiled))
+        stacks = read_collapsed(out)
+        total = sum(stacks.values())
+        self.assertGreater(total, 150, r.stderr)  # a loaded machine runs late
+        alpha_line, spin_lines = split_lines()
+        seen_alpha = seen_spin = 0
+        for s, c in stacks.items():
+            for f in s:
+                fn, _, loc = f.partition(" (")
+                line = int(loc.rstrip(")").rpartition(":")[2]) if ":" in loc else 0
+                if fn == "Split.alpha":
+                    self.assertEqual(line, alpha_line, s)
+                    seen_alpha += c
+                elif fn == "Split.spin":
+                    self.assertIn(line, spin_lines, s)
+                    seen_spin += c
+        # alpha and spin are compiled by now: their lines come from the
+        # nmethods' scope data, every sample of them has one
+        self.assertGreater(seen_alpha, total // 4, stacks)
+        self.assertGreater(seen_spin, total // 4, stacks)
+        self.assertTrue(any(s[0].startswith("thread main ") for s in stacks), stacks)
+        r = cgprof("dump", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        threads = parse_dump(r.stdout)
+        self.assertEqual(threads["blocked"][0], "BLOCKED", r.stdout)
+        self.assertEqual(threads["waiter"][0], "WAITING", r.stdout)
+        self.assertEqual(threads["holder"][0], "TIMED_WAITING", r.stdout)
+        p.kill()
+        p.communicate(timeout=30)
+
+    def test_walker_jdk17(self):
+        self.check_walker("jdk17")
+
+    def test_walker_jdk21(self):
+        self.check_walker("jdk21")
+
+    def test_walker_jdk25(self):
+        self.check_walker("jdk25")
+
+    def check_inlined(self, label):
+        java, cp = self.java_cmd(label)
+        # Non-safepoint debug info so a pc inside inlined code has its own
+        # scope (async-profiler asks for the same through JVMTI).
+        p = self.spawn(java + ["-XX:+UnlockDiagnosticVMOptions", "-XX:+PrintInlining",
+                               "-XX:+DebugNonSafepoints", "-cp", cp, "Inline", "8"], cwd=self.cwd)
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line or line.startswith("ready"):
+                break
+            seen.append(line)
+        # ground truth from the JIT itself: C2 inlined leaf into caller
+        self.assertTrue(any("Inline::leaf" in l and "inline (hot)" in l for l in seen),
+                        "".join(seen)[-2000:])
+        time.sleep(1)
+        out = os.path.join(self.cwd, "inl.txt")
+        r = cgprof("attach", "-d", "2", "-r", "100", "-f", "collapsed", "-o", out,
+                   "--threads", str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        stacks = read_collapsed(out)
+        mine = {s: c for s, c in stacks.items() if s[0].startswith("thread main ")}
+        total = sum(mine.values())
+        self.assertGreater(total, 50, stacks)
+        under = sum(c for s, c in mine.items()
+                    if len(s) >= 3 and frame_func(s[-1]) == "Inline.leaf"
+                    and frame_func(s[-2]) == "Inline.caller")
+        # nearly all the time is in leaf's loop
+        self.assertGreater(under / total, 0.8, mine)
+        p.kill()
+        p.communicate(timeout=30)
+
+    def test_inlined_jdk17(self):
+        self.check_inlined("jdk17")
+
+    def test_inlined_jdk21(self):
+        self.check_inlined("jdk21")
+
+    def test_inlined_jdk25(self):
+        self.check_inlined("jdk25")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,6 +1,7 @@
 /* jvm: the thread-dump and class-histogram parsers (real JDK 17 and 25
- * text, then malformed and mutated input) and the attach request against
- * fake listeners: a good reply, a refusing peer, a silent one. */
+ * text, then malformed and mutated input), the attach request against
+ * fake listeners, and the VMStructs reader and stack walker over a fake
+ * JVM image (good, then hostile tables and frames). */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -16,6 +17,9 @@
 #include "cgprof/jvm.h"
 #include "cgprof/log.h"
 #include "../../src/jvm/jvm_priv.h"
+#include "../../src/jvm/jvm_walk.h"
+#include "../../src/target/target_priv.h"
+#include "fakejvm.h"
 
 static const char dump17[] =
 	"2026-11-25 01:42:01\n"
@@ -559,10 +563,10 @@ END_TEST
 
 START_TEST(rate_default_and_warning)
 {
-	/* no JVM opened yet: the cautious default */
-	ck_assert(jvm_sampler_rate(100, false) == CG_JVM_DEFAULT_RATE_HZ);
+	/* no JVM opened yet: the default of the first mechanism, the walker */
+	ck_assert(jvm_sampler_rate(5, false) == CG_JVM_WALKER_RATE_HZ);
 	ck_assert(jvm_sampler_rate(5, true) == 5);
-	ck_assert(jvm_sampler_rate(1000, true) == 1000); /* kept, with a warning */
+	ck_assert(jvm_sampler_rate(5000, true) == 5000); /* kept, with a warning */
 	ck_assert(CG_JVM_DEFAULT_RATE_HZ <= CG_JVM_DEFAULT_RATE_HZ_JDK17);
 	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 17.0.15+6-Debian-1deb12u1"), 17);
 	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 25.0.3+9-LTS"), 25);
@@ -570,6 +574,180 @@ START_TEST(rate_default_and_warning)
 	ck_assert_int_eq(jvm_major_version("OpenJDK 64-Bit Server VM 21+35"), 21);
 	ck_assert_int_eq(jvm_major_version("HotSpot JVM"), 0);
 	ck_assert_int_eq(jvm_major_version(""), 0);
+}
+END_TEST
+
+
+/* ---- the VMStructs walker over a fake JVM image ---------------------- */
+
+START_TEST(vmstructs_read_and_resolve)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	uint64_t x;
+	int64_t c;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_uint_eq(v.nfields, 40);
+	ck_assert_int_eq(jvm_vms_offset(&v, "JavaThread", "_anchor", &x), 0);
+	ck_assert_uint_eq(x, 0x290);
+	ck_assert_int_eq(jvm_vms_static(&v, "CodeCache", "_heaps", &x), 0);
+	ck_assert_uint_eq(x, FJ(0x2008));
+	ck_assert_int_eq(jvm_vms_offset(&v, "CodeCache", "_heaps", &x), -ENOENT); /* static only */
+	ck_assert_int_eq(jvm_vms_size(&v, "ConstMethod", &x), 0);
+	ck_assert_uint_eq(x, 48);
+	ck_assert_int_eq(jvm_vms_const(&v, "OBJECT_WAIT", &c), 0);
+	ck_assert_int_eq(c, 5);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	ck_assert(L.has_threads && L.has_anchor && L.has_names && L.has_lines && L.has_code);
+	/* the image describes no PcDesc: inlining is off, and said to be */
+	ck_assert(!L.has_scopes);
+	ck_assert_str_eq(L.missing, "PcDesc::_pc_offset, PcDesc::_scope_decode_offset, PcDesc, "
+				    "nmethod::_scopes_pcs_offset, nmethod scope data");
+	jvm_vms_free(&v);
+
+	/* a missing field switches off only its capability, and says so */
+	uint64_t e = 0x400 + 48 * 32; /* CodeBlob::_frame_size */
+	ck_assert_str_eq((char *)j->mem + (*(uint64_t *)(j->mem + e + 8) - FJ_BASE), "_frame_size");
+	fj_put64(j, e + 8, fj_str(j, "_frame_size_renamed"));
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	ck_assert(L.has_threads && L.has_names && !L.has_code);
+	ck_assert_ptr_nonnull(strstr(L.missing, "CodeBlob::_frame_size"));
+	jvm_vms_free(&v);
+	/* without the anchor the walker cannot work: refused with the reason */
+	fj_put64(j, 0x400 + 48 * 6 + 8, fj_str(j, "_anchor_renamed"));
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	cg_clearerr();
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "JavaThread::_anchor"));
+	cg_clearerr();
+	jvm_vms_free(&v);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+START_TEST(vmstructs_hostile_tables)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	/* a stride beyond any real entry */
+	fj_put64(j, 8 * JVM_SYM_S_STRIDE, 4096);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), -EPROTO);
+	jvm_vms_free(&v);
+	/* a field offset outside the entry */
+	fj_put64(j, 8 * JVM_SYM_S_STRIDE, 48);
+	fj_put64(j, 8 * JVM_SYM_S_OFFSET, 60);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), -EPROTO);
+	jvm_vms_free(&v);
+	fj_put64(j, 8 * JVM_SYM_S_OFFSET, 32);
+	/* a name pointing nowhere */
+	fj_put64(j, 0x400 + 8, 0xbad0000);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), -EPROTO);
+	jvm_vms_free(&v);
+	/* no terminator before the table runs off the mapped image */
+	fj_put64(j, 0x400 + 8, fj_str(j, "x"));
+	fj_put64(j, 8 * JVM_SYM_STRUCTS, FJ(FJ_SIZE - 48 * 3));
+	for (int i = 0; i < 3; i++)
+		fj_put64(j, FJ_SIZE - 48 * 3 + 48 * (uint64_t)i, FJ(0x1300));
+	ck_assert_int_lt(jvm_vms_read(t, &s, &v), 0);
+	jvm_vms_free(&v);
+	cg_clearerr();
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+START_TEST(walker_threads_and_frames)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	struct jvm_walker w;
+	struct jvm_jthread th[4];
+	struct jvm_rawframe f[8];
+	bool trunc;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	jvm_vms_free(&v);
+	jvm_walker_init(&w, t, &L);
+	ck_assert_uint_eq(w.nheaps, 1);
+	ck_assert_int_eq(jvm_walk_threads(&w, th, 4), 1);
+	ck_assert_int_eq(th[0].tid, 4242);
+	ck_assert_int_eq(th[0].ts, JVM_TS_BLOCKED);
+	ck_assert_int_eq(th[0].state, CG_ST_WAITING);
+	ck_assert_uint_eq(th[0].sp, FJ(0xC080));
+
+	struct jvm_regs r = {th[0].pc, th[0].sp, th[0].fp, 0};
+	int n = jvm_walk_stack(&w, &r, true, f, 8, &trunc, th[0].stack_base);
+	ck_assert_int_eq(n, 3);
+	ck_assert(!trunc);
+	const char *want[] = {"pkg.Split.leaf", "pkg.Split.middle", "pkg.Split.hot"};
+	const int32_t lines[] = {12, 10, 0};
+	for (int i = 0; i < 3; i++) {
+		const struct jvm_minfo *mi = jvm_method_info(&w, f[i].method);
+		ck_assert_ptr_nonnull(mi);
+		ck_assert_str_eq(mi->name, want[i]);
+		ck_assert_str_eq(mi->file, "Split.java");
+		ck_assert_int_eq(f[i].compiled, i == 2);
+		ck_assert_int_eq(jvm_method_line(&w, mi, jvm_frame_bci(mi, &f[i])), lines[i]);
+	}
+	/* the depth bound cuts from the root side and says so */
+	ck_assert_int_eq(jvm_walk_stack(&w, &r, true, f, 2, &trunc, th[0].stack_base), 2);
+	ck_assert(trunc);
+	/* a frame that links to itself ends the walk instead of looping */
+	fj_put64(j, 0xC200, FJ(0xC200));
+	fj_put64(j, 0xC200 + 8, FJ(0x7100));
+	n = jvm_walk_stack(&w, &r, true, f, 8, &trunc, th[0].stack_base);
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_le(n, 3);
+	/* a Method* that points nowhere is not named (and not cached) */
+	ck_assert_ptr_null(jvm_method_info(&w, 0xbad0000));
+	jvm_walker_free(&w);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+START_TEST(linetable_encodings)
+{
+	/* (bci 0, line 10), (bci 4, line 12) */
+	/* JDK 17: bytes below 192 stand for themselves */
+	static const uint8_t t17[] = {0xff, 0x00, 20, (4 << 3) | 2, 0};
+	/* JDK 20+: UNSIGNED5 adds one to every byte */
+	static const uint8_t t21[] = {0xff, 0x01, 21, (4 << 3) | 2, 0};
+	ck_assert_int_eq(jvm_linetable_encoding(t17, sizeof(t17)), 2);
+	ck_assert_int_eq(jvm_linetable_encoding(t21, sizeof(t21)), 1);
+	ck_assert_int_eq(jvm_linetable_lookup(t17, sizeof(t17), 0, false), 10);
+	ck_assert_int_eq(jvm_linetable_lookup(t17, sizeof(t17), 3, false), 10);
+	ck_assert_int_eq(jvm_linetable_lookup(t17, sizeof(t17), 9, false), 12);
+	ck_assert_int_eq(jvm_linetable_lookup(t21, sizeof(t21), 4, true), 12);
+	/* a multi-byte value: line delta 300 -> 600 signed; old: 600 =
+	 * 192 + 408 -> b0 = 192 + (408 % 64) = 216, b1 = 408 / 64 = 6 */
+	static const uint8_t big17[] = {0xff, 0x00, 216, 6, 0};
+	ck_assert_int_eq(jvm_linetable_lookup(big17, sizeof(big17), 0, false), 300);
+	/* UNSIGNED5: 600 = 191 + 409 -> b0 = 1 + 191 + (409 % 64) = 217,
+	 * b1 = 1 + 409 / 64 = 7 */
+	static const uint8_t big21[] = {0xff, 0x01, 217, 7, 0};
+	ck_assert_int_eq(jvm_linetable_lookup(big21, sizeof(big21), 0, true), 300);
+	/* cut off, or going backwards: no line rather than a wrong one */
+	static const uint8_t cut[] = {0xff, 0x00};
+	ck_assert_int_eq(jvm_linetable_lookup(cut, sizeof(cut), 0, false), 0);
+	static const uint8_t neg[] = {0xff, 0x01, 20, 0}; /* bci -1 */
+	ck_assert_int_eq(jvm_linetable_lookup(neg, sizeof(neg), 0, false), 0);
 }
 END_TEST
 
@@ -592,6 +770,12 @@ static Suite *jvm_suite(void)
 	tcase_add_test(tc, attach_timeout);
 	tcase_add_test(tc, attach_backlog_full);
 	tcase_add_test(tc, rate_default_and_warning);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("walker");
+	tcase_add_test(tc, vmstructs_read_and_resolve);
+	tcase_add_test(tc, vmstructs_hostile_tables);
+	tcase_add_test(tc, walker_threads_and_frames);
+	tcase_add_test(tc, linetable_encodings);
 	suite_add_tcase(s, tc);
 	return s;
 }

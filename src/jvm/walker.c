@@ -1,0 +1,300 @@
+/* The out-of-process HotSpot stack walker: HotSpot's thread list, and a
+ * Java stack walked from (pc, sp, fp) through interpreted and compiled
+ * frames, with every pointer checked (x86-64 frame layout). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "cgprof/target.h"
+#include "jvm_walk.h"
+
+/* x86-64 interpreter frame slots, in words from fp. HotSpot exports the
+ * first two (frame::interpreter_frame_sender_sp_offset, _last_sp_offset);
+ * the method and bcp slots sit at fixed distances below them in the x86
+ * port's layout (method, mirror, mdp, cache, locals, bcp). */
+#define IFRAME_SENDER_SP (-1)
+#define IFRAME_METHOD (-3)
+#define IFRAME_BCP (-8)
+/* A frame larger than this is not believed. */
+#define MAX_FRAME_BYTES (1u << 20)
+/* Without the thread's stack base: the most a walk may climb. */
+#define MAX_STACK_BYTES (64u << 20)
+
+int jvm_walker_init(struct jvm_walker *w, struct target *t, const struct jvm_layout *L)
+{
+	memset(w, 0, sizeof(*w));
+	w->t = t;
+	w->L = *L;
+	cg_map_init(&w->methods);
+	cg_map_init(&w->blob_names);
+	cg_map_init(&w->nms);
+	if (L->has_code)
+		(void)jvm_codeheap_refresh(w);
+	return 0;
+}
+
+void jvm_walker_free(struct jvm_walker *w)
+{
+	for (size_t i = 0; i < w->nminfo; i++) {
+		free(w->minfo[i].name);
+		free(w->minfo[i].file);
+		free(w->minfo[i].lines);
+	}
+	free(w->minfo);
+	cg_map_free(&w->methods);
+	cg_map_free(&w->blob_names);
+	jvm_scopes_free(w);
+	memset(w, 0, sizeof(*w));
+}
+
+static enum jvm_tstate tstate_of(const struct jvm_layout *L, int32_t ts)
+{
+	if (ts == L->ts_in_java)
+		return JVM_TS_IN_JAVA;
+	if (ts == L->ts_in_vm || ts == L->ts_in_vm + 1) /* _trans states */
+		return JVM_TS_IN_VM;
+	if (ts == L->ts_in_native || ts == L->ts_in_native + 1)
+		return JVM_TS_IN_NATIVE;
+	if (ts == L->ts_blocked || ts == L->ts_blocked + 1)
+		return JVM_TS_BLOCKED;
+	if (ts == L->ts_in_java + 1)
+		return JVM_TS_IN_JAVA;
+	return JVM_TS_OTHER;
+}
+
+/* What java.lang.Thread.State a thread dump would print: a thread blocked
+ * in the VM waits on what its OSThread state says. OBJECT_WAIT covers both
+ * Object.wait() and wait(ms), CONDVAR_WAIT both park() and parkNanos():
+ * the OS-level state cannot tell the timed ones apart, so they show as
+ * WAITING. */
+static enum cg_state java_state(const struct jvm_layout *L, enum jvm_tstate ts, int32_t os)
+{
+	if (ts == JVM_TS_IN_NATIVE)
+		return CG_ST_NATIVE;
+	if (ts != JVM_TS_BLOCKED || !L->has_os_state)
+		return CG_ST_RUNNING;
+	if (os == L->os_monitor_wait)
+		return CG_ST_BLOCKED;
+	if (os == L->os_object_wait || os == L->os_condvar_wait)
+		return CG_ST_WAITING;
+	if (os == L->os_sleeping)
+		return CG_ST_TIMED_WAITING;
+	return CG_ST_RUNNING;
+}
+
+/* Per thread, the pieces read in the first scatter read. */
+struct jt_raw {
+	uint64_t anchor[3]; /* sp, pc, fp at their own offsets */
+	int32_t state;
+	uint64_t osthread;
+	uint64_t stack_base;
+};
+
+int jvm_walk_threads(struct jvm_walker *w, struct jvm_jthread *th, size_t max)
+{
+	const struct jvm_layout *L = &w->L;
+	struct target *t = w->t;
+	uint64_t list, arr;
+	uint32_t len;
+	int r;
+
+	if ((r = target_read(t, L->java_thread_list, &list, 8)))
+		return r;
+	if (!list || (r = target_read(t, list + L->tl_length, &len, 4)) ||
+	    (r = target_read(t, list + L->tl_threads, &arr, 8)))
+		return r ? r : -EFAULT;
+	if (len > max)
+		len = (uint32_t)max;
+	if (len > JVM_WALK_MAX_THREADS)
+		len = JVM_WALK_MAX_THREADS;
+	if (!len)
+		return 0;
+	uint64_t *ptrs = calloc(len, sizeof(*ptrs));
+	struct jt_raw *raw = calloc(len, sizeof(*raw));
+	struct iovec *lv = calloc(6ul * len, sizeof(*lv)), *rv = calloc(6ul * len, sizeof(*rv));
+	int n = 0;
+	if (!ptrs || !raw || !lv || !rv) {
+		n = -ENOMEM;
+		goto out;
+	}
+	if ((r = target_read(t, arr, ptrs, 8ul * len))) {
+		n = r;
+		goto out;
+	}
+	/* One system call for every thread's anchor, state and OSThread*;
+	 * a thread that exits meanwhile cuts the read short, and the threads
+	 * after it are simply read one by one. */
+	size_t k = 0;
+	for (uint32_t i = 0; i < len; i++) {
+		uint64_t a = ptrs[i], anc = a + L->jt_anchor;
+		struct { void *p; uint64_t at; size_t n; } piece[] = {
+			{&raw[i].anchor[0], anc + L->anchor_sp, 8},
+			{&raw[i].anchor[1], anc + L->anchor_pc, 8},
+			{&raw[i].anchor[2], anc + L->anchor_fp, 8},
+			{&raw[i].state, a + L->jt_state, 4},
+			{&raw[i].osthread, a + L->jt_osthread, 8},
+			{&raw[i].stack_base, a + L->jt_stack_base, 8},
+		};
+		size_t np = L->jt_stack_base == JVM_NO_OFF ? 5 : 6;
+		for (size_t j = 0; j < np; j++) {
+			lv[k] = (struct iovec){piece[j].p, piece[j].n};
+			rv[k] = (struct iovec){(void *)(uintptr_t)piece[j].at, piece[j].n};
+			k++;
+		}
+	}
+	ssize_t got = target_readv(t, lv, k, rv, k);
+	size_t per = L->jt_stack_base == JVM_NO_OFF ? 5 : 6, upto = 0;
+	for (uint32_t i = 0; i < len; i++) {
+		struct jt_raw *jr = &raw[i];
+		size_t want = 0;
+		for (size_t j = i * per; j < (i + 1) * per; j++)
+			want += lv[j].iov_len;
+		upto += want;
+		if (got < 0 || (size_t)got < upto) {
+			/* Past the short read: this thread on its own. */
+			ssize_t one = target_readv(t, &lv[i * per], per, &rv[i * per], per);
+			if (one < 0 || (size_t)one < want)
+				continue;
+		}
+		int32_t tid = 0, os_state = -1;
+		if (!jr->osthread || target_read(t, jr->osthread + L->os_tid, &tid, 4) || tid <= 0)
+			continue; /* not started, or exiting */
+		if (L->has_os_state)
+			(void)target_read(t, jr->osthread + L->os_state, &os_state, 4);
+		struct jvm_jthread *o = &th[n++];
+		o->addr = ptrs[i];
+		o->tid = tid;
+		o->ts = tstate_of(L, jr->state);
+		o->state = java_state(L, o->ts, os_state);
+		o->sp = jr->anchor[0];
+		o->pc = jr->anchor[1];
+		o->fp = jr->anchor[2];
+		o->stack_base = jr->stack_base;
+	}
+out:
+	free(ptrs);
+	free(raw);
+	free(lv);
+	free(rv);
+	return n;
+}
+
+static int rd64(struct target *t, uint64_t a, uint64_t *v)
+{
+	return target_read(t, a, v, 8);
+}
+
+int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th)
+{
+	const struct jvm_layout *L = &w->L;
+	uint64_t anc = th->addr + L->jt_anchor;
+	int32_t st;
+	if (rd64(w->t, anc + L->anchor_sp, &th->sp) || rd64(w->t, anc + L->anchor_pc, &th->pc) ||
+	    rd64(w->t, anc + L->anchor_fp, &th->fp) ||
+	    target_read(w->t, th->addr + L->jt_state, &st, 4))
+		return -EFAULT;
+	th->ts = tstate_of(L, st);
+	return 0;
+}
+
+/* Frame-walk state: HotSpot's (pc, sp, unextended sp, fp). */
+struct fstate {
+	uint64_t pc, sp, usp, fp;
+};
+
+/* The caller of an interpreted frame at s->fp. */
+static int sender_of_interpreted(struct jvm_walker *w, struct fstate *s)
+{
+	uint64_t fp = s->fp, link, ret, usp;
+	if (rd64(w->t, fp, &link) || rd64(w->t, fp + 8, &ret) ||
+	    rd64(w->t, fp + 8 * IFRAME_SENDER_SP, &usp))
+		return -EFAULT;
+	s->sp = fp + 16;
+	/* The unextended sp is where a compiled caller's frame is measured
+	 * from: the sp before a c2i adapter pushed the interpreter's
+	 * arguments below it, so at or above the raw one. */
+	s->usp = usp >= s->sp && usp - s->sp < MAX_FRAME_BYTES ? usp : s->sp;
+	s->pc = ret;
+	s->fp = link;
+	return 0;
+}
+
+/* The caller of a compiled (or stub) frame of frame_words words. */
+static int sender_of_compiled(struct jvm_walker *w, struct fstate *s, int32_t frame_words)
+{
+	if (frame_words <= 0 || (uint64_t)frame_words * 8 > MAX_FRAME_BYTES)
+		return -EINVAL;
+	uint64_t ssp = s->usp + 8ull * (uint64_t)frame_words, ret, link;
+	if (rd64(w->t, ssp - 8, &ret) || rd64(w->t, ssp - 16, &link))
+		return -EFAULT;
+	s->sp = s->usp = ssp;
+	s->pc = ret;
+	s->fp = link; /* rbp as saved by the callee; a frame pointer only if
+			 the caller keeps one (interpreted ones do) */
+	return 0;
+}
+
+int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anchor,
+		   struct jvm_rawframe *out, size_t max, bool *truncated, uint64_t stack_base)
+{
+	struct fstate s = {r->pc, r->sp, r->sp, r->fp};
+	size_t n = 0;
+	int err = 0;
+	*truncated = false;
+	if (max > JVM_WALK_MAX_DEPTH)
+		max = JVM_WALK_MAX_DEPTH;
+	uint64_t prev_sp = s.sp;
+	uint64_t hi = stack_base && stack_base > s.sp ? stack_base : s.sp + MAX_STACK_BYTES;
+	if (!s.sp || s.sp & 7)
+		return -EINVAL;
+	if (from_anchor && !s.pc && rd64(w->t, s.sp - 8, &s.pc))
+		return -EFAULT;
+	for (size_t guard = 0; guard < JVM_WALK_MAX_DEPTH; guard++) {
+		if (n == max) {
+			*truncated = true;
+			break;
+		}
+		if (s.pc >= w->interp_lo && s.pc < w->interp_hi) {
+			uint64_t m, bcp;
+			/* The frame pointer of an interpreted frame must lie above
+			 * its sp and within the stack. */
+			if (s.fp <= s.sp || s.fp >= hi || s.fp & 7 || s.fp - s.sp > MAX_FRAME_BYTES)
+				return n ? (int)n : -EINVAL;
+			if (rd64(w->t, s.fp + 8 * IFRAME_METHOD, &m) || !m || m & 7)
+				return n ? (int)n : -EFAULT;
+			bcp = n == 0 && r->bcp && !from_anchor ? r->bcp : 0;
+			if (!bcp && rd64(w->t, s.fp + 8 * IFRAME_BCP, &bcp))
+				bcp = 0;
+			out[n++] = (struct jvm_rawframe){m, bcp, -1, 0};
+			err = sender_of_interpreted(w, &s);
+		} else {
+			uint64_t blob = jvm_codeheap_find(w, s.pc);
+			int32_t fw = 0;
+			enum jvm_blob_kind k = blob ? jvm_codeheap_kind(w, blob, &fw) : JVM_BLOB_BAD;
+			if (k == JVM_BLOB_BAD)
+				break; /* out of Java: the call stub, or VM code */
+			if (k == JVM_BLOB_NMETHOD) {
+				uint64_t m;
+				if (rd64(w->t, blob + w->L.nm_method, &m) || !m || m & 7)
+					return n ? (int)n : -EFAULT;
+				/* one frame per inlined method when the debug info
+				 * reads back, else the nmethod's own method */
+				int ns = jvm_scopes(w, blob, s.pc, m, out + n, max - n);
+				if (ns > 0)
+					n += (size_t)ns;
+				else
+					out[n++] = (struct jvm_rawframe){m, 0, -1, 1};
+			}
+			/* Stubs and adapters between Java frames carry no name; a
+			 * frameless one (the call stub's buffer) ends the walk. */
+			if (fw <= 0)
+				break;
+			err = sender_of_compiled(w, &s, fw);
+		}
+		if (err || s.sp <= prev_sp || s.sp >= hi || s.sp & 7)
+			break;
+		prev_sp = s.sp;
+	}
+	return (int)n;
+}

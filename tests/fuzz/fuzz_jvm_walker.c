@@ -1,0 +1,102 @@
+/* Fuzz the HotSpot walker from outside: the VMStructs tables, the layout
+ * resolved from them, HotSpot's thread list, each thread's frames from
+ * its anchor, method names and line tables, all over "target memory" the
+ * input decodes into regions of a fake target. It must end (bounded
+ * tables, lists, walks), never read outside what it was given, never
+ * crash, and refuse tables that make no sense.
+ *
+ * Input: [flags] then up to 6 regions, each [length, u24 LE][bytes],
+ * region i at JWFUZZ_BASE(i); region 0 sits where the fake JVM of
+ * tests/unit/fakejvm.h puts its image, and the table symbols are taken to
+ * be its first 19 words (as there). flags bit 0: also walk from each
+ * thread's anchor "as if paused" (registers = anchor, not from_anchor). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "jvm_walk.h"
+#include "target_priv.h"
+
+#define JWFUZZ_BASE(i) (0x100000ULL * ((uint64_t)(i) + 1))
+#define JWFUZZ_MAX_REGIONS 6
+
+static bool verbose;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fuzz_quiet();
+	verbose = getenv("CGPROF_FUZZ_VERBOSE") != NULL;
+	return 0;
+}
+
+static void walk_all(struct jvm_walker *w, bool as_regs)
+{
+	static struct jvm_jthread th[64];
+	static struct jvm_rawframe f[256];
+	int n = jvm_walk_threads(w, th, 64);
+	for (int i = 0; i < n; i++) {
+		struct jvm_regs r = {th[i].pc, th[i].sp, th[i].fp, th[i].fp};
+		bool trunc;
+		int k = jvm_walk_stack(w, &r, !as_regs, f, 1 + (size_t)(i * 37) % 256, &trunc,
+				       th[i].stack_base);
+		for (int j = 0; j < k; j++) {
+			const struct jvm_minfo *mi = jvm_method_info(w, f[j].method);
+			if (!mi)
+				continue;
+			int32_t line = jvm_method_line(w, mi, jvm_frame_bci(mi, &f[j]));
+			if (verbose)
+				fprintf(stderr, "thread %d frame %d %s:%d\n", (int)th[i].tid, j, mi->name,
+					(int)line);
+		}
+		(void)jvm_thread_reread(w, &th[i]);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct cg_fake_region reg[JWFUZZ_MAX_REGIONS];
+	struct cg_fake_mem mem = {reg, 0};
+	struct target *t = NULL;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	struct jvm_walker w;
+
+	if (size < 1)
+		return 0;
+	uint8_t flags = data[0];
+	size_t off = 1;
+	while (mem.n < JWFUZZ_MAX_REGIONS && off + 3 <= size) {
+		size_t len = (size_t)(data[off] | data[off + 1] << 8 | data[off + 2] << 16);
+		off += 3;
+		if (len > size - off)
+			len = size - off;
+		reg[mem.n] = (struct cg_fake_region){JWFUZZ_BASE(mem.n), data + off, len};
+		mem.n++;
+		off += len;
+	}
+	if (target_fake_memory(&t, &mem))
+		return 0;
+	memset(&s, 0, sizeof(s));
+	for (int i = 0; i <= JVM_SYM_L_STRIDE; i++)
+		s.addr[i] = JWFUZZ_BASE(0) + 8 * (uint64_t)i;
+	int r = jvm_vms_read(t, &s, &v);
+	if (r == 0 && jvm_layout_resolve(&v, &L) == 0) {
+		jvm_walker_init(&w, t, &L);
+		walk_all(&w, false);
+		if (flags & 1)
+			walk_all(&w, true);
+		jvm_walker_free(&w);
+	}
+	jvm_vms_free(&v);
+	/* The line-table decoder on its own, over the last region's bytes. */
+	if (mem.n) {
+		const struct cg_fake_region *last = &reg[mem.n - 1];
+		(void)jvm_linetable_encoding(last->data, last->len);
+		(void)jvm_linetable_lookup(last->data, last->len, flags, flags & 2);
+	}
+	cg_clearerr();
+	target_close(t);
+	return 0;
+}
