@@ -15,6 +15,8 @@ import tempfile
 import time
 import unittest
 
+import cgtest
+
 from cgtest import BUILD, CGPROF, WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
 
 JAVA_SRC = os.path.join(WORKLOADS, "java")
@@ -369,27 +371,23 @@ class TestJvmSampler(JvmCase):
 
 
 # JDK 21 lives in the Debian unstable root the rig builds once per machine
-# (tests/rig/sid-root.sh); the JVM runs chrooted there, as in a container,
-# and is profiled from outside. Until cgtest grows a helper for that root
-# this is the one place that knows where it is.
-SID_ROOT = os.environ.get("CGPROF_SID_ROOT", "/var/cache/cgprof/sid-root")
+# (tests/rig/sid-root.sh); tests/rig/sid-run starts it there, as in a
+# container (its own root and /proc, this checkout and /tmp shared), and it
+# is profiled from outside.
 SID_JAVA21 = "/usr/lib/jvm/java-21-openjdk-amd64/bin/java"
 
 
 def sid_java21():
     """(argv prefix, classes dir as the JVM sees it), or a reason to skip."""
-    if not os.access(SID_ROOT + SID_JAVA21, os.X_OK):
-        return "no JDK 21 in %s (tests/rig/sid-root.sh builds it)" % SID_ROOT
-    if os.geteuid() != 0:
-        return "running JDK 21 chrooted in %s needs root" % SID_ROOT
-    if not os.path.exists(os.path.join(SID_ROOT, "proc", "self")):
-        return "%s/proc is not mounted (mount -t proc proc %s/proc)" % (SID_ROOT, SID_ROOT)
-    inside = "/tmp/cgprof-java-classes"
-    dest = SID_ROOT + inside
-    if os.path.isdir(dest):
-        shutil.rmtree(dest)
-    shutil.copytree(classes_dir(), dest)
-    return (["chroot", SID_ROOT, SID_JAVA21], inside)
+    java = cgtest.sid_program(SID_JAVA21)
+    if not java:
+        return cgtest.sid_missing() or "no JDK 21 in %s (tests/rig/sid-root.sh builds it)" \
+            % cgtest.SID_ROOT
+    inside = "/tmp/cgprof-java-classes"  # /tmp is the same inside the root
+    if os.path.isdir(inside):
+        shutil.rmtree(inside)
+    shutil.copytree(classes_dir(), inside)
+    return ([java], inside)
 
 
 def split_lines():
@@ -428,8 +426,7 @@ class TestJvmWalker(JvmCase):
         log = os.path.join(self.cwd, "sp.log")
         # the chrooted JVM writes its log where it sees our cwd's path, so
         # give it one inside its root when it has one
-        log_arg = log if label != "jdk21" else "/tmp/cgprof-sp.log"
-        log_host = log if label != "jdk21" else SID_ROOT + "/tmp/cgprof-sp.log"
+        log_arg = log_host = log if label != "jdk21" else "/tmp/cgprof-sp.log"
         if os.path.exists(log_host):
             os.unlink(log_host)
         p = self.spawn(java + ["-Xlog:safepoint:file=%s" % log_arg, "-cp", cp, "Split", "16"],
