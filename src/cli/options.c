@@ -83,7 +83,7 @@ static const struct cli_option {
 	 "read native stacks by pausing each thread instead\n"
 	 "(biased toward system calls; the fallback when\n"
 	 "perf events are not allowed)"},
-	{"async", OPT_ASYNC, NULL, CMD_SAMPLE | CMD_DUMP, SEC_SAMPLING, NULL,
+	{"async", OPT_ASYNC, NULL, CMD_LIVE | CMD_DUMP, SEC_SAMPLING, NULL,
 	 "CPython 3.14+: root event-loop stacks at their asyncio\n"
 	 "task (with --idle, suspended tasks too); dump --async\n"
 	 "lists every task, its await chain and its waiters"},
@@ -191,7 +191,7 @@ void cli_usage(FILE *out)
 	      "  config [options]                    print the effective settings and their origin\n"
 	      "\n"
 	      "sampling options (run, attach; dump takes -o, --subprocesses, --blocking,\n"
-	      "--nonblocking, --native, --async, --max-depth; top takes those but -o, --async):\n",
+	      "--nonblocking, --native, --async, --max-depth; top takes those but -o):\n",
 	      out);
 	print_options(out, CMD_ALL, SEC_SAMPLING);
 	fputs("\ntop options:\n"

@@ -82,6 +82,23 @@ class AsyncTests:
         # without --idle the sleeping tasks are not sampled
         self.assertFalse([s for s in stacks if s[0].startswith("task sleeper")])
 
+    def test_top_roots_at_the_task(self):
+        """cgprof top --async: the busy task's root carries the busy share
+        (its chain, under it, the same)."""
+        r = cgprof("top", "--once", "--async", "-d", "2", str(self.proc.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = {}
+        for line in r.stdout.splitlines():
+            m = re.match(r"\s*([\d.]+)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+(.+)$", line)
+            if m:
+                rows[m.group(3)] = float(m.group(2))
+        self.assertIn("task busy", rows, r.stdout)
+        crunch = [v for k, v in rows.items() if k.startswith("crunch ")]
+        self.assertTrue(crunch, r.stdout)
+        # every busy sample is under the task: its total is crunch's
+        self.assertGreater(rows["task busy"], 0.95 * crunch[0], r.stdout)
+        self.assertIsNone(self.proc.poll())
+
     def test_idle_shows_sleepers_where_they_wait(self):
         stacks, err = self.profile("--idle")
         rounds = sum(c for s, c in stacks.items() if s[0] == "task busy")
