@@ -392,14 +392,17 @@ class TestTopOnce(TopCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
         self.assertTrue(lines[0].startswith("cgprof top: process %d" % p.pid), r.stdout)
-        # 3 s of rounds, one on-CPU thread: a sample per round (the rate
-        # achieved depends on the machine's load, the arithmetic not)
+        # 3 s of rounds, one busy thread: at most a sample per round, and
+        # one in every round it got a CPU (on a loaded machine it waits
+        # for one in some rounds, and a CPU profile does not count those;
+        # the rate achieved depends on the load, the arithmetic not)
         m = re.search(r"^samples (\d+) in ([\d.]+) s, ([\d.]+) Hz", r.stdout, re.M)
         self.assertTrue(m, r.stdout)
         n, span, hz = int(m.group(1)), float(m.group(2)), float(m.group(3))
         self.assertAlmostEqual(span, 3.0, delta=0.3, msg=r.stdout)
         self.assertGreater(n, 30, r.stdout)
-        self.assertAlmostEqual(n, hz * span, delta=0.1 * n + 2, msg=r.stdout)
+        self.assertLessEqual(n, hz * span * 1.1 + 2, r.stdout)
+        self.assertGreater(n, 0.5 * hz * span, r.stdout)
         rows = parse_rows(r.stdout)
         self.assertEqual(rows[0]["func"], "hot", r.stdout)
         hot, cold = row(rows, "hot"), row(rows, "cold")
