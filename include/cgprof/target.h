@@ -70,10 +70,10 @@ int target_threads(struct target *t, pid_t *tids, size_t max);
  * (its link count): a cheap test of whether the list changed. */
 int target_thread_count(struct target *t);
 enum target_thread_run target_thread_state(struct target *t, pid_t tid);
-/* As target_thread_state, but RUNNING only for a thread that also ran
- * on a CPU since the last time it was asked about: a runnable thread
- * that waited for a CPU all along (a busy machine) spent no CPU time, and
- * a CPU profile must not count it. */
+/* As target_thread_state, but a runnable thread that has had no CPU for
+ * longer than the kernel's accounting can hide (two ticks) is IDLE: it
+ * waited for a CPU all along (a busy machine), and a CPU profile must
+ * not count it. */
 enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid);
 /* OS thread name (comm); "" if unknown. */
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);

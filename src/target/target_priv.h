@@ -36,11 +36,14 @@ int target_fake_memory(struct target **out, const struct cg_fake_mem *mem);
  * three), the run time last seen, and the name, re-read once a second. A
  * slot with tid 0 is free. */
 #define TARGET_TASK_CACHE 64
+/* Longer than two scheduler ticks at any common HZ (250, 300, 1000). */
+#define TARGET_TICK_SLACK_NS 10000000ULL
 struct target_task {
 	pid_t tid;
 	int stat_fd;       /* -1: not open */
 	int sched_fd;      /* schedstat, -1: not open */
-	uint64_t cpu_ns;   /* its run time when last asked; 0: never */
+	uint64_t cpu_ns;   /* its run time when last asked */
+	uint64_t cpu_seen_ns; /* when that run time was first seen; 0: never */
 	uint64_t comm_ns;  /* when comm was read; 0: never */
 	char comm[16];     /* TASK_COMM_LEN */
 };

@@ -113,6 +113,7 @@ static int read_task_stat(struct target *t, pid_t tid, char *buf, size_t n)
 			close(e->sched_fd);
 		e->sched_fd = -1;
 		e->cpu_ns = 0;
+		e->cpu_seen_ns = 0;
 	}
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)t->pid, (int)tid);
@@ -195,11 +196,19 @@ enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid)
 	uint64_t ns = 0;
 	if (read_task_runtime(t, e, &ns))
 		return run; /* no schedstat (an old kernel, a container): R it is */
-	uint64_t last = e->cpu_ns;
-	e->cpu_ns = ns;
-	/* R and not a nanosecond run since the last look: it waited for a
-	 * CPU all along (the machine is busy), so it spent none. */
-	return last && ns == last ? TARGET_THREAD_IDLE : TARGET_THREAD_RUNNING;
+	/* The kernel brings a running thread's run time up to date at each
+	 * scheduler tick (4 ms at HZ=250) and at each switch, so an unchanged
+	 * value within a couple of ticks says nothing. R with no run time for
+	 * longer than that: it has waited for a CPU all along (a busy
+	 * machine), and a CPU profile must not count it. */
+	uint64_t now = cg_now_ns();
+	if (!e->cpu_seen_ns || ns != e->cpu_ns) {
+		e->cpu_ns = ns;
+		e->cpu_seen_ns = now;
+		return TARGET_THREAD_RUNNING;
+	}
+	return now - e->cpu_seen_ns > TARGET_TICK_SLACK_NS ? TARGET_THREAD_IDLE
+							: TARGET_THREAD_RUNNING;
 }
 
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n)
