@@ -2,6 +2,7 @@
  * target's memory, names each frame from its (cached) code object, and
  * reports one cg_sample per thread. All target memory is untrusted. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -73,6 +74,7 @@ struct py_sampler {
 	struct native_frame *nf;
 	bool *entry;
 	struct cg_frame *merged;
+	struct py_tnames *tnames; /* thread names from threading */
 };
 
 static size_t max_off(const int32_t *offs, size_t n)
@@ -640,6 +642,9 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	s->chain_back = calloc(s->chain_cap, sizeof(*s->chain_back));
 	s->chain_code = calloc(s->chain_cap, sizeof(*s->chain_code));
 	cg_map_init(&s->code_idx);
+	r = py_tnames_new(&s->pi, &s->tnames);
+	if (r)
+		goto fail;
 	s->pthread_tid_off = s->pi.L.tstate_native_thread_id >= 0 ? -2 : -1;
 	const struct py_layout *L = &s->pi.L;
 	int32_t fo[] = {L->frame_back,	 L->frame_code,	 L->frame_lasti,
@@ -679,6 +684,7 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	*priv = s;
 	return 0;
 fail:
+	py_tnames_free(s->tnames);
 	if (s->nctx)
 		native_close(s->nctx);
 	free(s->nf);
@@ -731,6 +737,7 @@ static void py_close(void *priv)
 	free(s->chain_code);
 	if (s->nctx)
 		native_close(s->nctx);
+	py_tnames_free(s->tnames);
 	free(s->nf);
 	free(s->entry);
 	free(s->merged);
@@ -802,7 +809,7 @@ static int merge_native(struct py_sampler *s, int nf, int nr, uint32_t nn, bool 
 }
 
 /* One thread's sample, whole or not at all, delivered to fn. */
-static void sample_thread(struct py_sampler *s, uint64_t ts, pid_t tid,
+static void sample_thread(struct py_sampler *s, uint64_t ts, pid_t tid, uint64_t ident,
 			  enum target_thread_run run, cg_sample_fn fn, void *arg,
 			  struct cg_sample_stats *st)
 {
@@ -831,8 +838,13 @@ static void sample_thread(struct py_sampler *s, uint64_t ts, pid_t tid,
 	}
 	if (nf == 0)
 		return;
-	char tname[64] = "";
-	if (tid > 0)
+	/* The program's own name for the thread wins over the OS one (which
+	 * 3.14+ also set, cut to 15 bytes). */
+	char tname[PY_TNAME_MAX] = "";
+	const char *pyname = py_tnames_get(s->tnames, ident);
+	if (pyname)
+		snprintf(tname, sizeof(tname), "%s", pyname);
+	else if (tid > 0)
 		target_thread_name(s->pi.t, tid, tname, sizeof(tname));
 	struct cg_sample smp = {
 		.pid = target_pid(s->pi.t),
@@ -892,7 +904,8 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 		if (run != TARGET_THREAD_GONE) {
 			seen++;
 			if (run == TARGET_THREAD_RUNNING || s->o.idle)
-				sample_thread(s, ts, tid, run, fn, arg, st);
+				sample_thread(s, ts, tid, rd64(w, s->tstate_win, L->tstate_thread_id),
+					      run, fn, arg, st);
 		}
 		ts = next;
 	}

@@ -1,0 +1,199 @@
+/* Python thread names as the program knows them: the threading module's
+ * registry of live threads (threading._active), cached by thread ident. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cgprof/log.h"
+#include "cgprof/target.h"
+#include "py_priv.h"
+
+#define TN_REFRESH_NS 1000000000ULL /* read the registry at most this often */
+#define TN_MISS_MAX 64              /* idents without a name, per period */
+
+struct tn_entry {
+	uint64_t ident;
+	char name[PY_TNAME_MAX];
+};
+
+struct py_tnames {
+	const struct py_interp *pi;
+	uint64_t active;                 /* threading._active, 0: not found yet */
+	uint64_t key_threading, key_active, key_name; /* interned keys seen */
+	uint64_t modules_seen;           /* sys.modules that had no threading */
+	uint64_t modules_used;           /* ... and its item count then */
+	uint64_t last_ns;
+	bool refreshed;
+	uint32_t n, nmiss;
+	struct tn_entry e[PY_TNAMES_MAX];
+	struct tn_entry fresh[PY_TNAMES_MAX]; /* the read in progress */
+	uint64_t miss[TN_MISS_MAX];
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int py_tnames_new(const struct py_interp *pi, struct py_tnames **out)
+{
+	struct py_tnames *tn = calloc(1, sizeof(*tn));
+	if (!tn)
+		return -ENOMEM;
+	tn->pi = pi;
+	*out = tn;
+	return 0;
+}
+
+void py_tnames_free(struct py_tnames *tn)
+{
+	free(tn);
+}
+
+/* Counts the items of a dict (sys.modules changes size on each import). */
+static int count_item(uint64_t key, uint64_t value, void *arg)
+{
+	(void)key;
+	(void)value;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+/* threading._active, found through sys.modules of the main interpreter. */
+static int find_active(struct py_tnames *tn)
+{
+	const struct py_interp *pi = tn->pi;
+	const struct py_layout *L = &pi->L;
+	uint64_t interp = 0, modules = 0, mod = 0, md = 0, active = 0, used = 0, type = 0;
+	if (L->interp_modules < 0 || L->module_dict < 0)
+		return -ENOTSUP;
+	int r = py_read_interp((struct py_interp *)pi, &interp);
+	if (!r)
+		r = interp ? target_read(pi->t, interp + (uint64_t)L->interp_modules, &modules, 8)
+			   : -ENOENT;
+	if (r)
+		return r;
+	if (modules == tn->modules_seen && modules) {
+		/* searched before without finding threading: only again once
+		 * something was imported */
+		r = py_dict_scan(pi, modules, count_item, &used);
+		if (r)
+			return r;
+		if (used == tn->modules_used)
+			return -ENOENT;
+	}
+	r = py_dict_get_str(pi, modules, "threading", &tn->key_threading, &mod);
+	if (r == -ENOENT) {
+		tn->modules_seen = modules;
+		tn->modules_used = 0;
+		py_dict_scan(pi, modules, count_item, &tn->modules_used);
+	}
+	if (r)
+		return r;
+	r = target_read(pi->t, mod + (uint64_t)L->object_type, &type, 8);
+	if (r)
+		return r;
+	if (pi->types.module && type != pi->types.module)
+		return -EINVAL;
+	r = target_read(pi->t, mod + (uint64_t)L->module_dict, &md, 8);
+	if (!r)
+		r = py_dict_get_str(pi, md, "_active", &tn->key_active, &active);
+	if (r)
+		return r;
+	cg_debug("python: threading._active at %#llx", (unsigned long long)active);
+	tn->active = active;
+	return 0;
+}
+
+struct tn_fill {
+	struct py_tnames *tn;
+	struct tn_entry *e;
+	uint32_t n;
+};
+
+/* One item of _active: {ident: Thread}; the name is Thread._name. */
+static int add_thread(uint64_t key, uint64_t value, void *arg)
+{
+	struct tn_fill *f = arg;
+	const struct py_interp *pi = f->tn->pi;
+	uint64_t ident, name;
+	if (f->n >= PY_TNAMES_MAX)
+		return 1;
+	if (py_long_read(pi, key, &ident) || !ident)
+		return 0;
+	if (py_attr_get(pi, value, "_name", &f->tn->key_name, &name))
+		return 0;
+	struct tn_entry *e = &f->e[f->n];
+	if (py_str_read(pi, name, e->name, sizeof(e->name)) || !e->name[0])
+		return 0;
+	e->ident = ident;
+	f->n++;
+	return 0;
+}
+
+int py_tnames_refresh(struct py_tnames *tn)
+{
+	struct tn_fill f = {tn, tn->fresh, 0};
+	int r;
+
+	tn->refreshed = true;
+	/* The registry is made once, when threading is imported: a cached
+	 * address is used again while it still reads as a dict. */
+	r = tn->active ? py_dict_scan(tn->pi, tn->active, add_thread, &f) : -ENOENT;
+	if (r < 0) {
+		tn->active = 0;
+		f.n = 0;
+		r = find_active(tn);
+		if (!r)
+			r = py_dict_scan(tn->pi, tn->active, add_thread, &f);
+	}
+	if (r < 0) {
+		cg_debug("python: no thread names from threading._active: %s", strerror(-r));
+		/* A torn read keeps the names of the last good one; no
+		 * registry (threading not imported) has none. */
+		if (r == -ENOENT || r == -ENOTSUP)
+			tn->n = 0;
+		return r;
+	}
+	memcpy(tn->e, f.e, f.n * sizeof(*f.e));
+	tn->n = f.n;
+	return (int)f.n;
+}
+
+static const char *lookup(const struct py_tnames *tn, uint64_t ident)
+{
+	for (uint32_t i = 0; i < tn->n; i++)
+		if (tn->e[i].ident == ident)
+			return tn->e[i].name;
+	return NULL;
+}
+
+const char *py_tnames_get(struct py_tnames *tn, uint64_t ident)
+{
+	uint64_t now = now_ns();
+	if (!ident)
+		return NULL;
+	if (!tn->refreshed || now - tn->last_ns >= TN_REFRESH_NS) {
+		tn->last_ns = now;
+		tn->nmiss = 0;
+		py_tnames_refresh(tn);
+	}
+	const char *name = lookup(tn, ident);
+	if (name)
+		return name;
+	/* A thread new since the last read: read again, once per ident per
+	 * period, so a thread threading does not know costs nothing more. */
+	for (uint32_t i = 0; i < tn->nmiss; i++)
+		if (tn->miss[i] == ident)
+			return NULL;
+	if (tn->nmiss >= TN_MISS_MAX)
+		return NULL;
+	py_tnames_refresh(tn);
+	name = lookup(tn, ident);
+	if (!name)
+		tn->miss[tn->nmiss++] = ident;
+	return name;
+}
