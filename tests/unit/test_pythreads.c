@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check_main.h"
@@ -201,7 +202,7 @@ static uint64_t build_interp(int nthreads, const uint64_t *idents, const char *c
 	uint64_t modules = mkdict_of(2, sk, sv, 1);
 	uint64_t interp = alloc((size_t)L->interp_modules + 8, 0);
 	put64(interp + (uint64_t)L->interp_modules, modules);
-	uint64_t rt = alloc(64, 0);
+	uint64_t rt = alloc((size_t)(L->runtime_interp_head > 0 ? L->runtime_interp_head : 0) + 8, 0);
 	if (L->runtime_interp_head >= 0) {
 		pi.runtime = rt;
 		put64(rt + (uint64_t)L->runtime_interp_head, interp);
@@ -212,6 +213,28 @@ static uint64_t build_interp(int nthreads, const uint64_t *idents, const char *c
 	return active;
 }
 
+/* CGPROF_PYTHREADS_SEEDS=DIR: each image also becomes a seed of
+ * tests/fuzz/fuzz_pythreads.c, in its input format (the arena is its
+ * region 0). */
+static void write_seed(unsigned row, uint64_t ident)
+{
+	const char *dir = getenv("CGPROF_PYTHREADS_SEEDS");
+	char path[512];
+	if (!dir)
+		return;
+	uint64_t rt = pi.runtime ? pi.runtime : pi.interp_head_var;
+	snprintf(path, sizeof(path), "%s/py3%02d-threading-active", dir, L->minor);
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	uint8_t head[14] = {(uint8_t)row, 1, (uint8_t)(rt - ARENA), (uint8_t)((rt - ARENA) >> 8)};
+	memcpy(head + 4, &ident, 8);
+	head[12] = (uint8_t)used;
+	head[13] = (uint8_t)(used >> 8);
+	ck_assert_uint_eq(fwrite(head, 1, sizeof(head), f), sizeof(head));
+	ck_assert_uint_eq(fwrite(arena, 1, used, f), used);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
 START_TEST(names_from_threading_every_layout)
 {
 	for (unsigned i = 0; i < py_layouts_len; i++) {
@@ -219,6 +242,7 @@ START_TEST(names_from_threading_every_layout)
 		static const uint64_t idents[] = {0x7f12345678c0ULL, 0x7f1234ffe6c0ULL};
 		static const char *const names[] = {"MainThread", "CustomThreadName-0"};
 		uint64_t active = build_interp(2, idents, names);
+		write_seed(i, idents[1]);
 		struct py_tnames *tn;
 		ck_assert_int_eq(py_tnames_new(&pi, &tn), 0);
 		ck_assert_msg(py_tnames_refresh(tn) == 2, "3.%d", L->minor);
