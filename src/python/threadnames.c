@@ -26,8 +26,10 @@ struct py_tnames {
 	uint64_t last_ns;
 	bool refreshed;
 	uint32_t n, nmiss;
-	struct tn_entry e[PY_TNAMES_MAX];
-	struct tn_entry fresh[PY_TNAMES_MAX]; /* the read in progress */
+	/* PY_TNAMES_MAX each, allocated at the first read (a sampler made
+	 * and closed without sampling costs nothing): the names in force,
+	 * and the read in progress */
+	struct tn_entry *e, *fresh;
 	uint64_t miss[TN_MISS_MAX];
 };
 
@@ -50,6 +52,10 @@ int py_tnames_new(const struct py_interp *pi, struct py_tnames **out)
 
 void py_tnames_free(struct py_tnames *tn)
 {
+	if (!tn)
+		return;
+	free(tn->e);
+	free(tn->fresh);
 	free(tn);
 }
 
@@ -136,10 +142,21 @@ static int add_thread(uint64_t key, uint64_t value, void *arg)
 
 int py_tnames_refresh(struct py_tnames *tn)
 {
-	struct tn_fill f = {tn, tn->fresh, 0};
+	struct tn_fill f = {tn, NULL, 0};
 	int r;
 
 	tn->refreshed = true;
+	if (!tn->e) {
+		tn->e = calloc(PY_TNAMES_MAX, sizeof(*tn->e));
+		tn->fresh = calloc(PY_TNAMES_MAX, sizeof(*tn->fresh));
+		if (!tn->e || !tn->fresh) {
+			free(tn->e);
+			free(tn->fresh);
+			tn->e = tn->fresh = NULL;
+			return -ENOMEM;
+		}
+	}
+	f.e = tn->fresh;
 	/* The registry is made once, when threading is imported: a cached
 	 * address is used again while it still reads as a dict. */
 	r = tn->active ? py_dict_scan(tn->pi, tn->active, add_thread, &f) : -ENOENT;
@@ -158,7 +175,9 @@ int py_tnames_refresh(struct py_tnames *tn)
 			tn->n = 0;
 		return r;
 	}
-	memcpy(tn->e, f.e, f.n * sizeof(*f.e));
+	f.e = tn->e; /* the new read is now the one in force */
+	tn->e = tn->fresh;
+	tn->fresh = f.e;
 	tn->n = f.n;
 	return (int)f.n;
 }
