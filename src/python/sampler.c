@@ -117,59 +117,7 @@ static bool py_refcnt_live(const uint8_t *hdr, size_t len)
  * compact strings exist for names and paths of code objects. */
 static int py_read_str(struct py_sampler *s, uint64_t addr, char *out, size_t n)
 {
-	const struct py_layout *L = &s->pi.L;
-	uint8_t hdr[128];
-	size_t hlen = (size_t)L->unicode_compact_size;
-	if (!addr || hlen > sizeof(hdr))
-		return -EFAULT;
-	int r = target_read(s->pi.t, addr, hdr, hlen);
-	if (r)
-		return r;
-	int64_t len = (int64_t)rd64(hdr, hlen, L->unicode_length);
-	uint32_t state = (uint32_t)rd32(hdr, hlen, L->unicode_state);
-	unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
-	if (len < 0 || len > PY_STR_MAX || !compact || (kind != 1 && kind != 2 && kind != 4) ||
-	    !py_refcnt_live(hdr, hlen))
-		return -EINVAL;
-	uint64_t data = addr + (uint64_t)(ascii ? L->unicode_ascii_size : L->unicode_compact_size);
-	uint8_t raw[PY_STR_MAX * 4];
-	r = target_read(s->pi.t, data, raw, (size_t)len * kind);
-	if (r)
-		return r;
-	size_t o = 0;
-	for (int64_t i = 0; i < len; i++) {
-		uint32_t c = kind == 1 ? raw[i] : kind == 2 ? ((uint16_t *)(void *)raw)[i]
-							    : ((uint32_t *)(void *)raw)[i];
-		char enc[4];
-		size_t el;
-		if (c < 0x80) {
-			enc[0] = (char)c;
-			el = 1;
-		} else if (c < 0x800) {
-			enc[0] = (char)(0xc0 | (c >> 6));
-			enc[1] = (char)(0x80 | (c & 63));
-			el = 2;
-		} else if (c < 0x10000) {
-			enc[0] = (char)(0xe0 | (c >> 12));
-			enc[1] = (char)(0x80 | ((c >> 6) & 63));
-			enc[2] = (char)(0x80 | (c & 63));
-			el = 3;
-		} else if (c < 0x110000) {
-			enc[0] = (char)(0xf0 | (c >> 18));
-			enc[1] = (char)(0x80 | ((c >> 12) & 63));
-			enc[2] = (char)(0x80 | ((c >> 6) & 63));
-			enc[3] = (char)(0x80 | (c & 63));
-			el = 4;
-		} else {
-			return -EINVAL;
-		}
-		if (o + el + 1 > n)
-			break;
-		memcpy(out + o, enc, el);
-		o += el;
-	}
-	out[o] = '\0';
-	return 0;
+	return py_str_read(&s->pi, addr, out, n);
 }
 
 static int py_read_bytes(struct py_sampler *s, uint64_t addr, uint8_t **out, uint32_t *len)
