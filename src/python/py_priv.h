@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cgprof/sample.h"
 #include "cgprof/util.h"
@@ -100,6 +101,9 @@ void py_tnames_free(struct py_tnames *tn);
  * name). Reads the registry again at most once a second, or when an
  * ident never seen since the last read appears. */
 const char *py_tnames_get(struct py_tnames *tn, uint64_t ident);
+/* The name for a sample into out: the interpreter's name of thread
+ * ident, else the OS name of tid cut to valid UTF-8, else "". */
+void py_tnames_name(struct py_tnames *tn, uint64_t ident, pid_t tid, char *out, size_t n);
 /* Read the registry now: the number of names known, or negative. */
 int py_tnames_refresh(struct py_tnames *tn);
 

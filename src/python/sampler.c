@@ -2,7 +2,6 @@
  * target's memory, names each frame from its (cached) code object, and
  * reports one cg_sample per thread. All target memory is untrusted. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -788,12 +787,8 @@ static void sample_thread(struct py_sampler *s, uint64_t ts, pid_t tid, uint64_t
 		return;
 	/* The program's own name for the thread wins over the OS one (which
 	 * 3.14+ also set, cut to 15 bytes). */
-	char tname[PY_TNAME_MAX] = "";
-	const char *pyname = py_tnames_get(s->tnames, ident);
-	if (pyname)
-		snprintf(tname, sizeof(tname), "%s", pyname);
-	else if (tid > 0)
-		target_thread_name(s->pi.t, tid, tname, sizeof(tname));
+	char tname[PY_TNAME_MAX];
+	py_tnames_name(s->tnames, ident, tid, tname, sizeof(tname));
 	struct cg_sample smp = {
 		.pid = target_pid(s->pi.t),
 		.tid = tid,

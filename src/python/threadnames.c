@@ -1,6 +1,7 @@
 /* Python thread names as the program knows them: the threading module's
  * registry of live threads (threading._active), cached by thread ident. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,10 @@
 
 #define TN_REFRESH_NS 1000000000ULL /* read the registry at most this often */
 #define TN_MISS_MAX 64              /* idents without a name, per period */
+/* An ident the registry did not have reads it again after 10 ms, then
+ * 20, 40... (a thread is sampled before threading registers it; one
+ * threading never knows costs a few reads, then the periodic one). */
+#define TN_RETRY_NS 10000000ULL
 
 struct tn_entry {
 	uint64_t ident;
@@ -30,7 +35,10 @@ struct py_tnames {
 	 * and closed without sampling costs nothing): the names in force,
 	 * and the read in progress */
 	struct tn_entry *e, *fresh;
-	uint64_t miss[TN_MISS_MAX];
+	struct {
+		uint64_t ident, at; /* when the registry last lacked it */
+		unsigned tries;
+	} miss[TN_MISS_MAX];
 };
 
 static uint64_t now_ns(void)
@@ -203,16 +211,52 @@ const char *py_tnames_get(struct py_tnames *tn, uint64_t ident)
 	const char *name = lookup(tn, ident);
 	if (name)
 		return name;
-	/* A thread new since the last read: read again, once per ident per
-	 * period, so a thread threading does not know costs nothing more. */
-	for (uint32_t i = 0; i < tn->nmiss; i++)
-		if (tn->miss[i] == ident)
+	/* A thread new since the last read: read again, backing off per
+	 * ident, so a thread threading does not know costs little. */
+	uint32_t i;
+	for (i = 0; i < tn->nmiss && tn->miss[i].ident != ident; i++)
+		;
+	if (i == tn->nmiss) {
+		if (tn->nmiss >= TN_MISS_MAX)
 			return NULL;
-	if (tn->nmiss >= TN_MISS_MAX)
+		tn->miss[tn->nmiss++] = (__typeof__(tn->miss[0])){ident, 0, 0};
+	} else if (now - tn->miss[i].at < (TN_RETRY_NS << tn->miss[i].tries)) {
 		return NULL;
+	}
 	py_tnames_refresh(tn);
-	name = lookup(tn, ident);
-	if (!name)
-		tn->miss[tn->nmiss++] = ident;
-	return name;
+	tn->miss[i].at = now;
+	if (tn->miss[i].tries < 7)
+		tn->miss[i].tries++;
+	return lookup(tn, ident);
+}
+
+/* Cut s at its first byte that does not continue valid UTF-8 (the OS
+ * keeps 15 bytes of a name, which may end inside a character). */
+static void utf8_trim(char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (p[i]) {
+		size_t len = p[i] < 0x80 ? 1 : (p[i] & 0xe0) == 0xc0 ? 2 : (p[i] & 0xf0) == 0xe0 ? 3
+				: (p[i] & 0xf8) == 0xf0 ? 4 : 0;
+		size_t k = 1;
+		while (len && k < len && (p[i + k] & 0xc0) == 0x80)
+			k++;
+		if (!len || k < len)
+			break;
+		i += len;
+	}
+	s[i] = '\0';
+}
+
+void py_tnames_name(struct py_tnames *tn, uint64_t ident, pid_t tid, char *out, size_t n)
+{
+	const char *name = py_tnames_get(tn, ident);
+	if (!n)
+		return;
+	out[0] = '\0';
+	if (name)
+		snprintf(out, n, "%s", name);
+	else if (tid > 0 && target_thread_name(tn->pi->t, tid, out, n) == 0)
+		utf8_trim(out);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check_main.h"
 #include "cgprof/log.h"
@@ -165,6 +166,7 @@ static uint64_t mkthread(uint64_t cls, uint64_t ident, const char *name)
 
 static struct py_interp pi;
 static struct target *tgt;
+static uint64_t ident_objs[4]; /* the int keys of _active */
 
 static void setup_row(const struct py_layout *row)
 {
@@ -188,7 +190,7 @@ static uint64_t build_interp(int nthreads, const uint64_t *idents, const char *c
 	uint64_t cls = obj(T_OTHER, 1024, 0);
 	uint64_t ks[4], vs[4];
 	for (int i = 0; i < nthreads; i++) {
-		ks[i] = mklong(idents[i]);
+		ks[i] = ident_objs[i] = mklong(idents[i]);
 		vs[i] = mkthread(cls, idents[i], names[i]);
 	}
 	uint64_t active = mkdict_of(nthreads, ks, vs, 0);
@@ -256,6 +258,31 @@ START_TEST(names_from_threading_every_layout)
 		py_tnames_free(tn);
 		target_close(tgt);
 	}
+}
+END_TEST
+
+/* A thread the registry lacked when first asked about is looked up again
+ * soon (it registers itself after it starts running), not only at the
+ * next periodic read. */
+START_TEST(new_thread_is_named_soon)
+{
+	static const uint64_t idents[] = {0x7f00000010c0ULL, 0x7f00000020c0ULL};
+	static const char *const names[] = {"MainThread", "late-registered"};
+	const uint64_t later = 0x7f00000030c0ULL;
+	setup_row(py_layout_find(3, 12));
+	build_interp(2, idents, names);
+	struct py_tnames *tn;
+	ck_assert_int_eq(py_tnames_new(&pi, &tn), 0);
+	ck_assert_str_eq(py_tnames_get(tn, idents[0]), "MainThread");
+	ck_assert_ptr_null(py_tnames_get(tn, later));
+	/* the thread registers: its int key now says `later` */
+	uint64_t o = mklong(later);
+	memcpy(arena + (ident_objs[1] - ARENA), arena + (o - ARENA), (size_t)L->long_digit + 16);
+	struct timespec ts = {0, 30 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	ck_assert_str_eq(py_tnames_get(tn, later), "late-registered");
+	py_tnames_free(tn);
+	target_close(tgt);
 }
 END_TEST
 
@@ -342,6 +369,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("pythreads");
 	TCase *tc = tcase_create("objects");
 	tcase_add_test(tc, names_from_threading_every_layout);
+	tcase_add_test(tc, new_thread_is_named_soon);
 	tcase_add_test(tc, long_reader);
 	tcase_add_test(tc, dict_reader);
 	suite_add_tcase(s, tc);
