@@ -50,10 +50,10 @@
 	PY_FIELD(bytes_sval, bytes_object.ob_sval)                           \
 	PY_FIELD(interp_modules, interpreter_state.imports_modules)          \
 	PY_FIELD(object_type, pyobject.ob_type)                              \
-	PY_FIELD(type_basicsize, NONE)                                       \
-	PY_FIELD(type_dictoffset, NONE)                                      \
+	PY_FIELD(type_basicsize, type_object.tp_basicsize)                   \
+	PY_FIELD(type_dictoffset, type_object.tp_dictoffset)                 \
 	PY_FIELD(type_flags, type_object.tp_flags)                           \
-	PY_FIELD(heaptype_cached_keys, NONE)                                 \
+	PY_FIELD(heaptype_cached_keys, heap_type_object.ht_cached_keys)      \
 	PY_FIELD(tpflag_managed_dict, NONE)                                  \
 	PY_FIELD(tpflag_inline_values, NONE)                                 \
 	PY_FIELD(managed_dict_before, NONE)                                  \
