@@ -193,7 +193,9 @@ int py_long_read(const struct py_interp *pi, uint64_t addr, uint64_t *val)
 		unsigned at = (unsigned)(shift * i);
 		if (d >> shift)
 			return -EINVAL; /* not a digit */
-		if (d && (at >= 64 || (at && ((uint64_t)d >> (64 - at)))))
+		if (!d)
+			continue; /* (a zero top digit is not normal, but no harm) */
+		if (at >= 64 || (at && ((uint64_t)d >> (64 - at))))
 			return -ERANGE;
 		v |= (uint64_t)d << at;
 	}

@@ -305,6 +305,12 @@ START_TEST(long_reader)
 	o = mklong(UINT64_MAX);
 	put32(o + (uint64_t)L->long_digit + 8, 0x1f); /* 2^64 and up */
 	ck_assert_int_eq(py_long_read(&pi, o, &v), -ERANGE);
+	/* four digits, the top ones zero (found by fuzz_pythreads: a shift
+	 * of 90 bits) */
+	o = mklong(5);
+	put64(o + (uint64_t)L->long_size, 4);
+	ck_assert_int_eq(py_long_read(&pi, o, &v), 0);
+	ck_assert_uint_eq(v, 5);
 	o = mklong(5);
 	put64(o + (uint64_t)L->object_type, T_STR);
 	ck_assert_int_eq(py_long_read(&pi, o, &v), -EINVAL);
