@@ -48,6 +48,42 @@ COMMON = {
     "unicode_compact_size": "sizeof(PyCompactUnicodeObject)",
     "bytes_size": "offsetof(PyBytesObject, ob_base.ob_size)",
     "bytes_sval": "offsetof(PyBytesObject, ob_sval)",
+    "object_type": "offsetof(PyObject, ob_type)",
+    "type_basicsize": "offsetof(PyTypeObject, tp_basicsize)",
+    "type_dictoffset": "offsetof(PyTypeObject, tp_dictoffset)",
+    "type_flags": "offsetof(PyTypeObject, tp_flags)",
+    "heaptype_cached_keys": "offsetof(PyHeapTypeObject, ht_cached_keys)",
+    "dict_keys": "offsetof(PyDictObject, ma_keys)",
+    "dict_values": "offsetof(PyDictObject, ma_values)",
+    "long_digit_size": "sizeof(digit)",
+    "long_shift": "PyLong_SHIFT",
+}
+# 3.6 - 3.10 keep PyDictKeysObject in Objects/dict-common.h, which is not
+# installed: its members are Py_ssize_t dk_refcnt, dk_size, a lookup
+# function pointer, dk_usable, dk_nentries, then dk_indices; an entry is
+# {hash, key, value}; split values are a plain array.
+OLD_OBJECTS = {
+    "interp_modules": "offsetof(PyInterpreterState, modules)",
+    "module_dict": "sizeof(PyObject)",  # md_dict follows the header
+    "dictkeys_size": "sizeof(Py_ssize_t)",
+    "dictkeys_nentries": "4 * sizeof(Py_ssize_t)",
+    "dictkeys_indices": "5 * sizeof(Py_ssize_t)",
+    "dict_entry_size": "3 * sizeof(void *)",
+    "dictvalues_values": "0",
+    "long_size": "offsetof(PyVarObject, ob_size)",
+    "long_digit": "offsetof(PyLongObject, ob_digit)",
+}
+NEW_DICT = {  # 3.11+: pycore_dict.h
+    "module_dict": "offsetof(PyModuleObject, md_dict)",
+    "dictkeys_log2_size": "offsetof(PyDictKeysObject, dk_log2_size)",
+    "dictkeys_log2_index_bytes": "offsetof(PyDictKeysObject, dk_log2_index_bytes)",
+    "dictkeys_kind": "offsetof(PyDictKeysObject, dk_kind)",
+    "dictkeys_nentries": "offsetof(PyDictKeysObject, dk_nentries)",
+    "dictkeys_indices": "offsetof(PyDictKeysObject, dk_indices)",
+    "dict_entry_size": "sizeof(PyDictKeyEntry)",
+    "dict_unicode_entry_size": "sizeof(PyDictUnicodeEntry)",
+    "dictvalues_values": "offsetof(PyDictValues, values)",
+    "tpflag_managed_dict": "Py_TPFLAGS_MANAGED_DICT",
 }
 OLD_FRAMES = {  # 3.6 - 3.10: PyFrameObject chain
     "tstate_frame": "offsetof(PyThreadState, frame)",
@@ -92,30 +128,59 @@ def merged(*parts):
     return out
 
 
+# Instance attributes: 3.11 keeps the dict and the values pointers before
+# the object, 3.12 one word that is either (the values pointer less 1),
+# 3.13+ the dict before it and the values inline after tp_basicsize.
+OBJ311 = merged(NEW_DICT, {
+    "interp_modules": "offsetof(PyInterpreterState, modules)",
+    "long_size": "offsetof(PyLongObject, ob_base.ob_size)",
+    "long_digit": "offsetof(PyLongObject, ob_digit)",
+    "managed_dict_before": "3 * sizeof(PyObject *)",
+    "managed_values_before": "4 * sizeof(PyObject *)",
+})
+OBJ312 = merged(NEW_DICT, {
+    "interp_modules": "offsetof(PyInterpreterState, imports.modules)",
+    "long_lv_tag": "offsetof(PyLongObject, long_value.lv_tag)",
+    "long_digit": "offsetof(PyLongObject, long_value.ob_digit)",
+    "managed_dict_before": "3 * sizeof(PyObject *)",
+    "managed_values_tag": "1",
+})
+OBJ313 = merged(NEW_DICT, {
+    "interp_modules": "offsetof(PyInterpreterState, imports.modules)",
+    "long_lv_tag": "offsetof(PyLongObject, long_value.lv_tag)",
+    "long_digit": "offsetof(PyLongObject, long_value.ob_digit)",
+    "managed_dict_before": "-MANAGED_DICT_OFFSET",
+    "tpflag_inline_values": "Py_TPFLAGS_INLINE_VALUES",
+})
+MODULE310 = {"module_dict": "offsetof(PyModuleObject, md_dict)"}
+
 VERSIONS = {
-    (3, 6): merged(OLD_FRAMES, LNOTAB),
-    (3, 7): merged(OLD_FRAMES, LNOTAB, RUNTIME),
-    (3, 8): merged(OLD_FRAMES, LNOTAB, RUNTIME),
-    (3, 9): merged(OLD_FRAMES, LNOTAB, RUNTIME),
-    (3, 10): merged(OLD_FRAMES, RUNTIME,
+    (3, 6): merged(OLD_FRAMES, LNOTAB, OLD_OBJECTS),
+    (3, 7): merged(OLD_FRAMES, LNOTAB, RUNTIME, OLD_OBJECTS),
+    (3, 8): merged(OLD_FRAMES, LNOTAB, RUNTIME, OLD_OBJECTS),
+    (3, 9): merged(OLD_FRAMES, LNOTAB, RUNTIME, OLD_OBJECTS),
+    (3, 10): merged(OLD_FRAMES, RUNTIME, OLD_OBJECTS, MODULE310,
                     {"code_linetable": "offsetof(PyCodeObject, co_linetable)"}),
-    (3, 11): merged(NEW_FRAMES, CFRAME,
+    (3, 11): merged(NEW_FRAMES, CFRAME, OBJ311,
                     {"frame_is_entry": "offsetof(_PyInterpreterFrame, is_entry)"}),
-    (3, 12): merged(NEW_FRAMES, CFRAME),
-    (3, 13): merged(NEW_FRAMES, CURRENT_FRAME),
-    (3, 14): merged(NEW_FRAMES, CURRENT_FRAME),
-    (3, 15): merged(NEW_FRAMES, CURRENT_FRAME),
+    (3, 12): merged(NEW_FRAMES, CFRAME, OBJ312),
+    (3, 13): merged(NEW_FRAMES, CURRENT_FRAME, OBJ313),
+    (3, 14): merged(NEW_FRAMES, CURRENT_FRAME, OBJ313),
+    (3, 15): merged(NEW_FRAMES, CURRENT_FRAME, OBJ313),
 }
 
 INTERNAL = {
-    (3, 6): ["frameobject.h"],
-    (3, 7): ["frameobject.h", "internal/pystate.h"],
-    (3, 8): ["frameobject.h", "internal/pycore_pystate.h"],
-    (3, 9): ["frameobject.h", "internal/pycore_runtime.h", "internal/pycore_interp.h"],
-    (3, 10): ["frameobject.h", "internal/pycore_runtime.h", "internal/pycore_interp.h"],
+    (3, 6): ["frameobject.h", "longintrepr.h"],
+    (3, 7): ["frameobject.h", "internal/pystate.h", "longintrepr.h"],
+    (3, 8): ["frameobject.h", "internal/pycore_pystate.h", "longintrepr.h"],
+    (3, 9): ["frameobject.h", "internal/pycore_runtime.h", "internal/pycore_interp.h",
+             "longintrepr.h"],
+    (3, 10): ["frameobject.h", "internal/pycore_runtime.h", "internal/pycore_interp.h",
+              "longintrepr.h", "internal/pycore_moduleobject.h"],
 }
 NEW_INTERNAL = ["internal/pycore_runtime.h", "internal/pycore_interp.h",
-                "internal/pycore_frame.h"]
+                "internal/pycore_frame.h", "internal/pycore_dict.h",
+                "internal/pycore_moduleobject.h", "internal/pycore_object.h"]
 
 
 def find_headers():

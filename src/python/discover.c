@@ -20,10 +20,15 @@ enum {
 	SYM_INTERP_HEAD,     /* 3.6: static, .symtab only */
 	SYM_TSTATE_CURRENT,  /* 3.6: _PyThreadState_Current */
 	SYM_PYCODE_TYPE,
+	SYM_PYDICT_TYPE,     /* the object readers check ob_type against these */
+	SYM_PYMODULE_TYPE,
+	SYM_PYLONG_TYPE,
+	SYM_PYUNICODE_TYPE,
 	SYM__COUNT
 };
 static const char *const sym_names[SYM__COUNT] = {
-	"_PyRuntime", "Py_Version", "interp_head", "_PyThreadState_Current", "PyCode_Type",
+	"_PyRuntime",  "Py_Version",	"interp_head", "_PyThreadState_Current", "PyCode_Type",
+	"PyDict_Type", "PyModule_Type", "PyLong_Type", "PyUnicode_Type",
 };
 
 /* Symbols of one ELF file: st_value of each wanted name (0 if absent), and
@@ -246,6 +251,10 @@ int py_discover(struct target *t, struct py_interp *pi)
 	pi->interp_head_var = sym[SYM_INTERP_HEAD] ? bias + sym[SYM_INTERP_HEAD] : 0;
 	pi->tstate_current = sym[SYM_TSTATE_CURRENT] ? bias + sym[SYM_TSTATE_CURRENT] : 0;
 	pi->pycode_type = sym[SYM_PYCODE_TYPE] ? bias + sym[SYM_PYCODE_TYPE] : 0;
+	pi->types.dict = sym[SYM_PYDICT_TYPE] ? bias + sym[SYM_PYDICT_TYPE] : 0;
+	pi->types.module = sym[SYM_PYMODULE_TYPE] ? bias + sym[SYM_PYMODULE_TYPE] : 0;
+	pi->types.integer = sym[SYM_PYLONG_TYPE] ? bias + sym[SYM_PYLONG_TYPE] : 0;
+	pi->types.str = sym[SYM_PYUNICODE_TYPE] ? bias + sym[SYM_PYUNICODE_TYPE] : 0;
 
 	r = py_layout_for_target(pi, t);
 	if (r)

@@ -6,6 +6,11 @@
  * offset or size, -1 where a version has no such field); debug is the
  * member of _Py_DebugOffsets (3.13+) that holds it, or NONE where the
  * target does not describe it and the generated row is used. The
+ * fields from interp_modules on are what the thread-name reader
+ * (threadnames.c) follows: sys.modules, dicts, ints, instance attributes;
+ * the *_before ones are bytes before an object, the tp* ones flag bits,
+ * managed_values_tag what 3.12 takes off the values pointer it keeps
+ * in its dict-or-values word (setting bit 0, which a dict lacks). The
  * generator reads this file as text: keep one PY_FIELD per line. */
 #ifndef CGPROF_PY_LAYOUT_FIELDS_H
 #define CGPROF_PY_LAYOUT_FIELDS_H
@@ -42,6 +47,34 @@
 	PY_FIELD(unicode_ascii_size, unicode_object.asciiobject_size)        \
 	PY_FIELD(unicode_compact_size, unicode_object.compactunicodeobject_size) \
 	PY_FIELD(bytes_size, bytes_object.ob_size)                           \
-	PY_FIELD(bytes_sval, bytes_object.ob_sval)
+	PY_FIELD(bytes_sval, bytes_object.ob_sval)                           \
+	PY_FIELD(interp_modules, interpreter_state.imports_modules)          \
+	PY_FIELD(object_type, pyobject.ob_type)                              \
+	PY_FIELD(type_basicsize, type_object.tp_basicsize)                   \
+	PY_FIELD(type_dictoffset, type_object.tp_dictoffset)                 \
+	PY_FIELD(type_flags, type_object.tp_flags)                           \
+	PY_FIELD(heaptype_cached_keys, heap_type_object.ht_cached_keys)      \
+	PY_FIELD(tpflag_managed_dict, NONE)                                  \
+	PY_FIELD(tpflag_inline_values, NONE)                                 \
+	PY_FIELD(managed_dict_before, NONE)                                  \
+	PY_FIELD(managed_values_before, NONE)                                \
+	PY_FIELD(managed_values_tag, NONE)                                   \
+	PY_FIELD(module_dict, NONE)                                          \
+	PY_FIELD(dict_keys, dict_object.ma_keys)                             \
+	PY_FIELD(dict_values, dict_object.ma_values)                         \
+	PY_FIELD(dictkeys_size, NONE)                                        \
+	PY_FIELD(dictkeys_log2_size, NONE)                                   \
+	PY_FIELD(dictkeys_log2_index_bytes, NONE)                            \
+	PY_FIELD(dictkeys_kind, NONE)                                        \
+	PY_FIELD(dictkeys_nentries, NONE)                                    \
+	PY_FIELD(dictkeys_indices, NONE)                                     \
+	PY_FIELD(dict_entry_size, NONE)                                      \
+	PY_FIELD(dict_unicode_entry_size, NONE)                              \
+	PY_FIELD(dictvalues_values, NONE)                                    \
+	PY_FIELD(long_size, NONE)                                            \
+	PY_FIELD(long_lv_tag, long_object.lv_tag)                            \
+	PY_FIELD(long_digit, long_object.ob_digit)                           \
+	PY_FIELD(long_digit_size, NONE)                                      \
+	PY_FIELD(long_shift, NONE)
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cgprof/sample.h"
 #include "cgprof/util.h"
@@ -23,6 +24,12 @@ struct py_raw_frame {
 	uint64_t frame; /* the frame's address (asyncio: a task's own frame) */
 };
 
+/* Addresses of the interpreter's own type objects, to check what an
+ * object claims to be (0: the symbol was not found, the check is off). */
+struct py_types {
+	uint64_t dict, module, integer, str;
+};
+
 struct py_interp {
 	struct target *t;
 	int major, minor, micro;
@@ -35,6 +42,7 @@ struct py_interp {
 	uint64_t interp_head_var; /* &interp_head (3.6) */
 	uint64_t tstate_current;  /* &_PyThreadState_Current (3.6) */
 	uint64_t pycode_type;     /* &PyCode_Type */
+	struct py_types types;
 };
 
 /* 0 when CPython is present and initialised (pi filled); -ENOENT when not
@@ -115,5 +123,50 @@ void py_async_sample_suspended(struct py_async *a, cg_sample_fn fn, void *arg,
 			       struct cg_sample_stats *st);
 /* Every task (running ones with the stack of their thread), for dump. */
 int py_async_tasks(struct py_async *a, cg_task_fn fn, void *arg);
+
+/* objects.c: reading a few kinds of Python object out of the target.
+ * Everything read is untrusted: types are checked against pi->types,
+ * lengths and loops bounded. 0 or negative: -EFAULT unreadable, -EINVAL
+ * not what it should be, -ENOENT no such key. */
+
+/* The str at addr as UTF-8 in out (NUL-terminated, cut at n-1 bytes). */
+int py_str_read(const struct py_interp *pi, uint64_t addr, char *out, size_t n);
+/* 0 when the str at addr is exactly the ASCII string want (one read). */
+int py_str_eq(const struct py_interp *pi, uint64_t addr, const char *want);
+/* A non-negative int that fits in 64 bits. */
+int py_long_read(const struct py_interp *pi, uint64_t addr, uint64_t *val);
+/* Call fn(key, value, arg) for each live item of the dict at addr (at
+ * most PY_DICT_MAX_ITEMS); fn returns 0 to go on, else the scan stops
+ * and returns that. */
+#define PY_DICT_MAX_ITEMS 65536
+typedef int (*py_dict_item_fn)(uint64_t key, uint64_t value, void *arg);
+int py_dict_scan(const struct py_interp *pi, uint64_t dict, py_dict_item_fn fn, void *arg);
+/* The value for str key `key` in the dict at addr. *hint, if not NULL
+ * and set, is the address of an interned copy of the key, compared
+ * before any string is read; on success it is set to the key found. */
+int py_dict_get_str(const struct py_interp *pi, uint64_t dict, const char *key, uint64_t *hint,
+		    uint64_t *val);
+/* The instance attribute `name` of the object at obj, wherever this
+ * version keeps it (a __dict__, or values shared with the type's keys). */
+int py_attr_get(const struct py_interp *pi, uint64_t obj, const char *name, uint64_t *hint,
+		uint64_t *val);
+
+/* threadnames.c: Python thread names from threading._active, cached by
+ * thread ident (the pthread_t in PyThreadState.thread_id). */
+#define PY_TNAME_MAX 128
+#define PY_TNAMES_MAX 1024
+struct py_tnames;
+/* pi must outlive the reader. 0 or -ENOMEM. */
+int py_tnames_new(const struct py_interp *pi, struct py_tnames **out);
+void py_tnames_free(struct py_tnames *tn);
+/* The interpreter's name of thread ident, or NULL (fall back to the OS
+ * name). Reads the registry again at most once a second, or when an
+ * ident never seen since the last read appears. */
+const char *py_tnames_get(struct py_tnames *tn, uint64_t ident);
+/* The name for a sample into out: the interpreter's name of thread
+ * ident, else the OS name of tid cut to valid UTF-8, else "". */
+void py_tnames_name(struct py_tnames *tn, uint64_t ident, pid_t tid, char *out, size_t n);
+/* Read the registry now: the number of names known, or negative. */
+int py_tnames_refresh(struct py_tnames *tn);
 
 #endif

@@ -69,6 +69,7 @@ struct py_sampler {
 	bool *entry;
 	struct cg_frame *merged;
 	struct py_async *async;    /* --async on 3.14+ */
+	struct py_tnames *tnames; /* thread names from threading */
 };
 
 static size_t max_off(const int32_t *offs, size_t n)
@@ -111,59 +112,7 @@ static bool py_refcnt_live(const uint8_t *hdr, size_t len)
  * compact strings exist for names and paths of code objects. */
 static int py_read_str(struct py_sampler *s, uint64_t addr, char *out, size_t n)
 {
-	const struct py_layout *L = &s->pi.L;
-	uint8_t hdr[128];
-	size_t hlen = (size_t)L->unicode_compact_size;
-	if (!addr || hlen > sizeof(hdr))
-		return -EFAULT;
-	int r = target_read(s->pi.t, addr, hdr, hlen);
-	if (r)
-		return r;
-	int64_t len = (int64_t)rd64(hdr, hlen, L->unicode_length);
-	uint32_t state = (uint32_t)rd32(hdr, hlen, L->unicode_state);
-	unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
-	if (len < 0 || len > PY_STR_MAX || !compact || (kind != 1 && kind != 2 && kind != 4) ||
-	    !py_refcnt_live(hdr, hlen))
-		return -EINVAL;
-	uint64_t data = addr + (uint64_t)(ascii ? L->unicode_ascii_size : L->unicode_compact_size);
-	uint8_t raw[PY_STR_MAX * 4];
-	r = target_read(s->pi.t, data, raw, (size_t)len * kind);
-	if (r)
-		return r;
-	size_t o = 0;
-	for (int64_t i = 0; i < len; i++) {
-		uint32_t c = kind == 1 ? raw[i] : kind == 2 ? ((uint16_t *)(void *)raw)[i]
-							    : ((uint32_t *)(void *)raw)[i];
-		char enc[4];
-		size_t el;
-		if (c < 0x80) {
-			enc[0] = (char)c;
-			el = 1;
-		} else if (c < 0x800) {
-			enc[0] = (char)(0xc0 | (c >> 6));
-			enc[1] = (char)(0x80 | (c & 63));
-			el = 2;
-		} else if (c < 0x10000) {
-			enc[0] = (char)(0xe0 | (c >> 12));
-			enc[1] = (char)(0x80 | ((c >> 6) & 63));
-			enc[2] = (char)(0x80 | (c & 63));
-			el = 3;
-		} else if (c < 0x110000) {
-			enc[0] = (char)(0xf0 | (c >> 18));
-			enc[1] = (char)(0x80 | ((c >> 12) & 63));
-			enc[2] = (char)(0x80 | ((c >> 6) & 63));
-			enc[3] = (char)(0x80 | (c & 63));
-			el = 4;
-		} else {
-			return -EINVAL;
-		}
-		if (o + el + 1 > n)
-			break;
-		memcpy(out + o, enc, el);
-		o += el;
-	}
-	out[o] = '\0';
-	return 0;
+	return py_str_read(&s->pi, addr, out, n);
 }
 
 static int py_read_bytes(struct py_sampler *s, uint64_t addr, uint8_t **out, uint32_t *len)
@@ -664,6 +613,9 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	s->chain_back = calloc(s->chain_cap, sizeof(*s->chain_back));
 	s->chain_code = calloc(s->chain_cap, sizeof(*s->chain_code));
 	cg_map_init(&s->code_idx);
+	r = py_tnames_new(&s->pi, &s->tnames);
+	if (r)
+		goto fail;
 	s->pthread_tid_off = s->pi.L.tstate_native_thread_id >= 0 ? -2 : -1;
 	const struct py_layout *L = &s->pi.L;
 	int32_t fo[] = {L->frame_back,	 L->frame_code,	 L->frame_lasti,
@@ -712,6 +664,7 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	*priv = s;
 	return 0;
 fail:
+	py_tnames_free(s->tnames);
 	if (s->nctx)
 		native_close(s->nctx);
 	free(s->nf);
@@ -764,6 +717,7 @@ static void py_close(void *priv)
 	free(s->chain_code);
 	if (s->nctx)
 		native_close(s->nctx);
+	py_tnames_free(s->tnames);
 	free(s->nf);
 	free(s->entry);
 	free(s->merged);
@@ -838,7 +792,7 @@ static int merge_native(struct py_sampler *s, int nf, int nr, uint32_t nn, bool 
 
 /* One thread's sample, whole or not at all, delivered to fn. */
 static void sample_thread(struct py_sampler *s, uint64_t ts, const uint8_t *tw, pid_t tid,
-			  enum target_thread_run run, cg_sample_fn fn, void *arg,
+			  uint64_t ident, enum target_thread_run run, cg_sample_fn fn, void *arg,
 			  struct cg_sample_stats *st)
 {
 	bool truncated = false, ntrunc = false;
@@ -868,9 +822,10 @@ static void sample_thread(struct py_sampler *s, uint64_t ts, const uint8_t *tw, 
 	}
 	if (nf == 0)
 		return;
-	char tname[64] = "";
-	if (tid > 0)
-		target_thread_name(s->pi.t, tid, tname, sizeof(tname));
+	/* The program's own name for the thread wins over the OS one (which
+	 * 3.14+ also set, cut to 15 bytes). */
+	char tname[PY_TNAME_MAX];
+	py_tnames_name(s->tnames, ident, tid, tname, sizeof(tname));
 	struct cg_sample smp = {
 		.pid = target_pid(s->pi.t),
 		.tid = tid,
@@ -941,7 +896,8 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 			seen++;
 			py_async_note_thread(s->async, interp, ts, tid);
 			if (run == TARGET_THREAD_RUNNING || s->o.idle)
-				sample_thread(s, ts, w, tid, run, fn, arg, st);
+				sample_thread(s, ts, w, tid, rd64(w, s->tstate_win, L->tstate_thread_id),
+					      run, fn, arg, st);
 		}
 		ts = next;
 	}

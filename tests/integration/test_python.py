@@ -7,7 +7,12 @@ with the reason.
 The workload measures its own CPU split between alpha() and beta(); the
 profile must agree within 5 percentage points. An idle thread is absent
 without --idle and present with it; the hot loop's line is the reported
-line; a 500-deep recursion appears whole; dump names the frames."""
+line; a 500-deep recursion appears whole; dump names the frames.
+
+Thread names: each thread of threadnames.py burns CPU in a function of
+its own and the workload says which name it gave each; dump, --threads
+roots and speedscope profile names must carry those names (read from
+threading), not the OS name."""
 import json
 import os
 import re
@@ -19,6 +24,7 @@ import cgtest
 from cgtest import WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
 
 SPLIT = os.path.join(WORKLOADS, "python", "split.py")
+TNAMES = os.path.join(WORKLOADS, "python", "threadnames.py")
 HOT_LINE = next(i + 1 for i, l in enumerate(open(SPLIT)) if "HOT-ALPHA" in l)
 PYTHONS = {ver: (label, exe) for label, exe, ver in cgtest.find_pythons()
            if label.startswith(("pyenv", "sid"))}
@@ -119,6 +125,91 @@ class PythonVersionTests:
         self.assertEqual(p.returncode, 0, err)
         truth = json.loads(out.strip().splitlines()[-1])
         self.assertEqual(sorted(truth), ["alpha", "beta", "deep"])
+
+
+def dump_threads(text):
+    """[(tid, name, [frame functions, leaf first])] of a `cgprof dump`."""
+    out = []
+    for m in re.finditer(r'^Thread (\d+) "(.*)" \(\w+\)\n((?:    .*\n?)*)', text, re.M):
+        out.append((int(m.group(1)), m.group(2),
+                    [frame_func(l.strip()) for l in m.group(3).splitlines()]))
+    return out
+
+
+def os_thread_name(pid, tid):
+    with open("/proc/%d/task/%d/comm" % (pid, tid), encoding="utf-8", errors="replace") as f:
+        return f.read().rstrip("\n")
+
+
+class ThreadNameTests:
+    """Mixed into one TestCase per interpreter (see below)."""
+    exe = None
+    label = None
+    sid = False
+
+    def setUp(self):
+        super().setUp()
+        if not self.exe:
+            self.skipTest("%s is not installed%s" % (
+                self.label, "" if not self.sid else " (%s)" % cgtest.sid_missing()))
+
+    def test_dump_prints_interpreter_names(self):
+        p = self.spawn([self.exe, TNAMES, "30"])
+        names = json.loads(self.wait_for_line(p, "{"))
+        time.sleep(0.3)
+        r = cgprof("dump", str(p.pid))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        threads = dump_threads(r.stdout)
+        for func, want in names.items():
+            got = [(tid, name) for tid, name, funcs in threads if func in funcs]
+            self.assertEqual(len(got), 1, "%s: %s\n%s" % (func, got, r.stdout))
+            tid, name = got[0]
+            self.assertEqual(name, want, r.stdout)
+            # the OS knows the thread by another name (python3.x, or on
+            # 3.14+ the first 15 bytes of the original name): the
+            # interpreter's own one won
+            if want != "MainThread":
+                self.assertNotEqual(os_thread_name(p.pid, tid), want)
+        self.assertIn("stopper", [name for _, name, _ in threads])
+        self.assertIsNone(p.poll())
+
+    def profile_names(self, fmt):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p")
+            r = cgprof("run", "-r", "100", "--threads", "-f", fmt, "-o", out, "--",
+                       self.exe, TNAMES, "2.5", timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            names = json.loads(r.stdout.strip().splitlines()[0])
+            with open(out, encoding="utf-8") as f:
+                return names, f.read(), r.stderr
+
+    def test_thread_roots_carry_interpreter_names(self):
+        names, text, err = self.profile_names("collapsed")
+        stacks = parse_collapsed(text)
+        seen = {}
+        for s, c in stacks.items():
+            funcs = [frame_func(f) for f in s]
+            for func, want in names.items():
+                if func not in funcs:
+                    continue
+                root = re.match(r"thread (.*) \((\d+)\)$", s[0])
+                self.assertTrue(root, s[0])
+                # until the next read of the registry (at most a second),
+                # the renamed thread may still show its first name
+                ok = [want] + (["before-rename"] if func == "spin_renamed" else [])
+                self.assertIn(root.group(1), ok, s)
+                seen[(func, root.group(1))] = seen.get((func, root.group(1)), 0) + c
+        for func, want in names.items():
+            self.assertGreater(seen.get((func, want), 0), 10, "%s as %r: %s (%s)" % (
+                func, want, seen, err))
+
+    def test_speedscope_profiles_named_after_threads(self):
+        names, text, err = self.profile_names("speedscope")
+        doc = json.loads(text)
+        profiles = [re.match(r"thread (.*) \(\d+\)$", pr["name"]) for pr in doc["profiles"]]
+        self.assertTrue(all(profiles), [pr["name"] for pr in doc["profiles"]])
+        got = set(m.group(1) for m in profiles)
+        self.assertLessEqual(set(names.values()), got, err)
 
 
 class TestLayouts(unittest.TestCase):
@@ -267,20 +358,33 @@ def make_case(label, exe):
                 (PythonVersionTests, CgTestCase), {"exe": exe, "label": label})
 
 
+def make_tn_case(label, exe):
+    return type("TestThreadNames" + re.sub(r"\W", "_", label),
+                (ThreadNameTests, CgTestCase), {"exe": exe, "label": label})
+
+
 for minor in range(6, 16):
     label, exe = PYTHONS.get((3, minor), ("CPython 3.%d" % minor, None))
     globals()["TestPython3_%d" % minor] = make_case("3_%d" % minor, exe)
     globals()["TestPython3_%d" % minor].label = label
     globals()["TestPython3_%d" % minor].sid = minor >= 14
+    globals()["TestThreadNames3_%d" % minor] = make_tn_case("3_%d" % minor, exe)
+    globals()["TestThreadNames3_%d" % minor].label = label
+    globals()["TestThreadNames3_%d" % minor].sid = minor >= 14
 # A debug build: other struct sizes, so its layout must come from the
 # target's _Py_DebugOffsets, not from the release row.
 label, exe, _ = (DEBUG or [("CPython 3.14 debug build", None, None)])[0]
 TestPython3_14_debug = make_case("3_14_debug", exe)
 TestPython3_14_debug.label = label
 TestPython3_14_debug.sid = True
+TestThreadNames3_14_debug = make_tn_case("3_14_debug", exe)
+TestThreadNames3_14_debug.label = label
+TestThreadNames3_14_debug.sid = True
 for label, exe in SYSTEM:
     globals()["TestPython_system"] = make_case("system", exe)
     globals()["TestPython_system"].label = label
+    globals()["TestThreadNames_system"] = make_tn_case("system", exe)
+    globals()["TestThreadNames_system"].label = label
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,74 @@
+"""Ground truth for Python thread names: threads named the way programs
+name them, each burning CPU in a function of its own, so a sample's stack
+says which thread it is. Prints one JSON line {function: thread name}
+once every thread runs under its final name, then runs SECONDS more.
+
+- MainThread: threading's default for the main thread
+- CustomThreadName-0: a name given at creation
+- a name longer than the 15 bytes the OS keeps
+- one renamed after it started (the OS name, where set, is the old one)
+- one whose name is not Latin-1 (a 2-byte str inside CPython)
+Works on every CPython 3.6+."""
+import json
+import sys
+import threading
+import time
+
+SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
+stop = threading.Event()
+
+
+def burn():
+    x = 0
+    while not stop.is_set():
+        for i in range(2000):
+            x = (x * 31 + i) % 1000003
+    return x
+
+
+def spin_main():
+    return burn()
+
+
+def spin_custom():
+    return burn()
+
+
+def spin_long():
+    return burn()
+
+
+def spin_renamed():
+    return burn()
+
+
+def spin_wide():
+    return burn()
+
+
+NAMES = {
+    "spin_main": "MainThread",
+    "spin_custom": "CustomThreadName-0",
+    "spin_long": "worker-thread-with-a-long-name-1",
+    "spin_renamed": "renamed-after-start",
+    "spin_wide": "\u540d\u524d-thread-\u00f1",
+}
+
+if __name__ == "__main__":
+    threads = []
+    for func, name in sorted(NAMES.items()):
+        if func == "spin_main":
+            continue
+        first = "before-rename" if func == "spin_renamed" else name
+        t = threading.Thread(target=globals()[func], name=first)
+        t.daemon = True
+        t.start()
+        threads.append((t, name))
+    for t, name in threads:
+        t.name = name
+    print(json.dumps(NAMES), flush=True)
+    timer = threading.Timer(SECONDS, stop.set)
+    timer.name = "stopper"
+    timer.daemon = True
+    timer.start()
+    spin_main()
