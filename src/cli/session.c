@@ -639,6 +639,9 @@ static int proc_probe_due(struct session *ss, struct proc *p, uint64_t now, bool
 	p->next_probe_ns = now + (p->execd ? SESSION_EXEC_PROBE_NS : SESSION_CHILD_SCAN_NS);
 	int r = proc_try_open(ss, p);
 	cg_clearerr();
+	/* a child caught in its exec has no maps for an instant: not gone */
+	if (r == -ESRCH && target_alive(p->t))
+		r = -ENOENT;
 	if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
 		p->not_runtime = true;
 	else if (r && r != -ENOENT && !p->execd)

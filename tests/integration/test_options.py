@@ -17,7 +17,7 @@ BUSY = os.path.join(WORKLOADS, "cli", "busy.py")
 PY = "/usr/bin/python3"
 
 SAMPLING = {"rate", "duration", "output", "format", "idle", "threads", "subprocesses",
-            "blocking", "nonblocking", "native", "native-pause", "heap", "max-depth"}
+            "blocking", "nonblocking", "native", "native-pause", "async", "heap", "max-depth"}
 TOP_OWN = {"delay", "window", "once", "sort"}  # parsed by top itself (cmd_top.c)
 SETTINGS = {"profiling-group", "region", "endpoint", "reporting-interval", "ca-file",
             "pin-sha256", "no-upload", "spool", "spool-key", "spool-max-mb", "config",
@@ -29,8 +29,8 @@ ALL = SAMPLING | SETTINGS | GENERAL
 TAKES = {
     "run": ALL,
     "attach": ALL,
-    "dump": {"output", "subprocesses", "blocking", "nonblocking", "native", "max-depth",
-             "verbose", "help"},
+    "dump": {"output", "subprocesses", "blocking", "nonblocking", "native", "async",
+             "max-depth", "verbose", "help"},
     "upload": SETTINGS - {"reporting-interval", "no-upload"} | {"verbose", "quiet", "help"},
     "config": SETTINGS | {"rate", "max-depth", "help"},
 }
