@@ -13,22 +13,6 @@
 #define ENTRY_CHUNK 128      /* dict entries read at once */
 #define LONG_MAX_DIGITS 5    /* enough for 64 bits with 15-bit digits */
 
-static uint64_t get64(const uint8_t *b, size_t len, int32_t off)
-{
-	uint64_t v = 0;
-	if (off >= 0 && (size_t)off + 8 <= len)
-		memcpy(&v, b + off, 8);
-	return v;
-}
-
-static uint32_t get32(const uint8_t *b, size_t len, int32_t off)
-{
-	uint32_t v = 0;
-	if (off >= 0 && (size_t)off + 4 <= len)
-		memcpy(&v, b + off, 4);
-	return v;
-}
-
 static uint8_t get8(const uint8_t *b, size_t len, int32_t off)
 {
 	return off >= 0 && (size_t)off < len ? b[off] : 0;
@@ -39,10 +23,10 @@ static uint8_t get8(const uint8_t *b, size_t len, int32_t off)
  * 3.14) and of type `type` when that is known. */
 static int obj_check(const struct py_interp *pi, const uint8_t *h, size_t len, uint64_t type)
 {
-	uint64_t refcnt = get64(h, len, 0);
+	uint64_t refcnt = py_rd64(h, len, 0);
 	if (!(refcnt & 0xffffffffULL) || ((refcnt >> 32) & 0xffff))
 		return -EINVAL;
-	if (type && get64(h, len, pi->L.object_type) != type)
+	if (type && py_rd64(h, len, pi->L.object_type) != type)
 		return -EINVAL;
 	return 0;
 }
@@ -93,8 +77,8 @@ int py_str_read(const struct py_interp *pi, uint64_t addr, char *out, size_t n)
 		return r;
 	if (obj_check(pi, hdr, hlen, pi->types.str))
 		return -EINVAL;
-	int64_t len = (int64_t)get64(hdr, hlen, L->unicode_length);
-	uint32_t state = get32(hdr, hlen, L->unicode_state);
+	int64_t len = (int64_t)py_rd64(hdr, hlen, L->unicode_length);
+	uint32_t state = py_rd32(hdr, hlen, L->unicode_state);
 	unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
 	/* Names are compact strings; a legacy one is not worth following. */
 	if (len < 0 || len > STR_MAX || !compact || (kind != 1 && kind != 2 && kind != 4))
@@ -139,16 +123,16 @@ int py_str_eq(const struct py_interp *pi, uint64_t addr, const char *want)
 		r = target_read(pi->t, addr, b, hlen);
 		if (r)
 			return r;
-		if ((size_t)get64(b, hlen, L->unicode_length) == wl)
+		if ((size_t)py_rd64(b, hlen, L->unicode_length) == wl)
 			return -EFAULT;
 		return -ENOENT;
 	}
 	if (obj_check(pi, b, hlen, pi->types.str))
 		return -EINVAL;
-	uint32_t state = get32(b, hlen, L->unicode_state);
+	uint32_t state = py_rd32(b, hlen, L->unicode_state);
 	if (!((state >> 5) & 1) || !((state >> 6) & 1)) /* compact ASCII */
 		return -ENOENT;
-	if (get64(b, hlen, L->unicode_length) != wl || memcmp(b + hlen, want, wl))
+	if (py_rd64(b, hlen, L->unicode_length) != wl || memcmp(b + hlen, want, wl))
 		return -ENOENT;
 	return 0;
 }
@@ -171,20 +155,20 @@ int py_long_read(const struct py_interp *pi, uint64_t addr, uint64_t *val)
 	int64_t ndigits;
 	if (L->long_lv_tag >= 0) {
 		/* 3.12+: digit count << 3 | sign (0 positive, 1 zero, 2 negative) */
-		uint64_t tag = get64(b, len, L->long_lv_tag);
+		uint64_t tag = py_rd64(b, len, L->long_lv_tag);
 		if ((tag & 3) == 1)
 			return 0;
 		if ((tag & 3) != 0)
 			return -EINVAL;
 		ndigits = (int64_t)(tag >> 3);
 	} else {
-		ndigits = (int64_t)get64(b, len, L->long_size); /* negative: < 0 */
+		ndigits = (int64_t)py_rd64(b, len, L->long_size); /* negative: < 0 */
 	}
 	if (ndigits < 0 || ndigits > LONG_MAX_DIGITS)
 		return -EINVAL;
 	uint64_t v = 0;
 	for (int64_t i = 0; i < ndigits; i++) {
-		uint32_t d = dsz == 4 ? get32(b, len, L->long_digit + (int32_t)i * 4) : 0;
+		uint32_t d = dsz == 4 ? py_rd32(b, len, L->long_digit + (int32_t)i * 4) : 0;
 		if (dsz == 2) {
 			uint16_t d16;
 			memcpy(&d16, b + L->long_digit + i * 2, 2);
@@ -233,13 +217,13 @@ static int keys_view(const struct py_interp *pi, uint64_t keys, struct keys_view
 		index_bytes = 1ULL << lix;
 		v->esize = (uint32_t)(kind == 0 ? L->dict_entry_size : L->dict_unicode_entry_size);
 	} else {
-		slots = get64(b, len, L->dictkeys_size);
+		slots = py_rd64(b, len, L->dictkeys_size);
 		if (slots < 8 || slots > (1ULL << 30) || (slots & (slots - 1)))
 			return -EINVAL;
 		index_bytes = slots * (slots <= 0xff ? 1 : slots <= 0xffff ? 2 : 4);
 		v->esize = (uint32_t)L->dict_entry_size;
 	}
-	int64_t n = (int64_t)get64(b, len, L->dictkeys_nentries);
+	int64_t n = (int64_t)py_rd64(b, len, L->dictkeys_nentries);
 	if (n < 0 || (uint64_t)n > slots || v->esize < 16 || v->esize > 64)
 		return -EINVAL;
 	v->n = (uint32_t)(n > PY_DICT_MAX_ITEMS ? PY_DICT_MAX_ITEMS : n);
@@ -295,10 +279,10 @@ static int dict_view(const struct py_interp *pi, uint64_t dict, struct keys_view
 		return r;
 	if (obj_check(pi, b, len, pi->types.dict))
 		return -EINVAL;
-	r = keys_view(pi, get64(b, len, L->dict_keys), v);
+	r = keys_view(pi, py_rd64(b, len, L->dict_keys), v);
 	if (r)
 		return r;
-	uint64_t values = get64(b, len, L->dict_values);
+	uint64_t values = py_rd64(b, len, L->dict_values);
 	if (values) /* a split table: the values of this dict alone */
 		v->values = values + (uint64_t)L->dictvalues_values;
 	return 0;
@@ -400,10 +384,10 @@ int py_attr_get(const struct py_interp *pi, uint64_t obj, const char *name, uint
 	if (r)
 		return r;
 	size_t tl = (size_t)end + 8;
-	uint64_t flags = get64(tb, tl, L->type_flags);
-	int64_t basicsize = (int64_t)get64(tb, tl, L->type_basicsize);
-	int64_t dictoffset = (int64_t)get64(tb, tl, L->type_dictoffset);
-	uint64_t cached_keys = get64(tb, tl, L->heaptype_cached_keys);
+	uint64_t flags = py_rd64(tb, tl, L->type_flags);
+	int64_t basicsize = (int64_t)py_rd64(tb, tl, L->type_basicsize);
+	int64_t dictoffset = (int64_t)py_rd64(tb, tl, L->type_dictoffset);
+	uint64_t cached_keys = py_rd64(tb, tl, L->heaptype_cached_keys);
 	bool managed = L->tpflag_managed_dict >= 0 && (flags & (uint64_t)L->tpflag_managed_dict);
 	bool inline_values =
 		L->tpflag_inline_values >= 0 && (flags & (uint64_t)L->tpflag_inline_values);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "cgprof/sample.h"
@@ -12,6 +13,24 @@
 #include "layout.h"
 
 struct target;
+
+/* A word of a window read from the target (an object's or a frame's
+ * first bytes): 0 where off is -1 (no such field) or past the window. */
+static inline uint64_t py_rd64(const uint8_t *buf, size_t len, int32_t off)
+{
+	uint64_t v = 0;
+	if (off >= 0 && (size_t)off + 8 <= len)
+		memcpy(&v, buf + off, 8);
+	return v;
+}
+
+static inline uint32_t py_rd32(const uint8_t *buf, size_t len, int32_t off)
+{
+	uint32_t v = 0;
+	if (off >= 0 && (size_t)off + 4 <= len)
+		memcpy(&v, buf + off, 4);
+	return v;
+}
 struct py_async;
 
 /* What is read while the thread is paused: just enough to name the frame

@@ -81,22 +81,6 @@ static size_t max_off(const int32_t *offs, size_t n)
 	return (size_t)m + 8;
 }
 
-static uint64_t rd64(const uint8_t *buf, size_t len, int32_t off)
-{
-	uint64_t v = 0;
-	if (off >= 0 && (size_t)off + 8 <= len)
-		memcpy(&v, buf + off, 8);
-	return v;
-}
-
-static int32_t rd32(const uint8_t *buf, size_t len, int32_t off)
-{
-	int32_t v = 0;
-	if (off >= 0 && (size_t)off + 4 <= len)
-		memcpy(&v, buf + off, 4);
-	return v;
-}
-
 /* A live object's reference count: its low 32 bits not 0, and not the
  * free-list pointer the allocator writes over ob_refcnt when the object
  * is freed (a user-space pointer has bits 32-47 set). Bits 48-63 are
@@ -104,7 +88,7 @@ static int32_t rd32(const uint8_t *buf, size_t len, int32_t off)
  * "<module>" name), a refcount's top bits before. */
 static bool py_refcnt_live(const uint8_t *hdr, size_t len)
 {
-	uint64_t refcnt = rd64(hdr, len, 0);
+	uint64_t refcnt = py_rd64(hdr, len, 0);
 	return (refcnt & 0xffffffffULL) != 0 && ((refcnt >> 32) & 0xffff) == 0;
 }
 
@@ -169,18 +153,18 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, const
 	/* Frames are named after their thread runs on: a code object freed
 	 * meanwhile (a module's, once it has run) may hold another object, or
 	 * be on a free list with its strings freed and reused. */
-	if ((s->pi.pycode_type && rd64(w, s->code_win, 8) != s->pi.pycode_type) ||
+	if ((s->pi.pycode_type && py_rd64(w, s->code_win, 8) != s->pi.pycode_type) ||
 	    !py_refcnt_live(w, s->code_win)) {
 		*err = -ESTALE;
 		return NULL;
 	}
 	struct py_code k = {
 		.addr = addr,
-		.filename = rd64(w, s->code_win, L->code_filename),
-		.name = rd64(w, s->code_win, L->code_name),
-		.qualname = L->code_qualname >= 0 ? rd64(w, s->code_win, L->code_qualname) : 0,
-		.linetable = rd64(w, s->code_win, L->code_linetable),
-		.firstlineno = rd32(w, s->code_win, L->code_firstlineno),
+		.filename = py_rd64(w, s->code_win, L->code_filename),
+		.name = py_rd64(w, s->code_win, L->code_name),
+		.qualname = L->code_qualname >= 0 ? py_rd64(w, s->code_win, L->code_qualname) : 0,
+		.linetable = py_rd64(w, s->code_win, L->code_linetable),
+		.firstlineno = (int32_t)py_rd32(w, s->code_win, L->code_firstlineno),
 	};
 	uint64_t idx;
 	if (cg_map_get(&s->code_idx, addr, &idx)) {
@@ -202,11 +186,11 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, const
 	 * to strings that were never its own. */
 	uint8_t w2[PY_WINDOW_MAX];
 	if (target_read(s->pi.t, addr, w2, s->code_win) || !py_refcnt_live(w2, s->code_win) ||
-	    rd64(w2, s->code_win, 8) != rd64(w, s->code_win, 8) ||
-	    rd64(w2, s->code_win, L->code_filename) != k.filename ||
-	    rd64(w2, s->code_win, L->code_name) != k.name ||
-	    (L->code_qualname >= 0 && rd64(w2, s->code_win, L->code_qualname) != k.qualname) ||
-	    rd64(w2, s->code_win, L->code_linetable) != k.linetable) {
+	    py_rd64(w2, s->code_win, 8) != py_rd64(w, s->code_win, 8) ||
+	    py_rd64(w2, s->code_win, L->code_filename) != k.filename ||
+	    py_rd64(w2, s->code_win, L->code_name) != k.name ||
+	    (L->code_qualname >= 0 && py_rd64(w2, s->code_win, L->code_qualname) != k.qualname) ||
+	    py_rd64(w2, s->code_win, L->code_linetable) != k.linetable) {
 		free(k.tab);
 		*err = -ESTALE;
 		return NULL;
@@ -301,7 +285,7 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw,
 	uint64_t head = 0;
 	r = 0;
 	if (tw)
-		head = rd64(tw, s->tstate_win, head_off);
+		head = py_rd64(tw, s->tstate_win, head_off);
 	else
 		r = target_read(t, tstate + (uint64_t)head_off, &head, 8);
 	if (!r && L->tstate_frame < 0 && L->tstate_current_frame < 0) {
@@ -330,8 +314,8 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw,
 		r = frame_read(s, f, w);
 		if (r)
 			return r;
-		uint64_t code = rd64(w, s->frame_win, L->frame_code);
-		uint64_t back = rd64(w, s->frame_win, L->frame_back);
+		uint64_t code = py_rd64(w, s->frame_win, L->frame_code);
+		uint64_t back = py_rd64(w, s->frame_win, L->frame_back);
 		if (s->nchain < s->chain_cap) {
 			s->chain[s->nchain] = f;
 			s->chain_back[s->nchain] = back;
@@ -368,10 +352,10 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw,
 		int addr;
 		if (L->frame_lasti >= 0) {
 			/* f_lasti is the target's word: scaled in 64 bits */
-			int64_t a = (int64_t)rd32(w, s->frame_win, L->frame_lasti) * s->pi.lasti_scale;
+			int64_t a = (int64_t)(int32_t)py_rd32(w, s->frame_win, L->frame_lasti) * s->pi.lasti_scale;
 			addr = a >= 0 && a < (1 << 30) ? (int)a : -1;
 		} else {
-			uint64_t ip = rd64(w, s->frame_win, L->frame_instr);
+			uint64_t ip = py_rd64(w, s->frame_win, L->frame_instr);
 			uint64_t first = code + (uint64_t)L->code_adaptive;
 			addr = ip >= first && ip - first < (1u << 30) ? (int)(ip - first) : -1;
 		}
@@ -526,9 +510,9 @@ static int name_frames(struct py_sampler *s, int n, bool whole)
 			w = buf;
 		}
 		if (whole && i == n - 1 && s->pi.L.code_flags >= 0 &&
-		    (rd32(w, s->code_win, s->pi.L.code_flags) & PY_CO_RESUMABLE))
+		    ((int32_t)py_rd32(w, s->code_win, s->pi.L.code_flags) & PY_CO_RESUMABLE))
 			return -ENOLINK;
-		if (s->raw[i].maybe_not_code && rd64(w, s->code_win, 8) != s->pi.pycode_type) {
+		if (s->raw[i].maybe_not_code && py_rd64(w, s->code_win, 8) != s->pi.pycode_type) {
 			/* not a code object: left out, as the walk leaves out the
 			 * C-stack shim; an entry mark moves to the kept frame
 			 * before it (leafward), where the walk would have put it */
@@ -885,10 +869,10 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 			st->lost[CG_LOST_READ]++;
 			break;
 		}
-		uint64_t next = rd64(w, s->tstate_win, L->tstate_next);
+		uint64_t next = py_rd64(w, s->tstate_win, L->tstate_next);
 		pid_t tid = L->tstate_native_thread_id >= 0
-				    ? (pid_t)rd64(w, s->tstate_win, L->tstate_native_thread_id)
-				    : pthread_to_tid(s, rd64(w, s->tstate_win, L->tstate_thread_id), tids,
+				    ? (pid_t)py_rd64(w, s->tstate_win, L->tstate_native_thread_id)
+				    : pthread_to_tid(s, py_rd64(w, s->tstate_win, L->tstate_thread_id), tids,
 						     ntids);
 		enum target_thread_run run =
 			tid > 0 ? target_thread_oncpu(t, tid) : TARGET_THREAD_RUNNING;
@@ -896,7 +880,7 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 			seen++;
 			py_async_note_thread(s->async, interp, ts, tid);
 			if (run == TARGET_THREAD_RUNNING || s->o.idle)
-				sample_thread(s, ts, w, tid, rd64(w, s->tstate_win, L->tstate_thread_id),
+				sample_thread(s, ts, w, tid, py_rd64(w, s->tstate_win, L->tstate_thread_id),
 					      run, fn, arg, st);
 		}
 		ts = next;
