@@ -124,6 +124,8 @@ int jvm_thread_jname(struct target *t, const struct jvm_objlayout *O, uint64_t j
 /* ---- resolved layout and capabilities (src/jvm/layout.c) ------------ */
 
 #define JVM_NO_OFF UINT32_MAX
+/* The walker copies a ConstMethod header whole; HotSpot's is ~56 bytes. */
+#define JVM_MAX_CONSTMETHOD 128u
 
 /* Every offset the walker uses, looked up by name once. JVM_NO_OFF: not
  * described by this JVM, and the capability using it is off. */
@@ -138,7 +140,7 @@ struct jvm_layout {
 	/* methods */
 	uint32_t m_constmethod;
 	uint32_t cm_constants, cm_name_idx, cm_sig_idx, cm_code_size, cm_flags, cm_flags_size;
-	uint64_t cm_size;            /* sizeof(ConstMethod): bytecodes follow */
+	uint64_t cm_size;            /* sizeof(ConstMethod): bytecodes follow; <= JVM_MAX_CONSTMETHOD */
 	uint32_t cm_linenumber_flag; /* bit of _flags */
 	uint32_t cp_holder;
 	uint64_t cp_size;            /* sizeof(ConstantPool): slots follow */

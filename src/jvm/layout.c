@@ -56,6 +56,17 @@ static uint64_t size_of(struct resolver *rs, const char *type)
 	return 0;
 }
 
+/* A field of width bytes at off must lie inside an object of size bytes;
+ * a table saying otherwise is not one the walker can trust. */
+static void inside(struct resolver *rs, const char *type, const char *field, uint32_t off,
+		   uint32_t width, uint64_t size)
+{
+	if (off == JVM_NO_OFF || !size) /* noted missing already */
+		return;
+	if (size < width || off > size - width)
+		note_missing(rs, type, field);
+}
+
 static uint64_t static_of(struct resolver *rs, const char *type, const char *field)
 {
 	uint64_t a;
@@ -118,11 +129,18 @@ static void resolve_names(struct resolver *rs)
 	L->cm_constants = off_of(rs, "ConstMethod", "_constants");
 	L->cm_name_idx = off_of(rs, "ConstMethod", "_name_index");
 	L->cm_sig_idx = off_of(rs, "ConstMethod", "_signature_index");
+	L->cm_size = size_of(rs, "ConstMethod");
 	L->cp_holder = off_of(rs, "ConstantPool", "_pool_holder");
 	L->cp_size = size_of(rs, "ConstantPool");
 	L->k_name = off_of(rs, "Klass", "_name");
 	L->sym_length = off_of(rs, "Symbol", "_length");
 	L->sym_body = off_of(rs, "Symbol", "_body");
+	/* The walker copies the ConstMethod header whole and reads its fields
+	 * from the copy: the header must be small and each field inside it. */
+	if (L->cm_size > JVM_MAX_CONSTMETHOD)
+		note_missing(rs, "ConstMethod", NULL);
+	inside(rs, "ConstMethod", "_constants", L->cm_constants, 8, L->cm_size);
+	inside(rs, "ConstMethod", "_name_index", L->cm_name_idx, 2, L->cm_size);
 	L->has_names = rs->ok;
 	L->cp_srcfile_idx = off_opt(v, "ConstantPool", "_source_file_name_index");
 
@@ -131,10 +149,11 @@ static void resolve_names(struct resolver *rs)
 	 * 20 and is a ConstMethodFlags "_flags._flags" since. */
 	rs->ok = L->has_names;
 	L->cm_code_size = off_of(rs, "ConstMethod", "_code_size");
-	L->cm_size = size_of(rs, "ConstMethod");
 	L->cm_flags = off_opt(v, "ConstMethod", "_flags._flags");
 	if (L->cm_flags == JVM_NO_OFF)
 		L->cm_flags = off_of(rs, "ConstMethod", "_flags");
+	inside(rs, "ConstMethod", "_code_size", L->cm_code_size, 2, L->cm_size);
+	inside(rs, "ConstMethod", "_flags", L->cm_flags, 2, L->cm_size);
 	int64_t bit = const_or(v, "ConstMethodFlags::_misc_has_linenumber_table",
 			       const_or(v, "ConstMethod::_has_linenumber_table", 0));
 	if (bit <= 0 || bit > 0xffff || (bit & (bit - 1)))

@@ -11,7 +11,7 @@
 
 #define MAX_SYMBOL 256u     /* longer names are cut */
 #define MAX_LINETAB 4096u   /* bytes of line table read */
-#define MAX_CONSTMETHOD 128u
+#define MAX_CONSTMETHOD JVM_MAX_CONSTMETHOD
 #define MAX_CP_SLOTS 65536u /* u2 indices */
 
 /* ---- the compressed line-number table ------------------------------- */
@@ -145,9 +145,13 @@ static int cp_symbol(struct target *t, const struct jvm_layout *L, uint64_t cp, 
 	return read_symbol(t, L, sym & ~1ull, buf, n);
 }
 
-static uint32_t get_u16(const uint8_t *p, uint32_t off)
+/* A u2 of the ConstMethod copy; 0 for an offset outside it (the layout
+ * check refuses such tables, this keeps the reader safe on its own). */
+static uint32_t get_u16(const uint8_t *p, size_t len, uint32_t off)
 {
 	uint16_t v;
+	if (off > len || len - off < 2)
+		return 0;
 	memcpy(&v, p + off, 2);
 	return v;
 }
@@ -163,17 +167,18 @@ static int minfo_read(struct jvm_walker *w, uint64_t method, struct jvm_minfo *m
 	uint32_t cp_len = MAX_CP_SLOTS;
 
 	memset(mi, 0, sizeof(*mi));
-	if (L->cm_size > sizeof(cm) || L->cm_size < 8)
+	size_t cml = (size_t)L->cm_size;
+	if (cml > sizeof(cm) || cml < 8 || L->cm_constants > cml - 8)
 		return -EPROTO;
 	if (target_read(t, method + L->m_constmethod, &cmp, 8) || !cmp || cmp & 7 ||
-	    target_read(t, cmp, cm, (size_t)L->cm_size))
+	    target_read(t, cmp, cm, cml))
 		return -EFAULT;
 	memcpy(&cp, cm + L->cm_constants, 8);
 	if (!cp || cp & 7 || target_read(t, cp + L->cp_holder, &holder, 8) || !holder ||
 	    target_read(t, holder + L->k_name, &ksym, 8))
 		return -EFAULT;
 	if (read_symbol(t, L, ksym, klass, sizeof(klass)) ||
-	    cp_symbol(t, L, cp, get_u16(cm, L->cm_name_idx), cp_len, name, sizeof(name)))
+	    cp_symbol(t, L, cp, get_u16(cm, cml, L->cm_name_idx), cp_len, name, sizeof(name)))
 		return -EFAULT;
 	for (char *c = klass; *c; c++)
 		if (*c == '/')
@@ -190,9 +195,9 @@ static int minfo_read(struct jvm_walker *w, uint64_t method, struct jvm_minfo *m
 	}
 	if (!L->has_lines)
 		return 0;
-	mi->code_size = get_u16(cm, L->cm_code_size);
+	mi->code_size = get_u16(cm, cml, L->cm_code_size);
 	mi->code = cmp + L->cm_size;
-	if (!(get_u16(cm, L->cm_flags) & L->cm_linenumber_flag))
+	if (!(get_u16(cm, cml, L->cm_flags) & L->cm_linenumber_flag))
 		return 0;
 	/* The table follows the bytecodes; read what there is up to the
 	 * bound (the ConstMethod may end sooner than MAX_LINETAB). */

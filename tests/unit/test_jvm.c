@@ -667,6 +667,46 @@ START_TEST(vmstructs_hostile_tables)
 }
 END_TEST
 
+/* ConstMethod fields the walker reads from its copy of the header must lie
+ * inside it: a table placing one past the end is refused by name (fuzz
+ * finding: a u2 read at 255 of a 128-byte copy). */
+START_TEST(layout_constmethod_fields_inside)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	uint64_t x;
+	const uint64_t name_idx = 0x400 + 48 * 13, flags = 0x400 + 48 * 16;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	ck_assert_str_eq((char *)j->mem + (*(uint64_t *)(j->mem + name_idx + 8) - FJ_BASE),
+			 "_name_index");
+	ck_assert_str_eq((char *)j->mem + (*(uint64_t *)(j->mem + flags + 8) - FJ_BASE), "_flags");
+	/* _flags past the 48-byte ConstMethod: names stay, lines go */
+	fj_put64(j, flags + 32, 47);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_int_eq(jvm_vms_size(&v, "ConstMethod", &x), 0);
+	ck_assert_uint_eq(x, 48);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	ck_assert(L.has_names && !L.has_lines);
+	ck_assert_ptr_nonnull(strstr(L.missing, "ConstMethod::_flags"));
+	jvm_vms_free(&v);
+	fj_put64(j, flags + 32, 0x1c);
+	/* _name_index at 255: the walker cannot name a method, refused */
+	fj_put64(j, name_idx + 32, 255);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	cg_clearerr();
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "ConstMethod::_name_index"));
+	cg_clearerr();
+	jvm_vms_free(&v);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
 START_TEST(walker_threads_and_frames)
 {
 	struct fakejvm *j = fakejvm_new();
@@ -774,6 +814,7 @@ static Suite *jvm_suite(void)
 	tc = tcase_create("walker");
 	tcase_add_test(tc, vmstructs_read_and_resolve);
 	tcase_add_test(tc, vmstructs_hostile_tables);
+	tcase_add_test(tc, layout_constmethod_fields_inside);
 	tcase_add_test(tc, walker_threads_and_frames);
 	tcase_add_test(tc, linetable_encodings);
 	suite_add_tcase(s, tc);
