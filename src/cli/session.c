@@ -32,6 +32,11 @@
 #define SESSION_ATTACH_PROBE_NS (1000 * 1000000ULL)
 /* After an exec: how often to look for the new program's runtime. */
 #define SESSION_EXEC_PROBE_NS (20 * 1000000ULL)
+/* How often a sampled process is checked for having exec'd (a read of its
+ * AT_RANDOM bytes): not every round, a system call a round is a tenth of
+ * a sample's cost. Samples read in between from a process that has just
+ * exec'd fail their checks (other addresses) and count as lost. */
+#define SESSION_EXEC_CHECK_NS (10 * 1000000ULL)
 /* --heap without upload: how often to refresh the JVM heap summary (each
  * is a heap walk at a safepoint, so not often). */
 #define SESSION_HEAP_EVERY_NS (10 * 1000000000ULL)
@@ -43,6 +48,7 @@ struct proc {
 	char cmd[96];     /* runtime_label(): program and script, no arguments */
 	uint64_t seen_ns;  /* when we started watching it */
 	uint64_t next_probe_ns; /* not a runtime yet: when to look again */
+	uint64_t next_exec_ns;  /* when to check for an exec next */
 	struct target_image image; /* the program the sampler was opened on */
 	uint64_t cpu_ns;        /* its CPU time when last read */
 	uint64_t cpu_win_ns;    /* ... when the current window began */
@@ -291,7 +297,10 @@ static void proc_close(struct proc *p)
  * program may be Python. */
 static void proc_check_exec(struct proc *p, uint64_t now)
 {
-	if ((!p->ops && !p->not_runtime) || target_image_changed(p->t, &p->image) != 1)
+	if ((!p->ops && !p->not_runtime) || now < p->next_exec_ns)
+		return;
+	p->next_exec_ns = now + SESSION_EXEC_CHECK_NS;
+	if (target_image_changed(p->t, &p->image) != 1)
 		return;
 	char exe[256] = "?";
 	/* The command line may not be in place yet: the executable is. */
@@ -575,6 +584,7 @@ struct loop {
 	uint64_t win_end;   /* the reporting window closes */
 	uint64_t next_heap; /* --heap: next class histogram */
 	uint64_t last_alive, last_scan;
+	uint64_t cpu;       /* our CPU time when the last round ended */
 	uint64_t rng;       /* jitter state */
 	uint64_t rounds;
 };
@@ -590,6 +600,7 @@ static void loop_init(struct session *ss, struct loop *lp)
 	lp->interval = session_interval_ns(ss);
 	lp->start = lp->next = lp->last_alive = lp->last_scan = cg_now_ns();
 	lp->start_ms = cg_epoch_ms();
+	lp->cpu = cg_cpu_ns();
 	lp->end = ss->o->duration_s > 0 ? lp->start + (uint64_t)(ss->o->duration_s * 1e9)
 					 : UINT64_MAX;
 	lp->win_end = UINT64_MAX;
@@ -659,12 +670,12 @@ static int proc_probe_due(struct session *ss, struct proc *p, uint64_t now, bool
 }
 
 /* One round: every followed process sampled once, the round and our CPU
- * for it (CodeGuru's agentOverhead) counted. false: the main target is
- * gone. */
+ * since the last one (CodeGuru's agentOverhead: the round, and what was
+ * done between rounds) counted; one clock read a round. false: the main
+ * target is gone. */
 static bool sample_round(struct session *ss, struct loop *lp, uint64_t now)
 {
 	bool main_gone = false;
-	uint64_t cpu0 = cg_cpu_ns();
 	for (int i = 0; i < ss->nprocs; i++) {
 		struct proc *p = &ss->procs[i];
 		if (p->dead)
@@ -680,7 +691,9 @@ static bool sample_round(struct session *ss, struct loop *lp, uint64_t now)
 				main_gone = true;
 		}
 	}
-	double ms = (double)(cg_cpu_ns() - cpu0) / 1e6;
+	uint64_t cpu = cg_cpu_ns();
+	double ms = (double)(cpu - lp->cpu) / 1e6;
+	lp->cpu = cpu;
 	struct cg_profile *ps[SESSION_NPROFILES];
 	for (int i = 0, n = session_each_profile(ss, ps); i < n; i++) {
 		profile_add_round(ps[i]);
