@@ -74,6 +74,8 @@ int target_read(struct target *t, uint64_t addr, void *buf, size_t len)
 	if (!addr || addr + len < addr)
 		return -EFAULT;
 	struct iovec l = {buf, len}, r = {(void *)(uintptr_t)addr, len};
+	if (t->fake)
+		t->fake_calls++;
 	ssize_t n = t->fake ? fake_readv(t->fake, &l, 1, &r, 1)
 			    : process_vm_readv(t->pid, &l, 1, &r, 1, 0);
 	if (n < 0 && t->fake)
@@ -86,8 +88,10 @@ int target_read(struct target *t, uint64_t addr, void *buf, size_t len)
 ssize_t target_readv(struct target *t, const struct iovec *local, size_t nlocal,
 		     const struct iovec *remote, size_t nremote)
 {
-	if (t->fake)
+	if (t->fake) {
+		t->fake_calls++;
 		return fake_readv(t->fake, local, nlocal, remote, nremote);
+	}
 	ssize_t n = process_vm_readv(t->pid, local, nlocal, remote, nremote, 0);
 	if (n < 0)
 		return errno == ESRCH ? -ESRCH : errno == EPERM ? -EPERM : -EFAULT;

@@ -38,12 +38,16 @@ int target_fake_memory(struct target **out, const struct cg_fake_mem *mem);
 #define TARGET_TASK_CACHE 64
 /* Longer than two scheduler ticks at any common HZ (250, 300, 1000). */
 #define TARGET_TICK_SLACK_NS 10000000ULL
+/* A thread's run time is read at most this often: the slack above is
+ * what decides, a read a millisecond adds nothing but a system call. */
+#define TARGET_RUNTIME_EVERY_NS 2000000ULL
 struct target_task {
 	pid_t tid;
 	int stat_fd;       /* -1: not open */
 	int sched_fd;      /* schedstat, -1: not open */
 	uint64_t cpu_ns;   /* its run time when last asked */
 	uint64_t cpu_seen_ns; /* when that run time was first seen; 0: never */
+	uint64_t cpu_read_ns; /* when it was last read */
 	uint64_t comm_ns;  /* when comm was read; 0: never */
 	char comm[16];     /* TASK_COMM_LEN */
 };
@@ -62,8 +66,13 @@ struct target {
 	double pause_total_us;
 	uint64_t pause_hist[TARGET_PAUSE_HIST];
 	const struct cg_fake_mem *fake; /* set: reads come from here, not pid */
+	uint64_t fake_calls;            /* reads served from it, each one call */
 	struct target_task tasks[TARGET_TASK_CACHE];
 };
+
+/* How many reads (target_read, target_readv: one system call each on a
+ * real target) a fake target has served: tests count system calls. */
+static inline uint64_t target_fake_calls(const struct target *t) { return t->fake_calls; }
 
 /* Close what the task cache holds (target_close). */
 void target_tasks_clear(struct target *t);

@@ -193,15 +193,18 @@ enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid)
 	if (run != TARGET_THREAD_RUNNING)
 		return run;
 	struct target_task *e = task_slot(t, tid);
-	uint64_t ns = 0;
+	uint64_t ns = 0, now = cg_now_ns();
+	if (e->cpu_seen_ns && now - e->cpu_read_ns < TARGET_RUNTIME_EVERY_NS)
+		return now - e->cpu_seen_ns > TARGET_TICK_SLACK_NS ? TARGET_THREAD_IDLE
+								  : TARGET_THREAD_RUNNING;
 	if (read_task_runtime(t, e, &ns))
 		return run; /* no schedstat (an old kernel, a container): R it is */
+	e->cpu_read_ns = now;
 	/* The kernel brings a running thread's run time up to date at each
 	 * scheduler tick (4 ms at HZ=250) and at each switch, so an unchanged
 	 * value within a couple of ticks says nothing. R with no run time for
 	 * longer than that: it has waited for a CPU all along (a busy
 	 * machine), and a CPU profile must not count it. */
-	uint64_t now = cg_now_ns();
 	if (!e->cpu_seen_ns || ns != e->cpu_ns) {
 		e->cpu_ns = ns;
 		e->cpu_seen_ns = now;
