@@ -9,6 +9,7 @@
 #include "cgprof/log.h"
 #include "cgprof/native.h"
 #include "cgprof/target.h"
+#include "prefetch.h"
 #include "py_priv.h"
 
 #define PY_MAX_THREADS 4096
@@ -23,6 +24,7 @@
  * FRAME_OWNED_BY_INTERPRETER (3) and _CSTACK (4) from 3.14. */
 #define PY_OWNER_NOT_CODE 3
 #define PY_INTERP_RECHECK 1000 /* rounds between looks at the interpreter */
+#define PY_TLIST_MAX 1000      /* thread states read in one call (< IOV_MAX) */
 
 struct py_code {
 	uint64_t addr;
@@ -36,6 +38,10 @@ struct py_code {
 	 * its file and its name. One that has no line where it stands is
 	 * one; Python's tracebacks leave it out, and so does a sample. */
 	bool shim;
+	/* the line of the instruction a frame of it was last seen at: a
+	 * recursion or a loop asks again and again (the table is decoded
+	 * from its start each time otherwise) */
+	int memo_addr, memo_line;
 };
 
 struct py_sampler {
@@ -69,6 +75,13 @@ struct py_sampler {
 	bool *entry;
 	struct cg_frame *merged;
 	struct py_async *async;    /* --async on 3.14+ */
+	struct py_prefetch *pf;    /* unpaused reads: each thread's plan */
+	/* The thread states of the last round, in list order, and this
+	 * round's windows of them: read again in one call while the list
+	 * stays the same. */
+	uint64_t *tlist;
+	uint8_t *tlwin;
+	uint32_t ntlist, tlist_cap;
 	struct py_tnames *tnames; /* thread names from threading */
 };
 
@@ -145,7 +158,7 @@ static void code_cache_clear(struct py_sampler *s)
 /* The code object at addr, from the cache when its identifying fields are
  * unchanged (a freed code object's address can be reused). w: its window
  * (code_win bytes), already read. */
-static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, const uint8_t *w,
+static struct py_code *code_get(struct py_sampler *s, uint64_t addr, const uint8_t *w,
 				      int *err)
 {
 	const struct py_layout *L = &s->pi.L;
@@ -198,6 +211,7 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, const
 	/* 3.12 names its entry frames' code "<interpreter trampoline>" in
 	 * file "<shim>": never the program's, whatever the owner byte read */
 	k.shim = k.filename == k.name || !strcmp(file, "<shim>");
+	k.memo_addr = INT32_MIN; /* no instruction is there */
 	k.sname = strdup(name);
 	k.sfile = strdup(file);
 	if (!k.sname || !k.sfile) {
@@ -221,6 +235,22 @@ static const struct py_code *code_get(struct py_sampler *s, uint64_t addr, const
 	return &s->codes[s->ncodes++];
 }
 
+/* Bytes of the walk's chain (a head word, a frame or a block of them):
+ * from the thread's prefetched snapshot when it holds them, else read,
+ * and either way part of the thread's next plan. */
+static int chain_read(struct py_sampler *s, uint64_t addr, void *buf, size_t len)
+{
+	const uint8_t *p = s->pf ? py_pf_get(s->pf, addr, len, PY_PF_CHAIN) : NULL;
+	if (p) {
+		memcpy(buf, p, len);
+		return 0;
+	}
+	int r = target_read(s->pi.t, addr, buf, len);
+	if (!r && s->pf)
+		py_pf_note(s->pf, addr, len, PY_PF_CHAIN);
+	return r;
+}
+
 /* One frame's window at f into w. From 3.11 frames live in per-thread
  * data-stack chunks, each caller below its callee, so one read of the
  * block that ends with this frame usually holds the next several: a walk
@@ -236,8 +266,13 @@ static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
 		memcpy(w, s->blk + (f - s->blk_lo), win);
 		return 0;
 	}
+	const uint8_t *p = s->pf ? py_pf_get(s->pf, f, win, PY_PF_CHAIN) : NULL;
+	if (p) {
+		memcpy(w, p, win);
+		return 0;
+	}
 	if (s->pi.L.frame_owner < 0)
-		return target_read(s->pi.t, f, w, win);
+		return chain_read(s, f, w, win);
 	/* From a page boundary (a page under the frame may not exist, its
 	 * own page does), so a failure falls back to the frame alone. */
 	uint64_t page = f & ~(uint64_t)4095;
@@ -250,8 +285,10 @@ static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
 		s->blk_lo = page;
 		s->blk_hi = hi;
 	} else {
-		return target_read(s->pi.t, f, w, win);
+		return chain_read(s, f, w, win);
 	}
+	if (s->pf)
+		py_pf_note(s->pf, s->blk_lo, s->blk_hi - s->blk_lo, PY_PF_CHAIN);
 	memcpy(w, s->blk + (f - s->blk_lo), win);
 	return 0;
 }
@@ -264,7 +301,6 @@ static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
 static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw, bool *truncated)
 {
 	const struct py_layout *L = &s->pi.L;
-	struct target *t = s->pi.t;
 	uint8_t w[PY_WINDOW_MAX];
 	uint64_t f = 0, lap = 0;
 	uint32_t n = 0, steps = 0, power = 1, lam = 0;
@@ -287,12 +323,12 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw,
 	if (tw)
 		head = py_rd64(tw, s->tstate_win, head_off);
 	else
-		r = target_read(t, tstate + (uint64_t)head_off, &head, 8);
+		r = chain_read(s, tstate + (uint64_t)head_off, &head, 8);
 	if (!r && L->tstate_frame < 0 && L->tstate_current_frame < 0) {
 		uint64_t cf = head; /* 3.11-3.12: through the _PyCFrame */
 		head = 0;
 		if (cf)
-			r = target_read(t, cf + (uint64_t)L->cframe_current_frame, &head, 8);
+			r = chain_read(s, cf + (uint64_t)L->cframe_current_frame, &head, 8);
 		s->head_ptr[1] = cf;
 	}
 	f = head;
@@ -383,29 +419,82 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw,
 	return (int)n;
 }
 
-/* Read the code-object window of frames [0, n) with as few system calls
- * as process_vm_readv allows (IOV_MAX pieces each) instead of one per
- * frame. It stops at the first unreadable piece: those from there on are
- * left to code_get, which reads (and reports) them one by one. */
+/* The code-object windows of frames [0, n): from the thread's snapshot
+ * where it holds them, the rest with as few system calls as
+ * process_vm_readv allows (IOV_MAX pieces each) instead of one per frame.
+ * It stops at the first unreadable piece: those from there on are left to
+ * code_get, which reads (and reports) them one by one. */
 static void read_code_windows(struct py_sampler *s, int n)
 {
 	enum { CHUNK = 1024 };
 	struct iovec local[CHUNK], remote[CHUNK];
-	for (int i = 0; i < n; i++)
-		s->cwin_ok[i] = false;
-	for (int base = 0; base < n; base += CHUNK) {
-		int k = n - base < CHUNK ? n - base : CHUNK;
-		for (int j = 0; j < k; j++) {
-			local[j] = (struct iovec){s->cwin + (size_t)(base + j) * s->code_win, s->code_win};
-			remote[j] = (struct iovec){(void *)(uintptr_t)s->raw[base + j].code, s->code_win};
+	int idx[CHUNK];
+	int k = 0;
+	for (int i = 0; i <= n; i++) {
+		if (i < n) {
+			uint8_t *w = s->cwin + (size_t)i * s->code_win;
+			const uint8_t *p =
+				s->pf ? py_pf_get(s->pf, s->raw[i].code, s->code_win, PY_PF_CODE) : NULL;
+			s->cwin_ok[i] = p != NULL;
+			if (p) {
+				memcpy(w, p, s->code_win);
+				continue;
+			}
+			local[k] = (struct iovec){w, s->code_win};
+			remote[k] = (struct iovec){(void *)(uintptr_t)s->raw[i].code, s->code_win};
+			idx[k++] = i;
+			if (k < CHUNK)
+				continue;
 		}
+		if (!k)
+			continue;
 		ssize_t got = target_readv(s->pi.t, local, (size_t)k, remote, (size_t)k);
 		int whole = got > 0 ? (int)((size_t)got / s->code_win) : 0;
-		for (int j = 0; j < whole && j < k; j++)
-			s->cwin_ok[base + j] = true;
-		if (whole < k)
+		for (int j = 0; j < whole && j < k; j++) {
+			s->cwin_ok[idx[j]] = true;
+			if (s->pf)
+				py_pf_note(s->pf, s->raw[idx[j]].code, s->code_win, PY_PF_CODE);
+		}
+		if (whole < k) {
+			for (int j = i + 1; j < n; j++)
+				s->cwin_ok[j] = false;
 			return;
+		}
+		k = 0;
 	}
+}
+
+/* verify_walk from the thread's snapshot: copy B, read after copy A the
+ * walk ran over, must hold the same head and links. 0 whole, -EAGAIN
+ * changed, -ENOENT when copy B lacks a word (verify_walk reads it). */
+static int verify_snapshot(struct py_sampler *s, uint64_t tstate)
+{
+	const struct py_layout *L = &s->pi.L;
+	int32_t head_off = L->tstate_frame >= 0 ? L->tstate_frame
+			   : L->tstate_current_frame >= 0 ? L->tstate_current_frame
+							  : L->tstate_cframe;
+	uint64_t v;
+	if (!s->chain_ok)
+		return -EAGAIN;
+	if (py_pf_after(s->pf, tstate + (uint64_t)head_off, &v))
+		return -ENOENT;
+	if (v != (s->head_ptr[1] ? s->head_ptr[1] : s->head_ptr[0]))
+		return -EAGAIN;
+	if (s->head_ptr[1]) {
+		if (py_pf_after(s->pf, s->head_ptr[1] + (uint64_t)L->cframe_current_frame, &v))
+			return -ENOENT;
+		if (v != s->head_ptr[0])
+			return -EAGAIN;
+	}
+	for (uint32_t i = 0; i < s->nchain; i++) {
+		uint64_t back, code;
+		if (py_pf_after(s->pf, s->chain[i] + (uint64_t)L->frame_back, &back) ||
+		    py_pf_after(s->pf, s->chain[i] + (uint64_t)L->frame_code, &code))
+			return -ENOENT;
+		if (back != s->chain_back[i] || code != s->chain_code[i])
+			return -EAGAIN;
+	}
+	return 0;
 }
 
 /* An unpaused walk is kept only when the chain it followed is still the
@@ -464,8 +553,11 @@ static int verify_walk(struct py_sampler *s, uint64_t tstate, int nraw)
 			return -EAGAIN;
 		if (ncode) {
 			size_t whole = ((size_t)n - words * 8) / s->code_win;
-			for (size_t i = 0; i < ncode; i++)
+			for (size_t i = 0; i < ncode; i++) {
 				s->cwin_ok[i] = i < whole;
+				if (s->pf && i < whole)
+					py_pf_note(s->pf, s->raw[i].code, s->code_win, PY_PF_CODE);
+			}
 			s->cwin_read = true;
 		}
 		size_t j = 0;
@@ -520,11 +612,15 @@ static int name_frames(struct py_sampler *s, int n, bool whole)
 				s->raw[k - 1].entry = true;
 			continue;
 		}
-		const struct py_code *c = code_get(s, s->raw[i].code, w, &err);
+		struct py_code *c = code_get(s, s->raw[i].code, w, &err);
 		if (!c)
 			return err;
-		int line = py_line_for(s->pi.lt_kind, c->tab, c->tablen, c->firstlineno,
-				       s->raw[i].addr);
+		if (c->memo_addr != s->raw[i].addr) {
+			c->memo_line = py_line_for(s->pi.lt_kind, c->tab, c->tablen, c->firstlineno,
+						   s->raw[i].addr);
+			c->memo_addr = s->raw[i].addr;
+		}
+		int line = c->memo_line;
 		if (c->shim && (line <= 0 || !strcmp(c->sfile, "<shim>"))) {
 			if (s->raw[i].entry && k > 0)
 				s->raw[k - 1].entry = true;
@@ -629,7 +725,10 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	s->tstate_win = max_off(to, 6);
 	s->cwin = calloc(s->frames_cap, s->code_win);
 	s->cwin_ok = calloc(s->frames_cap, sizeof(*s->cwin_ok));
+	if (!o->blocking && !o->native && py_pf_new(t, &s->pf))
+		s->pf = NULL; /* without plans every read is made as it comes */
 	if (!s->frames || !s->raw || !s->codes || !s->cwin || !s->cwin_ok || !s->chain ||
+
 	    !s->chain_back || !s->chain_code ||
 	    s->frame_win > PY_WINDOW_MAX || s->code_win > PY_WINDOW_MAX ||
 	    s->tstate_win > PY_WINDOW_MAX) {
@@ -662,6 +761,9 @@ fail:
 	free(s->chain);
 	free(s->chain_back);
 	free(s->chain_code);
+	free(s->tlist);
+	free(s->tlwin);
+	py_pf_free(s->pf);
 	free(s);
 	return r;
 }
@@ -706,6 +808,9 @@ static void py_close(void *priv)
 	free(s->entry);
 	free(s->merged);
 	py_async_free(s->async);
+	free(s->tlist);
+	free(s->tlwin);
+	py_pf_free(s->pf);
 	free(s);
 }
 
@@ -721,11 +826,29 @@ static const char *py_version(void *priv)
 static int walk_unpaused(struct py_sampler *s, uint64_t ts, const uint8_t *tw, bool *truncated,
 			 struct cg_sample_stats *st)
 {
+	const struct py_layout *L = &s->pi.L;
+	int32_t head_off = L->tstate_frame >= 0 ? L->tstate_frame
+			   : L->tstate_current_frame >= 0 ? L->tstate_current_frame
+							  : L->tstate_cframe;
 	int nf = -EAGAIN;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		/* a second try reads the head anew: it has moved */
-		nf = walk_frames(s, ts, attempt ? NULL : tw, truncated);
-		if (nf >= 0 && verify_walk(s, ts, nf) == 0)
+		/* The first try from the thread's plan, if it has one: one
+		 * system call, the head read fresh with it. A second try reads
+		 * everything anew: the stack has moved. */
+		bool snap = false;
+		if (s->pf) {
+			if (attempt == 0)
+				snap = py_pf_fetch(s->pf, ts, ts + (uint64_t)head_off);
+			else
+				py_pf_drop(s->pf);
+		}
+		nf = walk_frames(s, ts, attempt || snap ? NULL : tw, truncated);
+		if (nf < 0)
+			continue;
+		int v = snap ? verify_snapshot(s, ts) : -ENOENT;
+		if (v == -ENOENT)
+			v = verify_walk(s, ts, nf);
+		if (v == 0)
 			return nf;
 	}
 	st->lost[CG_LOST_TORN]++;
@@ -786,15 +909,16 @@ static void sample_thread(struct py_sampler *s, uint64_t ts, const uint8_t *tw, 
 
 	nf = pause ? walk_paused(s, ts, tid, &truncated, &nn, &ntrunc, &nr, st)
 		   : walk_unpaused(s, ts, tw, &truncated, st);
-	if (nf < 0)
-		return;
 	if (nf > 0) {
 		nf = name_frames(s, nf, !truncated);
-		if (nf < 0) {
+		if (nf < 0) /* the walk counted its own losses */
 			st->lost[nf == -ENOLINK ? CG_LOST_TORN : CG_LOST_READ]++;
-			return;
-		}
 	}
+	/* what this sample read is the thread's plan for the next one */
+	if (s->pf)
+		py_pf_done(s->pf, ts, nf >= 0);
+	if (nf < 0)
+		return;
 	if (s->async && !s->nctx)
 		nf = py_async_root(s->async, ts, s->frames, s->raw, nf, &truncated);
 	const struct cg_frame *frames = s->frames;
@@ -823,12 +947,69 @@ static void sample_thread(struct py_sampler *s, uint64_t ts, const uint8_t *tw, 
 	st->taken++;
 }
 
+/* Every thread state's window into s->tlwin, in list order, with the
+ * list head at interp: in one call when the list is the one of the last
+ * round (each window's next pointer must say so), else one by one. The
+ * number of thread states, or negative. */
+static int read_tstates(struct py_sampler *s, uint64_t interp, struct cg_sample_stats *st)
+{
+	const struct py_layout *L = &s->pi.L;
+	struct target *t = s->pi.t;
+	uint64_t head = 0, ts;
+	size_t win = s->tstate_win;
+
+	if (s->ntlist && s->ntlist <= PY_TLIST_MAX) {
+		struct iovec local[PY_TLIST_MAX + 1], remote[PY_TLIST_MAX + 1];
+		local[0] = (struct iovec){&head, 8};
+		remote[0] = (struct iovec){(void *)(uintptr_t)(interp + (uint64_t)L->interp_tstate_head), 8};
+		for (uint32_t i = 0; i < s->ntlist; i++) {
+			local[i + 1] = (struct iovec){s->tlwin + i * win, win};
+			remote[i + 1] = (struct iovec){(void *)(uintptr_t)s->tlist[i], win};
+		}
+		ssize_t got = target_readv(t, local, s->ntlist + 1, remote, s->ntlist + 1);
+		bool same = got == (ssize_t)(8 + s->ntlist * win) && head == s->tlist[0];
+		for (uint32_t i = 0; same && i < s->ntlist; i++)
+			same = py_rd64(s->tlwin + i * win, win, L->tstate_next) ==
+			       (i + 1 < s->ntlist ? s->tlist[i + 1] : 0);
+		if (same)
+			return (int)s->ntlist;
+	}
+	s->ntlist = 0;
+	if (target_read(t, interp + (uint64_t)L->interp_tstate_head, &head, 8))
+		return -EFAULT;
+	ts = head;
+	uint32_t n = 0;
+	for (; ts && n < PY_MAX_THREADS; n++) {
+		if (n == s->tlist_cap) {
+			uint32_t cap = s->tlist_cap ? 2 * s->tlist_cap : 64;
+			uint64_t *l = realloc(s->tlist, cap * sizeof(*l));
+			if (l)
+				s->tlist = l;
+			uint8_t *w = l ? realloc(s->tlwin, cap * win) : NULL;
+			if (!w)
+				break; /* the threads so far */
+			s->tlwin = w;
+			s->tlist_cap = cap;
+		}
+		uint8_t *dst = s->tlwin + (size_t)n * win;
+		if (target_read(t, ts, dst, win)) {
+			st->lost[CG_LOST_READ]++;
+			break;
+		}
+		s->tlist[n] = ts;
+		ts = py_rd64(dst, win, L->tstate_next);
+	}
+	/* the whole list: next round reads it in one call (up to IOV_MAX) */
+	if (!ts)
+		s->ntlist = n;
+	return (int)n;
+}
+
 static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_stats *st)
 {
 	struct py_sampler *s = priv;
 	const struct py_layout *L = &s->pi.L;
 	struct target *t = s->pi.t;
-	uint64_t interp = 0, ts = 0;
 	pid_t tids[PY_MAX_THREADS];
 	int seen = 0;
 
@@ -847,29 +1028,28 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 	if (s->nctx)
 		native_round(s->nctx, tids, (size_t)ntids);
 	py_async_round(s->async);
+	if (s->pf)
+		py_pf_round(s->pf);
 	/* The main interpreter stays where it is for the process's life:
 	 * looked up again only now and then, or when it stops answering. */
 	if (!s->interp || ++s->interp_age >= PY_INTERP_RECHECK) {
 		int r = py_read_interp(&s->pi, &s->interp);
 		s->interp_age = 0;
+		s->ntlist = 0;
 		if (r || !s->interp) {
 			s->interp = 0;
 			return r == -ESRCH ? r : 0;
 		}
 	}
-	interp = s->interp;
-	if (target_read(t, interp + (uint64_t)L->interp_tstate_head, &ts, 8)) {
+	uint64_t interp = s->interp;
+	int nts = read_tstates(s, interp, st);
+	if (nts < 0) {
 		s->interp = 0;
 		return 0;
 	}
-
-	for (int n = 0; ts && n < PY_MAX_THREADS; n++) {
-		uint8_t w[PY_WINDOW_MAX];
-		if (target_read(t, ts, w, s->tstate_win)) {
-			st->lost[CG_LOST_READ]++;
-			break;
-		}
-		uint64_t next = py_rd64(w, s->tstate_win, L->tstate_next);
+	for (int n = 0; n < nts; n++) {
+		const uint8_t *w = s->tlwin + (size_t)n * s->tstate_win;
+		uint64_t ts = s->tlist[n];
 		pid_t tid = L->tstate_native_thread_id >= 0
 				    ? (pid_t)py_rd64(w, s->tstate_win, L->tstate_native_thread_id)
 				    : pthread_to_tid(s, py_rd64(w, s->tstate_win, L->tstate_thread_id), tids,
@@ -883,7 +1063,6 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 				sample_thread(s, ts, w, tid, py_rd64(w, s->tstate_win, L->tstate_thread_id),
 					      run, fn, arg, st);
 		}
-		ts = next;
 	}
 	if (s->async && s->o.idle)
 		py_async_sample_suspended(s->async, fn, arg, st);
