@@ -5,7 +5,7 @@ set -e
 PKGS="build-essential pkg-config libunwind-dev libelf-dev libssl-dev libjansson-dev
 libcurl4-openssl-dev zlib1g-dev check python3 python3-botocore python3-jsonschema
 protobuf-compiler openssl openjdk-17-jdk-headless debhelper dpkg-dev lintian
-clang llvm libclang-rt-14-dev valgrind libncurses-dev tmux"
+clang llvm libclang-rt-14-dev valgrind libncurses-dev tmux strace"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

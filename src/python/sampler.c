@@ -68,6 +68,7 @@ struct py_sampler {
 	bool chain_ok;
 	uint64_t head_ptr[2]; /* what the walk started from (3.11-3.12: cframe too) */
 	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
+	struct cg_map pthread_tids; /* pthread_t -> tid, while that tid lives */
 	uint64_t interp;     /* the main interpreter, cached */
 	uint32_t interp_age; /* rounds since it was looked up */
 	struct native_ctx *nctx;   /* --native */
@@ -235,6 +236,15 @@ static struct py_code *code_get(struct py_sampler *s, uint64_t addr, const uint8
 	return &s->codes[s->ncodes++];
 }
 
+/* Where a thread state says which frame runs: the frame itself (<= 3.10
+ * frame, 3.13+ current_frame) or, on 3.11-3.12, the _PyCFrame that does. */
+static int32_t py_head_off(const struct py_layout *L)
+{
+	return L->tstate_frame >= 0		? L->tstate_frame
+	       : L->tstate_current_frame >= 0 ? L->tstate_current_frame
+					      : L->tstate_cframe;
+}
+
 /* Bytes of the walk's chain (a head word, a frame or a block of them):
  * from the thread's prefetched snapshot when it holds them, else read,
  * and either way part of the thread's next plan. */
@@ -293,6 +303,48 @@ static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
 	return 0;
 }
 
+/* The frame a thread runs, into *f and s->head_ptr (what verification
+ * compares): from tw, the thread state's window already read (one system
+ * call fewer), else read here. 0 or negative. */
+static int walk_head(struct py_sampler *s, uint64_t tstate, const uint8_t *tw, uint64_t *f)
+{
+	const struct py_layout *L = &s->pi.L;
+	int32_t head_off = py_head_off(L);
+	uint64_t head = 0;
+	int r = 0;
+	s->head_ptr[0] = s->head_ptr[1] = 0;
+	if (tw)
+		head = py_rd64(tw, s->tstate_win, head_off);
+	else
+		r = chain_read(s, tstate + (uint64_t)head_off, &head, 8);
+	if (!r && L->tstate_frame < 0 && L->tstate_current_frame < 0) {
+		uint64_t cf = head; /* 3.11-3.12: through the _PyCFrame */
+		head = 0;
+		if (cf)
+			r = chain_read(s, cf + (uint64_t)L->cframe_current_frame, &head, 8);
+		s->head_ptr[1] = cf;
+	}
+	if (r)
+		return r;
+	*f = s->head_ptr[0] = head;
+	return 0;
+}
+
+/* The byte offset of a frame's current instruction in its code, -1 when
+ * it makes no sense. */
+static int frame_instr_addr(const struct py_sampler *s, const uint8_t *w, uint64_t code)
+{
+	const struct py_layout *L = &s->pi.L;
+	if (L->frame_lasti >= 0) {
+		/* f_lasti is the target's word: scaled in 64 bits */
+		int64_t a = (int64_t)(int32_t)py_rd32(w, s->frame_win, L->frame_lasti) * s->pi.lasti_scale;
+		return a >= 0 && a < (1 << 30) ? (int)a : -1;
+	}
+	uint64_t ip = py_rd64(w, s->frame_win, L->frame_instr);
+	uint64_t first = code + (uint64_t)L->code_adaptive;
+	return ip >= first && ip - first < (1u << 30) ? (int)(ip - first) : -1;
+}
+
 /* Walk one thread's frame chain, leaf first, into s->raw: only the reads
  * that must see a consistent chain (done while the thread is paused).
  * Returns the number of frames, or negative (-ENOLINK: a chain that does
@@ -312,29 +364,9 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw,
 	s->cwin_read = false;
 	s->nchain = 0;
 	s->chain_ok = true;
-	s->head_ptr[0] = s->head_ptr[1] = 0;
-	/* The head: from tw, the thread state's window the caller has just
-	 * read (one system call fewer), else read here. */
-	int32_t head_off = L->tstate_frame >= 0 ? L->tstate_frame
-			   : L->tstate_current_frame >= 0 ? L->tstate_current_frame
-							  : L->tstate_cframe;
-	uint64_t head = 0;
-	r = 0;
-	if (tw)
-		head = py_rd64(tw, s->tstate_win, head_off);
-	else
-		r = chain_read(s, tstate + (uint64_t)head_off, &head, 8);
-	if (!r && L->tstate_frame < 0 && L->tstate_current_frame < 0) {
-		uint64_t cf = head; /* 3.11-3.12: through the _PyCFrame */
-		head = 0;
-		if (cf)
-			r = chain_read(s, cf + (uint64_t)L->cframe_current_frame, &head, 8);
-		s->head_ptr[1] = cf;
-	}
-	f = head;
+	r = walk_head(s, tstate, tw, &f);
 	if (r)
 		return r;
-	s->head_ptr[0] = f;
 	/* Bounded twice: by max_depth for what we keep, and by a hard cap on
 	 * steps so a frame chain that loops ends. */
 	while (f && steps++ < PY_HARD_MAX_DEPTH) {
@@ -385,16 +417,7 @@ static int walk_frames(struct py_sampler *s, uint64_t tstate, const uint8_t *tw,
 			*truncated = true;
 			break;
 		}
-		int addr;
-		if (L->frame_lasti >= 0) {
-			/* f_lasti is the target's word: scaled in 64 bits */
-			int64_t a = (int64_t)(int32_t)py_rd32(w, s->frame_win, L->frame_lasti) * s->pi.lasti_scale;
-			addr = a >= 0 && a < (1 << 30) ? (int)a : -1;
-		} else {
-			uint64_t ip = py_rd64(w, s->frame_win, L->frame_instr);
-			uint64_t first = code + (uint64_t)L->code_adaptive;
-			addr = ip >= first && ip - first < (1u << 30) ? (int)(ip - first) : -1;
-		}
+		int addr = frame_instr_addr(s, w, code);
 		/* Where an eval-loop C call starts, for --native: every frame
 		 * up to 3.10, is_entry on 3.11, before a C-stack shim on 3.12+
 		 * (marked above when the shim is met). */
@@ -470,9 +493,7 @@ static void read_code_windows(struct py_sampler *s, int n)
 static int verify_snapshot(struct py_sampler *s, uint64_t tstate)
 {
 	const struct py_layout *L = &s->pi.L;
-	int32_t head_off = L->tstate_frame >= 0 ? L->tstate_frame
-			   : L->tstate_current_frame >= 0 ? L->tstate_current_frame
-							  : L->tstate_cframe;
+	int32_t head_off = py_head_off(L);
 	uint64_t v;
 	if (!s->chain_ok)
 		return -EAGAIN;
@@ -516,9 +537,7 @@ static int verify_walk(struct py_sampler *s, uint64_t tstate, int nraw)
 	if (!s->chain_ok)
 		return -EAGAIN;
 	/* the head first, in the same call as the first frames */
-	int32_t head_off = L->tstate_frame >= 0 ? L->tstate_frame
-			   : L->tstate_current_frame >= 0 ? L->tstate_current_frame
-							  : L->tstate_cframe;
+	int32_t head_off = py_head_off(L);
 	local[k] = (struct iovec){&got[k], 8};
 	remote[k++] = (struct iovec){(void *)(uintptr_t)(tstate + (uint64_t)head_off), 8};
 	if (s->head_ptr[1]) {
@@ -637,33 +656,57 @@ static int name_frames(struct py_sampler *s, int n, bool whole)
 	return k;
 }
 
-/* <=3.10 know a thread only by its pthread_t: find where glibc keeps the
- * kernel tid inside struct pthread, checked against the real tids. */
-static pid_t pthread_to_tid(struct py_sampler *s, uint64_t pthread, const pid_t *tids, int ntids)
+static bool tid_listed(pid_t tid, const pid_t *tids, int ntids)
+{
+	for (int i = 0; i < ntids; i++)
+		if (tids[i] == tid)
+			return true;
+	return false;
+}
+
+/* The kernel tid in glibc's struct pthread at pthread: the field is found
+ * once (the first word equal to a tid of the process; the main thread's
+ * struct holds the pid) and then read there. 0 when unknown. */
+static pid_t pthread_lookup(struct py_sampler *s, uint64_t pthread, const pid_t *tids, int ntids)
 {
 	int32_t buf[256];
-	if (s->pthread_tid_off == -2 || !pthread)
-		return 0;
+	pid_t v = 0;
 	if (target_read(s->pi.t, pthread, buf, sizeof(buf)))
 		return 0;
 	if (s->pthread_tid_off >= 0) {
-		int32_t v = buf[s->pthread_tid_off / 4];
-		for (int i = 0; i < ntids; i++)
-			if (tids[i] == v)
-				return v;
-		return 0;
-	}
-	/* First use: the main thread's struct holds the pid; the tid field
-	 * is the first word equal to a tid of the process. */
-	for (int k = 0; k < (int)(sizeof(buf) / 4); k++) {
-		for (int i = 0; i < ntids; i++) {
-			if (buf[k] == tids[i] && buf[k] > 0) {
+		v = buf[s->pthread_tid_off / 4];
+	} else {
+		for (int k = 0; k < (int)CG_ARRAY_LEN(buf) && !v; k++) {
+			if (buf[k] > 0 && tid_listed(buf[k], tids, ntids)) {
 				s->pthread_tid_off = k * 4;
-				return buf[k];
+				v = buf[k];
 			}
 		}
 	}
-	return 0;
+	if (!v || !tid_listed(v, tids, ntids))
+		return 0;
+	if (s->pthread_tids.len >= PY_MAX_THREADS)
+		cg_map_clear(&s->pthread_tids);
+	cg_map_put(&s->pthread_tids, pthread, (uint64_t)v); /* no room: read again */
+	return v;
+}
+
+/* <= 3.10 know a thread only by its pthread_t. A thread keeps its tid for
+ * life, so the answer is kept: glibc reuses a struct pthread only after
+ * its thread ended, and the caller forgets a kept tid whose thread is
+ * gone. Only a pthread_t not known yet costs the OS thread list (*ntids <
+ * 0: not listed this round; a directory listing, four system calls) and
+ * a read. */
+static pid_t pthread_to_tid(struct py_sampler *s, uint64_t pthread, pid_t *tids, int *ntids)
+{
+	uint64_t known;
+	if (s->pthread_tid_off == -2 || !pthread)
+		return 0;
+	if (cg_map_get(&s->pthread_tids, pthread, &known) && known)
+		return (pid_t)known;
+	if (*ntids < 0 && (*ntids = target_threads(s->pi.t, tids, PY_MAX_THREADS)) < 0)
+		*ntids = 0;
+	return pthread_lookup(s, pthread, tids, *ntids);
 }
 
 static int py_probe(struct target *t)
@@ -693,6 +736,7 @@ int py_sampler_new(const struct py_interp *pi, const struct cg_sampler_opts *o, 
 	s->chain_back = calloc(s->chain_cap, sizeof(*s->chain_back));
 	s->chain_code = calloc(s->chain_cap, sizeof(*s->chain_code));
 	cg_map_init(&s->code_idx);
+	cg_map_init(&s->pthread_tids);
 	r = py_tnames_new(&s->pi, &s->tnames);
 	if (r)
 		goto fail;
@@ -793,6 +837,7 @@ static void py_close(void *priv)
 		return;
 	code_cache_clear(s);
 	cg_map_free(&s->code_idx);
+	cg_map_free(&s->pthread_tids);
 	free(s->codes);
 	free(s->frames);
 	free(s->raw);
@@ -827,9 +872,7 @@ static int walk_unpaused(struct py_sampler *s, uint64_t ts, const uint8_t *tw, b
 			 struct cg_sample_stats *st)
 {
 	const struct py_layout *L = &s->pi.L;
-	int32_t head_off = L->tstate_frame >= 0 ? L->tstate_frame
-			   : L->tstate_current_frame >= 0 ? L->tstate_current_frame
-							  : L->tstate_cframe;
+	int32_t head_off = py_head_off(L);
 	int nf = -EAGAIN;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		/* The first try from the thread's plan, if it has one: one
@@ -975,8 +1018,9 @@ static int read_tstates(struct py_sampler *s, uint64_t interp, struct cg_sample_
 			return (int)s->ntlist;
 	}
 	s->ntlist = 0;
-	if (target_read(t, interp + (uint64_t)L->interp_tstate_head, &head, 8))
-		return -EFAULT;
+	int r = target_read(t, interp + (uint64_t)L->interp_tstate_head, &head, 8);
+	if (r)
+		return r; /* -ESRCH: the process is gone */
 	ts = head;
 	uint32_t n = 0;
 	for (; ts && n < PY_MAX_THREADS; n++) {
@@ -1014,11 +1058,12 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 	int seen = 0;
 
 	/* The OS thread list only where it is needed (a directory listing,
-	 * four system calls): <= 3.10 map pthread_t to tids with it, and
-	 * --native forgets the unwind state of threads that are gone. From
-	 * 3.11 the thread state holds its tid. */
-	int ntids = 0;
-	if (s->nctx || L->tstate_native_thread_id < 0) {
+	 * four system calls): --native forgets the unwind state of threads
+	 * that are gone with it each round; <= 3.10 map a new pthread_t to
+	 * its tid with it (pthread_to_tid lists when it must). From 3.11 the
+	 * thread state holds its tid. */
+	int ntids = -1;
+	if (s->nctx) {
 		ntids = target_threads(t, tids, PY_MAX_THREADS);
 		if (ntids < 0)
 			return ntids;
@@ -1045,7 +1090,7 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 	int nts = read_tstates(s, interp, st);
 	if (nts < 0) {
 		s->interp = 0;
-		return 0;
+		return nts == -ESRCH ? nts : 0;
 	}
 	for (int n = 0; n < nts; n++) {
 		const uint8_t *w = s->tlwin + (size_t)n * s->tstate_win;
@@ -1053,9 +1098,11 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 		pid_t tid = L->tstate_native_thread_id >= 0
 				    ? (pid_t)py_rd64(w, s->tstate_win, L->tstate_native_thread_id)
 				    : pthread_to_tid(s, py_rd64(w, s->tstate_win, L->tstate_thread_id), tids,
-						     ntids);
+						     &ntids);
 		enum target_thread_run run =
 			tid > 0 ? target_thread_oncpu(t, tid) : TARGET_THREAD_RUNNING;
+		if (run == TARGET_THREAD_GONE && L->tstate_native_thread_id < 0)
+			cg_map_put(&s->pthread_tids, py_rd64(w, s->tstate_win, L->tstate_thread_id), 0);
 		if (run != TARGET_THREAD_GONE) {
 			seen++;
 			py_async_note_thread(s->async, interp, ts, tid);

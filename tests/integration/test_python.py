@@ -25,6 +25,7 @@ from cgtest import WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
 
 SPLIT = os.path.join(WORKLOADS, "python", "split.py")
 TNAMES = os.path.join(WORKLOADS, "python", "threadnames.py")
+STEADY = os.path.join(WORKLOADS, "python", "steady.py")
 HOT_LINE = next(i + 1 for i, l in enumerate(open(SPLIT)) if "HOT-ALPHA" in l)
 PYTHONS = {ver: (label, exe) for label, exe, ver in cgtest.find_pythons()
            if label.startswith(("pyenv", "sid"))}
@@ -125,6 +126,60 @@ class PythonVersionTests:
         self.assertEqual(p.returncode, 0, err)
         truth = json.loads(out.strip().splitlines()[-1])
         self.assertEqual(sorted(truth), ["alpha", "beta", "deep"])
+
+
+def count_syscalls(path):
+    """{syscall: calls} from the table `strace -c -o path` writes."""
+    calls = {}
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            calls[f[-1]] = int(f[3])
+    return calls
+
+
+class SampleCostTests:
+    """Mixed into the per-interpreter cases: what one sample costs in
+    system calls, counted by strace, on a stack that stays put."""
+
+    def test_a_sample_costs_a_handful_of_system_calls(self):
+        """steady.py: one thread 30 frames deep in a loop of bytecode, one
+        asleep. Per round the thread states come in one process_vm_readv
+        and the busy thread's whole stack in one more (its plan: frames,
+        head and code objects, twice over to verify), besides the exec
+        check every 10 ms; /proc costs a stat read a thread and a run-time
+        read at most every 2 ms. Before plans it was 7 reads a sample;
+        every kept stack must still be whole."""
+        p = self.spawn([self.exe, STEADY, "4.5", "30"])
+        self.wait_for_line(p, "ready")
+        time.sleep(0.3)
+        with tempfile.TemporaryDirectory() as d:
+            out, counts = os.path.join(d, "p.txt"), os.path.join(d, "strace.txt")
+            r = cgtest.run(["strace", "-f", "-c", "-o", counts,
+                            "-e", "trace=process_vm_readv,pread64,openat,getdents64",
+                            cgtest.CGPROF, "attach", "-r", "500", "-d", "3", "-f", "collapsed",
+                            "-o", out, str(p.pid)], timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            m = re.search(r"(\d+) samples in ([\d.]+) s, ([\d.]+) Hz achieved", r.stderr)
+            self.assertIsNotNone(m, r.stderr)
+            rounds = float(m.group(2)) * float(m.group(3))
+            calls = count_syscalls(counts)
+            with open(out) as f:
+                stacks = parse_collapsed(f.read())
+        self.assertGreater(rounds, 600, r.stderr)
+        per = {k: v / rounds for k, v in calls.items()}
+        self.assertLess(per.get("process_vm_readv", 0), 2.6, (per, r.stderr))
+        self.assertLess(per.get("pread64", 0), 3.2, (per, r.stderr))
+        # the thread list and the files are opened once, not each round
+        self.assertLess(per.get("getdents64", 0) + per.get("openat", 0), 0.25, (per, r.stderr))
+        funcs = lambda s: [frame_func(f) for f in s]
+        busy = sum(c for s, c in stacks.items() if "spin" in funcs(s))
+        whole = sum(c for s, c in stacks.items()
+                    if funcs(s)[-1] == "spin" and funcs(s).count("descend") == 30)
+        self.assertGreater(busy, 0.8 * rounds, r.stderr)
+        self.assertGreater(whole, 0.99 * busy, "kept stacks not whole: %s" % stacks)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
 
 
 def dump_threads(text):
@@ -355,7 +410,7 @@ class TestVersionLimits(CgTestCase):
 
 def make_case(label, exe):
     return type("TestPython" + re.sub(r"\W", "_", label),
-                (PythonVersionTests, CgTestCase), {"exe": exe, "label": label})
+                (PythonVersionTests, SampleCostTests, CgTestCase), {"exe": exe, "label": label})
 
 
 def make_tn_case(label, exe):
