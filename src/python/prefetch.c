@@ -15,7 +15,7 @@
 #define PF_CODE_MAX 480
 #define PF_BYTES_MAX (192u * 1024) /* copy A + copy B of one plan */
 #define PF_PLANS_MAX 256     /* threads that keep a plan */
-#define PF_PLAN_IDLE 64      /* rounds a plan is kept without being used */
+#define PF_PLAN_IDLE 1024    /* rounds a plan is kept unused (a thread waiting for the GIL) */
 #define PF_SET 1024          /* the code-address set of one walk (power of 2) */
 
 struct pf_region {

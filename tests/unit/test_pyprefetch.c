@@ -145,12 +145,12 @@ START_TEST(quiet_threads_and_wide_walks_keep_no_plan)
 	ck_assert(!py_pf_fetch(pf, TS, TS + 0x40));
 	walk_reads(pf);
 	py_pf_done(pf, TS, true);
-	/* a thread not sampled for 64 rounds (idle, or gone) loses its plan */
-	for (int i = 0; i < 64; i++)
+	/* a thread not sampled for 1024 rounds (idle, or gone) loses its plan */
+	for (int i = 0; i < 1024; i++)
 		py_pf_round(pf);
 	ck_assert(py_pf_fetch(pf, TS, TS + 0x40));
 	py_pf_done(pf, TS, true);
-	for (int i = 0; i < 65; i++)
+	for (int i = 0; i < 1025; i++)
 		py_pf_round(pf);
 	ck_assert(!py_pf_fetch(pf, TS, TS + 0x40));
 	/* a walk over more separate frames than one call can read twice
