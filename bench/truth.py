@@ -9,8 +9,13 @@ run, written into bench/RESULTS.md between the truth markers:
     own thread-CPU measurement;
   * deep stacks (150 frames) whole in kept samples;
   * profiler CPU per sample at depth 20 on one thread and depth 150 on 8
-    threads, cgprof default against austin at the same rate;
-  * 10 kHz on one thread: achieved rate and lost samples.
+    threads, cgprof default against austin -s (both sample the threads on
+    a CPU) at the same rate; raw, and above the wake floor: the CPU a
+    loop that only sleeps to each tick costs (bench/floor.c), which both
+    pay each round before reading a byte;
+  * 10 kHz on one thread: achieved rate and lost samples;
+  * 64 busy threads at 100 Hz: the wall time of a fixed amount of work
+    under `cgprof run` against unprofiled runs, alternated, medians.
 
     AUSTIN=/path/to/austin python3 bench/truth.py    # austin 3.x, for 3.11+
     BENCH_QUICK=1 ...                                # short runs
@@ -34,6 +39,7 @@ ROOT = os.path.dirname(HERE)
 CGPROF = os.environ.get("CGPROF", os.path.join(ROOT, "build", "cgprof"))
 AUSTIN = os.environ.get("AUSTIN", "")
 OUT = os.environ.get("BENCH_OUT", os.path.join(HERE, "out"))
+FLOOR = os.environ.get("BENCH_FLOOR", os.path.join(ROOT, "build", "bench", "floor"))
 RESULTS = os.environ.get("BENCH_RESULTS", os.path.join(HERE, "RESULTS.md"))
 PYLOAD = os.path.join(HERE, "workloads", "pyload.py")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -101,12 +107,14 @@ def cg_stacks(path):
     return out
 
 
-def austin_attach(pid, path, hz, seconds):
-    """austin 3.x for `seconds` (it has no duration: stopped by SIGINT)."""
+def austin_attach(pid, path, hz, seconds, sleepless=False):
+    """austin 3.x for `seconds` (it has no duration: stopped by SIGINT);
+    sleepless: -s, only threads on a CPU (cgprof's default)."""
     if not AUSTIN:
         return None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.Popen([AUSTIN, "-i", str(max(1, 1000000 // hz)), "-o", path, "-p", str(pid)],
+    p = subprocess.Popen([AUSTIN, "-i", str(max(1, 1000000 // hz)), "-o", path, "-p", str(pid)]
+                         + (["-s"] if sleepless else []),
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(seconds)
     p.send_signal(2)
@@ -183,17 +191,34 @@ def deep_whole(exe):
     return ok
 
 
+def floor_us(hz, seconds):
+    """CPU µs a round of a sampler that does nothing but wake (bench/floor)."""
+    if not os.path.exists(FLOOR):
+        return None
+    _, _, cpu = timed([FLOOR, str(hz), str(seconds)], seconds + 30)
+    return 1e6 * cpu / (hz * seconds)
+
+
 def cost(exe, threads, depth):
-    out = {}
+    """µs of CPU per thread sample, raw and above the wake floor, cgprof
+    default against austin -s (both sample the threads on a CPU)."""
+    out = {"floor": floor_us(1000, S)}
     for variant in ("cgprof", "austin"):
         p = start(exe, "stack", "--threads", str(threads), "--depth", str(depth),
                   "--seconds", str(S + 1))
         path = os.path.join(OUT, "truth-cost-%s.txt" % variant)
         r = (cg_attach(p.pid, path, 1000, S) if variant == "cgprof"
-             else austin_attach(p.pid, path, 1000, S))
+             else austin_attach(p.pid, path, 1000, S, sleepless=True))
         finish(p)
-        # per thread sample: both read every thread at each tick
-        out[variant] = None if not r or not r["samples"] else 1e6 * r["cpu"] / r["samples"]
+        if not r or not r["samples"]:
+            out[variant] = out[variant + "_above"] = None
+            continue
+        out[variant] = 1e6 * r["cpu"] / r["samples"]
+        # the floor of the rounds run (nominal for austin, which does not
+        # say), spread over the samples they took
+        rounds = r["hz"] * S if "hz" in r else 1000 * S
+        out[variant + "_above"] = (None if out["floor"] is None else
+                                   (1e6 * r["cpu"] - out["floor"] * rounds) / r["samples"])
     return out
 
 
@@ -202,6 +227,23 @@ def rate10k(exe):
     r = cg_attach(p.pid, os.path.join(OUT, "truth-10k.txt"), 10000, S)
     finish(p)
     return r["hz"], r["lost"] / max(1, r["samples"] + r["lost"])
+
+
+def slowdown64(exe):
+    """% more wall time for fixed work on 64 threads under cgprof at 100 Hz
+    (three runs each way, alternated; medians)."""
+    walls = {"plain": [], "cgprof": []}
+    argv = [exe, PYLOAD, "slow", "--threads", "64", "--units", str(4000 if QUICK else 20000)]
+    for _ in range(3):
+        for variant in ("plain", "cgprof"):
+            pre = ([CGPROF, "run", "-r", "100", "-f", "collapsed", "-o",
+                    os.path.join(OUT, "truth-64.txt"), "--"] if variant == "cgprof" else [])
+            r = subprocess.run(pre + argv, capture_output=True, text=True, timeout=600)
+            if r.returncode:
+                raise RuntimeError("64 threads, %s: %s" % (variant, r.stderr.strip()[-200:]))
+            walls[variant].append(json.loads(r.stdout.strip().splitlines()[-1])["wall_s"])
+    med = lambda v: sorted(v)[len(v) // 2]
+    return 100 * (med(walls["cgprof"]) / med(walls["plain"]) - 1)
 
 
 def main():
@@ -216,8 +258,9 @@ def main():
                 au, S), ""]
     lines += ["| CPython | syscall CPU (own) | cgprof default | cgprof --blocking | austin | "
               "default/austin | split error, pts | deep 150 whole | µs CPU/sample d20×1: cgprof, "
-              "austin, ratio | d150×8: cgprof, austin, ratio | 10 kHz achieved, lost |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "austin -s, ratio | d150×8: cgprof, austin -s, ratio | wake floor, µs/round | "
+              "10 kHz achieved, lost | 64 threads at 100 Hz, slowdown |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, exe in pythons():
         sys.stderr.write("truth: CPython %s\n" % label)
         rows = []
@@ -228,22 +271,32 @@ def main():
             c1 = cost(exe, 1, 20)
             c8 = cost(exe, 8, 150)
             hz, lost = rate10k(exe)
+            slow64 = slowdown64(exe)
         except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
             lines.append("| %s | failed: %s |" % (label, str(e).splitlines()[0][:120]))
             continue
         t, d, b, a, ratio = rows[0]
 
         def c(x):
-            r = x["cgprof"] / x["austin"] if x["austin"] else None
-            return "%.1f, %s, %s" % (x["cgprof"], "%.1f" % x["austin"] if x["austin"] else "—",
-                                      "%.2f×" % r if r else "—")
-        lines.append("| %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s | %.0f Hz, %s |" % (
+            def pair(k):
+                a, b = x[k], x["austin" + k[6:]]
+                return ("%.1f, %s, %s" % (a, "%.1f" % b if b else "—", "%.2f×" % (a / b) if b else "—")
+                        if a is not None else "—")
+            return "%s; above floor: %s" % (pair("cgprof"), pair("cgprof_above"))
+        fl = c1["floor"]
+        lines.append("| %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s | %s | %.0f Hz, %s | %+.1f%% |" % (
             label, fmt(t), fmt(d), fmt(b), fmt(a), "%.2f×" % ratio if ratio else "—", err,
-            fmt(whole), c(c1), c(c8), hz, fmt(lost)))
+            fmt(whole), c(c1), c(c8), "%.1f" % fl if fl is not None else "—", hz, fmt(lost),
+            slow64))
     lines += ["", "Targets: the system-call line at most 1.5× its unpaused share; split within 2 "
               "points; deep stacks whole in ≥ 99% of kept samples; CPU per sample ≤ 0.5× austin "
               "at depth 20 on one thread, ≤ 0.3× at depth 150 on 8 threads; 10 kHz with < 1% "
-              "lost.", END]
+              "lost; 100 Hz on 64 busy threads at < 2% slowdown.", "",
+              "CPU per sample is the profiler's CPU time over the thread samples it took; austin "
+              "runs with -s, so both sample only the threads on a CPU. The wake floor is what "
+              "bench/floor.c, a loop that only sleeps to each tick at 1 kHz, costs a round on "
+              "this machine; \"above floor\" takes it off each profiler's CPU, round by round "
+              "(austin's rounds taken as nominal), before dividing by its samples.", END]
     text = open(RESULTS).read() if os.path.exists(RESULTS) else ""
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)] + "\n".join(lines) + text[text.index(END) + len(END):]
