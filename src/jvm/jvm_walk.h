@@ -9,9 +9,20 @@
 #include <sys/types.h>
 
 #include "cgprof/sample.h"
+#include "cgprof/target.h"
 #include "cgprof/util.h"
 
-struct target;
+/* One word of the target at a, read whole or not at all: 0 or negative
+ * (see target_read). The one reader every src/jvm/ file uses. */
+static inline int jvm_rd64(struct target *t, uint64_t a, uint64_t *v)
+{
+	return target_read(t, a, v, 8);
+}
+
+static inline int jvm_rd32(struct target *t, uint64_t a, uint32_t *v)
+{
+	return target_read(t, a, v, 4);
+}
 
 /* ---- VMStructs / VMTypes tables (src/jvm/vmstructs.c) ---------------- */
 

@@ -180,18 +180,13 @@ out:
 	return n;
 }
 
-static int rd64(struct target *t, uint64_t a, uint64_t *v)
-{
-	return target_read(t, a, v, 8);
-}
-
 int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th)
 {
 	const struct jvm_layout *L = &w->L;
 	uint64_t anc = th->addr + L->jt_anchor;
 	int32_t st;
-	if (rd64(w->t, anc + L->anchor_sp, &th->sp) || rd64(w->t, anc + L->anchor_pc, &th->pc) ||
-	    rd64(w->t, anc + L->anchor_fp, &th->fp) ||
+	if (jvm_rd64(w->t, anc + L->anchor_sp, &th->sp) || jvm_rd64(w->t, anc + L->anchor_pc, &th->pc) ||
+	    jvm_rd64(w->t, anc + L->anchor_fp, &th->fp) ||
 	    target_read(w->t, th->addr + L->jt_state, &st, 4))
 		return -EFAULT;
 	th->ts = tstate_of(L, st);
@@ -207,8 +202,8 @@ struct fstate {
 static int sender_of_interpreted(struct jvm_walker *w, struct fstate *s)
 {
 	uint64_t fp = s->fp, link, ret, usp;
-	if (rd64(w->t, fp, &link) || rd64(w->t, fp + 8, &ret) ||
-	    rd64(w->t, fp + 8 * IFRAME_SENDER_SP, &usp))
+	if (jvm_rd64(w->t, fp, &link) || jvm_rd64(w->t, fp + 8, &ret) ||
+	    jvm_rd64(w->t, fp + 8 * IFRAME_SENDER_SP, &usp))
 		return -EFAULT;
 	s->sp = fp + 16;
 	/* The unextended sp is where a compiled caller's frame is measured
@@ -226,7 +221,7 @@ static int sender_of_compiled(struct jvm_walker *w, struct fstate *s, int32_t fr
 	if (frame_words <= 0 || (uint64_t)frame_words * 8 > MAX_FRAME_BYTES)
 		return -EINVAL;
 	uint64_t ssp = s->usp + 8ull * (uint64_t)frame_words, ret, link;
-	if (rd64(w->t, ssp - 8, &ret) || rd64(w->t, ssp - 16, &link))
+	if (jvm_rd64(w->t, ssp - 8, &ret) || jvm_rd64(w->t, ssp - 16, &link))
 		return -EFAULT;
 	s->sp = s->usp = ssp;
 	s->pc = ret;
@@ -248,7 +243,7 @@ int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anc
 	uint64_t hi = stack_base && stack_base > s.sp ? stack_base : s.sp + MAX_STACK_BYTES;
 	if (!s.sp || s.sp & 7)
 		return -EINVAL;
-	if (from_anchor && !s.pc && rd64(w->t, s.sp - 8, &s.pc))
+	if (from_anchor && !s.pc && jvm_rd64(w->t, s.sp - 8, &s.pc))
 		return -EFAULT;
 	for (size_t guard = 0; guard < JVM_WALK_MAX_DEPTH; guard++) {
 		if (n == max) {
@@ -261,10 +256,10 @@ int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anc
 			 * its sp and within the stack. */
 			if (s.fp <= s.sp || s.fp >= hi || s.fp & 7 || s.fp - s.sp > MAX_FRAME_BYTES)
 				return n ? (int)n : -EINVAL;
-			if (rd64(w->t, s.fp + 8 * IFRAME_METHOD, &m) || !m || m & 7)
+			if (jvm_rd64(w->t, s.fp + 8 * IFRAME_METHOD, &m) || !m || m & 7)
 				return n ? (int)n : -EFAULT;
 			bcp = n == 0 && r->bcp && !from_anchor ? r->bcp : 0;
-			if (!bcp && rd64(w->t, s.fp + 8 * IFRAME_BCP, &bcp))
+			if (!bcp && jvm_rd64(w->t, s.fp + 8 * IFRAME_BCP, &bcp))
 				bcp = 0;
 			out[n++] = (struct jvm_rawframe){m, bcp, -1, 0};
 			err = sender_of_interpreted(w, &s);
@@ -276,7 +271,7 @@ int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anc
 				break; /* out of Java: the call stub, or VM code */
 			if (k == JVM_BLOB_NMETHOD) {
 				uint64_t m;
-				if (rd64(w->t, blob + w->L.nm_method, &m) || !m || m & 7)
+				if (jvm_rd64(w->t, blob + w->L.nm_method, &m) || !m || m & 7)
 					return n ? (int)n : -EFAULT;
 				/* one frame per inlined method when the debug info
 				 * reads back, else the nmethod's own method */
