@@ -237,6 +237,13 @@ struct jvm_minfo {
 	uint32_t code_size;
 	uint8_t *lines;        /* compressed line table, NULL if none */
 	uint32_t nlines;
+	/* What the name was read through, compared again before the entry
+	 * is believed (a class unload frees a Method* and a new one may take
+	 * its address): Method::_constMethod, ConstMethod::_constants and
+	 * _name_index, ConstantPool::_pool_holder. checked: the walker's check_gen it last matched. */
+	uint64_t key_cm, key_cp, key_holder;
+	uint32_t key_name;
+	uint64_t checked;
 };
 
 /* An nmethod's debug information, copied once: PcDescs and scope data. */
@@ -269,6 +276,7 @@ struct jvm_walker {
 	struct cg_map nms;              /* nmethod* -> 1 + index in nm */
 	struct jvm_nminfo *nm;
 	size_t nnm;
+	uint64_t check_gen;             /* bumped by each jvm_methods_check */
 	int line_enc;                   /* 0 unknown, 1 UNSIGNED5, 2 older */
 	uint64_t lost_reason[8];        /* counts by enum jvm_walk_err */
 };
@@ -324,6 +332,10 @@ int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anc
 /* Name a frame: "pkg.Class.method" into name, the source line of bci
  * into *line (0 when unknown). 0 or negative. Cached by Method*. */
 const struct jvm_minfo *jvm_method_info(struct jvm_walker *w, uint64_t method);
+/* Revalidate the cached names of frames f[0..n) in one scatter read: an
+ * entry whose Method, ConstMethod or name index changed is read afresh
+ * by jvm_method_info. Returns the number of entries found changed. */
+int jvm_methods_check(struct jvm_walker *w, const struct jvm_rawframe *f, size_t n);
 /* bci of a frame: from its bcp for an interpreted frame; -1 unknown. */
 int32_t jvm_frame_bci(const struct jvm_minfo *mi, const struct jvm_rawframe *f);
 /* Source line of bci in a method, 0 if unknown. */

@@ -378,6 +378,8 @@ static const char *walker_thread_name(struct jvm_sampler *js, const struct jvm_j
 static uint32_t walker_name(struct jvm_sampler *js, int n)
 {
 	uint32_t k = 0;
+	/* cached names still those of these Method*s? one read for all */
+	(void)jvm_methods_check(js->w, js->raw, (size_t)n);
 	for (int i = 0; i < n; i++) {
 		const struct jvm_minfo *mi = jvm_method_info(js->w, js->raw[i].method);
 		if (!mi)

@@ -762,6 +762,69 @@ START_TEST(walker_threads_and_frames)
 }
 END_TEST
 
+/* A class unload frees a Method* and a new method may take its address:
+ * a cached name is believed only while the words it was read through
+ * are the same, checked for a whole walk in one read. */
+START_TEST(method_cache_revalidated)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	struct jvm_walker w;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	jvm_vms_free(&v);
+	jvm_walker_init(&w, t, &L);
+	struct jvm_rawframe f[3] = {{FJ(0x4000), 0, -1, 0}, {FJ(0x4100), 0, -1, 0},
+				    {FJ(0x4000), 0, -1, 0}};
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.leaf");
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4100))->name, "pkg.Split.middle");
+
+	/* unchanged: one system call checks the whole walk, nothing re-read */
+	uint64_t calls = target_fake_calls(t);
+	ck_assert_int_eq(jvm_methods_check(&w, f, 3), 0);
+	ck_assert_uint_eq(target_fake_calls(t) - calls, 1);
+	calls = target_fake_calls(t);
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.leaf");
+	ck_assert_uint_eq(target_fake_calls(t), calls);
+
+	/* the Method at 0x4000 freed, a new one there with its own
+	 * ConstMethod naming "hot" */
+	fj_method(j, 0x4000, 0x4700, 4, (const uint8_t[]){0}, 1);
+	ck_assert_int_eq(jvm_methods_check(&w, f, 3), 1);
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.hot");
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4100))->name, "pkg.Split.middle");
+
+	/* the same ConstMethod address reused with another name index */
+	fj_put16(j, 0x4700 + 0x22, 2);
+	ck_assert_int_eq(jvm_methods_check(&w, f, 3), 1);
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.middle");
+
+	/* its constant pool's holder changed: another class now */
+	fj_put64(j, 0x4800 + 0x18, FJ(0x4a80));
+	fj_put64(j, 0x4a80 + 0x18, FJ(0x4d40));
+	fj_symbol(j, 0x4d40, "pkg/Other");
+	ck_assert_int_eq(jvm_methods_check(&w, f, 3), 2);
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4100))->name, "pkg.Other.middle");
+
+	/* a new round with nothing checked yet: a lookup checks on its
+	 * own, and freed memory that no longer names is not named */
+	fj_put64(j, 0x4100 + 8, 0xbad0000);
+	ck_assert_int_eq(jvm_methods_check(&w, f, 0), 0);
+	ck_assert_ptr_null(jvm_method_info(&w, FJ(0x4100)));
+	ck_assert_ptr_null(jvm_method_info(&w, FJ(0x4100)));
+	fj_put64(j, 0x4100 + 8, FJ(0x4500)); /* and a good one later is */
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4100))->name, "pkg.Other.middle");
+	jvm_walker_free(&w);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
 START_TEST(linetable_encodings)
 {
 	/* (bci 0, line 10), (bci 4, line 12) */
@@ -816,6 +879,7 @@ static Suite *jvm_suite(void)
 	tcase_add_test(tc, vmstructs_hostile_tables);
 	tcase_add_test(tc, layout_constmethod_fields_inside);
 	tcase_add_test(tc, walker_threads_and_frames);
+	tcase_add_test(tc, method_cache_revalidated);
 	tcase_add_test(tc, linetable_encodings);
 	suite_add_tcase(s, tc);
 	return s;
