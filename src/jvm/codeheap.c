@@ -30,6 +30,11 @@ int jvm_codeheap_refresh(struct jvm_walker *w)
 		return r ? r : -EFAULT;
 	w->interp_lo = buf;
 	w->interp_hi = buf + limit;
+	/* Set once at start-up, before any Java runs; a JVM that does not
+	 * describe it leaves 0, and walks end as they always did. */
+	uint64_t ret = 0;
+	if (L->call_stub_ret && jvm_rd64(t, L->call_stub_ret, &ret) == 0)
+		w->call_stub_ret = ret;
 	if ((r = jvm_rd64(t, L->code_heaps, &arr)) || !arr || (r = jvm_rd32(t, arr + L->ga_len, &len)) ||
 	    (r = jvm_rd64(t, arr + L->ga_data, &data)))
 		return r ? r : -EFAULT;
@@ -51,6 +56,16 @@ int jvm_codeheap_refresh(struct jvm_walker *w)
 		w->nheaps++;
 	}
 	return w->nheaps ? 0 : -ENOENT;
+}
+
+bool jvm_pc_in_java(struct jvm_walker *w, uint64_t pc)
+{
+	if (pc >= w->interp_lo && pc < w->interp_hi)
+		return true;
+	for (size_t i = 0; i < w->nheaps; i++)
+		if (pc >= w->heaps[i].low && pc < w->heaps[i].high)
+			return true;
+	return false;
 }
 
 /* The start of the CodeBlob holding pc, or 0. */

@@ -175,6 +175,8 @@ struct jvm_layout {
 	bool has_scopes;
 	uint32_t cb_kind;            /* JDK 23+: a kind byte; else by name */
 	int64_t kind_nmethod;
+	uint64_t call_stub_ret;      /* &StubRoutines::_call_stub_return_address, 0 if
+					not described: where every Java stack ends */
 	uint64_t interp_code;        /* &AbstractInterpreter::_code (StubQueue*) */
 	uint32_t sq_buffer, sq_limit;
 	/* values */
@@ -215,9 +217,21 @@ struct jvm_jthread {
 
 /* Where a walk starts: a thread's registers (pc, sp, fp, and the
  * interpreter's bcp register r13 when pc is in the interpreter; 0 if not
- * known), or its frame anchor. */
+ * known), or its frame anchor. stack, when set, is a copy of the
+ * thread's stack [sp, sp + stack_len) taken with the registers (a perf
+ * sample's): frame reads inside it are served from the copy, deeper
+ * ones from the target. */
 struct jvm_regs {
 	uint64_t pc, sp, fp, bcp;
+	const uint8_t *stack;
+	uint64_t stack_len;
+};
+
+/* How a walk ended. Only ENTRY and DEPTH are whole stacks. */
+enum jvm_walk_end {
+	JVM_END_ENTRY = 0,  /* at the call stub the thread entered Java from */
+	JVM_END_DEPTH,      /* at the depth bound: the root side is cut */
+	JVM_END_LOST,       /* anywhere else: a frame that did not check out */
 };
 
 /* A Method* the walk found, leaf first; named afterwards. */
@@ -268,6 +282,9 @@ struct jvm_walker {
 	struct jvm_codeheap heaps[JVM_MAX_HEAPS];
 	size_t nheaps;
 	uint64_t interp_lo, interp_hi;  /* the interpreter's code blob */
+	uint64_t call_stub_ret;         /* the pc every Java stack returns to; 0 unknown */
+	const uint8_t *copy;            /* the current walk's stack copy, if any */
+	uint64_t copy_lo, copy_len;
 	/* caches by remote address */
 	struct cg_map methods;          /* Method* -> 1 + index into minfo */
 	struct jvm_minfo *minfo;
@@ -324,11 +341,16 @@ int jvm_walk_threads(struct jvm_walker *w, struct jvm_jthread *th, size_t max);
  * an anchor is believed only if the anchor did not move meanwhile. */
 int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th);
 /* Walk the Java stack from r, storing at most max frames leaf first.
- * Returns the number of frames (>= 0) or a negative error; *truncated
- * when the walk stopped at max. The walk ends at the first frame that is
- * not Java (the call stub into the VM). */
+ * Returns the number of frames (>= 0) or a negative error, and in *end
+ * how it ended: JVM_END_ENTRY at the call stub the thread entered Java
+ * from (when this JVM does not describe it: at the first frame that is
+ * not Java), JVM_END_DEPTH at max, JVM_END_LOST at a frame that did not
+ * check out (the frames before it are still stored). */
 int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anchor,
-		   struct jvm_rawframe *out, size_t max, bool *truncated, uint64_t stack_base);
+		   struct jvm_rawframe *out, size_t max, enum jvm_walk_end *end,
+		   uint64_t stack_base);
+/* Is pc in code the walker walks (the interpreter or a code heap)? */
+bool jvm_pc_in_java(struct jvm_walker *w, uint64_t pc);
 /* Name a frame: "pkg.Class.method" into name, the source line of bci
  * into *line (0 when unknown). 0 or negative. Cached by Method*. */
 const struct jvm_minfo *jvm_method_info(struct jvm_walker *w, uint64_t method);
