@@ -1,6 +1,7 @@
 // JVM workload for bench/run.py.
-//   java BenchWork fixed UNITS     fixed CPU work on two threads, then one JSON
-//                                  line with its own wall time for it
+//   java BenchWork fixed UNITS [LINGER]  fixed CPU work on two threads, then
+//                                  one JSON line with its own wall time for it
+//                                  (then LINGER s idle, for a profiler to stop)
 //   java BenchWork hold SECONDS    keeps ~200k objects of a few classes live
 //                                  and works for SECONDS (heap summary cost)
 // Both print "ready" once warmed up, so a profiler can attach to steady state.
@@ -56,6 +57,7 @@ public class BenchWork {
         other.join();
         double wall = (System.nanoTime() - t0) / 1e9;
         System.out.println("{\"mode\": \"fixed\", \"units\": " + units + ", \"wall_s\": " + wall + "}");
+        System.out.flush();
     }
 
     static void hold(double seconds) {
@@ -74,8 +76,11 @@ public class BenchWork {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args[0].equals("fixed"))
+        if (args[0].equals("fixed")) {
             fixed(Integer.parseInt(args[1]));
+            if (args.length > 2)
+                Thread.sleep((long) (Double.parseDouble(args[2]) * 1000));
+        }
         else
             hold(Double.parseDouble(args[1]));
     }

@@ -71,6 +71,7 @@ enum cg_lost {
 	CG_LOST_GONE,       /* thread exited mid-sample */
 	CG_LOST_PAUSE,      /* could not pause the thread */
 	CG_LOST_MERGE,      /* native and Python stacks did not line up */
+	CG_LOST_PARTIAL,    /* a walk that did not reach the thread's first frame */
 	CG_LOST_FULL,       /* profile at capacity (counted in (truncated)) */
 	CG_LOST__COUNT
 };

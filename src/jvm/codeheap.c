@@ -13,16 +13,6 @@
  * default 128-byte segment). */
 #define SEGMAP_MAX_BACK (1u << 21)
 
-static int rd64(struct target *t, uint64_t a, uint64_t *v)
-{
-	return target_read(t, a, v, 8);
-}
-
-static int rd32(struct target *t, uint64_t a, uint32_t *v)
-{
-	return target_read(t, a, v, 4);
-}
-
 int jvm_codeheap_refresh(struct jvm_walker *w)
 {
 	const struct jvm_layout *L = &w->L;
@@ -35,13 +25,18 @@ int jvm_codeheap_refresh(struct jvm_walker *w)
 	if (!L->has_code)
 		return -ENOTSUP;
 	/* The interpreter: one StubQueue of codelets. */
-	if ((r = rd64(t, L->interp_code, &q)) || !q || (r = rd64(t, q + L->sq_buffer, &buf)) ||
-	    (r = rd32(t, q + L->sq_limit, &limit)))
+	if ((r = jvm_rd64(t, L->interp_code, &q)) || !q || (r = jvm_rd64(t, q + L->sq_buffer, &buf)) ||
+	    (r = jvm_rd32(t, q + L->sq_limit, &limit)))
 		return r ? r : -EFAULT;
 	w->interp_lo = buf;
 	w->interp_hi = buf + limit;
-	if ((r = rd64(t, L->code_heaps, &arr)) || !arr || (r = rd32(t, arr + L->ga_len, &len)) ||
-	    (r = rd64(t, arr + L->ga_data, &data)))
+	/* Set once at start-up, before any Java runs; a JVM that does not
+	 * describe it leaves 0, and walks end as they always did. */
+	uint64_t ret = 0;
+	if (L->call_stub_ret && jvm_rd64(t, L->call_stub_ret, &ret) == 0)
+		w->call_stub_ret = ret;
+	if ((r = jvm_rd64(t, L->code_heaps, &arr)) || !arr || (r = jvm_rd32(t, arr + L->ga_len, &len)) ||
+	    (r = jvm_rd64(t, arr + L->ga_data, &data)))
 		return r ? r : -EFAULT;
 	if (len > JVM_MAX_HEAPS)
 		return -EPROTO;
@@ -49,11 +44,11 @@ int jvm_codeheap_refresh(struct jvm_walker *w)
 		uint64_t h;
 		struct jvm_codeheap *ch = &w->heaps[w->nheaps];
 		uint32_t lg;
-		if (rd64(t, data + 8ull * i, &h) || !h ||
-		    rd64(t, h + L->ch_memory + L->vs_low_b, &ch->low) ||
-		    rd64(t, h + L->ch_memory + L->vs_high_b, &ch->high) ||
-		    rd64(t, h + L->ch_segmap + L->vs_low, &ch->segmap) ||
-		    rd32(t, h + L->ch_log2_seg, &lg))
+		if (jvm_rd64(t, data + 8ull * i, &h) || !h ||
+		    jvm_rd64(t, h + L->ch_memory + L->vs_low_b, &ch->low) ||
+		    jvm_rd64(t, h + L->ch_memory + L->vs_high_b, &ch->high) ||
+		    jvm_rd64(t, h + L->ch_segmap + L->vs_low, &ch->segmap) ||
+		    jvm_rd32(t, h + L->ch_log2_seg, &lg))
 			continue;
 		if (ch->high <= ch->low || lg < 3 || lg > 16 || !ch->segmap)
 			continue;
@@ -61,6 +56,16 @@ int jvm_codeheap_refresh(struct jvm_walker *w)
 		w->nheaps++;
 	}
 	return w->nheaps ? 0 : -ENOENT;
+}
+
+bool jvm_pc_in_java(struct jvm_walker *w, uint64_t pc)
+{
+	if (pc >= w->interp_lo && pc < w->interp_hi)
+		return true;
+	for (size_t i = 0; i < w->nheaps; i++)
+		if (pc >= w->heaps[i].low && pc < w->heaps[i].high)
+			return true;
+	return false;
 }
 
 /* The start of the CodeBlob holding pc, or 0. */
@@ -101,7 +106,7 @@ uint64_t jvm_codeheap_find(struct jvm_walker *w, uint64_t pc)
 	uint64_t blob = ch->low + (seg << ch->log2_seg) + w->L.heapblock_size;
 	/* The blob must reach pc: a stale map or a hostile one otherwise. */
 	uint32_t size;
-	if (rd32(w->t, blob + w->L.cb_size, &size) || pc < blob || pc - blob >= size)
+	if (jvm_rd32(w->t, blob + w->L.cb_size, &size) || pc < blob || pc - blob >= size)
 		return 0;
 	return blob;
 }
@@ -122,7 +127,7 @@ enum jvm_blob_kind jvm_codeheap_kind(struct jvm_walker *w, uint64_t blob, int32_
 	/* Before CodeBlob had a kind byte its name told nmethods apart; the
 	 * name is a constant string in libjvm, so one read per distinct one. */
 	uint64_t name, kind;
-	if (rd64(w->t, blob + L->cb_name, &name) || !name)
+	if (jvm_rd64(w->t, blob + L->cb_name, &name) || !name)
 		return JVM_BLOB_BAD;
 	if (cg_map_get(&w->blob_names, name, &kind))
 		return (enum jvm_blob_kind)kind;

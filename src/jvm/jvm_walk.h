@@ -9,9 +9,20 @@
 #include <sys/types.h>
 
 #include "cgprof/sample.h"
+#include "cgprof/target.h"
 #include "cgprof/util.h"
 
-struct target;
+/* One word of the target at a, read whole or not at all: 0 or negative
+ * (see target_read). The one reader every src/jvm/ file uses. */
+static inline int jvm_rd64(struct target *t, uint64_t a, uint64_t *v)
+{
+	return target_read(t, a, v, 8);
+}
+
+static inline int jvm_rd32(struct target *t, uint64_t a, uint32_t *v)
+{
+	return target_read(t, a, v, 4);
+}
 
 /* ---- VMStructs / VMTypes tables (src/jvm/vmstructs.c) ---------------- */
 
@@ -164,6 +175,8 @@ struct jvm_layout {
 	bool has_scopes;
 	uint32_t cb_kind;            /* JDK 23+: a kind byte; else by name */
 	int64_t kind_nmethod;
+	uint64_t call_stub_ret;      /* &StubRoutines::_call_stub_return_address, 0 if
+					not described: where every Java stack ends */
 	uint64_t interp_code;        /* &AbstractInterpreter::_code (StubQueue*) */
 	uint32_t sq_buffer, sq_limit;
 	/* values */
@@ -204,9 +217,21 @@ struct jvm_jthread {
 
 /* Where a walk starts: a thread's registers (pc, sp, fp, and the
  * interpreter's bcp register r13 when pc is in the interpreter; 0 if not
- * known), or its frame anchor. */
+ * known), or its frame anchor. stack, when set, is a copy of the
+ * thread's stack [sp, sp + stack_len) taken with the registers (a perf
+ * sample's): frame reads inside it are served from the copy, deeper
+ * ones from the target. */
 struct jvm_regs {
 	uint64_t pc, sp, fp, bcp;
+	const uint8_t *stack;
+	uint64_t stack_len;
+};
+
+/* How a walk ended. Only ENTRY and DEPTH are whole stacks. */
+enum jvm_walk_end {
+	JVM_END_ENTRY = 0,  /* at the call stub the thread entered Java from */
+	JVM_END_DEPTH,      /* at the depth bound: the root side is cut */
+	JVM_END_LOST,       /* anywhere else: a frame that did not check out */
 };
 
 /* A Method* the walk found, leaf first; named afterwards. */
@@ -226,6 +251,13 @@ struct jvm_minfo {
 	uint32_t code_size;
 	uint8_t *lines;        /* compressed line table, NULL if none */
 	uint32_t nlines;
+	/* What the name was read through, compared again before the entry
+	 * is believed (a class unload frees a Method* and a new one may take
+	 * its address): Method::_constMethod, ConstMethod::_constants and
+	 * _name_index, ConstantPool::_pool_holder. checked: the walker's check_gen it last matched. */
+	uint64_t key_cm, key_cp, key_holder;
+	uint32_t key_name;
+	uint64_t checked;
 };
 
 /* An nmethod's debug information, copied once: PcDescs and scope data. */
@@ -250,6 +282,9 @@ struct jvm_walker {
 	struct jvm_codeheap heaps[JVM_MAX_HEAPS];
 	size_t nheaps;
 	uint64_t interp_lo, interp_hi;  /* the interpreter's code blob */
+	uint64_t call_stub_ret;         /* the pc every Java stack returns to; 0 unknown */
+	const uint8_t *copy;            /* the current walk's stack copy, if any */
+	uint64_t copy_lo, copy_len;
 	/* caches by remote address */
 	struct cg_map methods;          /* Method* -> 1 + index into minfo */
 	struct jvm_minfo *minfo;
@@ -258,6 +293,7 @@ struct jvm_walker {
 	struct cg_map nms;              /* nmethod* -> 1 + index in nm */
 	struct jvm_nminfo *nm;
 	size_t nnm;
+	uint64_t check_gen;             /* bumped by each jvm_methods_check */
 	int line_enc;                   /* 0 unknown, 1 UNSIGNED5, 2 older */
 	uint64_t lost_reason[8];        /* counts by enum jvm_walk_err */
 };
@@ -305,14 +341,23 @@ int jvm_walk_threads(struct jvm_walker *w, struct jvm_jthread *th, size_t max);
  * an anchor is believed only if the anchor did not move meanwhile. */
 int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th);
 /* Walk the Java stack from r, storing at most max frames leaf first.
- * Returns the number of frames (>= 0) or a negative error; *truncated
- * when the walk stopped at max. The walk ends at the first frame that is
- * not Java (the call stub into the VM). */
+ * Returns the number of frames (>= 0) or a negative error, and in *end
+ * how it ended: JVM_END_ENTRY at the call stub the thread entered Java
+ * from (when this JVM does not describe it: at the first frame that is
+ * not Java), JVM_END_DEPTH at max, JVM_END_LOST at a frame that did not
+ * check out (the frames before it are still stored). */
 int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anchor,
-		   struct jvm_rawframe *out, size_t max, bool *truncated, uint64_t stack_base);
+		   struct jvm_rawframe *out, size_t max, enum jvm_walk_end *end,
+		   uint64_t stack_base);
+/* Is pc in code the walker walks (the interpreter or a code heap)? */
+bool jvm_pc_in_java(struct jvm_walker *w, uint64_t pc);
 /* Name a frame: "pkg.Class.method" into name, the source line of bci
  * into *line (0 when unknown). 0 or negative. Cached by Method*. */
 const struct jvm_minfo *jvm_method_info(struct jvm_walker *w, uint64_t method);
+/* Revalidate the cached names of frames f[0..n) in one scatter read: an
+ * entry whose Method, ConstMethod or name index changed is read afresh
+ * by jvm_method_info. Returns the number of entries found changed. */
+int jvm_methods_check(struct jvm_walker *w, const struct jvm_rawframe *f, size_t n);
 /* bci of a frame: from its bcp for an interpreted frame; -1 unknown. */
 int32_t jvm_frame_bci(const struct jvm_minfo *mi, const struct jvm_rawframe *f);
 /* Source line of bci in a method, 0 if unknown. */

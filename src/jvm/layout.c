@@ -185,6 +185,10 @@ static void resolve_code(struct resolver *rs)
 	L->interp_code = static_of(rs, "AbstractInterpreter", "_code");
 	L->sq_buffer = off_of(rs, "StubQueue", "_stub_buffer");
 	L->sq_limit = off_of(rs, "StubQueue", "_buffer_limit");
+	/* Optional: without it a walk ends at the first frame that is not
+	 * Java, and cannot tell the thread's entry from a lost frame. */
+	if (jvm_vms_static(v, "StubRoutines", "_call_stub_return_address", &L->call_stub_ret))
+		L->call_stub_ret = 0;
 	L->cb_kind = off_opt(v, "CodeBlob", "_kind");
 	L->kind_nmethod = const_or(v, "CodeBlobKind::Nmethod", -1);
 	L->has_code = rs->ok && L->has_names;

@@ -177,9 +177,14 @@ static int minfo_read(struct jvm_walker *w, uint64_t method, struct jvm_minfo *m
 	if (!cp || cp & 7 || target_read(t, cp + L->cp_holder, &holder, 8) || !holder ||
 	    target_read(t, holder + L->k_name, &ksym, 8))
 		return -EFAULT;
+	uint32_t name_idx = get_u16(cm, cml, L->cm_name_idx);
 	if (read_symbol(t, L, ksym, klass, sizeof(klass)) ||
-	    cp_symbol(t, L, cp, get_u16(cm, cml, L->cm_name_idx), cp_len, name, sizeof(name)))
+	    cp_symbol(t, L, cp, name_idx, cp_len, name, sizeof(name)))
 		return -EFAULT;
+	mi->key_cm = cmp;
+	mi->key_cp = cp;
+	mi->key_name = name_idx;
+	mi->key_holder = holder;
 	for (char *c = klass; *c; c++)
 		if (*c == '/')
 			*c = '.';
@@ -215,11 +220,122 @@ static int minfo_read(struct jvm_walker *w, uint64_t method, struct jvm_minfo *m
 	return 0;
 }
 
-const struct jvm_minfo *jvm_method_info(struct jvm_walker *w, uint64_t method)
+/* ---- the cache by Method* ------------------------------------------- */
+
+/* A cached name is believed only while the words it was read through are
+ * the same: a class unload frees its Methods, ConstMethods and constant
+ * pool, and new ones may take the same addresses. The four words are
+ * read where they were, one scatter read for many entries. */
+struct mkey {
+	uint64_t cm, cp, holder;
+	uint16_t name;
+};
+#define MKEY_IOV 4
+/* Entries checked by one system call (IOV_MAX is 1024). */
+#define MKEY_BATCH 256u
+
+static void mkey_iov(const struct jvm_layout *L, uint64_t method, const struct jvm_minfo *mi,
+		     struct mkey *k, struct iovec *lv, struct iovec *rv)
+{
+	const struct { void *p; uint64_t at; size_t n; } piece[MKEY_IOV] = {
+		{&k->cm, method + L->m_constmethod, 8},
+		{&k->cp, mi->key_cm + L->cm_constants, 8},
+		{&k->name, mi->key_cm + L->cm_name_idx, 2},
+		{&k->holder, mi->key_cp + L->cp_holder, 8},
+	};
+	for (int i = 0; i < MKEY_IOV; i++) {
+		lv[i] = (struct iovec){piece[i].p, piece[i].n};
+		rv[i] = (struct iovec){(void *)(uintptr_t)piece[i].at, piece[i].n};
+	}
+}
+
+static bool mkey_same(const struct jvm_minfo *mi, const struct mkey *k)
+{
+	return k->cm == mi->key_cm && k->cp == mi->key_cp && k->name == mi->key_name &&
+	       k->holder == mi->key_holder;
+}
+
+static void minfo_drop(struct jvm_minfo *mi)
+{
+	free(mi->name);
+	free(mi->file);
+	free(mi->lines);
+	memset(mi, 0, sizeof(*mi)); /* name NULL: read again when next asked */
+}
+
+/* The cache slot of a Method*, NULL if it has none. */
+static struct jvm_minfo *minfo_slot(struct jvm_walker *w, uint64_t method)
 {
 	uint64_t idx;
-	if (cg_map_get(&w->methods, method, &idx))
-		return idx ? &w->minfo[idx - 1] : NULL;
+	if (!cg_map_get(&w->methods, method, &idx) || !idx || idx > w->nminfo)
+		return NULL;
+	return &w->minfo[idx - 1];
+}
+
+int jvm_methods_check(struct jvm_walker *w, const struct jvm_rawframe *f, size_t n)
+{
+	struct iovec lv[MKEY_BATCH * MKEY_IOV], rv[MKEY_BATCH * MKEY_IOV];
+	struct mkey key[MKEY_BATCH];
+	struct jvm_minfo *slot[MKEY_BATCH];
+	uint64_t gen = ++w->check_gen;
+	int changed = 0;
+	size_t i = 0;
+	while (i < n) {
+		size_t k = 0;
+		for (; i < n && k < MKEY_BATCH; i++) {
+			struct jvm_minfo *mi = minfo_slot(w, f[i].method);
+			if (!mi || !mi->name || mi->checked == gen)
+				continue;
+			mi->checked = gen; /* once per call, however often it recurs */
+			mkey_iov(&w->L, f[i].method, mi, &key[k], &lv[k * MKEY_IOV], &rv[k * MKEY_IOV]);
+			slot[k++] = mi;
+		}
+		if (!k)
+			break;
+		ssize_t got = target_readv(w->t, lv, k * MKEY_IOV, rv, k * MKEY_IOV);
+		size_t upto = 0;
+		for (size_t j = 0; j < k; j++) {
+			upto += 8 + 8 + 2 + 8;
+			if (got >= 0 && (size_t)got >= upto && mkey_same(slot[j], &key[j]))
+				continue;
+			/* Changed, or no longer readable: not this method's name. A
+			 * short read cuts the rest too; they are read afresh. */
+			minfo_drop(slot[j]);
+			changed++;
+		}
+	}
+	return changed;
+}
+
+const struct jvm_minfo *jvm_method_info(struct jvm_walker *w, uint64_t method)
+{
+	struct jvm_minfo *mi = minfo_slot(w, method);
+	if (mi && mi->name) {
+		if (mi->checked == w->check_gen)
+			return mi;
+		/* Not checked since the last jvm_methods_check: on its own. */
+		struct mkey k;
+		struct iovec lv[MKEY_IOV], rv[MKEY_IOV];
+		mkey_iov(&w->L, method, mi, &k, lv, rv);
+		ssize_t got = target_readv(w->t, lv, MKEY_IOV, rv, MKEY_IOV);
+		if (got == 8 + 8 + 2 + 8 && mkey_same(mi, &k)) {
+			mi->checked = w->check_gen;
+			return mi;
+		}
+		minfo_drop(mi);
+	}
+	if (mi) {
+		/* Its slot stays; what it names is read again. */
+		struct jvm_minfo fresh;
+		if (minfo_read(w, method, &fresh)) {
+			free(fresh.name);
+			free(fresh.file);
+			return NULL;
+		}
+		*mi = fresh;
+		mi->checked = w->check_gen;
+		return mi;
+	}
 	if (!(w->nminfo & (w->nminfo - 1)) || !w->nminfo) {
 		size_t cap = w->nminfo ? w->nminfo * 2 : 64;
 		struct jvm_minfo *p = realloc(w->minfo, cap * sizeof(*p));
@@ -227,7 +343,7 @@ const struct jvm_minfo *jvm_method_info(struct jvm_walker *w, uint64_t method)
 			return NULL;
 		w->minfo = p;
 	}
-	struct jvm_minfo *mi = &w->minfo[w->nminfo];
+	mi = &w->minfo[w->nminfo];
 	if (minfo_read(w, method, mi)) {
 		free(mi->name);
 		free(mi->file);
@@ -241,6 +357,7 @@ const struct jvm_minfo *jvm_method_info(struct jvm_walker *w, uint64_t method)
 		free(mi->lines);
 		return NULL;
 	}
+	mi->checked = w->check_gen;
 	w->nminfo++;
 	return mi;
 }

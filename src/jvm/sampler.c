@@ -71,6 +71,20 @@ struct jvm_sampler {
 	struct cg_map name_slot;      /* JavaThread* -> 1 + index in names */
 	struct jvm_tname *names;
 	size_t nnames;
+	/* registers of threads in Java: the kernel's CPU-clock samples, or
+	 * (perf NULL) a pause of the thread */
+	struct target_perf *perf;
+	pid_t *perf_tids;             /* host tids perf was last synced to */
+	size_t nperf_tids;
+	pid_t *round_tids;            /* this round's, in th[] order */
+	struct cg_map tid_slot;       /* host tid -> 1 + index in th[], this round */
+	struct cg_map perf_has;       /* host tid -> 1 when perf samples it */
+	int nth;
+	/* the round a perf drain belongs to */
+	cg_sample_fn fn;
+	void *arg;
+	struct cg_sample_stats *stats;
+	uint64_t perf_seen, perf_native; /* for -v: samples, and those outside Java */
 };
 
 /* ---- mechanism: thread dumps over the attach socket ---- */
@@ -256,13 +270,16 @@ static int walker_open(struct jvm_sampler *js)
 	else if (!js->O.names)
 		cg_info("jvm: cannot read Java thread names: OS thread names are shown");
 	cg_map_init(&js->name_slot);
+	cg_map_init(&js->tid_slot);
+	cg_map_init(&js->perf_has);
 	js->depth = js->opts.max_depth && js->opts.max_depth < JVM_WALK_MAX_DEPTH ? js->opts.max_depth
 										    : JVM_WALK_MAX_DEPTH;
 	js->w = calloc(1, sizeof(*js->w));
 	js->th = calloc(JVM_WALK_MAX_THREADS, sizeof(*js->th));
 	js->raw = calloc(js->depth, sizeof(*js->raw));
 	js->frames = calloc(js->depth, sizeof(*js->frames));
-	if (!js->w || !js->th || !js->raw || !js->frames) {
+	js->round_tids = calloc(JVM_WALK_MAX_THREADS, sizeof(*js->round_tids));
+	if (!js->w || !js->th || !js->raw || !js->frames || !js->round_tids) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -282,13 +299,14 @@ out:
 /* The registers a walk of th starts from: a running Java thread is paused
  * for the read (only it; the JVM runs on), any other starts from its last
  * Java frame anchor. 1 when the thread is held (resume after the walk), 0
- * when not, negative: no sample (counted). */
+ * when not, negative: no sample (counted). Threads in Java come here only
+ * where perf samples are refused, or for a dump's one round. */
 static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pid_t tid,
 			struct jvm_regs *r, bool *anchor, struct cg_sample_stats *stats)
 {
 	*anchor = th->ts != JVM_TS_IN_JAVA;
 	if (*anchor) {
-		*r = (struct jvm_regs){th->pc, th->sp, th->fp, 0};
+		*r = (struct jvm_regs){th->pc, th->sp, th->fp, 0, NULL, 0};
 		return 0;
 	}
 	if (js->opts.nonblocking) {
@@ -306,39 +324,54 @@ static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pi
 		stats->lost[CG_LOST_PAUSE]++;
 		return e;
 	}
-	*r = (struct jvm_regs){tr.pc, tr.sp, tr.fp, tr.r13};
+	*r = (struct jvm_regs){tr.pc, tr.sp, tr.fp, tr.r13, NULL, 0};
 	return 1;
+}
+
+/* A walk is kept only when whole: it reached the call stub the thread
+ * entered Java from, or the depth bound. */
+static bool walk_whole(enum jvm_walk_end end)
+{
+	return end == JVM_END_ENTRY || end == JVM_END_DEPTH;
 }
 
 /* Walk one thread's stack into js->raw: the number of frames, -EAGAIN
  * when the thread could not be paused (counted), -ESTALE when the
- * thread's anchor kept moving under the walk, or another negative. A
- * thread read from its anchor runs on meanwhile; the walk counts only if
- * the anchor is the same afterwards, else it is tried again. */
-static int walker_walk(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid, bool *truncated,
-		       struct cg_sample_stats *stats)
+ * thread's anchor kept moving under the walk (or, perf sampling the
+ * thread, it went back to Java), -ENODATA for a walk that did not end
+ * whole, or another negative. A thread read from its anchor runs on
+ * meanwhile; the walk counts only if the anchor is the same afterwards,
+ * else it is tried again. */
+static int walker_walk(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid, bool perf,
+		       bool *truncated, struct cg_sample_stats *stats)
 {
 	int nf = -ESTALE;
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct jvm_regs r;
+		enum jvm_walk_end end;
 		bool anchor;
 		int held = walker_start(js, th, tid, &r, &anchor, stats);
 		if (held < 0)
 			return -EAGAIN;
-		nf = jvm_walk_stack(js->w, &r, anchor, js->raw, js->depth, truncated, th->stack_base);
+		nf = jvm_walk_stack(js->w, &r, anchor, js->raw, js->depth, &end, th->stack_base);
+		*truncated = end == JVM_END_DEPTH;
 		if (held) {
 			target_resume(js->t, tid);
-			return nf;
+			return nf > 0 && !walk_whole(end) ? -ENODATA : nf;
 		}
 		struct jvm_jthread again = *th;
 		if (jvm_thread_reread(js->w, &again))
 			return -EFAULT;
 		if (again.sp == th->sp && again.pc == th->pc && again.ts == th->ts && nf > 0)
-			return nf;
+			return walk_whole(end) ? nf : -ENODATA;
 		nf = -ESTALE;
 		again.state = th->state;
 		*th = again;
 		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
+			return -ESTALE;
+		/* Back in Java meanwhile: where perf samples it, that time is
+		 * in its samples, and it is never paused. */
+		if (th->ts == JVM_TS_IN_JAVA && perf)
 			return -ESTALE;
 	}
 	return nf;
@@ -378,6 +411,8 @@ static const char *walker_thread_name(struct jvm_sampler *js, const struct jvm_j
 static uint32_t walker_name(struct jvm_sampler *js, int n)
 {
 	uint32_t k = 0;
+	/* cached names still those of these Method*s? one read for all */
+	(void)jvm_methods_check(js->w, js->raw, (size_t)n);
 	for (int i = 0; i < n; i++) {
 		const struct jvm_minfo *mi = jvm_method_info(js->w, js->raw[i].method);
 		if (!mi)
@@ -391,6 +426,124 @@ static uint32_t walker_name(struct jvm_sampler *js, int n)
 		};
 	}
 	return k;
+}
+
+/* Name and hand on one walk of th; counts it, or why it was lost. */
+static void walker_emit(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid, int nf,
+			bool truncated, enum cg_state state, cg_sample_fn fn, void *arg,
+			struct cg_sample_stats *stats)
+{
+	if (nf == -EAGAIN)
+		return; /* counted */
+	uint32_t k = nf > 0 ? walker_name(js, nf) : 0;
+	if (!k) {
+		stats->lost[nf == -ESTALE    ? CG_LOST_TORN
+			    : nf == -ENODATA ? CG_LOST_PARTIAL
+					     : CG_LOST_READ]++;
+		return;
+	}
+	struct cg_sample s = {
+		.pid = js->attach.pid,
+		.tid = tid,
+		.thread_name = walker_thread_name(js, th, tid),
+		.state = state,
+		.truncated = truncated,
+		.nframes = k,
+		.frames = js->frames,
+	};
+	fn(&s, arg);
+	stats->taken++;
+}
+
+#if defined(__x86_64__)
+#include <asm/perf_regs.h>
+#define JVM_PERF_REG_BCP PERF_REG_X86_R13 /* the interpreter's bytecode pointer */
+#else
+#define JVM_PERF_REG_BCP (-1)
+#endif
+
+/* One kernel sample of a Java thread: walked from its registers over its
+ * stack copy. A sample whose pc is outside Java code (the JVM's own
+ * code, a native library, libc) is left out: that thread's time there is
+ * the anchor walk's of each round it spends there (see walker_sample). */
+static void walker_on_perf(const struct target_perf_sample *ps, void *arg)
+{
+	struct jvm_sampler *js = arg;
+	uint64_t idx;
+	if (!cg_map_get(&js->tid_slot, (uint64_t)ps->tid, &idx) || !idx || idx > (uint64_t)js->nth)
+		return; /* not a Java thread (any more) */
+	js->perf_seen++;
+	if (!ps->ip || !jvm_pc_in_java(js->w, ps->ip)) {
+		js->perf_native++;
+		return;
+	}
+	struct jvm_jthread *th = &js->th[idx - 1];
+	struct jvm_regs r = {ps->ip, ps->sp, ps->fp, 0, ps->stack, ps->stack_len};
+	if (JVM_PERF_REG_BCP >= 0 && JVM_PERF_REG_BCP < TARGET_PERF_MAX_REGS &&
+	    (ps->regs_mask >> JVM_PERF_REG_BCP & 1))
+		r.bcp = ps->regs[JVM_PERF_REG_BCP];
+	enum jvm_walk_end end;
+	int nf = jvm_walk_stack(js->w, &r, false, js->raw, js->depth, &end, th->stack_base);
+	if (nf <= 0 || !walk_whole(end))
+		nf = -ENODATA; /* a frame did not check out: caught mid-call, say */
+	walker_emit(js, th, ps->tid, nf, end == JVM_END_DEPTH, CG_ST_RUNNING, js->fn, js->arg,
+		    js->stats);
+}
+
+/* Follow HotSpot's thread list with perf events: one per Java thread,
+ * opened for a new thread, closed for one gone (its last samples kept). */
+static int walker_perf_sync(struct jvm_sampler *js, int n)
+{
+	if ((size_t)n == js->nperf_tids &&
+	    !memcmp(js->round_tids, js->perf_tids, (size_t)n * sizeof(pid_t)))
+		return 0;
+	int r = target_perf_sync(js->perf, js->round_tids, (size_t)n, walker_on_perf, js);
+	if (r < 0)
+		return r;
+	memcpy(js->perf_tids, js->round_tids, (size_t)n * sizeof(pid_t));
+	js->nperf_tids = (size_t)n;
+	cg_map_clear(&js->perf_has);
+	for (int i = 0; i < n; i++)
+		if (target_perf_has(js->perf, js->round_tids[i]))
+			(void)cg_map_put(&js->perf_has, (uint64_t)js->round_tids[i], 1);
+	return 0;
+}
+
+/* Open perf events for every Java thread when the system allows them
+ * and the profile has a rate; else say once why and what pausing costs. */
+static void walker_perf_open(struct jvm_sampler *js, int n)
+{
+	const char *force = getenv("CGPROF_JVM_SAMPLER");
+	if (!(js->opts.rate_hz > 0))
+		return; /* one round (dump): a pause is exact and brief */
+	if (force && !strcmp(force, "pause")) {
+		cg_info("jvm: running Java threads are paused for their registers "
+			"(CGPROF_JVM_SAMPLER=pause)");
+		return;
+	}
+	js->perf_tids = calloc(JVM_WALK_MAX_THREADS, sizeof(pid_t));
+	if (!js->perf_tids)
+		return;
+	for (int i = 0; i < n; i++)
+		js->round_tids[i] = attach_host_tid(js, js->th[i].tid);
+	int r = target_perf_open(js->t, js->opts.rate_hz, 0, js->round_tids, (size_t)n, &js->perf);
+	if (r == 0) {
+		cg_info("jvm: threads in Java sampled by perf CPU-clock events (no thread stopped)");
+		js->nperf_tids = 0;
+		(void)walker_perf_sync(js, n);
+		return;
+	}
+	js->perf = NULL;
+	if (js->opts.nonblocking)
+		cg_warn("%s; with --nonblocking, threads running Java code are not sampled "
+			"(their registers would need a pause)",
+			cg_lasterr());
+	else
+		cg_warn("%s; threads running Java code fall back to being paused (ptrace) for "
+			"their registers, which costs each a stop per sample and shifts samples "
+			"toward system calls (see README, \"Java\")",
+			cg_lasterr());
+	cg_clearerr();
 }
 
 static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
@@ -408,9 +561,34 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		return 0;
 	}
 	js->tids_fresh = false;
+	js->nth = n;
+	cg_map_clear(&js->tid_slot);
+	for (int i = 0; i < n; i++) {
+		js->round_tids[i] = attach_host_tid(js, js->th[i].tid);
+		(void)cg_map_put(&js->tid_slot, (uint64_t)js->round_tids[i], (uint64_t)i + 1);
+	}
+	if (js->rounds == 1)
+		walker_perf_open(js, n);
+	if (js->perf) {
+		/* What the kernel sampled of each Java thread since the last
+		 * round: one sample per 1/rate s of its CPU time. */
+		js->fn = fn;
+		js->arg = arg;
+		js->stats = stats;
+		uint64_t lost = 0;
+		if (walker_perf_sync(js, n) == -ENOMEM)
+			stats->lost[CG_LOST_READ]++;
+		target_perf_drain(js->perf, walker_on_perf, js, &lost);
+		stats->lost[CG_LOST_LATE] += lost;
+	}
 	for (int i = 0; i < n; i++) {
 		struct jvm_jthread *th = &js->th[i];
-		pid_t tid = attach_host_tid(js, th->tid);
+		pid_t tid = js->round_tids[i];
+		uint64_t one;
+		bool perf = js->perf && cg_map_get(&js->perf_has, (uint64_t)tid, &one);
+		/* in Java now: its CPU time is in its perf samples */
+		if (perf && th->ts == JVM_TS_IN_JAVA)
+			continue;
 		/* Off CPU is no CPU sample, whatever the JVM thinks: asked
 		 * first, it saves reading the Thread object. */
 		if (!js->opts.idle && target_thread_state(js->t, tid) != TARGET_THREAD_RUNNING)
@@ -427,31 +605,26 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
 			continue;
 		bool truncated = false;
-		int nf = walker_walk(js, th, tid, &truncated, stats);
-		if (nf == -EAGAIN)
-			continue; /* counted */
-		uint32_t k = nf > 0 ? walker_name(js, nf) : 0;
-		if (!k) {
-			stats->lost[nf == -ESTALE ? CG_LOST_TORN : CG_LOST_READ]++;
-			continue;
-		}
-		struct cg_sample s = {
-			.pid = js->attach.pid,
-			.tid = tid,
-			.thread_name = walker_thread_name(js, th, tid),
-			.state = th->state,
-			.truncated = truncated,
-			.nframes = k,
-			.frames = js->frames,
-		};
-		fn(&s, arg);
-		stats->taken++;
+		int nf = walker_walk(js, th, tid, perf, &truncated, stats);
+		walker_emit(js, th, tid, nf, truncated, th->state, fn, arg, stats);
 	}
 	return n;
 }
 
 static void walker_close(struct jvm_sampler *js)
 {
+	if (js->perf)
+		cg_info("jvm: %llu perf samples of Java threads, %llu of them outside Java code "
+			"(left to the anchor walks)",
+			(unsigned long long)js->perf_seen, (unsigned long long)js->perf_native);
+	target_perf_close(js->perf);
+	js->perf = NULL;
+	free(js->perf_tids);
+	free(js->round_tids);
+	js->perf_tids = js->round_tids = NULL;
+	js->nperf_tids = 0;
+	cg_map_free(&js->tid_slot);
+	cg_map_free(&js->perf_has);
 	if (js->w)
 		jvm_walker_free(js->w);
 	free(js->w);
@@ -475,7 +648,8 @@ static const struct jvm_rate jvm_walker_rates[] = {
 
 static const struct jvm_mech jvm_mech_walker = {
 	.name = "HotSpot's VMStructs read from outside",
-	.cost = "every sample pauses each running Java thread briefly",
+	.cost = "each sample is a kernel CPU-clock sample of a thread, or where perf events "
+		"are refused a brief pause of it",
 	.rates = jvm_walker_rates,
 	.open = walker_open,
 	.sample = walker_sample,

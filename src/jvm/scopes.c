@@ -13,16 +13,6 @@
 #define MAX_SCOPES 64u             /* inlining depth HotSpot never reaches */
 #define INVOCATION_ENTRY_BCI (-1)
 
-static int rd64(struct target *t, uint64_t a, uint64_t *v)
-{
-	return target_read(t, a, v, 8);
-}
-
-static int rd32(struct target *t, uint64_t a, uint32_t *v)
-{
-	return target_read(t, a, v, 4);
-}
-
 /* Copy [from, to) of the target into a new buffer. */
 static int copy_range(struct target *t, uint64_t from, uint64_t to, uint8_t **out, uint32_t *n)
 {
@@ -49,9 +39,9 @@ static int nm_locate(struct jvm_walker *w, uint64_t nm, struct jvm_nminfo *ni)
 	uint64_t scopes, pcs_begin, pcs_end;
 	if (L->nm_deps_off != JVM_NO_OFF && L->nm_scopes_ptr != JVM_NO_OFF) {
 		/* JDK 17-22: offsets from the nmethod, scope data by pointer */
-		if (rd64(t, nm + L->cb_code_begin, &ni->code_begin) || rd32(t, nm + L->nm_pcs_off, &pcs) ||
-		    rd32(t, nm + L->nm_deps_off, &end) || rd32(t, nm + L->nm_meta_off, &meta) ||
-		    rd64(t, nm + L->nm_scopes_ptr, &scopes))
+		if (jvm_rd64(t, nm + L->cb_code_begin, &ni->code_begin) || jvm_rd32(t, nm + L->nm_pcs_off, &pcs) ||
+		    jvm_rd32(t, nm + L->nm_deps_off, &end) || jvm_rd32(t, nm + L->nm_meta_off, &meta) ||
+		    jvm_rd64(t, nm + L->nm_scopes_ptr, &scopes))
 			return -EFAULT;
 		pcs_begin = nm + pcs;
 		pcs_end = nm + end;
@@ -64,16 +54,16 @@ static int nm_locate(struct jvm_walker *w, uint64_t nm, struct jvm_nminfo *ni)
 		 * after the relocations in the mutable data */
 		uint64_t imm, mut;
 		uint32_t code_off, sdata, reloc;
-		if (rd64(t, nm + L->nm_immutable, &imm) || rd32(t, nm + L->nm_pcs_off, &pcs) ||
-		    rd32(t, nm + L->nm_scopes_off, &sdata) || rd32(t, nm + L->cb_code_offset, &code_off) ||
-		    rd64(t, nm + L->cb_mutable, &mut) || rd32(t, nm + L->cb_reloc_size, &reloc))
+		if (jvm_rd64(t, nm + L->nm_immutable, &imm) || jvm_rd32(t, nm + L->nm_pcs_off, &pcs) ||
+		    jvm_rd32(t, nm + L->nm_scopes_off, &sdata) || jvm_rd32(t, nm + L->cb_code_offset, &code_off) ||
+		    jvm_rd64(t, nm + L->cb_mutable, &mut) || jvm_rd32(t, nm + L->cb_reloc_size, &reloc))
 			return -EFAULT;
 		ni->code_begin = nm + code_off;
 		pcs_begin = imm + pcs;
 		pcs_end = imm + sdata;
 		ni->metadata = mut + ((reloc + 7u) & ~7u);
 		uint32_t isize = 0;
-		if (L->nm_imm_size != JVM_NO_OFF && rd32(t, nm + L->nm_imm_size, &isize) == 0 && isize > sdata &&
+		if (L->nm_imm_size != JVM_NO_OFF && jvm_rd32(t, nm + L->nm_imm_size, &isize) == 0 && isize > sdata &&
 		    copy_range(t, imm + sdata, imm + isize, &ni->scopes, &ni->nscopes) == 0)
 			;
 		else if (copy_range(t, imm + sdata, imm + sdata + 4096, &ni->scopes, &ni->nscopes))
@@ -181,7 +171,7 @@ static int decode_chain(struct jvm_walker *w, const struct jvm_nminfo *ni, int32
 		    !jvm_compressed_uint(ni->scopes, ni->nscopes, &pos, u5, &bci))
 			return -EPROTO;
 		uint64_t m;
-		if (!midx || midx > 65536 || rd64(w->t, ni->metadata + 8ull * (midx - 1), &m) || !m || m & 7)
+		if (!midx || midx > 65536 || jvm_rd64(w->t, ni->metadata + 8ull * (midx - 1), &m) || !m || m & 7)
 			return -EPROTO;
 		/* InvocationEntryBci: the frame is at its method's entry (stack
 		 * bang, prologue), which is the line of bytecode 0 */

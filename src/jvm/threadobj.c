@@ -12,11 +12,6 @@
 #define MAX_FLAGS 8192u
 #define MAX_JNAME 256u
 
-static int rd64(struct target *t, uint64_t a, uint64_t *v)
-{
-	return target_read(t, a, v, 8);
-}
-
 /* The value of a bool VM flag (-XX:+Name), from the JVMFlag table; -1
  * when the flag is not there. */
 static int flag_bool(struct target *t, const struct jvm_vms *v, const char *want)
@@ -27,17 +22,17 @@ static int flag_bool(struct target *t, const struct jvm_vms *v, const char *want
 	    jvm_vms_size(v, "JVMFlag", &stride) || jvm_vms_offset(v, "JVMFlag", "_name", &name_off) ||
 	    jvm_vms_offset(v, "JVMFlag", "_addr", &addr_off))
 		return -1;
-	if (rd64(t, fa, &arr) || rd64(t, na, &num) || !arr || num > MAX_FLAGS || stride > 256 ||
+	if (jvm_rd64(t, fa, &arr) || jvm_rd64(t, na, &num) || !arr || num > MAX_FLAGS || stride > 256 ||
 	    name_off + 8 > stride || addr_off + 8 > stride)
 		return -1;
 	for (uint64_t i = 0; i < num; i++) {
 		uint64_t np, ap;
 		char name[64];
 		uint8_t val;
-		if (rd64(t, arr + i * stride + name_off, &np) || !np ||
+		if (jvm_rd64(t, arr + i * stride + name_off, &np) || !np ||
 		    target_read_cstr(t, np, name, sizeof(name)) || strcmp(name, want))
 			continue;
-		if (rd64(t, arr + i * stride + addr_off, &ap) || !ap || target_read(t, ap, &val, 1))
+		if (jvm_rd64(t, arr + i * stride + addr_off, &ap) || !ap || target_read(t, ap, &val, 1))
 			return -1;
 		return val != 0;
 	}
@@ -78,7 +73,7 @@ void jvm_objlayout_resolve(struct target *t, const struct jvm_vms *v,
 		     jvm_vms_static(v, "CompressedOops", "_base", &ba)) ||
 		    (jvm_vms_static(v, "CompressedOops", "_narrow_oop._shift", &sa) &&
 		     jvm_vms_static(v, "CompressedOops", "_shift", &sa)) ||
-		    rd64(t, ba, &O->narrow_base) || target_read(t, sa, &shift, 4) || shift < 0 ||
+		    jvm_rd64(t, ba, &O->narrow_base) || target_read(t, sa, &shift, 4) || shift < 0 ||
 		    shift > 8)
 			return;
 		O->narrow_shift = (uint32_t)shift;
@@ -122,7 +117,7 @@ static int ref_field(struct target *t, const struct jvm_objlayout *O, uint64_t o
 		*out = O->narrow_base + ((uint64_t)n << O->narrow_shift);
 		return 0;
 	}
-	return rd64(t, obj + (uint64_t)off, out) || !*out ? -EFAULT : 0;
+	return jvm_rd64(t, obj + (uint64_t)off, out) || !*out ? -EFAULT : 0;
 }
 
 /* The java.lang.Thread of a JavaThread: its OopHandle points to a slot
@@ -130,7 +125,7 @@ static int ref_field(struct target *t, const struct jvm_objlayout *O, uint64_t o
 static int thread_oop(struct target *t, const struct jvm_objlayout *O, uint64_t jt, uint64_t *oop)
 {
 	uint64_t h;
-	if (rd64(t, jt + O->jt_threadobj, &h) || !h || h & 7 || rd64(t, h, oop) || !*oop || *oop & 7)
+	if (jvm_rd64(t, jt + O->jt_threadobj, &h) || !h || h & 7 || jvm_rd64(t, h, oop) || !*oop || *oop & 7)
 		return -EFAULT;
 	return 0;
 }

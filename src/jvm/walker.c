@@ -180,22 +180,29 @@ out:
 	return n;
 }
 
-static int rd64(struct target *t, uint64_t a, uint64_t *v)
-{
-	return target_read(t, a, v, 8);
-}
-
 int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th)
 {
 	const struct jvm_layout *L = &w->L;
 	uint64_t anc = th->addr + L->jt_anchor;
 	int32_t st;
-	if (rd64(w->t, anc + L->anchor_sp, &th->sp) || rd64(w->t, anc + L->anchor_pc, &th->pc) ||
-	    rd64(w->t, anc + L->anchor_fp, &th->fp) ||
+	if (jvm_rd64(w->t, anc + L->anchor_sp, &th->sp) || jvm_rd64(w->t, anc + L->anchor_pc, &th->pc) ||
+	    jvm_rd64(w->t, anc + L->anchor_fp, &th->fp) ||
 	    target_read(w->t, th->addr + L->jt_state, &st, 4))
 		return -EFAULT;
 	th->ts = tstate_of(L, st);
 	return 0;
+}
+
+/* A word of the walked stack: from the walk's stack copy where it lies
+ * inside it (the thread has run on since the copy was taken), else from
+ * the target; deeper frames are still the same if the walk ends whole. */
+static int frame_rd64(struct jvm_walker *w, uint64_t a, uint64_t *v)
+{
+	if (w->copy && w->copy_len >= 8 && a >= w->copy_lo && a - w->copy_lo <= w->copy_len - 8) {
+		memcpy(v, w->copy + (a - w->copy_lo), 8);
+		return 0;
+	}
+	return jvm_rd64(w->t, a, v);
 }
 
 /* Frame-walk state: HotSpot's (pc, sp, unextended sp, fp). */
@@ -207,8 +214,8 @@ struct fstate {
 static int sender_of_interpreted(struct jvm_walker *w, struct fstate *s)
 {
 	uint64_t fp = s->fp, link, ret, usp;
-	if (rd64(w->t, fp, &link) || rd64(w->t, fp + 8, &ret) ||
-	    rd64(w->t, fp + 8 * IFRAME_SENDER_SP, &usp))
+	if (frame_rd64(w, fp, &link) || frame_rd64(w, fp + 8, &ret) ||
+	    frame_rd64(w, fp + 8 * IFRAME_SENDER_SP, &usp))
 		return -EFAULT;
 	s->sp = fp + 16;
 	/* The unextended sp is where a compiled caller's frame is measured
@@ -226,7 +233,7 @@ static int sender_of_compiled(struct jvm_walker *w, struct fstate *s, int32_t fr
 	if (frame_words <= 0 || (uint64_t)frame_words * 8 > MAX_FRAME_BYTES)
 		return -EINVAL;
 	uint64_t ssp = s->usp + 8ull * (uint64_t)frame_words, ret, link;
-	if (rd64(w->t, ssp - 8, &ret) || rd64(w->t, ssp - 16, &link))
+	if (frame_rd64(w, ssp - 8, &ret) || frame_rd64(w, ssp - 16, &link))
 		return -EFAULT;
 	s->sp = s->usp = ssp;
 	s->pc = ret;
@@ -235,66 +242,107 @@ static int sender_of_compiled(struct jvm_walker *w, struct fstate *s, int32_t fr
 	return 0;
 }
 
+/* One frame of the walk at s: its Java frames into out[*n...], then s
+ * moved to its caller. 1: go on, 0: the walk ended (*end says how). */
+static int walk_frame(struct jvm_walker *w, struct fstate *s, const struct jvm_regs *r,
+		      bool from_anchor, struct jvm_rawframe *out, size_t *n, size_t max,
+		      uint64_t hi, enum jvm_walk_end *end)
+{
+	*end = JVM_END_LOST;
+	if (s->pc >= w->interp_lo && s->pc < w->interp_hi) {
+		uint64_t m, bcp;
+		/* The frame pointer of an interpreted frame must lie above its
+		 * sp and within the stack; a leaf caught in registers must have
+		 * its fixed slots (method ... bcp) built above sp already, else
+		 * fp is still its caller's. */
+		if (s->fp <= s->sp || s->fp >= hi || s->fp & 7 || s->fp - s->sp > MAX_FRAME_BYTES)
+			return 0;
+		if (*n == 0 && !from_anchor && s->fp - s->sp < 8ull * -IFRAME_BCP)
+			return 0;
+		if (frame_rd64(w, s->fp + 8 * IFRAME_METHOD, &m) || !m || m & 7)
+			return 0;
+		bcp = *n == 0 && r->bcp && !from_anchor ? r->bcp : 0;
+		if (!bcp && frame_rd64(w, s->fp + 8 * IFRAME_BCP, &bcp))
+			bcp = 0;
+		out[(*n)++] = (struct jvm_rawframe){m, bcp, -1, 0};
+		return sender_of_interpreted(w, s) == 0;
+	}
+	uint64_t blob = jvm_codeheap_find(w, s->pc);
+	int32_t fw = 0;
+	enum jvm_blob_kind k = blob ? jvm_codeheap_kind(w, blob, &fw) : JVM_BLOB_BAD;
+	if (k == JVM_BLOB_BAD) {
+		/* Out of Java: without the call stub's address, as far as
+		 * this JVM lets us tell, where the stack ends. */
+		if (!w->call_stub_ret)
+			*end = JVM_END_ENTRY;
+		return 0;
+	}
+	if (k == JVM_BLOB_NMETHOD) {
+		uint64_t m;
+		if (jvm_rd64(w->t, blob + w->L.nm_method, &m) || !m || m & 7)
+			return 0;
+		/* one frame per inlined method when the debug info reads back,
+		 * else the nmethod's own method */
+		int ns = jvm_scopes(w, blob, s->pc, m, out + *n, max - *n);
+		if (ns > 0)
+			*n += (size_t)ns;
+		else
+			out[(*n)++] = (struct jvm_rawframe){m, 0, -1, 1};
+	}
+	/* Stubs and adapters between Java frames carry no name; a frameless
+	 * one (the call stub's buffer) ends the walk. */
+	if (fw <= 0) {
+		if (!w->call_stub_ret)
+			*end = JVM_END_ENTRY;
+		return 0;
+	}
+	return sender_of_compiled(w, s, fw) == 0;
+}
+
 int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anchor,
-		   struct jvm_rawframe *out, size_t max, bool *truncated, uint64_t stack_base)
+		   struct jvm_rawframe *out, size_t max, enum jvm_walk_end *end,
+		   uint64_t stack_base)
 {
 	struct fstate s = {r->pc, r->sp, r->sp, r->fp};
 	size_t n = 0;
-	int err = 0;
-	*truncated = false;
+	int ret = 0;
+	*end = JVM_END_LOST;
 	if (max > JVM_WALK_MAX_DEPTH)
 		max = JVM_WALK_MAX_DEPTH;
 	uint64_t prev_sp = s.sp;
 	uint64_t hi = stack_base && stack_base > s.sp ? stack_base : s.sp + MAX_STACK_BYTES;
 	if (!s.sp || s.sp & 7)
 		return -EINVAL;
-	if (from_anchor && !s.pc && rd64(w->t, s.sp - 8, &s.pc))
-		return -EFAULT;
+	w->copy = r->stack && r->stack_len ? r->stack : NULL;
+	w->copy_lo = s.sp;
+	w->copy_len = w->copy ? r->stack_len : 0;
+	if (from_anchor && !s.pc && frame_rd64(w, s.sp - 8, &s.pc)) {
+		ret = -EFAULT;
+		goto out;
+	}
 	for (size_t guard = 0; guard < JVM_WALK_MAX_DEPTH; guard++) {
-		if (n == max) {
-			*truncated = true;
+		/* Every Java stack returns to the call stub it was entered from. */
+		if (w->call_stub_ret && s.pc == w->call_stub_ret && n) {
+			*end = JVM_END_ENTRY;
 			break;
 		}
-		if (s.pc >= w->interp_lo && s.pc < w->interp_hi) {
-			uint64_t m, bcp;
-			/* The frame pointer of an interpreted frame must lie above
-			 * its sp and within the stack. */
-			if (s.fp <= s.sp || s.fp >= hi || s.fp & 7 || s.fp - s.sp > MAX_FRAME_BYTES)
-				return n ? (int)n : -EINVAL;
-			if (rd64(w->t, s.fp + 8 * IFRAME_METHOD, &m) || !m || m & 7)
-				return n ? (int)n : -EFAULT;
-			bcp = n == 0 && r->bcp && !from_anchor ? r->bcp : 0;
-			if (!bcp && rd64(w->t, s.fp + 8 * IFRAME_BCP, &bcp))
-				bcp = 0;
-			out[n++] = (struct jvm_rawframe){m, bcp, -1, 0};
-			err = sender_of_interpreted(w, &s);
-		} else {
-			uint64_t blob = jvm_codeheap_find(w, s.pc);
-			int32_t fw = 0;
-			enum jvm_blob_kind k = blob ? jvm_codeheap_kind(w, blob, &fw) : JVM_BLOB_BAD;
-			if (k == JVM_BLOB_BAD)
-				break; /* out of Java: the call stub, or VM code */
-			if (k == JVM_BLOB_NMETHOD) {
-				uint64_t m;
-				if (rd64(w->t, blob + w->L.nm_method, &m) || !m || m & 7)
-					return n ? (int)n : -EFAULT;
-				/* one frame per inlined method when the debug info
-				 * reads back, else the nmethod's own method */
-				int ns = jvm_scopes(w, blob, s.pc, m, out + n, max - n);
-				if (ns > 0)
-					n += (size_t)ns;
-				else
-					out[n++] = (struct jvm_rawframe){m, 0, -1, 1};
-			}
-			/* Stubs and adapters between Java frames carry no name; a
-			 * frameless one (the call stub's buffer) ends the walk. */
-			if (fw <= 0)
-				break;
-			err = sender_of_compiled(w, &s, fw);
+		if (n == max) {
+			*end = JVM_END_DEPTH;
+			break;
 		}
-		if (err || s.sp <= prev_sp || s.sp >= hi || s.sp & 7)
+		if (!walk_frame(w, &s, r, from_anchor, out, &n, max, hi, end))
+			break;
+		*end = JVM_END_LOST;
+		if (s.sp <= prev_sp || s.sp >= hi || s.sp & 7)
 			break;
 		prev_sp = s.sp;
 	}
-	return (int)n;
+	ret = (int)n;
+	/* a walk that found nothing is no walk */
+	if (!n && *end != JVM_END_DEPTH)
+		ret = *end == JVM_END_ENTRY ? 0 : -EINVAL;
+out:
+	w->copy = NULL;
+	w->copy_len = 0;
+	return ret;
 }

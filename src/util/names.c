@@ -15,7 +15,7 @@ const char *cg_state_name(enum cg_state s)
 const char *cg_lost_name(enum cg_lost r)
 {
 	static const char *const names[CG_LOST__COUNT] = {
-		"late", "torn", "read", "gone", "pause", "merge", "full",
+		"late", "torn", "read", "gone", "pause", "merge", "partial", "full",
 	};
 	return (unsigned)r < CG_LOST__COUNT ? names[r] : "other";
 }

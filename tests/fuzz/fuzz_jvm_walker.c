@@ -9,7 +9,9 @@
  * region i at JWFUZZ_BASE(i); region 0 sits where the fake JVM of
  * tests/unit/fakejvm.h puts its image, and the table symbols are taken to
  * be its first 19 words (as there). flags bit 0: also walk from each
- * thread's anchor "as if paused" (registers = anchor, not from_anchor). */
+ * thread's anchor "as if paused" (registers = anchor, not from_anchor);
+ * bit 2: and once more with the last region as each walk's stack copy
+ * (a perf sample's). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,16 +32,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void walk_all(struct jvm_walker *w, bool as_regs)
+/* copy: when set, a "perf sample's" stack copy at each thread's sp (the
+ * walk reads frames inside it from there, deeper ones from memory). */
+static void walk_all(struct jvm_walker *w, bool as_regs, const struct cg_fake_region *copy)
 {
 	static struct jvm_jthread th[64];
 	static struct jvm_rawframe f[256];
 	int n = jvm_walk_threads(w, th, 64);
 	for (int i = 0; i < n; i++) {
-		struct jvm_regs r = {th[i].pc, th[i].sp, th[i].fp, th[i].fp};
-		bool trunc;
-		int k = jvm_walk_stack(w, &r, !as_regs, f, 1 + (size_t)(i * 37) % 256, &trunc,
+		struct jvm_regs r = {th[i].pc, th[i].sp, th[i].fp, th[i].fp,
+				     copy ? copy->data : NULL, copy ? copy->len : 0};
+		enum jvm_walk_end end;
+		int k = jvm_walk_stack(w, &r, !as_regs, f, 1 + (size_t)(i * 37) % 256, &end,
 				       th[i].stack_base);
+		if (k > 0 && end > JVM_END_LOST)
+			abort(); /* an end the walker does not know */
+		(void)jvm_methods_check(w, f, k > 0 ? (size_t)k : 0);
 		for (int j = 0; j < k; j++) {
 			const struct jvm_minfo *mi = jvm_method_info(w, f[j].method);
 			if (!mi)
@@ -84,9 +92,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r = jvm_vms_read(t, &s, &v);
 	if (r == 0 && jvm_layout_resolve(&v, &L) == 0) {
 		jvm_walker_init(&w, t, &L);
-		walk_all(&w, false);
+		walk_all(&w, false, NULL);
 		if (flags & 1)
-			walk_all(&w, true);
+			walk_all(&w, true, NULL);
+		if ((flags & 4) && mem.n > 1)
+			walk_all(&w, true, &reg[mem.n - 1]);
 		jvm_walker_free(&w);
 	}
 	jvm_vms_free(&v);

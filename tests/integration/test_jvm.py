@@ -298,9 +298,9 @@ class TestJvmSampler(JvmCase):
         self.assertIn("deeper frames cut", r.stdout)
 
         out = os.path.join(self.cwd, "prof.txt")
-        # ~500 samples: the binomial spread of the share is under 2 points
-        # (fewer on a loaded machine, where dumps take longer)
-        r = cgprof("attach", "-d", "5.5", "-r", "100", "-f", "collapsed", "-o", out,
+        # threads in Java are sampled per CPU time (perf): at 250 Hz even a
+        # thread that gets half a CPU on a busy machine gives ~700
+        r = cgprof("attach", "-d", "5.5", "-r", "250", "-f", "collapsed", "-o", out,
                    "--threads", str(p.pid), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         stacks = read_collapsed(out)
@@ -527,6 +527,134 @@ class TestJvmWalker(JvmCase):
 
     def test_inlined_jdk25(self):
         self.check_inlined("jdk25")
+
+
+def task_cpu_s(pid):
+    """{tid: user+system CPU seconds} of every thread of pid now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rpartition(")")[2].split()
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def summary_line(err):
+    lines = [l for l in err.splitlines() if " samples in " in l and "achieved" in l]
+    return lines[-1] if lines else ""
+
+
+def ptrace_stops(pid, until):
+    """Poll every thread of pid until until() is true: [(tid, what)] for
+    each time one was found traced (TracerPid) or ptrace-stopped ('t')."""
+    seen = []
+    while not until():
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            break
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                    st = dict(l.split(":", 1) for l in f if ":" in l)
+            except OSError:
+                continue
+            if st.get("TracerPid", "0").strip() != "0":
+                seen.append((tid, "TracerPid " + st["TracerPid"].strip()))
+            if st.get("State", "").strip().startswith("t"):
+                seen.append((tid, "State " + st["State"].strip()))
+        time.sleep(0.002)
+    return seen
+
+
+class TestJvmPerfSamples(JvmCase):
+    """Threads running Java code are sampled by the kernel's per-thread
+    CPU clock (registers and a stack copy from the sample instant): no
+    thread is ever stopped, the count follows each thread's CPU time, and
+    the split agrees with the workload's own measurement within 2 points;
+    where perf events are refused, one warning and pauses."""
+
+    java_cmd = TestJvmWalker.java_cmd
+
+    def profile_split(self, label, rate, wrap=(), seconds=8):
+        java, cp = self.java_cmd(label)
+        p = self.spawn(java + ["-cp", cp, "Split", str(seconds + 5)], cwd=self.cwd)
+        self.wait_for_line(p, "ready")
+        time.sleep(0.5)
+        out = os.path.join(self.cwd, "perf.txt")
+        cpu0 = task_cpu_s(p.pid)
+        prof = subprocess.Popen(list(wrap) + [CGPROF, "attach", "-v", "-d", str(seconds), "-r",
+                                              str(rate), "-f", "collapsed", "-o", out,
+                                              "--threads", str(p.pid)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(prof)
+        stops = ptrace_stops(p.pid, lambda: prof.poll() is not None)
+        _, err = prof.communicate(timeout=60)
+        cpu1 = task_cpu_s(p.pid)
+        self.assertEqual(prof.returncode, 0, err)
+        stacks = read_collapsed(out)
+        got = self.assert_finishes_normally(p, timeout=60)
+        line = [l for l in got.splitlines() if l.startswith("split ")][0]
+        truth = dict(kv.split("=") for kv in line.split()[1:])
+        a, b = int(truth["alpha"]), int(truth["beta"])
+        main = [s for s in stacks if s[0].startswith("thread main (")]
+        self.assertTrue(main, stacks)
+        tid = int(main[0][0].rpartition("(")[2].rstrip(")"))
+        main_cpu = cpu1.get(tid, 0) - cpu0.get(tid, 0)
+
+        def has(s, fn):
+            return any(frame_func(f) == fn for f in s)
+        na = sum(c for s, c in stacks.items() if has(s, "Split.alpha"))
+        nb = sum(c for s, c in stacks.items() if has(s, "Split.beta"))
+        nmain = sum(stacks[s] for s in main)
+        return dict(stops=stops, err=err, share=na / max(1, na + nb), want=a / (a + b),
+                    n=na + nb, nmain=nmain, main_cpu=main_cpu, stacks=stacks)
+
+    def check_not_stopped(self, label):
+        # 1 kHz for 8 s: a few thousand samples of the main thread, so the
+        # binomial spread of its share is well under a point
+        got = self.profile_split(label, 1000)
+        self.assertEqual(got["stops"], [], "the JVM was ptrace-stopped while sampled")
+        self.assertIn("sampled by perf CPU-clock events", got["err"])
+        self.assertNotIn("paused", summary_line(got["err"]))
+        self.assertNotIn("warning", got["err"])
+        # one sample per ms of the thread's CPU time (stat's ticks are 10 ms)
+        self.assertGreater(got["main_cpu"], 1.0, got)
+        self.assertGreater(got["nmain"], 0.9 * 1000 * got["main_cpu"] - 30, got["err"])
+        self.assertLess(got["nmain"], 1.1 * 1000 * got["main_cpu"] + 30, got["err"])
+        self.assertGreater(got["n"], 1000, got["err"])
+        self.assertLess(abs(got["share"] - got["want"]), 0.02,
+                        "alpha share %.3f, workload measured %.3f (%d samples)"
+                        % (got["share"], got["want"], got["n"]))
+
+    def test_not_stopped_jdk17(self):
+        self.check_not_stopped("jdk17")
+
+    def test_not_stopped_jdk21(self):
+        self.check_not_stopped("jdk21")
+
+    def test_not_stopped_jdk25(self):
+        self.check_not_stopped("jdk25")
+
+    def test_perf_refused_falls_back_to_pausing(self):
+        # a seccomp filter refusing perf_event_open, as in a container
+        deny = os.path.join(BUILD, "tests", "programs", "deny_perf")
+        if not os.access(deny, os.X_OK):
+            self.skipTest("%s not built (make testprogs)" % deny)
+        got = self.profile_split("jdk17", 200, wrap=[deny], seconds=6)
+        warnings = [l for l in got["err"].splitlines() if "warning" in l]
+        self.assertEqual(len(warnings), 1, got["err"])
+        for word in ("perf sampling", "not permitted", "paused", "system calls"):
+            self.assertIn(word, warnings[0])
+        self.assertIn("paused", summary_line(got["err"]))  # the summary's pause times
+        self.assertTrue(got["stops"], "pausing was asked for but never seen")
+        self.assertGreater(got["n"], 150, got["err"])
+        self.assertLess(abs(got["share"] - got["want"]), RATIO_TOLERANCE,
+                        "alpha share %.3f, workload measured %.3f" % (got["share"], got["want"]))
 
 
 if __name__ == "__main__":

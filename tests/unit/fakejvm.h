@@ -22,6 +22,8 @@
 #define FJ_BASE 0x100000ULL
 #define FJ_SIZE 0x10000u
 #define FJ(off) (FJ_BASE + (off))
+/* Where the call stub's call returns, outside the image (not Java). */
+#define FJ_CALL_STUB_RET 0xdead000ULL
 
 struct fakejvm {
 	uint8_t mem[FJ_SIZE];
@@ -138,6 +140,7 @@ static inline struct fakejvm *fakejvm_new(void)
 	fj_field(j, "ThreadsSMRSupport", "_java_thread_list", 1, FJ(0x2000));
 	fj_field(j, "CodeCache", "_heaps", 1, FJ(0x2008));
 	fj_field(j, "AbstractInterpreter", "_code", 1, FJ(0x2010));
+	fj_field(j, "StubRoutines", "_call_stub_return_address", 1, FJ(0x2018));
 	fj_type(j, "ConstantPool", 72);
 	fj_type(j, "ConstMethod", 48);
 	fj_type(j, "HeapBlock", 16);
@@ -211,7 +214,8 @@ static inline struct fakejvm *fakejvm_new(void)
 	fj_put64(j, fb - 8, FJ(fb + 16));
 	fj_put64(j, fb, FJ(S + 0x300));
 	fj_put64(j, fb + 8, FJ(blob + 0x150));
-	fj_put64(j, fb + 16 + 32 - 8, 0xdead000);      /* C's return: not Java */
+	fj_put64(j, fb + 16 + 32 - 8, FJ_CALL_STUB_RET); /* C's return: the call stub */
+	fj_put64(j, 0x2018, FJ_CALL_STUB_RET);
 	j->reg = (struct cg_fake_region){FJ_BASE, j->mem, FJ_SIZE};
 	j->fm = (struct cg_fake_mem){&j->reg, 1};
 	return j;

@@ -592,7 +592,7 @@ START_TEST(vmstructs_read_and_resolve)
 	fj_syms(&s);
 	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
 	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
-	ck_assert_uint_eq(v.nfields, 40);
+	ck_assert_uint_eq(v.nfields, 41);
 	ck_assert_int_eq(jvm_vms_offset(&v, "JavaThread", "_anchor", &x), 0);
 	ck_assert_uint_eq(x, 0x290);
 	ck_assert_int_eq(jvm_vms_static(&v, "CodeCache", "_heaps", &x), 0);
@@ -717,7 +717,7 @@ START_TEST(walker_threads_and_frames)
 	struct jvm_walker w;
 	struct jvm_jthread th[4];
 	struct jvm_rawframe f[8];
-	bool trunc;
+	enum jvm_walk_end end;
 	fj_syms(&s);
 	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
 	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
@@ -731,10 +731,10 @@ START_TEST(walker_threads_and_frames)
 	ck_assert_int_eq(th[0].state, CG_ST_WAITING);
 	ck_assert_uint_eq(th[0].sp, FJ(0xC080));
 
-	struct jvm_regs r = {th[0].pc, th[0].sp, th[0].fp, 0};
-	int n = jvm_walk_stack(&w, &r, true, f, 8, &trunc, th[0].stack_base);
+	struct jvm_regs r = {th[0].pc, th[0].sp, th[0].fp, 0, NULL, 0};
+	int n = jvm_walk_stack(&w, &r, true, f, 8, &end, th[0].stack_base);
 	ck_assert_int_eq(n, 3);
-	ck_assert(!trunc);
+	ck_assert_int_eq(end, JVM_END_ENTRY); /* at the call stub's return */
 	const char *want[] = {"pkg.Split.leaf", "pkg.Split.middle", "pkg.Split.hot"};
 	const int32_t lines[] = {12, 10, 0};
 	for (int i = 0; i < 3; i++) {
@@ -746,16 +746,139 @@ START_TEST(walker_threads_and_frames)
 		ck_assert_int_eq(jvm_method_line(&w, mi, jvm_frame_bci(mi, &f[i])), lines[i]);
 	}
 	/* the depth bound cuts from the root side and says so */
-	ck_assert_int_eq(jvm_walk_stack(&w, &r, true, f, 2, &trunc, th[0].stack_base), 2);
-	ck_assert(trunc);
+	ck_assert_int_eq(jvm_walk_stack(&w, &r, true, f, 2, &end, th[0].stack_base), 2);
+	ck_assert_int_eq(end, JVM_END_DEPTH);
 	/* a frame that links to itself ends the walk instead of looping */
 	fj_put64(j, 0xC200, FJ(0xC200));
 	fj_put64(j, 0xC200 + 8, FJ(0x7100));
-	n = jvm_walk_stack(&w, &r, true, f, 8, &trunc, th[0].stack_base);
+	n = jvm_walk_stack(&w, &r, true, f, 8, &end, th[0].stack_base);
 	ck_assert_int_ge(n, 1);
 	ck_assert_int_le(n, 3);
+	ck_assert_int_eq(end, JVM_END_LOST); /* not whole: never kept */
 	/* a Method* that points nowhere is not named (and not cached) */
 	ck_assert_ptr_null(jvm_method_info(&w, 0xbad0000));
+	jvm_walker_free(&w);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+/* A class unload frees a Method* and a new method may take its address:
+ * a cached name is believed only while the words it was read through
+ * are the same, checked for a whole walk in one read. */
+START_TEST(method_cache_revalidated)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	struct jvm_walker w;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	jvm_vms_free(&v);
+	jvm_walker_init(&w, t, &L);
+	struct jvm_rawframe f[3] = {{FJ(0x4000), 0, -1, 0}, {FJ(0x4100), 0, -1, 0},
+				    {FJ(0x4000), 0, -1, 0}};
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.leaf");
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4100))->name, "pkg.Split.middle");
+
+	/* unchanged: one system call checks the whole walk, nothing re-read */
+	uint64_t calls = target_fake_calls(t);
+	ck_assert_int_eq(jvm_methods_check(&w, f, 3), 0);
+	ck_assert_uint_eq(target_fake_calls(t) - calls, 1);
+	calls = target_fake_calls(t);
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.leaf");
+	ck_assert_uint_eq(target_fake_calls(t), calls);
+
+	/* the Method at 0x4000 freed, a new one there with its own
+	 * ConstMethod naming "hot" */
+	fj_method(j, 0x4000, 0x4700, 4, (const uint8_t[]){0}, 1);
+	ck_assert_int_eq(jvm_methods_check(&w, f, 3), 1);
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.hot");
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4100))->name, "pkg.Split.middle");
+
+	/* the same ConstMethod address reused with another name index */
+	fj_put16(j, 0x4700 + 0x22, 2);
+	ck_assert_int_eq(jvm_methods_check(&w, f, 3), 1);
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.middle");
+
+	/* its constant pool's holder changed: another class now */
+	fj_put64(j, 0x4800 + 0x18, FJ(0x4a80));
+	fj_put64(j, 0x4a80 + 0x18, FJ(0x4d40));
+	fj_symbol(j, 0x4d40, "pkg/Other");
+	ck_assert_int_eq(jvm_methods_check(&w, f, 3), 2);
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4100))->name, "pkg.Other.middle");
+
+	/* a new round with nothing checked yet: a lookup checks on its
+	 * own, and freed memory that no longer names is not named */
+	fj_put64(j, 0x4100 + 8, 0xbad0000);
+	ck_assert_int_eq(jvm_methods_check(&w, f, 0), 0);
+	ck_assert_ptr_null(jvm_method_info(&w, FJ(0x4100)));
+	ck_assert_ptr_null(jvm_method_info(&w, FJ(0x4100)));
+	fj_put64(j, 0x4100 + 8, FJ(0x4500)); /* and a good one later is */
+	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4100))->name, "pkg.Other.middle");
+	jvm_walker_free(&w);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+/* A perf sample's walk: registers and a copy of the stack taken at the
+ * sample; the thread has run on since, so frames inside the copy are
+ * read from it, deeper ones from memory, and only a whole walk counts. */
+START_TEST(walker_stack_copy)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	struct jvm_layout L;
+	struct jvm_walker w;
+	struct jvm_rawframe f[8];
+	enum jvm_walk_end end;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
+	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
+	jvm_vms_free(&v);
+	jvm_walker_init(&w, t, &L);
+	ck_assert_uint_eq(w.call_stub_ret, FJ_CALL_STUB_RET);
+	const uint64_t sp = 0xC080, bcp = FJ(0x4400 + 48 + 5);
+	uint8_t copy[0x300];
+	memcpy(copy, j->mem + sp, sizeof(copy));
+	/* the thread ran on: its frames in memory are gone */
+	memset(j->mem + sp, 0x5a, sizeof(copy));
+	struct jvm_regs live = {FJ(0x7010), FJ(sp), FJ(0xC100), bcp, NULL, 0};
+	int n = jvm_walk_stack(&w, &live, false, f, 8, &end, FJ(0xD000));
+	ck_assert(n <= 0 || end == JVM_END_LOST);
+	struct jvm_regs r = live;
+	r.stack = copy;
+	r.stack_len = sizeof(copy);
+	n = jvm_walk_stack(&w, &r, false, f, 8, &end, FJ(0xD000));
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(end, JVM_END_ENTRY);
+	ck_assert_uint_eq(f[0].method, FJ(0x4000));
+	ck_assert_uint_eq(f[0].bcp, bcp); /* the leaf's bcp from its register */
+	ck_assert_uint_eq(f[1].method, FJ(0x4100));
+	ck_assert_uint_eq(f[2].method, FJ(0x4200));
+	/* a copy of the leaf frame only: the callers are read from memory,
+	 * here as they were (put back), and the walk is whole */
+	memcpy(j->mem + sp + 0x100, copy + 0x100, sizeof(copy) - 0x100);
+	r.stack_len = 0x100;
+	ck_assert_int_eq(jvm_walk_stack(&w, &r, false, f, 8, &end, FJ(0xD000)), 3);
+	ck_assert_int_eq(end, JVM_END_ENTRY);
+	/* ... but where the deeper frames moved meanwhile, it is not */
+	fj_put64(j, 0xC200 + 8, FJ(0x9f00)); /* B's return: no blob */
+	n = jvm_walk_stack(&w, &r, false, f, 8, &end, FJ(0xD000));
+	ck_assert_int_eq(end, JVM_END_LOST);
+	/* a leaf caught before its interpreter frame is built (fp still its
+	 * caller's, the slots below sp) is no walk */
+	struct jvm_regs early = {FJ(0x7010), FJ(0xC100 - 16), FJ(0xC100), 0, copy, sizeof(copy)};
+	n = jvm_walk_stack(&w, &early, false, f, 8, &end, FJ(0xD000));
+	ck_assert_int_lt(n, 0);
 	jvm_walker_free(&w);
 	target_close(t);
 	free(j);
@@ -816,6 +939,8 @@ static Suite *jvm_suite(void)
 	tcase_add_test(tc, vmstructs_hostile_tables);
 	tcase_add_test(tc, layout_constmethod_fields_inside);
 	tcase_add_test(tc, walker_threads_and_frames);
+	tcase_add_test(tc, method_cache_revalidated);
+	tcase_add_test(tc, walker_stack_copy);
 	tcase_add_test(tc, linetable_encodings);
 	suite_add_tcase(s, tc);
 	return s;
