@@ -652,7 +652,10 @@ static int proc_probe_due(struct session *ss, struct proc *p, uint64_t now, bool
 	/* a child caught in its exec has no maps for an instant: not gone */
 	if (r == -ESRCH && target_alive(p->t))
 		r = -ENOENT;
-	if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
+	/* now is the round's clock, read before this round's scan found p:
+	 * a child added by it was seen after now, not 584 years before */
+	uint64_t watched = now > p->seen_ns ? now - p->seen_ns : 0;
+	if (r == -ENOENT && watched > SESSION_RUN_PROBE_GIVEUP_NS)
 		p->not_runtime = true;
 	else if (r && r != -ENOENT && !p->execd)
 		p->not_runtime = true; /* mid-exec errors pass */
