@@ -590,6 +590,9 @@ START_TEST(eval_and_plumbing_names)
 	ck_assert(native_is_plumbing_frame("cfunction_vectorcall_FASTCALL_KEYWORDS"));
 	ck_assert(native_is_plumbing_frame("_PyObject_MakeTpCall"));
 	ck_assert(native_is_plumbing_frame("start_thread"));
+	ck_assert(native_is_plumbing_frame("__clone3")); /* a worker's root, as _start is main's */
+	ck_assert(native_is_plumbing_frame("__clone"));
+	ck_assert(native_is_plumbing_frame("_start"));
 	ck_assert(!native_is_plumbing_frame("lookdict_unicode"));
 	ck_assert(!native_is_plumbing_frame("burn_c"));
 	ck_assert(!native_is_plumbing_frame("mainloop"));
