@@ -218,6 +218,75 @@ static int elf_init(void)
 	return 0;
 }
 
+static uint64_t first_load_vaddr(Elf *e)
+{
+	size_t nph;
+	if (elf_getphdrnum(e, &nph))
+		return UINT64_MAX;
+	for (size_t i = 0; i < nph && i < 256; i++) {
+		GElf_Phdr ph;
+		if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD)
+			return ph.p_vaddr & ~0xfffULL;
+	}
+	return UINT64_MAX;
+}
+
+/* Every defined symbol of one table that w wants, into w->vals. */
+static void want_symbols(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elfsym_want *w)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t n = d && sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
+	for (size_t i = 0; i < n && i < ELFSYM_MAX_SYMS; i++) {
+		GElf_Sym s;
+		if (!gelf_getsym(d, (int)i, &s) || s.st_shndx == SHN_UNDEF || !s.st_value)
+			continue;
+		const char *name = elf_strptr(e, sh->sh_link, s.st_name);
+		if (!name || !name[0])
+			continue;
+		for (size_t k = 0; k < w->n; k++)
+			if (!w->vals[k] && !strcmp(name, w->names[k]))
+				w->vals[k] = s.st_value;
+	}
+}
+
+int elfsym_file_values(const char *path, struct elfsym_want *w)
+{
+	size_t shstrndx = 0;
+	int r = elf_init();
+	memset(w->vals, 0, w->n * sizeof(*w->vals));
+	w->section_addr = 0;
+	w->first_load = UINT64_MAX;
+	if (r)
+		return r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	r = -ENOEXEC;
+	if (!e || elf_kind(e) != ELF_K_ELF)
+		goto out;
+	w->first_load = first_load_vaddr(e);
+	if (elf_getshdrstrndx(e, &shstrndx))
+		shstrndx = 0;
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		const char *sname = shstrndx ? elf_strptr(e, shstrndx, sh.sh_name) : NULL;
+		if (w->section && sname && !strcmp(sname, w->section) && sh.sh_addr)
+			w->section_addr = sh.sh_addr;
+		if (sh.sh_type == SHT_SYMTAB || sh.sh_type == SHT_DYNSYM)
+			want_symbols(e, scn, &sh, w);
+	}
+	r = 0;
+out:
+	if (e)
+		elf_end(e);
+	close(fd);
+	return r;
+}
+
 static int sym_cmp(const void *a, const void *b)
 {
 	const struct elfsym_sym *x = a, *y = b;
