@@ -99,8 +99,7 @@ class TestErrors(CgTestCase):
         py27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
         if not os.access(py27, os.X_OK):
             self.skipTest("no Python 2.7 on this machine")
-        p = self.spawn([py27, "-c", "import time; time.sleep(30)"])
-        time.sleep(0.5)
+        p = self.spawn_sleeper(py27)
         r = cgprof("attach", "-d", "1", str(p.pid))
         self.one_line_error(r, "2.7")
         self.assertIsNone(p.poll())

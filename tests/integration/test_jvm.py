@@ -205,8 +205,7 @@ class TestJvmHeap(JvmCase):
         self.assertIn("which has no heap summary; none is recorded", r.stderr)
 
     def test_not_a_jvm(self):
-        p = self.spawn(["/usr/bin/python3", "-c", "import time; print('ready', flush=True); time.sleep(30)"])
-        self.wait_for_line(p, "ready")
+        p = self.spawn_sleeper("/usr/bin/python3")
         r = cgprof("heap", str(p.pid), timeout=30)
         self.assert_one_line_error(r, "not a Java process")
 
