@@ -95,15 +95,6 @@ class TestErrors(CgTestCase):
         self.one_line_error(r, "another user")
         self.assertIsNone(p.poll())
 
-    def test_unsupported_python_version(self):
-        py27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
-        if not os.access(py27, os.X_OK):
-            self.skipTest("no Python 2.7 on this machine")
-        p = self.spawn_sleeper(py27)
-        r = cgprof("attach", "-d", "1", str(p.pid))
-        self.one_line_error(r, "2.7")
-        self.assertIsNone(p.poll())
-
 
 class TestRun(CgTestCase):
     def test_exit_status_is_the_childs(self):
