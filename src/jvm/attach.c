@@ -431,6 +431,70 @@ int jvm_attach_parse_reply(const char *data, size_t len, int *status, struct cg_
 	return cg_buf_append(out, nl + 1, len - (size_t)(nl + 1 - data));
 }
 
+/* The whole request down the socket by the deadline. 0 or cg_fail(). */
+static int attach_send(const struct jvm_attach *a, int s, const char *req, size_t n,
+		       uint64_t deadline, const char *cmd, int timeout_ms)
+{
+	for (size_t off = 0; off < n;) {
+		/* The JVM closes the connection on a peer it refuses: never
+		 * die of SIGPIPE for it. */
+		ssize_t w = send(s, req + off, n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN && ms_left(deadline) > 0) {
+			struct pollfd pf = {.fd = s, .events = POLLOUT};
+			poll(&pf, 1, (int)ms_left(deadline));
+			continue;
+		}
+		if (w < 0 && errno == EAGAIN)
+			return cg_fail(-ETIMEDOUT, "JVM %d did not take the '%s' request within %d ms",
+				       (int)a->pid, cmd, timeout_ms);
+		if (w <= 0)
+			return cg_fail(errno == EPIPE || errno == ECONNRESET ? -EPERM : -EIO,
+				       "JVM %d closed the attach connection (it accepts only its own "
+				       "user %u and group %u, or root)",
+				       (int)a->pid, (unsigned)a->uid, (unsigned)a->gid);
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* Everything the JVM answers, until it closes, by the deadline and
+ * within JVM_MAX_REPLY. 0 or cg_fail(). */
+static int attach_recv(const struct jvm_attach *a, int s, uint64_t deadline, const char *cmd,
+		       int timeout_ms, struct cg_buf *reply)
+{
+	for (;;) {
+		struct pollfd pf = {.fd = s, .events = POLLIN};
+		int64_t left = ms_left(deadline);
+		if (left <= 0)
+			return cg_fail(-ETIMEDOUT, "JVM %d did not answer '%s' within %d ms",
+				       (int)a->pid, cmd, timeout_ms);
+		int pr = poll(&pf, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return cg_fail(-errno, "poll: %s", strerror(errno));
+		if (pr == 0)
+			continue;
+		int r = cg_buf_reserve(reply, 65536);
+		if (r)
+			return r;
+		ssize_t got = recv(s, reply->data + reply->len, reply->cap - reply->len - 1, 0);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got < 0 && errno != ECONNRESET)
+			return cg_fail(-errno, "reading from JVM %d: %s", (int)a->pid, strerror(errno));
+		if (got <= 0)
+			return 0; /* the JVM closes after the whole reply */
+		reply->len += (size_t)got;
+		reply->data[reply->len] = '\0';
+		if (reply->len > JVM_MAX_REPLY)
+			return cg_fail(-EFBIG, "reply of JVM %d to '%s' exceeds %u bytes", (int)a->pid,
+				       cmd, JVM_MAX_REPLY);
+	}
+}
+
 int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const args[3],
 		       int timeout_ms, int *status, struct cg_buf *out)
 {
@@ -453,72 +517,11 @@ int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const 
 		n += l;
 	}
 
-	r = attach_connect(a, deadline, &s);
-	if (r)
+	if ((r = attach_connect(a, deadline, &s)))
 		return r;
-	for (size_t off = 0; off < n;) {
-		/* The JVM closes the connection on a peer it refuses: never
-		 * die of SIGPIPE for it. */
-		ssize_t w = send(s, req + off, n - off, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN && ms_left(deadline) > 0) {
-			struct pollfd pf = {.fd = s, .events = POLLOUT};
-			poll(&pf, 1, (int)ms_left(deadline));
-			continue;
-		}
-		if (w < 0 && errno == EAGAIN) {
-			r = cg_fail(-ETIMEDOUT, "JVM %d did not take the '%s' request within %d ms",
-				    (int)a->pid, cmd, timeout_ms);
-			goto out;
-		}
-		if (w <= 0) {
-			r = cg_fail(errno == EPIPE || errno == ECONNRESET ? -EPERM : -EIO,
-				    "JVM %d closed the attach connection (it accepts only its own "
-				    "user %u and group %u, or root)",
-				    (int)a->pid, (unsigned)a->uid, (unsigned)a->gid);
-			goto out;
-		}
-		off += (size_t)w;
-	}
-
-	for (;;) {
-		struct pollfd pf = {.fd = s, .events = POLLIN};
-		int64_t left = ms_left(deadline);
-		if (left <= 0) {
-			r = cg_fail(-ETIMEDOUT, "JVM %d did not answer '%s' within %d ms", (int)a->pid,
-				    cmd, timeout_ms);
-			goto out;
-		}
-		int pr = poll(&pf, 1, (int)(left > INT_MAX ? INT_MAX : left));
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr < 0) {
-			r = cg_fail(-errno, "poll: %s", strerror(errno));
-			goto out;
-		}
-		if (pr == 0)
-			continue;
-		if ((r = cg_buf_reserve(&reply, 65536)))
-			goto out;
-		ssize_t got = recv(s, reply.data + reply.len, reply.cap - reply.len - 1, 0);
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (got < 0 && errno != ECONNRESET) {
-			r = cg_fail(-errno, "reading from JVM %d: %s", (int)a->pid, strerror(errno));
-			goto out;
-		}
-		if (got <= 0)
-			break; /* the JVM closes after the whole reply */
-		reply.len += (size_t)got;
-		reply.data[reply.len] = '\0';
-		if (reply.len > JVM_MAX_REPLY) {
-			r = cg_fail(-EFBIG, "reply of JVM %d to '%s' exceeds %u bytes", (int)a->pid, cmd,
-				    JVM_MAX_REPLY);
-			goto out;
-		}
-	}
-
+	if ((r = attach_send(a, s, req, n, deadline, cmd, timeout_ms)) ||
+	    (r = attach_recv(a, s, deadline, cmd, timeout_ms, &reply)))
+		goto out;
 	if (!reply.len) {
 		r = cg_fail(-EPERM,
 			    "JVM %d closed the attach connection without a reply (it accepts only "
