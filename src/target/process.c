@@ -437,22 +437,27 @@ int target_cmdline(struct target *t, char *buf, size_t n)
 	return 0;
 }
 
-int target_argv(struct target *t, char *buf, size_t n)
+/* /proc/PID/name whole (cmdline, environ), or the fake's copy of it. */
+static int proc_text(struct target *t, const char *name, const char *fake, size_t fake_len,
+		     char *buf, size_t n)
 {
 	char path[64];
 	if (t->proc)
-		return target_fake_text(t->proc, t->proc->argv, t->proc->argv_len, buf, n);
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
+		return target_fake_text(t->proc, fake, fake_len, buf, n);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)t->pid, name);
 	return cg_read_small_file(path, buf, n);
+}
+
+int target_argv(struct target *t, char *buf, size_t n)
+{
+	const struct cg_fake_proc *f = t->proc;
+	return proc_text(t, "cmdline", f ? f->argv : NULL, f ? f->argv_len : 0, buf, n);
 }
 
 int target_environ(struct target *t, char *buf, size_t n)
 {
-	char path[64];
-	if (t->proc)
-		return target_fake_text(t->proc, t->proc->environ, t->proc->environ_len, buf, n);
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int)t->pid);
-	return cg_read_small_file(path, buf, n);
+	const struct cg_fake_proc *f = t->proc;
+	return proc_text(t, "environ", f ? f->environ : NULL, f ? f->environ_len : 0, buf, n);
 }
 
 int target_cwd_open(struct target *t)
