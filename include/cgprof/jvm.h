@@ -77,6 +77,9 @@ struct jvm_heap {
  * cg_fail(). Free with jvm_heap_free(). */
 int jvm_heap_histogram(struct target *t, struct jvm_heap *out);
 void jvm_heap_free(struct jvm_heap *h);
+/* jvm_sampler_ops.heap: the histogram's largest CG_PROFILE_HEAP_MAX
+ * classes handed to fn (valid during the call). 0 or negative. */
+int jvm_heap_summary(struct target *t, cg_heap_fn fn, void *arg);
 
 /* The histogram as one JSON object, appended to out (for `cgprof heap
  * --format json` and for heap summaries stored beside a profile):

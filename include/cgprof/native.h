@@ -62,6 +62,24 @@ int elfsym_table_addr(const struct elfsym_table *tab, const char *name, uint64_t
 /* Hex build-id ("" if none) of the loaded file. */
 const char *elfsym_table_build_id(const struct elfsym_table *tab);
 
+/* What a runtime's discovery reads of one ELF file: the st_value of each
+ * of names[0..n) in .symtab and .dynsym, data and functions alike (the
+ * table above keeps functions only), into vals (0: absent or undefined;
+ * the first definition wins); the vaddr of the first PT_LOAD, for the
+ * load bias (UINT64_MAX: none); and, if section is set, that section's
+ * sh_addr (0: absent). */
+struct elfsym_want {
+	const char *const *names;
+	size_t n;
+	uint64_t *vals;
+	const char *section;
+	uint64_t section_addr;
+	uint64_t first_load;
+};
+/* 0 once the file is read (whatever it holds), -errno if it cannot be
+ * opened, -ENOEXEC if it is no ELF file. */
+int elfsym_file_values(const char *path, struct elfsym_want *w);
+
 /* ---- unwinding (src/native/unwind.c) -------------------------------- */
 
 /* One native frame: the cg_frame to report plus what merging needs. */

@@ -95,6 +95,11 @@ struct cg_sampler_opts {
 
 typedef void (*cg_sample_fn)(const struct cg_sample *s, void *arg);
 
+struct cg_heap_class; /* cgprof/profile.h */
+/* A heap summary: n classes, largest first, and the totals over all. */
+typedef void (*cg_heap_fn)(const struct cg_heap_class *c, size_t n, uint64_t total_instances,
+			   uint64_t total_bytes, void *arg);
+
 struct cg_sampler_ops {
 	const char *name;
 	enum cg_runtime runtime;
@@ -110,6 +115,17 @@ struct cg_sampler_ops {
 	/* Human-readable runtime version, e.g. "CPython 3.12.1". */
 	const char *(*version)(void *priv);
 	void (*close)(void *priv);
+
+	/* Optional hooks; NULL where the runtime has no such thing. */
+	/* The rate to sample this runtime at, asked once after open(): its
+	 * own default when the user gave none (asked false), else asked_hz,
+	 * with one cg_warn() if that is more than the runtime bears. NULL:
+	 * asked_hz as it is. */
+	double (*rate)(double asked_hz, bool asked);
+	/* --heap: a summary of t's heap (classes largest first) handed to fn,
+	 * taken on the runtime's own terms (the JVM: a class histogram at a
+	 * safepoint). 0, or negative with cg_fail(). NULL: none to record. */
+	int (*heap)(struct target *t, cg_heap_fn fn, void *arg);
 };
 
 /* The samplers runtime_probe() chooses from (src/python, src/jvm,

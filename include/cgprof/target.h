@@ -80,15 +80,46 @@ int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);
 /* The id thread tid has in the target's own (innermost) PID namespace,
  * as the program itself reports it. 0, -ESRCH, -ENOENT without NSpid. */
 int target_thread_nstid(struct target *t, pid_t tid, pid_t *nstid);
+/* How long thread tid has existed (from its start time in its stat, at
+ * clock-tick resolution). 0, -ESRCH when gone. */
+int target_thread_age_ns(struct target *t, pid_t tid, uint64_t *ns);
+
+/* Who the process is: its ids as its own PID namespace sees it and its
+ * effective user and group (what a peer check on a socket compares). */
+struct target_ids {
+	pid_t nspid; /* its pid in its innermost PID namespace (NSpid's last) */
+	uid_t euid;
+	gid_t egid;
+};
+/* 0, -ESRCH when gone, -EIO when its status does not say. On a kernel
+ * without NSpid (before 4.1) nspid is the pid as we see it. */
+int target_ids(struct target *t, struct target_ids *out);
+/* Does the process have a handler for sig (SigCgt)? 1 yes, 0 no (the
+ * default action, or ignored), -ESRCH when gone. */
+int target_catches(struct target *t, int sig);
+
 /* Process command line, args joined by spaces (for messages only). */
 int target_cmdline(struct target *t, char *buf, size_t n);
 /* Process command line as the kernel keeps it: arguments each ended by a
  * NUL. Returns its length (cut at n), or negative. */
 int target_argv(struct target *t, char *buf, size_t n);
+/* Its environment as the kernel keeps it (KEY=VALUE entries each ended
+ * by a NUL, as it was at exec). Its length (cut at n-1, NUL-terminated),
+ * or negative. */
+int target_environ(struct target *t, char *buf, size_t n);
 /* Path of the executable (readlink /proc/PID/exe). */
 int target_exe(struct target *t, char *buf, size_t n);
 /* Its current directory as it sees it (readlink /proc/PID/cwd). */
 int target_cwd(struct target *t, char *buf, size_t n);
+/* Its current directory, opened (O_PATH | O_DIRECTORY) through the
+ * kernel's link, so it is found in any mount namespace and stays usable
+ * after the process has gone. A descriptor, or -errno. */
+int target_cwd_open(struct target *t);
+/* Pin path (under target_root(), resolved now with our full rights) and
+ * name it as any later identity of ours can use it (a connect() after a
+ * seteuid to the target's user, who may not resolve target_root()):
+ * name gets "/proc/self/fd/N". The descriptor to close after, or -errno. */
+int target_path_pin(const char *path, char *name, size_t n);
 /* CPU time the whole process has used (user + system, all threads), in
  * nanoseconds at clock-tick resolution. 0, -ESRCH when gone. */
 int target_cpu_ns(struct target *t, uint64_t *ns);
@@ -114,7 +145,8 @@ bool target_alive(struct target *t);
 /* For spawned children: reap without blocking (block=false) or wait.
  * Returns 1 and sets *status when it has exited, 0 if still running. */
 int target_reap(struct target *t, bool block, int *status);
-/* Send a signal (used only to forward the user's signals in `run`). */
+/* Send a signal: the user's, forwarded in `run`; a runtime's own trigger
+ * (SIGQUIT starts a JVM's attach listener). 0, -ESRCH, -EPERM. */
 int target_signal(struct target *t, int sig);
 
 /* Which program image a process runs: the 16 random bytes the kernel

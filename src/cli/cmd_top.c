@@ -522,11 +522,87 @@ static const char *const not_for_top[] = {
 
 /* Take top's own options out of argv (from "top" on) and build the
  * run/attach argv in out. 0 or an exit code after the message. */
+/* The value of an option at argv[*i]: after '=' or the next argument. */
+static const char *opt_value(const char *val, int argc, char **argv, int *i)
+{
+	if (!val && *i + 1 < argc)
+		val = argv[++*i];
+	return val;
+}
+
+static int parse_sort(struct top *tp, const char *val)
+{
+	for (int k = 0; k < TOP_SORT__COUNT; k++) {
+		if (val && !strcmp(val, sort_keys[k])) {
+			tp->view.sort = (enum top_sort)k;
+			return 0;
+		}
+	}
+	fprintf(stderr, "cgprof: unknown --sort '%s' (own, total, own-time, total-time, name)\n",
+		val ? val : "");
+	return -1;
+}
+
+/* One of top's own options at argv[*i], its value maybe the next
+ * argument: 1 taken, 0 not top's (passed on to the session), -1 a usage
+ * error, said. --idle is top's and passed on too: 0. */
+static int top_own_option(struct top *tp, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i], *val;
+	double v;
+	if (is_opt(a, "--delay", &val))
+		return number("--delay", opt_value(val, argc, argv, i), 0.1, 3600, &tp->delay_s)
+			       ? -1
+			       : 1;
+	if (is_opt(a, "--window", &val)) {
+		if (number("--window", opt_value(val, argc, argv, i), 1, TOP_WINDOW_MAX, &v))
+			return -1;
+		tp->window_s = (unsigned)v;
+		return 1;
+	}
+	if (is_opt(a, "--once", &val) && !val) {
+		tp->once = true;
+		return 1;
+	}
+	if (is_opt(a, "--format", &val) || is_opt(a, "-f", &val)) {
+		val = opt_value(val, argc, argv, i);
+		if (!val || strcmp(val, "text")) {
+			fprintf(stderr, "cgprof: top prints only --format text, not '%s'\n",
+				val ? val : "");
+			return -1;
+		}
+		tp->once = true;
+		return 1;
+	}
+	if (is_opt(a, "--sort", &val))
+		return parse_sort(tp, opt_value(val, argc, argv, i)) ? -1 : 1;
+	if (is_opt(a, "--idle", &val) && !val) {
+		tp->view.idle = true;
+		tp->idle_sampled = true; /* and passed on */
+		tp->view.idle_sampled = true;
+	}
+	return 0;
+}
+
+/* What follows the options: one PID, or -- and a command; said here, in
+ * top's words, rather than as run's or attach's. */
+static int check_target_args(const struct top *tp, int rest)
+{
+	if (tp->spawned && rest < 1) {
+		fprintf(stderr, "cgprof: top -- needs a command: cgprof top [options] -- COMMAND...\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (!tp->spawned && rest != 1) {
+		fprintf(stderr, "cgprof: top needs one PID or -- COMMAND: cgprof top [options] PID\n");
+		return CLI_EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nout)
 {
 	int n = 0, i;
 	const char *val;
-	double v;
 	out[n++] = "top";
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -541,55 +617,10 @@ static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nou
 			fprintf(stderr, "cgprof: too many options for top\n");
 			return CLI_EXIT_USAGE;
 		}
-		bool taken = false;
-		if (is_opt(a, "--delay", &val)) {
-			if (!val && i + 1 < argc)
-				val = argv[++i];
-			if (number("--delay", val, 0.1, 3600, &tp->delay_s))
-				return CLI_EXIT_USAGE;
-			taken = true;
-		} else if (is_opt(a, "--window", &val)) {
-			if (!val && i + 1 < argc)
-				val = argv[++i];
-			if (number("--window", val, 1, TOP_WINDOW_MAX, &v))
-				return CLI_EXIT_USAGE;
-			tp->window_s = (unsigned)v;
-			taken = true;
-		} else if (is_opt(a, "--once", &val) && !val) {
-			tp->once = true;
-			taken = true;
-		} else if (is_opt(a, "--format", &val) || is_opt(a, "-f", &val)) {
-			if (!val && i + 1 < argc)
-				val = argv[++i];
-			if (!val || strcmp(val, "text")) {
-				fprintf(stderr, "cgprof: top prints only --format text, not '%s'\n",
-					val ? val : "");
-				return CLI_EXIT_USAGE;
-			}
-			tp->once = true;
-			taken = true;
-		} else if (is_opt(a, "--sort", &val)) {
-			if (!val && i + 1 < argc)
-				val = argv[++i];
-			int k;
-			for (k = 0; k < TOP_SORT__COUNT; k++)
-				if (val && !strcmp(val, sort_keys[k]))
-					break;
-			if (k == TOP_SORT__COUNT) {
-				fprintf(stderr,
-					"cgprof: unknown --sort '%s' (own, total, own-time, "
-					"total-time, name)\n",
-					val ? val : "");
-				return CLI_EXIT_USAGE;
-			}
-			tp->view.sort = (enum top_sort)k;
-			taken = true;
-		} else if (is_opt(a, "--idle", &val) && !val) {
-			tp->view.idle = true;
-			tp->idle_sampled = true; /* and passed on */
-			tp->view.idle_sampled = true;
-		}
-		if (taken)
+		int own = top_own_option(tp, argc, argv, &i);
+		if (own < 0)
+			return CLI_EXIT_USAGE;
+		if (own)
 			continue;
 		for (size_t k = 0; k < CG_ARRAY_LEN(not_for_top); k++)
 			if (is_opt(a, not_for_top[k], &val)) {
@@ -612,17 +643,7 @@ static int parse_top(struct top *tp, int argc, char **argv, char **out, int *nou
 	}
 	out[n] = NULL;
 	*nout = n;
-	/* said here, in top's words, rather than as run's or attach's */
-	int rest = argc - first_arg;
-	if (tp->spawned && rest < 1) {
-		fprintf(stderr, "cgprof: top -- needs a command: cgprof top [options] -- COMMAND...\n");
-		return CLI_EXIT_USAGE;
-	}
-	if (!tp->spawned && rest != 1) {
-		fprintf(stderr, "cgprof: top needs one PID or -- COMMAND: cgprof top [options] PID\n");
-		return CLI_EXIT_USAGE;
-	}
-	return 0;
+	return check_target_args(tp, argc - first_arg);
 }
 
 int cmd_top(int argc, char **argv)

@@ -15,7 +15,6 @@
 
 #include "cgprof/config.h"
 #include "cgprof/encode.h"
-#include "cgprof/jvm.h"
 #include "cgprof/log.h"
 #include "cgprof/profile.h"
 #include "cgprof/sample.h"
@@ -62,6 +61,7 @@ struct session {
 	const struct cli_opts *o;
 	struct cg_config cfg;
 	enum cg_runtime runtime;
+	const struct cg_sampler_ops *runtime_ops; /* the sampler runtime came from */
 	bool have_runtime;
 	struct cg_profile *prof;   /* whole run, for the local file (or NULL) */
 	struct cg_profile *win;    /* current reporting window (or NULL) */
@@ -264,6 +264,7 @@ static int proc_try_open(struct session *ss, struct proc *p)
 	if (!ss->have_runtime) {
 		ss->have_runtime = true;
 		ss->runtime = ops->runtime;
+		ss->runtime_ops = ops;
 		snprintf(ss->runtime_version, sizeof(ss->runtime_version), "%s",
 			 ops->version ? ops->version(p->priv) : ops->name);
 		/* A window opened before the runtime appeared (--subprocesses
@@ -475,31 +476,28 @@ static void summary(struct session *ss, double elapsed_s, uint64_t rounds, const
 		out ? "; wrote " : "", out ? out : "");
 }
 
-/* --heap: the JVM's class histogram (no full GC) into the profiles that
- * are open; the latest summary is the one a profile keeps. */
+static void heap_into_profiles(const struct cg_heap_class *c, size_t n, uint64_t instances,
+			       uint64_t bytes, void *arg)
+{
+	struct session *ss = arg;
+	uint64_t now = cg_epoch_ms();
+	struct cg_profile *ps[SESSION_NPROFILES];
+	for (int i = 0, np = session_each_profile(ss, ps); i < np; i++)
+		profile_set_heap(ps[i], c, n, instances, bytes, now);
+}
+
+/* --heap: the main process's heap summary, as its runtime takes it (a
+ * JVM's class histogram, no full GC), into the profiles that are open;
+ * the latest summary is the one a profile keeps. */
 static void take_heap(struct session *ss)
 {
-	struct jvm_heap h;
-	if (ss->runtime != CG_RT_JAVA || !ss->procs[0].ops)
+	const struct cg_sampler_ops *ops = ss->procs[0].ops;
+	if (!ops || !ops->heap)
 		return;
-	if (jvm_heap_histogram(ss->procs[0].t, &h)) {
+	if (ops->heap(ss->procs[0].t, heap_into_profiles, ss)) {
 		cg_warn("heap summary skipped: %s", cg_lasterr());
 		cg_clearerr();
-		return;
 	}
-	size_t n = h.n < CG_PROFILE_HEAP_MAX ? h.n : CG_PROFILE_HEAP_MAX;
-	struct cg_heap_class *c = calloc(n ? n : 1, sizeof(*c));
-	if (c) {
-		for (size_t i = 0; i < n; i++)
-			c[i] = (struct cg_heap_class){h.entries[i].name, h.entries[i].instances,
-						      h.entries[i].bytes};
-		uint64_t now = cg_epoch_ms();
-		struct cg_profile *ps[SESSION_NPROFILES];
-		for (int i = 0, np = session_each_profile(ss, ps); i < np; i++)
-			profile_set_heap(ps[i], c, n, h.total_instances, h.total_bytes, now);
-		free(c);
-	}
-	jvm_heap_free(&h);
 }
 
 /* End the current reporting window: hand it to the reporter (which posts
@@ -604,7 +602,8 @@ static void loop_init(struct session *ss, struct loop *lp)
 	lp->end = ss->o->duration_s > 0 ? lp->start + (uint64_t)(ss->o->duration_s * 1e9)
 					 : UINT64_MAX;
 	lp->win_end = UINT64_MAX;
-	lp->next_heap = ss->o->heap && ss->runtime == CG_RT_JAVA ? lp->start : UINT64_MAX;
+	lp->next_heap = ss->o->heap && ss->runtime_ops && ss->runtime_ops->heap ? lp->start
+										    : UINT64_MAX;
 	lp->rng = lp->start ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
 	if (ss->rep) {
 		ss->win_start_ms = lp->start_ms;
@@ -653,7 +652,10 @@ static int proc_probe_due(struct session *ss, struct proc *p, uint64_t now, bool
 	/* a child caught in its exec has no maps for an instant: not gone */
 	if (r == -ESRCH && target_alive(p->t))
 		r = -ENOENT;
-	if (r == -ENOENT && now - p->seen_ns > SESSION_RUN_PROBE_GIVEUP_NS)
+	/* now is the round's clock, read before this round's scan found p:
+	 * a child added by it was seen after now, not 584 years before */
+	uint64_t watched = now > p->seen_ns ? now - p->seen_ns : 0;
+	if (r == -ENOENT && watched > SESSION_RUN_PROBE_GIVEUP_NS)
 		p->not_runtime = true;
 	else if (r && r != -ENOENT && !p->execd)
 		p->not_runtime = true; /* mid-exec errors pass */
@@ -850,12 +852,14 @@ static int session_profile(struct session *ss, bool spawned)
 	}
 	if (r)
 		return r;
-	if (ss->o->heap && ss->have_runtime && ss->runtime != CG_RT_JAVA)
-		cg_warn("--heap: process %d is not a JVM; no heap summary is recorded", (int)pid);
-	/* A thread dump per sample stops the JVM at a safepoint: its default
-	 * rate is lower, and a higher asked rate draws a warning. */
-	if (ss->runtime == CG_RT_JAVA)
-		ss->rate_hz = jvm_sampler_rate(ss->rate_hz, ss->o->rate_set || ss->cfg.rate_hz);
+	const struct cg_sampler_ops *ops = ss->runtime_ops;
+	if (ss->o->heap && ops && !ops->heap)
+		cg_warn("--heap: process %d runs %s, which has no heap summary; none is recorded",
+			(int)pid, ops->name);
+	/* Some runtimes cost more a sample (a JVM's safepoints): their own
+	 * default rate, and a warning for a higher one asked. */
+	if (ops && ops->rate)
+		ss->rate_hz = ops->rate(ss->rate_hz, ss->o->rate_set || ss->cfg.rate_hz);
 	if (ss->o->hooks)
 		return session_watch(ss);
 	/* A local file unless the profile goes to a profiling group only. */

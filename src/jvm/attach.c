@@ -17,11 +17,11 @@
 
 #include "cgprof/log.h"
 #include "cgprof/target.h"
+#include "cgprof/util.h"
 #include "jvm_priv.h"
 
 #define JVM_POLL_MS 20
-#define JVM_SETTLE_S 0.3 /* no perf data: the dispatcher has run this long */
-#define SIGQUIT_MASK (1ULL << (SIGQUIT - 1))
+#define JVM_SETTLE_NS 300000000ULL /* no perf data: the dispatcher has run this long */
 
 int jvm_timeout_ms(int dflt)
 {
@@ -35,77 +35,24 @@ int jvm_timeout_ms(int dflt)
 	return dflt;
 }
 
-static int read_file(const char *path, char *buf, size_t n)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t got = 0;
-	while (got + 1 < n) {
-		ssize_t r = read(fd, buf + got, n - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	buf[got] = '\0';
-	return (int)got;
-}
-
-/* The text after "Key:" on its line in a /proc status file, or NULL. */
-static const char *status_value(const char *status, const char *key)
-{
-	size_t klen = strlen(key);
-	for (const char *l = status; l && *l;) {
-		if (!strncmp(l, key, klen) && l[klen] == ':')
-			return l + klen + 1;
-		l = strchr(l, '\n');
-		if (l)
-			l++;
-	}
-	return NULL;
-}
-
 int jvm_attach_init(struct target *t, struct jvm_attach *a)
 {
-	char path[64], status[4096];
+	struct target_ids ids;
 	pid_t pid = target_pid(t);
 
 	memset(a, 0, sizeof(*a));
 	a->t = t;
 	a->pid = pid;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (read_file(path, status, sizeof(status)) <= 0)
-		return cg_fail(-ESRCH, "process %d is gone", (int)pid);
-
-	/* NSpid lists the pid in every nested namespace, ours first and the
-	 * JVM's own last: its socket and attach file carry the last one. */
-	a->nspid = pid;
-	const char *v = status_value(status, "NSpid");
-	if (v) {
-		const char *eol = strchr(v, '\n');
-		char *end;
-		for (const char *p = v; p && (!eol || p < eol);) {
-			long x = strtol(p, &end, 10);
-			if (end == p)
-				break;
-			if (x > 0 && x <= INT_MAX)
-				a->nspid = (pid_t)x;
-			p = end;
-		}
-	}
-	/* Uid: real effective saved fs; the JVM checks its effective ids. */
-	unsigned long r, e;
-	v = status_value(status, "Uid");
-	if (!v || sscanf(v, "%lu %lu", &r, &e) != 2)
-		return cg_fail(-EIO, "cannot read the user of process %d", (int)pid);
-	a->uid = (uid_t)e;
-	v = status_value(status, "Gid");
-	if (!v || sscanf(v, "%lu %lu", &r, &e) != 2)
-		return cg_fail(-EIO, "cannot read the group of process %d", (int)pid);
-	a->gid = (gid_t)e;
+	int r = target_ids(t, &ids);
+	if (r == -ESRCH)
+		return cg_fail(r, "process %d is gone", (int)pid);
+	if (r)
+		return cg_fail(r, "cannot read the user and group of process %d", (int)pid);
+	/* Its socket and attach file carry the pid the JVM sees itself as;
+	 * it checks a peer against its effective ids. */
+	a->nspid = ids.nspid;
+	a->uid = ids.euid;
+	a->gid = ids.egid;
 
 	snprintf(a->root, sizeof(a->root), "%s", target_root(t));
 	int n = snprintf(a->sock, sizeof(a->sock), "%s/tmp/.java_pid%d", a->root, (int)a->nspid);
@@ -158,7 +105,7 @@ static int perf_read(const struct jvm_attach *a, char *buf, size_t n)
 		if (strncmp(de->d_name, "hsperfdata_", 11))
 			continue;
 		snprintf(path, sizeof(path), "%s/tmp/%s/%d", a->root, de->d_name, (int)a->nspid);
-		r = read_file(path, buf, n);
+		r = cg_read_small_file(path, buf, n);
 		if (r == 0)
 			r = -ENOENT;
 	}
@@ -215,85 +162,60 @@ static char perf_buf[256 * 1024];
  * the effective arguments. Any of them saying so is enough. */
 static bool attach_disabled(const struct jvm_attach *a)
 {
-	char path[64];
 	char *buf = perf_buf;
 	int n;
 
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)a->pid);
-	if ((n = read_file(path, buf, sizeof(perf_buf))) > 0 && says_attach_disabled(buf, (size_t)n))
+	if ((n = target_argv(a->t, buf, sizeof(perf_buf))) > 0 &&
+	    says_attach_disabled(buf, (size_t)n))
 		return true;
-	snprintf(path, sizeof(path), "/proc/%d/environ", (int)a->pid);
-	if ((n = read_file(path, buf, sizeof(perf_buf))) > 0 && says_attach_disabled(buf, (size_t)n))
+	if ((n = target_environ(a->t, buf, sizeof(perf_buf))) > 0 &&
+	    says_attach_disabled(buf, (size_t)n))
 		return true;
 	return (n = perf_read(a, buf, sizeof(perf_buf))) > 0 && says_attach_disabled(buf, (size_t)n);
 }
 
-/* Seconds since thread tid of pid started (from its stat), or -1. */
-static double thread_age_s(pid_t pid, pid_t tid)
+/* HotSpot's "Signal Dispatcher" (comm keeps 15 bytes of it), or 0. */
+static pid_t find_dispatcher(struct target *t)
 {
-	char path[64], buf[1024];
-	double up;
-	snprintf(path, sizeof(path), "/proc/uptime");
-	if (read_file(path, buf, sizeof(buf)) <= 0 || sscanf(buf, "%lf", &up) != 1)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return -1;
-	char *p = strrchr(buf, ')'); /* comm may hold spaces */
-	unsigned long long start = 0;
-	for (int field = 2; p && *p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	if (!p || sscanf(p + 1, "%llu", &start) != 1)
-		return -1;
-	return up - (double)start / (double)sysconf(_SC_CLK_TCK);
+	pid_t *tids = malloc(JVM_MAX_THREADS * sizeof(*tids)), found = 0;
+	if (!tids)
+		return 0;
+	int n = target_threads(t, tids, JVM_MAX_THREADS);
+	for (int i = 0; i < n && !found; i++) {
+		char comm[32];
+		if (target_thread_name(t, tids[i], comm, sizeof(comm)) == 0 &&
+		    !strcmp(comm, "Signal Dispatch"))
+			found = tids[i];
+	}
+	free(tids);
+	return found;
 }
 
 /* Does the JVM catch SIGQUIT yet, and is the thread that reacts to it
- * (HotSpot's "Signal Dispatcher", comm truncated to 15 bytes) running?
- * Before that SIGQUIT's default action would kill the JVM. Then, to be
- * safe from the rest of start-up (which, among others, removes stale
- * attach sockets), wait for the perf data to say the VM is created
- * (sun.rt.createVmEndTime); without perf data (-XX:-UsePerfData) for the
- * dispatcher to have run a while. A JVM that never catches SIGQUIT (-Xrs)
- * starts its attach listener at start-up instead, so waiting for the
- * socket is right there too. */
+ * (HotSpot's "Signal Dispatcher") running? Before that SIGQUIT's default
+ * action would kill the JVM. Then, to be safe from the rest of start-up
+ * (which, among others, removes stale attach sockets), wait for the perf
+ * data to say the VM is created (sun.rt.createVmEndTime); without perf
+ * data (-XX:-UsePerfData) for the dispatcher to have run a while. A JVM
+ * that never catches SIGQUIT (-Xrs) starts its attach listener at
+ * start-up instead, so waiting for the socket is right there too. */
 static int signals_ready(const struct jvm_attach *a)
 {
-	char path[64], status[4096];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)a->pid);
-	if (read_file(path, status, sizeof(status)) <= 0)
-		return -ESRCH;
-	const char *v = status_value(status, "SigCgt");
-	if (!v)
-		return -ENOENT;
-	unsigned long long mask = strtoull(v, NULL, 16);
-	if (!(mask & SIGQUIT_MASK))
-		return -ENOENT;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)a->pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -ESRCH;
-	pid_t dispatcher = 0;
-	int guard = 0;
-	struct dirent *de;
-	while (!dispatcher && (de = readdir(d)) && guard++ < 100000) {
-		char comm[32];
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", (int)a->pid, de->d_name);
-		if (read_file(path, comm, sizeof(comm)) > 0 && !strncmp(comm, "Signal Dispatch", 15))
-			dispatcher = (pid_t)atoi(de->d_name);
-	}
-	closedir(d);
+	int r = target_catches(a->t, SIGQUIT);
+	if (r <= 0)
+		return r == -ESRCH ? -ESRCH : -ENOENT;
+	pid_t dispatcher = find_dispatcher(a->t);
 	if (!dispatcher)
 		return -ENOENT;
 
 	int64_t end = 0;
+	uint64_t age_ns = 0;
 	int n = perf_read(a, perf_buf, sizeof(perf_buf));
 	if (n > 0 && jvm_perf_long(perf_buf, (size_t)n, "sun.rt.createVmEndTime", &end) == 0)
 		return end > 0 ? 0 : -ENOENT;
-	return thread_age_s(a->pid, dispatcher) >= JVM_SETTLE_S ? 0 : -ENOENT;
+	if (target_thread_age_ns(a->t, dispatcher, &age_ns))
+		return -ENOENT;
+	return age_ns >= JVM_SETTLE_NS ? 0 : -ENOENT;
 }
 
 int jvm_attach_ready(struct jvm_attach *a)
@@ -326,7 +248,7 @@ static void sleep_ms(int ms)
  * its /tmp. Owned by the JVM's user so the JVM accepts it also when our
  * root is not root in its user namespace. The directory is held open
  * (*dfd) so the file can be removed even after the process is gone, when
- * /proc/PID/cwd no longer resolves. 0 or -errno. */
+ * its working directory no longer resolves. 0 or -errno. */
 static int create_trigger(const struct jvm_attach *a, int *dfd, char *name, size_t n)
 {
 	char dir[PATH_MAX];
@@ -334,13 +256,18 @@ static int create_trigger(const struct jvm_attach *a, int *dfd, char *name, size
 
 	snprintf(name, n, ".attach_pid%d", (int)a->nspid);
 	for (int i = 0; i < 2; i++) {
-		if (i == 0)
-			snprintf(dir, sizeof(dir), "/proc/%d/cwd", (int)a->pid);
-		else
+		if (i == 0) {
+			snprintf(dir, sizeof(dir), "its working directory");
+			*dfd = target_cwd_open(a->t);
+		} else {
 			snprintf(dir, sizeof(dir), "%s/tmp", a->root);
-		*dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+			*dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (*dfd < 0)
+				*dfd = -errno;
+		}
 		if (*dfd < 0) {
-			err = -errno;
+			err = *dfd;
+			*dfd = -1;
 			continue;
 		}
 		int fd = openat(*dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
@@ -376,8 +303,8 @@ int jvm_attach_start(struct jvm_attach *a)
 		return cg_fail(r, "cannot create the attach trigger file for JVM %d: %s",
 			       (int)a->pid, strerror(-r));
 
-	if (kill(a->pid, SIGQUIT)) {
-		r = cg_fail(-errno, "cannot signal JVM %d: %s", (int)a->pid, strerror(errno));
+	if ((r = target_signal(a->t, SIGQUIT))) {
+		r = cg_fail(r, "cannot signal JVM %d: %s", (int)a->pid, strerror(-r));
 		goto out;
 	}
 	int waited = 0, limit = jvm_timeout_ms(JVM_START_TIMEOUT_MS);
@@ -389,8 +316,7 @@ int jvm_attach_start(struct jvm_attach *a)
 				    (int)a->pid, limit);
 			goto out;
 		}
-		/* a child of ours that exited stays a zombie: kill(0) is no test */
-		if (a->t ? !target_alive(a->t) : kill(a->pid, 0) && errno == ESRCH) {
+		if (!target_alive(a->t)) {
 			r = cg_fail(-ESRCH, "JVM %d exited while cgprof attached", (int)a->pid);
 			goto out;
 		}
@@ -416,13 +342,12 @@ static int attach_connect(const struct jvm_attach *a, uint64_t deadline_ns, int 
 	uid_t euid = geteuid();
 	gid_t egid = getegid();
 
-	pfd = open(a->sock, O_PATH | O_CLOEXEC);
+	pfd = target_path_pin(a->sock, sa.sun_path, sizeof(sa.sun_path));
 	if (pfd < 0) {
-		r = cg_fail(-errno, "cannot open the attach socket of JVM %d (%s): %s", (int)a->pid,
-			    a->sock, strerror(errno));
+		r = cg_fail(pfd, "cannot open the attach socket of JVM %d (%s): %s", (int)a->pid,
+			    a->sock, strerror(-pfd));
 		goto out;
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", pfd);
 	/* Non-blocking: a JVM that stopped accepting fills its backlog (of
 	 * 5), and a blocking connect would then wait forever. */
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -506,6 +431,70 @@ int jvm_attach_parse_reply(const char *data, size_t len, int *status, struct cg_
 	return cg_buf_append(out, nl + 1, len - (size_t)(nl + 1 - data));
 }
 
+/* The whole request down the socket by the deadline. 0 or cg_fail(). */
+static int attach_send(const struct jvm_attach *a, int s, const char *req, size_t n,
+		       uint64_t deadline, const char *cmd, int timeout_ms)
+{
+	for (size_t off = 0; off < n;) {
+		/* The JVM closes the connection on a peer it refuses: never
+		 * die of SIGPIPE for it. */
+		ssize_t w = send(s, req + off, n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN && ms_left(deadline) > 0) {
+			struct pollfd pf = {.fd = s, .events = POLLOUT};
+			poll(&pf, 1, (int)ms_left(deadline));
+			continue;
+		}
+		if (w < 0 && errno == EAGAIN)
+			return cg_fail(-ETIMEDOUT, "JVM %d did not take the '%s' request within %d ms",
+				       (int)a->pid, cmd, timeout_ms);
+		if (w <= 0)
+			return cg_fail(errno == EPIPE || errno == ECONNRESET ? -EPERM : -EIO,
+				       "JVM %d closed the attach connection (it accepts only its own "
+				       "user %u and group %u, or root)",
+				       (int)a->pid, (unsigned)a->uid, (unsigned)a->gid);
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* Everything the JVM answers, until it closes, by the deadline and
+ * within JVM_MAX_REPLY. 0 or cg_fail(). */
+static int attach_recv(const struct jvm_attach *a, int s, uint64_t deadline, const char *cmd,
+		       int timeout_ms, struct cg_buf *reply)
+{
+	for (;;) {
+		struct pollfd pf = {.fd = s, .events = POLLIN};
+		int64_t left = ms_left(deadline);
+		if (left <= 0)
+			return cg_fail(-ETIMEDOUT, "JVM %d did not answer '%s' within %d ms",
+				       (int)a->pid, cmd, timeout_ms);
+		int pr = poll(&pf, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return cg_fail(-errno, "poll: %s", strerror(errno));
+		if (pr == 0)
+			continue;
+		int r = cg_buf_reserve(reply, 65536);
+		if (r)
+			return r;
+		ssize_t got = recv(s, reply->data + reply->len, reply->cap - reply->len - 1, 0);
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got < 0 && errno != ECONNRESET)
+			return cg_fail(-errno, "reading from JVM %d: %s", (int)a->pid, strerror(errno));
+		if (got <= 0)
+			return 0; /* the JVM closes after the whole reply */
+		reply->len += (size_t)got;
+		reply->data[reply->len] = '\0';
+		if (reply->len > JVM_MAX_REPLY)
+			return cg_fail(-EFBIG, "reply of JVM %d to '%s' exceeds %u bytes", (int)a->pid,
+				       cmd, JVM_MAX_REPLY);
+	}
+}
+
 int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const args[3],
 		       int timeout_ms, int *status, struct cg_buf *out)
 {
@@ -528,72 +517,11 @@ int jvm_attach_request(struct jvm_attach *a, const char *cmd, const char *const 
 		n += l;
 	}
 
-	r = attach_connect(a, deadline, &s);
-	if (r)
+	if ((r = attach_connect(a, deadline, &s)))
 		return r;
-	for (size_t off = 0; off < n;) {
-		/* The JVM closes the connection on a peer it refuses: never
-		 * die of SIGPIPE for it. */
-		ssize_t w = send(s, req + off, n - off, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN && ms_left(deadline) > 0) {
-			struct pollfd pf = {.fd = s, .events = POLLOUT};
-			poll(&pf, 1, (int)ms_left(deadline));
-			continue;
-		}
-		if (w < 0 && errno == EAGAIN) {
-			r = cg_fail(-ETIMEDOUT, "JVM %d did not take the '%s' request within %d ms",
-				    (int)a->pid, cmd, timeout_ms);
-			goto out;
-		}
-		if (w <= 0) {
-			r = cg_fail(errno == EPIPE || errno == ECONNRESET ? -EPERM : -EIO,
-				    "JVM %d closed the attach connection (it accepts only its own "
-				    "user %u and group %u, or root)",
-				    (int)a->pid, (unsigned)a->uid, (unsigned)a->gid);
-			goto out;
-		}
-		off += (size_t)w;
-	}
-
-	for (;;) {
-		struct pollfd pf = {.fd = s, .events = POLLIN};
-		int64_t left = ms_left(deadline);
-		if (left <= 0) {
-			r = cg_fail(-ETIMEDOUT, "JVM %d did not answer '%s' within %d ms", (int)a->pid,
-				    cmd, timeout_ms);
-			goto out;
-		}
-		int pr = poll(&pf, 1, (int)(left > INT_MAX ? INT_MAX : left));
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr < 0) {
-			r = cg_fail(-errno, "poll: %s", strerror(errno));
-			goto out;
-		}
-		if (pr == 0)
-			continue;
-		if ((r = cg_buf_reserve(&reply, 65536)))
-			goto out;
-		ssize_t got = recv(s, reply.data + reply.len, reply.cap - reply.len - 1, 0);
-		if (got < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (got < 0 && errno != ECONNRESET) {
-			r = cg_fail(-errno, "reading from JVM %d: %s", (int)a->pid, strerror(errno));
-			goto out;
-		}
-		if (got <= 0)
-			break; /* the JVM closes after the whole reply */
-		reply.len += (size_t)got;
-		reply.data[reply.len] = '\0';
-		if (reply.len > JVM_MAX_REPLY) {
-			r = cg_fail(-EFBIG, "reply of JVM %d to '%s' exceeds %u bytes", (int)a->pid, cmd,
-				    JVM_MAX_REPLY);
-			goto out;
-		}
-	}
-
+	if ((r = attach_send(a, s, req, n, deadline, cmd, timeout_ms)) ||
+	    (r = attach_recv(a, s, deadline, cmd, timeout_ms, &reply)))
+		goto out;
 	if (!reply.len) {
 		r = cg_fail(-EPERM,
 			    "JVM %d closed the attach connection without a reply (it accepts only "

@@ -138,35 +138,117 @@ static int parse_frame(char *at, struct cg_frame *f, bool *native)
 	return 0;
 }
 
+/* Where the parse of one dump stands. */
+struct dump_parse {
+	struct jvm_dump *d;
+	struct jvm_thread *cur; /* the thread whose lines these are, or NULL */
+	bool have_state;        /* its java.lang.Thread.State line was seen */
+	bool top_native;        /* its innermost frame is a native method */
+	uint32_t max_depth;
+};
+
+/* Close the current thread: keep it if it is a Java thread. */
+static void end_thread(struct dump_parse *ps)
+{
+	struct jvm_thread *cur = ps->cur;
+	if (cur && ps->have_state && cur->nframes) {
+		if (cur->state == CG_ST_RUNNING && ps->top_native)
+			cur->state = CG_ST_NATIVE;
+		ps->d->nthreads++;
+	} else if (cur) {
+		ps->d->nframes = cur->first;
+	}
+	ps->cur = NULL;
+}
+
+/* A '"name" ...' header line opens a thread. 1: no room for more. */
+static int begin_thread(struct dump_parse *ps, char *line)
+{
+	struct jvm_dump *d = ps->d;
+	end_thread(ps);
+	if (d->nthreads >= JVM_MAX_THREADS)
+		return 1;
+	int r = grow((void **)&d->threads, &d->threads_cap, d->nthreads + 1, sizeof(*d->threads),
+		     JVM_MAX_THREADS);
+	if (r)
+		return r;
+	struct jvm_thread *cur = &d->threads[d->nthreads];
+	memset(cur, 0, sizeof(*cur));
+	cur->first = (uint32_t)d->nframes;
+	cur->state = CG_ST_IDLE;
+	ps->have_state = false;
+	ps->top_native = false;
+	ps->cur = parse_header(line, cur) ? NULL : cur;
+	return 0;
+}
+
+/* "Full thread dump OpenJDK 64-Bit Server VM (17.0.15+6 mixed mode):"
+ * -> d->vm "OpenJDK 64-Bit Server VM 17.0.15+6". */
+static void parse_vm_line(struct jvm_dump *d, char *v)
+{
+	size_t l = strlen(v);
+	if (l && v[l - 1] == ':')
+		v[--l] = '\0';
+	char *paren = strchr(v, '(');
+	char *sp = paren ? strchr(paren, ' ') : NULL;
+	if (paren && sp && paren > v)
+		snprintf(d->vm, sizeof(d->vm), "%.*s %.*s", (int)(paren - v - 1), v,
+			 (int)(sp - paren - 1), paren + 1);
+	else
+		snprintf(d->vm, sizeof(d->vm), "%s", v);
+}
+
+/* One "at ..." frame line of the current thread, within the bounds. */
+static int add_frame(struct dump_parse *ps, char *p)
+{
+	struct jvm_dump *d = ps->d;
+	struct jvm_thread *cur = ps->cur;
+	struct cg_frame f;
+	bool native;
+	if (cur->nframes >= ps->max_depth || d->nframes >= JVM_MAX_FRAMES_TOTAL) {
+		cur->truncated = true;
+		return 0;
+	}
+	if (parse_frame(p, &f, &native))
+		return 0;
+	if (!cur->nframes)
+		ps->top_native = native;
+	int r = grow((void **)&d->frames, &d->frames_cap, d->nframes + 1, sizeof(*d->frames),
+		     JVM_MAX_FRAMES_TOTAL);
+	if (r)
+		return r;
+	d->frames[d->nframes++] = f;
+	cur->nframes++;
+	return 0;
+}
+
+/* A line inside a thread's block: its state, a frame, or the blank line
+ * that ends it ("- locked <0x...>", "No compile task"... are ignored). */
+static int thread_line(struct dump_parse *ps, char *line)
+{
+	char *p = skip_spaces(line);
+	if (!*p)
+		end_thread(ps);
+	else if (!strncmp(p, "java.lang.Thread.State: ", 24)) {
+		ps->cur->state = parse_state(p + 24);
+		ps->have_state = true;
+	} else if (!strncmp(p, "at ", 3) && ps->have_state)
+		return add_frame(ps, p + 3);
+	return 0;
+}
+
 int jvm_dump_parse(char *text, size_t len, uint32_t max_depth, struct jvm_dump *d)
 {
-	struct jvm_thread *cur = NULL;
-	bool have_state = false, top_native = false;
-	int r;
+	struct dump_parse ps = {.d = d, .max_depth = max_depth};
+	int r = 0;
 
 	if (!max_depth || max_depth > JVM_MAX_FRAMES_PER_THREAD)
-		max_depth = JVM_MAX_FRAMES_PER_THREAD;
+		ps.max_depth = JVM_MAX_FRAMES_PER_THREAD;
 	d->nthreads = 0;
 	d->nframes = 0;
 	d->vm[0] = '\0';
-
-	/* Close the current thread: keep it if it is a Java thread. */
-#define END_THREAD()                                                             \
-	do {                                                                     \
-		if (cur) {                                                       \
-			if (have_state && cur->nframes) {                        \
-				if (cur->state == CG_ST_RUNNING && top_native)   \
-					cur->state = CG_ST_NATIVE;               \
-				d->nthreads++;                                   \
-			} else {                                                 \
-				d->nframes = cur->first;                         \
-			}                                                        \
-		}                                                                \
-		cur = NULL;                                                      \
-	} while (0)
-
 	char *end = text + len;
-	for (char *line = text; line < end;) {
+	for (char *line = text; line < end && r == 0;) {
 		char *nl = memchr(line, '\n', (size_t)(end - line));
 		char *next = nl ? nl + 1 : end;
 		if (nl) {
@@ -174,65 +256,16 @@ int jvm_dump_parse(char *text, size_t len, uint32_t max_depth, struct jvm_dump *
 			if (nl > line && nl[-1] == '\r')
 				nl[-1] = '\0';
 		}
-
-		if (line[0] == '"') {
-			END_THREAD();
-			if (d->nthreads >= JVM_MAX_THREADS)
-				break;
-			if ((r = grow((void **)&d->threads, &d->threads_cap, d->nthreads + 1,
-				      sizeof(*d->threads), JVM_MAX_THREADS)))
-				return r;
-			cur = &d->threads[d->nthreads];
-			memset(cur, 0, sizeof(*cur));
-			cur->first = (uint32_t)d->nframes;
-			cur->state = CG_ST_IDLE;
-			have_state = false;
-			top_native = false;
-			if (parse_header(line, cur))
-				cur = NULL;
-		} else if (!strncmp(line, "Full thread dump ", 17) && !d->vm[0]) {
-			char *v = line + 17;
-			size_t l = strlen(v);
-			if (l && v[l - 1] == ':')
-				v[--l] = '\0';
-			/* "OpenJDK 64-Bit Server VM (17.0.15+6 mixed mode):" */
-			char *paren = strchr(v, '(');
-			char *sp = paren ? strchr(paren, ' ') : NULL;
-			if (paren && sp && paren > v)
-				snprintf(d->vm, sizeof(d->vm), "%.*s %.*s", (int)(paren - v - 1), v,
-					 (int)(sp - paren - 1), paren + 1);
-			else
-				snprintf(d->vm, sizeof(d->vm), "%s", v);
-		} else if (cur) {
-			char *p = skip_spaces(line);
-			if (!*p) {
-				END_THREAD();
-			} else if (!strncmp(p, "java.lang.Thread.State: ", 24)) {
-				cur->state = parse_state(p + 24);
-				have_state = true;
-			} else if (!strncmp(p, "at ", 3) && have_state) {
-				bool native;
-				if (cur->nframes >= max_depth || d->nframes >= JVM_MAX_FRAMES_TOTAL) {
-					cur->truncated = true;
-				} else {
-					struct cg_frame f;
-					if (parse_frame(p + 3, &f, &native) == 0) {
-						if (!cur->nframes)
-							top_native = native;
-						if ((r = grow((void **)&d->frames, &d->frames_cap,
-							      d->nframes + 1, sizeof(*d->frames),
-							      JVM_MAX_FRAMES_TOTAL)))
-							return r;
-						d->frames[d->nframes++] = f;
-						cur->nframes++;
-					}
-				}
-			}
-			/* "- locked <0x...>", "No compile task", etc.: ignored */
-		}
+		if (line[0] == '"')
+			r = begin_thread(&ps, line);
+		else if (!strncmp(line, "Full thread dump ", 17) && !d->vm[0])
+			parse_vm_line(d, line + 17);
+		else if (ps.cur)
+			r = thread_line(&ps, line);
 		line = next;
 	}
-	END_THREAD();
-#undef END_THREAD
+	if (r < 0)
+		return r;
+	end_thread(&ps);
 	return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "cgprof/jvm.h"
 #include "cgprof/log.h"
+#include "cgprof/profile.h"
 #include "cgprof/target.h"
 #include "jvm_priv.h"
 
@@ -195,4 +196,26 @@ int jvm_heap_histogram(struct target *t, struct jvm_heap *out)
 out:
 	cg_buf_free(&reply);
 	return r;
+}
+
+int jvm_heap_summary(struct target *t, cg_heap_fn fn, void *arg)
+{
+	struct jvm_heap h;
+	int r = jvm_heap_histogram(t, &h);
+	if (r)
+		return r;
+	/* A profile keeps the largest CG_PROFILE_HEAP_MAX: no need for more. */
+	size_t n = h.n < CG_PROFILE_HEAP_MAX ? h.n : CG_PROFILE_HEAP_MAX;
+	struct cg_heap_class *c = calloc(n ? n : 1, sizeof(*c));
+	if (!c) {
+		jvm_heap_free(&h);
+		return cg_fail(-ENOMEM, "out of memory for the heap summary");
+	}
+	for (size_t i = 0; i < n; i++)
+		c[i] = (struct cg_heap_class){h.entries[i].name, h.entries[i].instances,
+					      h.entries[i].bytes};
+	fn(c, n, h.total_instances, h.total_bytes, arg);
+	free(c);
+	jvm_heap_free(&h);
+	return 0;
 }

@@ -29,16 +29,17 @@ struct target;
 
 /* Where and as whom to talk to one JVM. */
 struct jvm_attach {
-	struct target *t;  /* NULL in unit tests */
+	struct target *t;  /* NULL: requests only (unit tests); ready and start need it */
 	pid_t pid;         /* as we see it */
 	pid_t nspid;       /* as the JVM sees itself (its PID namespace) */
 	uid_t uid;         /* the JVM's effective ids (peer check) */
 	gid_t gid;
-	char root[64];     /* "/proc/PID/root": the JVM's mount namespace */
+	char root[64];     /* target_root(): the JVM's mount namespace */
 	char sock[128];    /* root + "/tmp/.java_pid<nspid>" */
 };
 
-/* Fill a from the target: ids from /proc/PID/status (NSpid, Uid, Gid). */
+/* Fill a from the target: its ids (target_ids: namespaced pid, effective
+ * uid and gid) and where its socket is. */
 int jvm_attach_init(struct target *t, struct jvm_attach *a);
 /* Is the JVM far enough in its start-up that a SIGQUIT is handled (not
  * fatal)? 0 yes, -ENOENT not yet, other negative (cg_fail) never: dynamic

@@ -775,4 +775,6 @@ const struct cg_sampler_ops jvm_sampler_ops = {
 	.sample = jvm_sample,
 	.version = jvm_version,
 	.close = jvm_close,
+	.rate = jvm_sampler_rate,
+	.heap = jvm_heap_summary,
 };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cgprof/log.h"
+#include "cgprof/native.h"
 #include "cgprof/target.h"
 #include "jvm_walk.h"
 
@@ -41,47 +42,6 @@ const char *const jvm_vms_sym_names[JVM_SYM__COUNT] = {
 	"_ZN16java_lang_String13_coder_offsetE",
 };
 
-/* st_value of each wanted symbol in the file's .dynsym (the tables are
- * exported data, which the function-only symbolizer does not keep) and
- * .symtab (the Thread/String field offsets, when not stripped). */
-static int dynsym_values(const char *path, uint64_t vals[JVM_SYM__COUNT])
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = -ENOEXEC;
-	elf_version(EV_CURRENT);
-	Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e || elf_kind(e) != ELF_K_ELF)
-		goto out;
-	Elf_Scn *scn = NULL;
-	while ((scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB) ||
-		    !sh.sh_entsize)
-			continue;
-		Elf_Data *d = elf_getdata(scn, NULL);
-		size_t n = d ? sh.sh_size / sh.sh_entsize : 0;
-		for (size_t i = 0; i < n && i < (1u << 24); i++) {
-			GElf_Sym sym;
-			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
-				continue;
-			const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
-			if (!name || (strncmp(name, "gHotSpotVM", 10) && strncmp(name, "_ZN", 3)))
-				continue;
-			for (int k = 0; k < JVM_SYM__COUNT; k++)
-				if (!strcmp(name, jvm_vms_sym_names[k]))
-					vals[k] = sym.st_value;
-		}
-		r = 0;
-	}
-out:
-	if (e)
-		elf_end(e);
-	close(fd);
-	return r;
-}
-
 int jvm_vms_find_syms(struct target *t, struct jvm_vms_syms *out, char *libjvm, size_t n)
 {
 	struct target_maps m = {0};
@@ -106,8 +66,11 @@ int jvm_vms_find_syms(struct target *t, struct jvm_vms_syms *out, char *libjvm, 
 	snprintf(libjvm, n, "%s", jm->path);
 	/* The path as the JVM sees it, under its root; for a chroot the
 	 * kernel shows maps paths from our root, so also try it as it is. */
-	if ((r = dynsym_values(target_path(t, jm->path, path, sizeof(path)), vals)) &&
-	    (r = dynsym_values(jm->path, vals))) {
+	/* The tables are exported data (.dynsym), the Thread/String field
+	 * offsets in .symtab when not stripped. */
+	struct elfsym_want w = {.names = jvm_vms_sym_names, .n = JVM_SYM__COUNT, .vals = vals};
+	if ((r = elfsym_file_values(target_path(t, jm->path, path, sizeof(path)), &w)) &&
+	    (r = elfsym_file_values(jm->path, &w))) {
 		r = cg_fail(-ENOENT, "cannot read the symbols of %s", jm->path);
 		goto out;
 	}

@@ -218,6 +218,75 @@ static int elf_init(void)
 	return 0;
 }
 
+static uint64_t first_load_vaddr(Elf *e)
+{
+	size_t nph;
+	if (elf_getphdrnum(e, &nph))
+		return UINT64_MAX;
+	for (size_t i = 0; i < nph && i < 256; i++) {
+		GElf_Phdr ph;
+		if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD)
+			return ph.p_vaddr & ~0xfffULL;
+	}
+	return UINT64_MAX;
+}
+
+/* Every defined symbol of one table that w wants, into w->vals. */
+static void want_symbols(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct elfsym_want *w)
+{
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t n = d && sh->sh_entsize ? sh->sh_size / sh->sh_entsize : 0;
+	for (size_t i = 0; i < n && i < ELFSYM_MAX_SYMS; i++) {
+		GElf_Sym s;
+		if (!gelf_getsym(d, (int)i, &s) || s.st_shndx == SHN_UNDEF || !s.st_value)
+			continue;
+		const char *name = elf_strptr(e, sh->sh_link, s.st_name);
+		if (!name || !name[0])
+			continue;
+		for (size_t k = 0; k < w->n; k++)
+			if (!w->vals[k] && !strcmp(name, w->names[k]))
+				w->vals[k] = s.st_value;
+	}
+}
+
+int elfsym_file_values(const char *path, struct elfsym_want *w)
+{
+	size_t shstrndx = 0;
+	int r = elf_init();
+	memset(w->vals, 0, w->n * sizeof(*w->vals));
+	w->section_addr = 0;
+	w->first_load = UINT64_MAX;
+	if (r)
+		return r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	r = -ENOEXEC;
+	if (!e || elf_kind(e) != ELF_K_ELF)
+		goto out;
+	w->first_load = first_load_vaddr(e);
+	if (elf_getshdrstrndx(e, &shstrndx))
+		shstrndx = 0;
+	Elf_Scn *scn = NULL;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		const char *sname = shstrndx ? elf_strptr(e, shstrndx, sh.sh_name) : NULL;
+		if (w->section && sname && !strcmp(sname, w->section) && sh.sh_addr)
+			w->section_addr = sh.sh_addr;
+		if (sh.sh_type == SHT_SYMTAB || sh.sh_type == SHT_DYNSYM)
+			want_symbols(e, scn, &sh, w);
+	}
+	r = 0;
+out:
+	if (e)
+		elf_end(e);
+	close(fd);
+	return r;
+}
+
 static int sym_cmp(const void *a, const void *b)
 {
 	const struct elfsym_sym *x = a, *y = b;
@@ -506,108 +575,144 @@ static struct elfsym_obj *gone_load(struct elfsym_proc *p, const struct target_m
 	return o;
 }
 
-int elfsym_proc_refresh(struct elfsym_proc *p)
+/* A hash of the mappings symbolization cares about: a change is a new
+ * generation of objects and regions. */
+static uint64_t code_maps_hash(const struct target_maps *maps)
 {
-	struct target_maps maps;
-	int r = target_maps_read(p->t, &maps);
-	if (r)
-		return r;
 	uint64_t h = 0x12345;
-	for (size_t i = 0; i < maps.n; i++) {
-		const struct target_map *m = &maps.map[i];
+	for (size_t i = 0; i < maps->n; i++) {
+		const struct target_map *m = &maps->map[i];
 		if (!mapping_is_code(m) && !mapping_is_vdso(m))
 			continue;
 		uint64_t v[4] = {m->start, m->end, m->offset, m->inode};
 		h = cg_hash_bytes(v, sizeof(v), h);
 		h = cg_hash_bytes(m->path, strlen(m->path), h);
 	}
+	return h;
+}
+
+/* The object of the previous generation for the file st describes, taken
+ * out of it (so it is not freed with the rest), or NULL: keyed by what
+ * stat says now, so a rebuilt library is a new object. */
+static struct elfsym_obj *obj_reuse(struct elfsym_proc *p, const struct target_map *m,
+				    const struct stat *st, uint64_t mtime_ns)
+{
+	for (size_t k = 0; k < p->nobjs; k++) {
+		struct elfsym_obj *q = p->objs[k];
+		if (q && q->inode == m->inode && q->dev == st->st_dev && q->mtime_ns == mtime_ns &&
+		    q->size == (uint64_t)st->st_size && !strcmp(q->path, m->path)) {
+			p->objs[k] = NULL;
+			return q;
+		}
+	}
+	return NULL;
+}
+
+/* A new object for the file at fpath (m's file), its symbols loaded; a
+ * file without readable symbols is still an object (named by file). */
+static int obj_load(const struct target_map *m, const char *fpath, const struct stat *st,
+		    uint64_t mtime_ns, struct elfsym_obj **out)
+{
+	struct elfsym_obj *o = calloc(1, sizeof(*o));
+	if (!o || !(o->path = strdup(m->path))) {
+		free(o);
+		return -ENOMEM;
+	}
+	const char *slash = strrchr(o->path, '/');
+	o->base = slash ? slash + 1 : o->path;
+	o->inode = m->inode;
+	o->dev = st->st_dev;
+	o->mtime_ns = mtime_ns;
+	o->size = (uint64_t)st->st_size;
+	int lr = elfsym_table_load(fpath, NULL, &o->tab);
+	if (lr)
+		cg_debug("native: no symbols from %s: %s", fpath, strerror(-lr));
+	*out = o;
+	return 0;
+}
+
+/* The object a code mapping shows, for this generation: one taken this
+ * round already, the previous generation's if its file is unchanged, a
+ * deleted or replaced file's (from memory), or a new one. *out NULL: none
+ * (the mapping is skipped). 0 or -ENOMEM. */
+static int obj_for_map(struct elfsym_proc *p, const struct target_map *m,
+		       const struct target_maps *maps, struct elfsym_obj **objs, size_t *nobjs,
+		       struct elfsym_obj **out)
+{
+	char fpath[4096];
+	struct stat st;
+	*out = NULL;
+	if (mapping_is_vdso(m)) {
+		if ((*out = vdso_load(p, m)))
+			objs[(*nobjs)++] = *out;
+		return 0;
+	}
+	for (size_t k = 0; k < *nobjs; k++) {
+		if (objs[k]->inode == m->inode && !strcmp(objs[k]->path, m->path)) {
+			*out = objs[k];
+			return 0;
+		}
+	}
+	target_path(p->t, m->path, fpath, sizeof(fpath));
+	if (stat(fpath, &st) || (uint64_t)st.st_ino != m->inode) {
+		if ((*out = gone_load(p, m, maps)))
+			objs[(*nobjs)++] = *out;
+		return 0;
+	}
+	uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL + (uint64_t)st.st_mtim.tv_nsec;
+	*out = obj_reuse(p, m, &st, mt);
+	if (!*out) {
+		int r = obj_load(m, fpath, &st, mt, out);
+		if (r)
+			return r;
+	}
+	objs[(*nobjs)++] = *out;
+	return 0;
+}
+
+/* The mapping covers file offsets [offset, offset + len); the PT_LOAD
+ * segment holding that offset gives its vaddr. */
+static int64_t map_vaddr_delta(const struct elfsym_obj *o, const struct target_map *m)
+{
+	for (size_t k = 0; o->tab && k < o->tab->nloads; k++) {
+		const struct elfsym_load *l = &o->tab->loads[k];
+		uint64_t seg_off = l->offset & ~0xfffULL;
+		if (m->offset >= seg_off && m->offset < l->offset + l->filesz)
+			return (int64_t)(l->vaddr - l->offset + m->offset - m->start);
+	}
+	return (int64_t)(m->offset - m->start);
+}
+
+int elfsym_proc_refresh(struct elfsym_proc *p)
+{
+	struct target_maps maps;
+	int r = target_maps_read(p->t, &maps);
+	if (r)
+		return r;
+	uint64_t h = code_maps_hash(&maps);
 	if (h == p->maps_hash && p->regions) {
 		target_maps_free(&maps);
 		return 0;
 	}
 
-	struct elfsym_obj **objs = NULL;
-	struct elfsym_region *regions = NULL;
+	struct elfsym_obj **objs = calloc(maps.n ? maps.n : 1, sizeof(*objs));
+	struct elfsym_region *regions = calloc(maps.n ? maps.n : 1, sizeof(*regions));
 	size_t nobjs = 0, nregions = 0;
-	regions = calloc(maps.n ? maps.n : 1, sizeof(*regions));
-	objs = calloc(maps.n ? maps.n : 1, sizeof(*objs));
 	if (!regions || !objs) {
 		r = -ENOMEM;
 		goto out;
 	}
 	for (size_t i = 0; i < maps.n; i++) {
 		const struct target_map *m = &maps.map[i];
-		struct elfsym_obj *o = NULL;
-		if (mapping_is_vdso(m)) {
-			o = vdso_load(p, m);
-			if (!o)
-				continue;
-			objs[nobjs++] = o;
-		} else if (!mapping_is_code(m)) {
+		struct elfsym_obj *o;
+		if (!mapping_is_code(m) && !mapping_is_vdso(m))
 			continue;
-		}
-		/* same object as already taken this round? */
-		for (size_t k = 0; k < nobjs && !o; k++)
-			if (objs[k]->inode == m->inode && !strcmp(objs[k]->path, m->path))
-				o = objs[k];
-		if (!o) {
-			/* From the previous generation if the file is unchanged: keyed by
-			 * what stat says now, so a rebuilt library is a new object. */
-			char fpath[4096];
-			struct stat st;
-			target_path(p->t, m->path, fpath, sizeof(fpath));
-			if (stat(fpath, &st) || (uint64_t)st.st_ino != m->inode) {
-				o = gone_load(p, m, &maps);
-				if (!o)
-					continue;
-				objs[nobjs++] = o;
-				goto placed;
-			}
-			uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ULL +
-				      (uint64_t)st.st_mtim.tv_nsec;
-			for (size_t k = 0; k < p->nobjs && !o; k++) {
-				struct elfsym_obj *q = p->objs[k];
-				if (q && q->inode == m->inode && q->dev == st.st_dev && q->mtime_ns == mt &&
-				    q->size == (uint64_t)st.st_size && !strcmp(q->path, m->path)) {
-					o = q;
-					p->objs[k] = NULL;
-				}
-			}
-			if (!o) {
-				o = calloc(1, sizeof(*o));
-				if (!o || !(o->path = strdup(m->path))) {
-					free(o);
-					r = -ENOMEM;
-					goto out;
-				}
-				const char *slash = strrchr(o->path, '/');
-				o->base = slash ? slash + 1 : o->path;
-				o->inode = m->inode;
-				o->dev = st.st_dev;
-				o->mtime_ns = mt;
-				o->size = (uint64_t)st.st_size;
-				int lr = elfsym_table_load(fpath, NULL, &o->tab);
-				if (lr)
-					cg_debug("native: no symbols from %s: %s", fpath, strerror(-lr));
-			}
-			objs[nobjs++] = o;
-		}
-placed:;
-		/* The mapping covers file offsets [offset, offset + len); the
-		 * PT_LOAD segment holding that offset gives its vaddr. */
-		int64_t delta = (int64_t)(m->offset - m->start);
-		if (o->tab) {
-			for (size_t k = 0; k < o->tab->nloads; k++) {
-				const struct elfsym_load *l = &o->tab->loads[k];
-				uint64_t seg_off = l->offset & ~0xfffULL;
-				if (m->offset >= seg_off && m->offset < l->offset + l->filesz) {
-					delta = (int64_t)(l->vaddr - l->offset + m->offset - m->start);
-					break;
-				}
-			}
-		}
-		regions[nregions++] = (struct elfsym_region){
-			.start = m->start, .end = m->end, .vaddr_delta = delta, .obj = o};
+		if ((r = obj_for_map(p, m, &maps, objs, &nobjs, &o)))
+			goto out;
+		if (o)
+			regions[nregions++] = (struct elfsym_region){
+				.start = m->start, .end = m->end,
+				.vaddr_delta = map_vaddr_delta(o, m), .obj = o};
 	}
 	/* /proc/PID/maps is sorted by address, so regions are too. */
 	for (size_t k = 0; k < p->nobjs; k++)

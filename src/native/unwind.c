@@ -582,7 +582,10 @@ bool native_is_plumbing_frame(const char *sym)
 		"function_code_fastcall", "slot_tp_call", "builtin_exec", "builtin_exec_impl",
 		"run_eval_code_obj", "run_mod", "run_pyc_file", "Py_RunMain", "Py_BytesMain",
 		"Py_Main", "main", "_start", "__libc_start_main", "__libc_start_call_main",
-		"start_thread", "clone", "clone3", "thread_run", "pythread_wrapper",
+		/* a thread's start, as the main thread's above: its root is the
+		 * first Python function it runs (glibc 2.34+ names __clone3) */
+		"start_thread", "clone", "clone3", "__clone", "__clone3", "thread_run",
+		"pythread_wrapper",
 		"t_bootstrap", "_Py_UnixMain", "object_vacall", "method_vectorcall",
 		"partial_vectorcall", "partial_call", "vectorcall_method", "vectorcall_unbound",
 		"call_unbound", "call_unbound_noarg", "slot_tp_init", "type_call",

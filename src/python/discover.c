@@ -2,15 +2,13 @@
  * (libpython or a static python), its symbols read with libelf, the
  * version, the layout in force, and whether the runtime is up yet. */
 #include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cgprof/log.h"
+#include "cgprof/native.h"
 #include "cgprof/target.h"
 #include "py_priv.h"
 
@@ -34,72 +32,22 @@ static const char *const sym_names[SYM__COUNT] = {
 /* Symbols of one ELF file: st_value of each wanted name (0 if absent), and
  * the vaddr of its first PT_LOAD, for the load bias. 3.13+ also keep
  * _PyRuntime in a section of its own, .PyRuntime, which is where it is
- * found when the symbol tables are stripped. */
+ * found when the symbol tables are stripped. 0, or -ENOENT when none is
+ * found. */
 static int elf_symbols(const char *path, uint64_t vals[SYM__COUNT], uint64_t *first_load)
 {
-	uint64_t runtime_section = 0;
-	size_t shstrndx = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = -ENOENT;
-	memset(vals, 0, sizeof(uint64_t) * SYM__COUNT);
-	elf_version(EV_CURRENT);
-	Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e || elf_kind(e) != ELF_K_ELF) {
-		r = -ENOEXEC;
-		goto out;
-	}
-	size_t nph;
-	*first_load = UINT64_MAX;
-	if (elf_getphdrnum(e, &nph) == 0) {
-		for (size_t i = 0; i < nph && i < 256; i++) {
-			GElf_Phdr ph;
-			if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_LOAD) {
-				*first_load = ph.p_vaddr & ~0xfffULL;
-				break;
-			}
-		}
-	}
-	Elf_Scn *scn = NULL;
-	if (elf_getshdrstrndx(e, &shstrndx))
-		shstrndx = 0;
-	while ((scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		const char *sname = shstrndx ? elf_strptr(e, shstrndx, sh.sh_name) : NULL;
-		if (sname && !strcmp(sname, ".PyRuntime") && sh.sh_addr)
-			runtime_section = sh.sh_addr;
-		if (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)
-			continue;
-		Elf_Data *d = elf_getdata(scn, NULL);
-		if (!d || !sh.sh_entsize)
-			continue;
-		size_t n = sh.sh_size / sh.sh_entsize;
-		for (size_t i = 0; i < n; i++) {
-			GElf_Sym s;
-			if (!gelf_getsym(d, (int)i, &s) || !s.st_value)
-				continue;
-			const char *name = elf_strptr(e, sh.sh_link, s.st_name);
-			if (!name || name[0] == '\0')
-				continue;
-			for (int k = 0; k < SYM__COUNT; k++)
-				if (!vals[k] && !strcmp(name, sym_names[k])) {
-					vals[k] = s.st_value;
-					r = 0;
-				}
-		}
-	}
-	if (!vals[SYM_PYRUNTIME] && runtime_section) {
-		vals[SYM_PYRUNTIME] = runtime_section;
-		r = 0;
-	}
-out:
-	if (e)
-		elf_end(e);
-	close(fd);
-	return r;
+	struct elfsym_want w = {.names = sym_names, .n = SYM__COUNT, .vals = vals,
+				.section = ".PyRuntime"};
+	int r = elfsym_file_values(path, &w);
+	*first_load = w.first_load;
+	if (r)
+		return r;
+	if (!vals[SYM_PYRUNTIME])
+		vals[SYM_PYRUNTIME] = w.section_addr;
+	for (int k = 0; k < SYM__COUNT; k++)
+		if (vals[k])
+			return 0;
+	return -ENOENT;
 }
 
 /* "libpython3.11.so.1.0" -> 3, 11 */

@@ -92,30 +92,23 @@ int target_spawn(char *const argv[], struct target **out)
 }
 
 
-/* Value of "Key:\t..." in /proc/PID/status, first field. */
+/* The first field of "Key:" in pid's status (pid 0: our own). */
 static int status_field(pid_t pid, const char *key, char *val, size_t n)
 {
-	char path[64], buf[4096];
-	snprintf(path, sizeof(path), pid ? "/proc/%d/status" : "/proc/self/status", (int)pid);
-	int r = cg_read_small_file(path, buf, sizeof(buf));
+	char buf[4096];
+	int r = target_status_read(pid, 0, buf, sizeof(buf));
 	if (r < 0)
 		return r;
-	size_t klen = strlen(key);
-	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-		if (!strncmp(line, key, klen) && line[klen] == ':') {
-			char *v = line + klen + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			size_t i = 0;
-			while (v[i] && v[i] != '\n' && v[i] != '\t' && i + 1 < n) {
-				val[i] = v[i];
-				i++;
-			}
-			val[i] = '\0';
-			return 0;
-		}
+	const char *v = target_status_value(buf, key);
+	if (!v)
+		return -ENOENT;
+	size_t i = 0;
+	while (v[i] && v[i] != '\n' && v[i] != '\t' && i + 1 < n) {
+		val[i] = v[i];
+		i++;
 	}
-	return -ENOENT;
+	val[i] = '\0';
+	return 0;
 }
 
 static bool have_cap_sys_ptrace(void)
@@ -341,6 +334,8 @@ void target_close(struct target *t)
 bool target_alive(struct target *t)
 {
 	char path[64], st[512];
+	if (t->proc)
+		return !t->proc->gone;
 	if (t->exited)
 		return false;
 	if (t->is_child) {
@@ -388,6 +383,8 @@ int target_reap(struct target *t, bool block, int *status)
 
 int target_signal(struct target *t, int sig)
 {
+	if (t->proc)
+		return target_fake_signal(t->proc, sig);
 	if (t->exited)
 		return -ESRCH;
 	return kill(t->pid, sig) < 0 ? -errno : 0;
@@ -440,11 +437,46 @@ int target_cmdline(struct target *t, char *buf, size_t n)
 	return 0;
 }
 
-int target_argv(struct target *t, char *buf, size_t n)
+/* /proc/PID/name whole (cmdline, environ), or the fake's copy of it. */
+static int proc_text(struct target *t, const char *name, const char *fake, size_t fake_len,
+		     char *buf, size_t n)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)t->pid);
+	if (t->proc)
+		return target_fake_text(t->proc, fake, fake_len, buf, n);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)t->pid, name);
 	return cg_read_small_file(path, buf, n);
+}
+
+int target_argv(struct target *t, char *buf, size_t n)
+{
+	const struct cg_fake_proc *f = t->proc;
+	return proc_text(t, "cmdline", f ? f->argv : NULL, f ? f->argv_len : 0, buf, n);
+}
+
+int target_environ(struct target *t, char *buf, size_t n)
+{
+	const struct cg_fake_proc *f = t->proc;
+	return proc_text(t, "environ", f ? f->environ : NULL, f ? f->environ_len : 0, buf, n);
+}
+
+int target_cwd_open(struct target *t)
+{
+	char path[64];
+	if (t->proc)
+		return target_fake_cwd_open(t->proc);
+	snprintf(path, sizeof(path), "/proc/%d/cwd", (int)t->pid);
+	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int target_path_pin(const char *path, char *name, size_t n)
+{
+	int fd = open(path, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	snprintf(name, n, "/proc/self/fd/%d", fd);
+	return fd;
 }
 
 int target_exe(struct target *t, char *buf, size_t n) { return proc_link(t, "exe", buf, n); }

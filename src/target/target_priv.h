@@ -31,6 +31,57 @@ struct cg_fake_mem {
  * target_close(). */
 int target_fake_memory(struct target **out, const struct cg_fake_mem *mem);
 
+/* A test-only process: the facts a runtime's attach asks of a target (its
+ * ids, caught signals, threads, command line, environment, directory),
+ * chosen by the test, and the signals sent to it counted (src/target/
+ * fake.c). The test keeps it alive and may change it between calls. */
+struct cg_fake_thread {
+	pid_t tid;
+	const char *name;  /* comm */
+	uint64_t age_ns;   /* how long it has run */
+};
+
+struct cg_fake_proc {
+	pid_t pid;                 /* what target_pid() says; not a real process */
+	struct target_ids ids;
+	uint64_t caught;           /* bit sig - 1 set: it has a handler for sig */
+	const char *root;          /* target_root(); "" for the real root */
+	const char *cwd;           /* the directory target_cwd_open() opens */
+	const char *argv, *environ; /* NUL-ended entries, as the kernel keeps them */
+	size_t argv_len, environ_len;
+	const struct cg_fake_thread *threads;
+	size_t nthreads;
+	bool gone;                 /* exited: -ESRCH everywhere, not alive */
+	/* target_signal(): counted, then handed here (NULL: nothing happens),
+	 * which may change the fake as the process would react. */
+	unsigned signals;
+	int last_signal;
+	void (*on_signal)(struct cg_fake_proc *p, int sig);
+	void *arg;
+};
+
+/* A target whose process facts come from *p (borrowed). Its memory reads
+ * fail (-EFAULT); pause, perf and maps are not for it. */
+int target_fake_process(struct target **out, struct cg_fake_proc *p);
+
+/* The fake's side of each call a fake process answers. */
+int target_fake_ids(const struct cg_fake_proc *p, struct target_ids *out);
+int target_fake_catches(const struct cg_fake_proc *p, int sig);
+int target_fake_threads(const struct cg_fake_proc *p, pid_t *tids, size_t max);
+int target_fake_thread_name(const struct cg_fake_proc *p, pid_t tid, char *buf, size_t n);
+int target_fake_thread_age(const struct cg_fake_proc *p, pid_t tid, uint64_t *ns);
+int target_fake_text(const struct cg_fake_proc *p, const char *text, size_t len, char *buf,
+		     size_t n);
+int target_fake_cwd_open(const struct cg_fake_proc *p);
+int target_fake_signal(struct cg_fake_proc *p, int sig);
+
+/* /proc/PID/status (tid 0), /proc/PID/task/TID/status, or ours (pid 0)
+ * into buf: its length, -ESRCH when gone, or -errno. */
+int target_status_read(pid_t pid, pid_t tid, char *buf, size_t n);
+/* The text after "Key:" and its blanks on its line of a status file (up
+ * to the '\n'), or NULL. */
+const char *target_status_value(const char *status, const char *key);
+
 /* Per-thread /proc state kept between samples: the open stat and
  * schedstat files (read again with pread, one system call instead of
  * three), the run time last seen, and the name, re-read once a second. A
@@ -66,6 +117,7 @@ struct target {
 	double pause_total_us;
 	uint64_t pause_hist[TARGET_PAUSE_HIST];
 	const struct cg_fake_mem *fake; /* set: reads come from here, not pid */
+	struct cg_fake_proc *proc;      /* set: process facts come from here */
 	uint64_t fake_calls;            /* reads served from it, each one call */
 	struct target_task tasks[TARGET_TASK_CACHE];
 };

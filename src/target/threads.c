@@ -11,6 +11,7 @@
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgprof/log.h"
@@ -20,6 +21,8 @@
 int target_threads(struct target *t, pid_t *tids, size_t max)
 {
 	char path[64];
+	if (t->proc)
+		return target_fake_threads(t->proc, tids, max);
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)t->pid);
 	DIR *d = opendir(path);
 	if (!d)
@@ -221,6 +224,8 @@ int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n)
 			buf[0] = '\0';
 		return -ESRCH;
 	}
+	if (t->proc)
+		return target_fake_thread_name(t->proc, tid, buf, n);
 	/* Names change rarely (pthread_setname_np): re-read once a second. */
 	struct target_task *e = task_slot(t, tid);
 	uint64_t now = cg_now_ns();
@@ -242,6 +247,31 @@ int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n)
 		return r;
 	}
 	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+int target_thread_age_ns(struct target *t, pid_t tid, uint64_t *ns)
+{
+	char buf[1024];
+	unsigned long long start;
+	struct timespec now;
+	if (t->proc)
+		return target_fake_thread_age(t->proc, tid, ns);
+	if (tid <= 0 || read_task_file(t, tid, "stat", buf, sizeof(buf)) <= 0)
+		return -ESRCH;
+	/* starttime, field 22, in clock ticks since boot; the name before it
+	 * may hold spaces and parentheses, so count from the last ')'. */
+	const char *p = strrchr(buf, ')');
+	for (int field = 2; p && *p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &start) != 1)
+		return -EIO;
+	long hz = sysconf(_SC_CLK_TCK);
+	uint64_t start_ns = start * (1000000000ULL / (unsigned long long)(hz > 0 ? hz : 100));
+	/* the clock the kernel counts starttime on (time namespaces alike) */
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	*ns = now_ns > start_ns ? now_ns - start_ns : 0;
 	return 0;
 }
 

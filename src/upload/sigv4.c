@@ -245,25 +245,12 @@ static bool is_unsigned(const char *lname)
 	return false;
 }
 
-int sigv4_sign(const struct sigv4_request *rq, struct sigv4_result *out)
+/* The headers to sign: the caller's, then the ones signing adds, names
+ * lower-cased, values trimmed, sorted (stable for repeats) into h. */
+static int collect_headers(const struct sigv4_request *rq, const char *payload_hash,
+			   struct hdr *h, size_t *nh)
 {
-	size_t n = rq->nheaders + 3, nh = 0;
-	struct hdr *h = calloc(n, sizeof(*h));
-	struct cg_buf path = {0}, key = {0};
-	unsigned char k[32], k2[32];
-	char crhash[65];
-	int r = -ENOMEM;
-
-	memset(out, 0, sizeof(*out));
-	if (!h)
-		goto out;
-	if (!rq->amz_date || strlen(rq->amz_date) != 16 || !rq->access_key || !rq->secret_key) {
-		r = cg_fail(-EINVAL, "sigv4: missing date or credentials");
-		goto out;
-	}
-	sha256_hex(rq->body ? rq->body : "", rq->body ? rq->body_len : 0, out->payload_hash);
-
-	/* Headers: the caller's, then the ones signing adds. */
+	*nh = 0;
 	for (size_t i = 0; i < rq->nheaders + 3; i++) {
 		const char *name, *value;
 		if (i < rq->nheaders) {
@@ -278,29 +265,34 @@ int sigv4_sign(const struct sigv4_request *rq, struct sigv4_result *out)
 		} else {
 			if (!rq->content_sha256_header)
 				continue;
-			name = "x-amz-content-sha256", value = out->payload_hash;
+			name = "x-amz-content-sha256", value = payload_hash;
 		}
 		char *lname = strdup(name);
 		if (!lname)
-			goto out;
+			return -ENOMEM;
 		for (char *p = lname; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
 		if (is_unsigned(lname)) {
 			free(lname);
 			continue;
 		}
-		h[nh].name = lname;
-		h[nh].order = i;
-		if ((r = trimall(&h[nh++].value, value)))
-			goto out;
+		h[*nh].name = lname;
+		h[*nh].order = i;
+		int r = trimall(&h[(*nh)++].value, value);
+		if (r)
+			return r;
 	}
-	qsort(h, nh, sizeof(*h), hdr_cmp);
+	qsort(h, *nh, sizeof(*h), hdr_cmp);
+	return 0;
+}
 
-	/* Canonical request. */
-	struct cg_buf *cr = &out->canonical;
-	if ((r = normalize_path(rq->path && rq->path[0] ? rq->path : "/", &path)))
-		goto out;
-	if ((r = cg_buf_printf(cr, "%s\n", rq->method)) ||
+/* The canonical request into out->canonical, and the signed-header list. */
+static int canonical_request(const struct sigv4_request *rq, const struct hdr *h, size_t nh,
+			     struct sigv4_result *out)
+{
+	struct cg_buf *cr = &out->canonical, path = {0};
+	int r = normalize_path(rq->path && rq->path[0] ? rq->path : "/", &path);
+	if (r || (r = cg_buf_printf(cr, "%s\n", rq->method)) ||
 	    (r = sigv4_uri_encode(cr, path.data, path.len, true)) ||
 	    (r = cg_buf_append(cr, "\n", 1)) || (r = canonical_query(rq->query, cr)) ||
 	    (r = cg_buf_append(cr, "\n", 1)))
@@ -318,38 +310,64 @@ int sigv4_sign(const struct sigv4_request *rq, struct sigv4_result *out)
 		if (r)
 			goto out;
 	}
-	if ((r = cg_buf_printf(cr, "\n\n%s\n%s", out->signed_headers.data, out->payload_hash)))
-		goto out;
+	r = cg_buf_printf(cr, "\n\n%s\n%s", out->signed_headers.data, out->payload_hash);
+out:
+	cg_buf_free(&path);
+	return r;
+}
 
-	/* String to sign. */
-	sha256_hex(cr->data, cr->len, crhash);
-	char day[9];
-	memcpy(day, rq->amz_date, 8);
-	day[8] = '\0';
-	if ((r = cg_buf_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s",
-			       rq->amz_date, day, rq->region, rq->service, crhash)))
-		goto out;
-
-	/* Signing key: HMAC chain from "AWS4" + secret. */
-	if ((r = cg_buf_printf(&key, "AWS4%s", rq->secret_key)) ||
+/* String to sign, the signing key (an HMAC chain from "AWS4" + secret)
+ * and the signature with it; day is the date's YYYYMMDD. */
+static int sign_canonical(const struct sigv4_request *rq, const char *day,
+			  struct sigv4_result *out)
+{
+	unsigned char k[32], k2[32];
+	char crhash[65];
+	struct cg_buf key = {0};
+	sha256_hex(out->canonical.data, out->canonical.len, crhash);
+	int r = cg_buf_printf(&out->string_to_sign, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s",
+			      rq->amz_date, day, rq->region, rq->service, crhash);
+	if (r || (r = cg_buf_printf(&key, "AWS4%s", rq->secret_key)) ||
 	    (r = hmac(key.data, key.len, day, k)) || (r = hmac(k, 32, rq->region, k2)) ||
 	    (r = hmac(k2, 32, rq->service, k)) || (r = hmac(k, 32, "aws4_request", k2)) ||
 	    (r = hmac(k2, 32, out->string_to_sign.data, k)))
 		goto out;
 	hex(k, 32, out->signature);
-
-	r = cg_buf_printf(&out->authorization,
-			  "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
-			  "Signature=%s",
-			  rq->access_key, day, rq->region, rq->service, out->signed_headers.data,
-			  out->signature);
 out:
 	OPENSSL_cleanse(k, sizeof(k));
 	OPENSSL_cleanse(k2, sizeof(k2));
 	if (key.data)
 		OPENSSL_cleanse(key.data, key.len);
 	cg_buf_free(&key);
-	cg_buf_free(&path);
+	return r;
+}
+
+int sigv4_sign(const struct sigv4_request *rq, struct sigv4_result *out)
+{
+	size_t nh = 0;
+	struct hdr *h = calloc(rq->nheaders + 3, sizeof(*h));
+	char day[9];
+	int r = -ENOMEM;
+
+	memset(out, 0, sizeof(*out));
+	if (!h)
+		goto out;
+	if (!rq->amz_date || strlen(rq->amz_date) != 16 || !rq->access_key || !rq->secret_key) {
+		r = cg_fail(-EINVAL, "sigv4: missing date or credentials");
+		goto out;
+	}
+	sha256_hex(rq->body ? rq->body : "", rq->body ? rq->body_len : 0, out->payload_hash);
+	memcpy(day, rq->amz_date, 8);
+	day[8] = '\0';
+	if ((r = collect_headers(rq, out->payload_hash, h, &nh)) ||
+	    (r = canonical_request(rq, h, nh, out)) || (r = sign_canonical(rq, day, out)))
+		goto out;
+	r = cg_buf_printf(&out->authorization,
+			  "AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, SignedHeaders=%s, "
+			  "Signature=%s",
+			  rq->access_key, day, rq->region, rq->service, out->signed_headers.data,
+			  out->signature);
+out:
 	for (size_t i = 0; h && i < nh; i++) {
 		free(h[i].name);
 		cg_buf_free(&h[i].value);

@@ -74,16 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	uint8_t flags = data[0];
-	size_t off = 1;
-	while (mem.n < JWFUZZ_MAX_REGIONS && off + 3 <= size) {
-		size_t len = (size_t)(data[off] | data[off + 1] << 8 | data[off + 2] << 16);
-		off += 3;
-		if (len > size - off)
-			len = size - off;
-		reg[mem.n] = (struct cg_fake_region){JWFUZZ_BASE(mem.n), data + off, len};
-		mem.n++;
-		off += len;
-	}
+	mem.n = fuzz_regions(data, size, 1, 3, reg, JWFUZZ_MAX_REGIONS);
 	if (target_fake_memory(&t, &mem))
 		return 0;
 	memset(&s, 0, sizeof(s));

@@ -4,7 +4,7 @@
  * never read outside what it was given, never crash.
  *
  * Input: [version] then up to 8 regions, each [length, u16 LE][bytes],
- * region i at PYASYNC_BASE(i): 0 the _Py_DebugOffsets (pi.runtime), 1 the
+ * region i at FUZZ_REGION_BASE(i): 0 the _Py_DebugOffsets (pi.runtime), 1 the
  * _asyncio debug offsets, 2 the one thread state; the rest is what they
  * point to. The version byte picks 3.14 or 3.15 (its generated layout). */
 #include <errno.h>
@@ -15,7 +15,6 @@
 #include "py_priv.h"
 #include "target_priv.h"
 
-#define PYASYNC_BASE(i) (0x100000ULL * ((uint64_t)(i) + 1))
 #define PYASYNC_MAX_REGIONS 8
 #define PYASYNC_PYCODE_TYPE 0xc0de000ULL
 
@@ -62,16 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct py_layout *L = py_layout_find(3, 14 + (data[0] & 1));
 	if (!L)
 		return 0;
-	size_t off = 1;
-	while (mem.n < PYASYNC_MAX_REGIONS && off + 2 <= size) {
-		size_t len = (size_t)(data[off] | data[off + 1] << 8);
-		off += 2;
-		if (len > size - off)
-			len = size - off;
-		reg[mem.n] = (struct cg_fake_region){PYASYNC_BASE(mem.n), data + off, len};
-		mem.n++;
-		off += len;
-	}
+	mem.n = fuzz_regions(data, size, 1, 2, reg, PYASYNC_MAX_REGIONS);
 	struct target *t;
 	if (target_fake_memory(&t, &mem))
 		return 0;
@@ -80,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pi.t = t;
 	pi.major = 3;
 	pi.minor = L->minor;
-	pi.runtime = PYASYNC_BASE(0);
+	pi.runtime = FUZZ_REGION_BASE(0);
 	pi.pycode_type = PYASYNC_PYCODE_TYPE;
 	py_interp_set_layout(&pi, L);
 	struct cg_sampler_opts o = {.nonblocking = true, .idle = true, .max_depth = 64};
@@ -88,9 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct py_async *a = NULL;
 	if (py_sampler_new(&pi, &o, &s))
 		goto out;
-	if (py_async_new_at(&pi, s, PYASYNC_BASE(1), &a) == 0 && a) {
+	if (py_async_new_at(&pi, s, FUZZ_REGION_BASE(1), &a) == 0 && a) {
 		struct cg_sample_stats st = {0};
-		uint64_t tstate = PYASYNC_BASE(2), interp = 0;
+		uint64_t tstate = FUZZ_REGION_BASE(2), interp = 0;
 		int got = 0;
 		py_read_interp(&pi, &interp);
 		/* twice: the second round names from the caches */

@@ -5,7 +5,7 @@
  * given, never crash, and hand back NUL-terminated names.
  *
  * Input: [layout][flags][runtime offset, u16 LE][ident, u64 LE] then up
- * to 8 regions, each [length, u16 LE][bytes], region i at PYFUZZ_BASE(i).
+ * to 8 regions, each [length, u16 LE][bytes], region i at FUZZ_REGION_BASE(i).
  * The layout byte picks a row of py_layouts[], or past them one of
  * py_debug_maps[] read from the start of region 0 (as fuzz_pywalk).
  * flags bit 0: the type addresses are known (checked) or not; the
@@ -19,7 +19,6 @@
 #include "py_priv.h"
 #include "target_priv.h"
 
-#define PYFUZZ_BASE(i) (0x100000ULL * ((uint64_t)(i) + 1))
 #define PYFUZZ_MAX_REGIONS 8
 /* The type addresses test_pythreads uses. */
 #define T_DICT 0xd1c7000ULL
@@ -48,18 +47,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	unsigned pick = data[0] % (py_layouts_len + py_debug_maps_len);
 	bool typed = data[1] & 1;
-	uint64_t runtime = PYFUZZ_BASE(0) + (uint64_t)(data[2] | data[3] << 8);
+	uint64_t runtime = FUZZ_REGION_BASE(0) + (uint64_t)(data[2] | data[3] << 8);
 	memcpy(&ident, data + 4, 8);
-	size_t off = 12;
-	while (mem.n < PYFUZZ_MAX_REGIONS && off + 2 <= size) {
-		size_t len = (size_t)(data[off] | data[off + 1] << 8);
-		off += 2;
-		if (len > size - off)
-			len = size - off;
-		reg[mem.n] = (struct cg_fake_region){PYFUZZ_BASE(mem.n), data + off, len};
-		mem.n++;
-		off += len;
-	}
+	mem.n = fuzz_regions(data, size, 12, 2, reg, PYFUZZ_MAX_REGIONS);
 	if (pick < py_layouts_len) {
 		L = &py_layouts[pick];
 	} else {

@@ -5,7 +5,7 @@
  * never read outside what it was given, never crash.
  *
  * Input: [layout][max_depth-1][tstate offset, u16 LE] then up to 8
- * regions, each [length, u16 LE][bytes], region i at PYFUZZ_BASE(i). The
+ * regions, each [length, u16 LE][bytes], region i at FUZZ_REGION_BASE(i). The
  * layout byte picks a row of py_layouts[], or past them one of
  * py_debug_maps[]: that version described by the _Py_DebugOffsets read
  * from the start of region 0. */
@@ -17,7 +17,6 @@
 #include "py_priv.h"
 #include "target_priv.h"
 
-#define PYFUZZ_BASE(i) (0x100000ULL * ((uint64_t)(i) + 1))
 #define PYFUZZ_MAX_REGIONS 8
 /* What PyCode_Type's address is taken to be (3.13 checks f_executable). */
 #define PYFUZZ_PYCODE_TYPE 0xc0de000ULL
@@ -43,17 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	unsigned pick = data[0] % (py_layouts_len + py_debug_maps_len);
 	uint32_t max_depth = 1u + (data[1] & 127);
-	uint64_t tstate = PYFUZZ_BASE(0) + (uint64_t)(data[2] | data[3] << 8);
-	size_t off = 4;
-	while (mem.n < PYFUZZ_MAX_REGIONS && off + 2 <= size) {
-		size_t len = (size_t)(data[off] | data[off + 1] << 8);
-		off += 2;
-		if (len > size - off)
-			len = size - off;
-		reg[mem.n] = (struct cg_fake_region){PYFUZZ_BASE(mem.n), data + off, len};
-		mem.n++;
-		off += len;
-	}
+	uint64_t tstate = FUZZ_REGION_BASE(0) + (uint64_t)(data[2] | data[3] << 8);
+	mem.n = fuzz_regions(data, size, 4, 2, reg, PYFUZZ_MAX_REGIONS);
 	if (pick < py_layouts_len) {
 		L = &py_layouts[pick];
 	} else {

@@ -163,6 +163,14 @@ class CgTestCase(unittest.TestCase):
         self.procs.append(p)
         return p
 
+    def spawn_sleeper(self, exe, seconds=30, **kw):
+        """A Python of any version (2.7 too) idle in time.sleep, its
+        interpreter up when this returns: it says so on stdout first."""
+        p = self.spawn([exe, "-c", "import sys, time; sys.stdout.write('ready\\n'); "
+                        "sys.stdout.flush(); time.sleep(%g)" % seconds], **kw)
+        self.wait_for_line(p, "ready")
+        return p
+
     def wait_for_line(self, p, prefix, timeout=30):
         """Read p.stdout until a line starting with prefix; return it."""
         deadline = time.monotonic() + timeout

@@ -178,9 +178,34 @@ class TestJvmHeap(JvmCase):
     def test_heap_jdk25(self):
         self.check_heap("jdk25")
 
+    def test_heap_and_rate_in_a_session(self):
+        # attach --heap: the runtime's heap hook fills the profile's
+        # summary; its rate hook warns of a rate beyond what it bears
+        p = self.start_split(self.jdk("jdk17"), seconds=5)
+        out = os.path.join(self.cwd, "prof.json")
+        r = cgprof("attach", "-d", "1.5", "-r", "1500", "--heap", "-f", "codeguru", "-o", out,
+                   str(p.pid), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("more than this JVM can be sampled at", r.stderr)
+        with open(out) as f:
+            heap = json.load(f)["heapSummary"]
+        sizes = [c["bytes"] for c in heap["classes"]]
+        self.assertGreater(len(sizes), 10, heap)
+        self.assertEqual(sizes, sorted(sizes, reverse=True))
+        self.assertGreaterEqual(heap["totalBytes"], sum(sizes))
+        self.assertLess(abs(heap["timestamp"] / 1000 - time.time()), 60)
+        self.assert_no_attach_files(p.pid)
+        self.assert_finishes_normally(p)
+
+    def test_heap_in_a_python_session(self):
+        out = os.path.join(self.cwd, "prof.txt")
+        r = cgprof("run", "-d", "0.5", "--heap", "-f", "collapsed", "-o", out, "--",
+                   "/usr/bin/python3", "-c", "import time; time.sleep(1)", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("which has no heap summary; none is recorded", r.stderr)
+
     def test_not_a_jvm(self):
-        p = self.spawn(["/usr/bin/python3", "-c", "import time; print('ready', flush=True); time.sleep(30)"])
-        self.wait_for_line(p, "ready")
+        p = self.spawn_sleeper("/usr/bin/python3")
         r = cgprof("heap", str(p.pid), timeout=30)
         self.assert_one_line_error(r, "not a Java process")
 

@@ -361,6 +361,42 @@ class TestNativeProgram(CgTestCase):
             self.assertIn("main", funcs, s)
 
 
+class TestPythonThreadRoots(CgTestCase):
+    """With --native a Python thread starts at its first Python function:
+    the C start-up below it (_start, __libc_start_main, Py_BytesMain for
+    the main thread; __clone3, start_thread, pythread_wrapper for a
+    worker) is the interpreter's plumbing and goes, for both alike."""
+
+    START_UP = ("_start", "__libc_start_main", "main", "Py_BytesMain", "__clone3", "__clone",
+                "clone3", "start_thread", "pythread_wrapper", "thread_run")
+
+    def test_worker_and_main_rooted_alike(self):
+        py = "/usr/bin/python3"
+        if not os.access(py, os.X_OK):
+            self.skipTest("no %s" % py)
+        d = tempfile.mkdtemp(prefix="cgprof-roots-")
+        self.addCleanup(shutil.rmtree, d, True)
+        out = os.path.join(d, "out.txt")
+        r = cgprof("run", "--native", "-r", "200", "-f", "collapsed", "-o", out, "--", py,
+                   os.path.join(NATIVE_WL, "threads_spin.py"), "1.5")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            stacks = parse_collapsed(f.read())
+        roots = {"worker_spin": {}, "main_spin": {}}
+        for stack, count in stacks.items():
+            funcs = [frame_func(f) for f in stack]
+            for fn, seen in roots.items():
+                if fn in funcs:
+                    seen[funcs[0]] = seen.get(funcs[0], 0) + count
+                    self.assertFalse(set(funcs) & set(self.START_UP), stack)
+        # the worker's root is its thread's Python entry (threading's
+        # bootstrap), the main thread's its module
+        self.assertGreater(sum(roots["worker_spin"].values()), 100, stacks)
+        self.assertEqual(set(roots["worker_spin"]), {"Thread._bootstrap"}, roots)
+        self.assertGreater(sum(roots["main_spin"].values()), 100, stacks)
+        self.assertEqual(set(roots["main_spin"]), {"<module>"}, roots)
+
+
 class TestCExtension(CgTestCase):
     """python caller -> C function: burnext_spin under py_caller, with the
     share the workload measured, on every CPython."""

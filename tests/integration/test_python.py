@@ -44,8 +44,9 @@ def profile_split(case, exe, extra=()):
             return parse_collapsed(f.read()), truth, r.stderr
 
 
-class PythonVersionTests:
-    """Mixed into one TestCase per interpreter (see below)."""
+class PerInterpreter:
+    """Mixed into one TestCase per interpreter (see below): skipped, with
+    the reason, where that interpreter is not installed."""
     exe = None
     label = None
     sid = False
@@ -55,6 +56,9 @@ class PythonVersionTests:
         if not self.exe:
             self.skipTest("%s is not installed%s" % (
                 self.label, "" if not self.sid else " (%s)" % cgtest.sid_missing()))
+
+
+class PythonVersionTests(PerInterpreter):
 
     def test_split_matches_ground_truth(self):
         stacks, truth, err = profile_split(self, self.exe)
@@ -213,17 +217,7 @@ def os_thread_name(pid, tid):
         return f.read().rstrip("\n")
 
 
-class ThreadNameTests:
-    """Mixed into one TestCase per interpreter (see below)."""
-    exe = None
-    label = None
-    sid = False
-
-    def setUp(self):
-        super().setUp()
-        if not self.exe:
-            self.skipTest("%s is not installed%s" % (
-                self.label, "" if not self.sid else " (%s)" % cgtest.sid_missing()))
+class ThreadNameTests(PerInterpreter):
 
     def test_dump_prints_interpreter_names(self):
         p = self.spawn([self.exe, TNAMES, "30"])
@@ -414,8 +408,7 @@ class TestVersionLimits(CgTestCase):
         py27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
         if not os.access(py27, os.X_OK):
             self.skipTest("no CPython 2.7 on this machine")
-        p = self.spawn([py27, "-c", "import time; time.sleep(30)"])
-        time.sleep(0.5)
+        p = self.spawn_sleeper(py27)
         r = cgprof("attach", "-d", "1", str(p.pid))
         self.assertNotEqual(r.returncode, 0)
         lines = r.stderr.strip().splitlines()

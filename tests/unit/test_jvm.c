@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -561,6 +562,197 @@ START_TEST(attach_backlog_full)
 }
 END_TEST
 
+/* ---- readiness and the SIGQUIT trigger against a fake process ---- */
+
+/* A JVM as the target boundary shows it: ids in its own namespace, its
+ * threads, what it catches; its files under a temporary root. */
+struct fake_jvm {
+	struct cg_fake_proc p;
+	struct cg_fake_thread th[3];
+	char root[32], cwd[64];
+	struct target *t;
+	int listener;      /* the socket the "JVM" opened on SIGQUIT */
+	bool saw_trigger;  /* .attach_pid<nspid> was in its cwd at the signal */
+};
+
+static void fake_jvm_on_quit(struct cg_fake_proc *p, int sig)
+{
+	struct fake_jvm *j = p->arg;
+	char path[128];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(path, sizeof(path), "%s/.attach_pid%d", j->cwd, (int)p->ids.nspid);
+	j->saw_trigger = sig == SIGQUIT && access(path, F_OK) == 0;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/tmp/.java_pid%d", j->root,
+		 (int)p->ids.nspid);
+	j->listener = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(j->listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(j->listener, 1), 0);
+}
+
+static void fake_jvm_new(struct fake_jvm *j, uint64_t dispatcher_age_ns)
+{
+	char path[96];
+	memset(j, 0, sizeof(*j));
+	snprintf(j->root, sizeof(j->root), "/tmp/cgprof-fj-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(j->root));
+	snprintf(path, sizeof(path), "%s/tmp", j->root);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(j->cwd, sizeof(j->cwd), "%s/work", j->root);
+	ck_assert_int_eq(mkdir(j->cwd, 0700), 0);
+	j->th[0] = (struct cg_fake_thread){4242, "java", 5000000000ULL};
+	j->th[1] = (struct cg_fake_thread){4250, "Signal Dispatcher", dispatcher_age_ns};
+	j->th[2] = (struct cg_fake_thread){4251, "C2 CompilerThre", 1000000000ULL};
+	static const char argv[] = "java\0-Xmx64m\0Demo\0";
+	j->p = (struct cg_fake_proc){
+		.pid = 4242, /* as we see it; the JVM calls itself 7 */
+		.ids = {.nspid = 7, .euid = geteuid(), .egid = getegid()},
+		.caught = 1ULL << (SIGQUIT - 1),
+		.root = j->root, .cwd = j->cwd,
+		.argv = argv, .argv_len = sizeof(argv) - 1,
+		.environ = "HOME=/\0", .environ_len = 7,
+		.threads = j->th, .nthreads = 3,
+		.on_signal = fake_jvm_on_quit, .arg = j,
+	};
+	j->listener = -1;
+	ck_assert_int_eq(target_fake_process(&j->t, &j->p), 0);
+}
+
+static void fake_jvm_free(struct fake_jvm *j)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/tmp/.java_pid%d", j->root, (int)j->p.ids.nspid);
+	unlink(path);
+	if (j->listener >= 0)
+		close(j->listener);
+	snprintf(path, sizeof(path), "%s/tmp", j->root);
+	rmdir(path);
+	rmdir(j->cwd);
+	rmdir(j->root);
+	target_close(j->t);
+}
+
+START_TEST(attach_init_takes_the_jvms_own_ids)
+{
+	struct fake_jvm j;
+	struct jvm_attach a;
+	char want[128];
+	fake_jvm_new(&j, 1000000000ULL);
+	ck_assert_int_eq(jvm_attach_init(j.t, &a), 0);
+	ck_assert_int_eq(a.pid, 4242);
+	ck_assert_int_eq(a.nspid, 7);
+	ck_assert_int_eq(a.uid, geteuid());
+	snprintf(want, sizeof(want), "%s/tmp/.java_pid7", j.root);
+	ck_assert_str_eq(a.sock, want);
+	j.p.gone = true;
+	cg_clearerr();
+	ck_assert_int_eq(jvm_attach_init(j.t, &a), -ESRCH);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "is gone"));
+	fake_jvm_free(&j);
+}
+END_TEST
+
+START_TEST(attach_ready_waits_for_the_dispatcher)
+{
+	struct fake_jvm j;
+	struct jvm_attach a;
+	fake_jvm_new(&j, 100000000ULL); /* 0.1 s old, no perf data */
+	ck_assert_int_eq(jvm_attach_init(j.t, &a), 0);
+	ck_assert_int_eq(jvm_attach_ready(&a), -ENOENT);
+	j.th[1].age_ns = 400000000ULL;
+	ck_assert_int_eq(jvm_attach_ready(&a), 0);
+	/* SIGQUIT not caught yet: its default action would kill the JVM */
+	j.p.caught = 0;
+	ck_assert_int_eq(jvm_attach_ready(&a), -ENOENT);
+	j.p.caught = 1ULL << (SIGQUIT - 1);
+	/* no Signal Dispatcher thread yet */
+	j.p.nthreads = 1;
+	ck_assert_int_eq(jvm_attach_ready(&a), -ENOENT);
+	j.p.nthreads = 3;
+	ck_assert_int_eq(j.p.signals, 0); /* readiness never signals */
+	j.p.gone = true;
+	ck_assert_int_eq(jvm_attach_ready(&a), -ESRCH);
+	fake_jvm_free(&j);
+}
+END_TEST
+
+START_TEST(attach_ready_refuses_disabled_attach)
+{
+	struct fake_jvm j;
+	struct jvm_attach a;
+	static const char env[] = "HOME=/\0JAVA_TOOL_OPTIONS=-XX:+DisableAttachMechanism\0";
+	static const char argv[] = "java\0-XX:+DisableAttachMechanism\0Demo\0";
+	static const char argv_last[] = "java\0-XX:+DisableAttachMechanism\0"
+					"-XX:-DisableAttachMechanism\0Demo\0";
+	fake_jvm_new(&j, 1000000000ULL);
+	ck_assert_int_eq(jvm_attach_init(j.t, &a), 0);
+	j.p.environ = env;
+	j.p.environ_len = sizeof(env) - 1;
+	cg_clearerr();
+	ck_assert_int_eq(jvm_attach_ready(&a), -EPERM);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "DisableAttachMechanism"));
+	j.p.environ = "";
+	j.p.environ_len = 0;
+	j.p.argv = argv;
+	j.p.argv_len = sizeof(argv) - 1;
+	ck_assert_int_eq(jvm_attach_ready(&a), -EPERM);
+	j.p.argv = argv_last; /* the last mention wins */
+	j.p.argv_len = sizeof(argv_last) - 1;
+	ck_assert_int_eq(jvm_attach_ready(&a), 0);
+	fake_jvm_free(&j);
+}
+END_TEST
+
+START_TEST(attach_start_signals_once_and_cleans_up)
+{
+	struct fake_jvm j;
+	struct jvm_attach a;
+	char trigger[128];
+	fake_jvm_new(&j, 1000000000ULL);
+	ck_assert_int_eq(jvm_attach_init(j.t, &a), 0);
+	ck_assert_int_eq(jvm_attach_start(&a), 0);
+	ck_assert_int_eq(j.p.signals, 1);
+	ck_assert_int_eq(j.p.last_signal, SIGQUIT);
+	ck_assert(j.saw_trigger);
+	snprintf(trigger, sizeof(trigger), "%s/.attach_pid7", j.cwd);
+	ck_assert_int_ne(access(trigger, F_OK), 0); /* removed again */
+	/* the listener is up now: no second signal */
+	ck_assert_int_eq(jvm_attach_start(&a), 0);
+	ck_assert_int_eq(j.p.signals, 1);
+	fake_jvm_free(&j);
+}
+END_TEST
+
+static void fake_jvm_exits(struct cg_fake_proc *p, int sig) { p->gone = true; }
+
+START_TEST(attach_start_gives_up)
+{
+	struct fake_jvm j;
+	struct jvm_attach a;
+	char trigger[128];
+	fake_jvm_new(&j, 1000000000ULL);
+	ck_assert_int_eq(jvm_attach_init(j.t, &a), 0);
+	snprintf(trigger, sizeof(trigger), "%s/.attach_pid7", j.cwd);
+	/* a JVM that never opens its listener: the deadline */
+	j.p.on_signal = NULL;
+	setenv("CGPROF_JVM_TIMEOUT_MS", "100", 1);
+	cg_clearerr();
+	uint64_t t0 = cg_now_ns();
+	ck_assert_int_eq(jvm_attach_start(&a), -ETIMEDOUT);
+	ck_assert_uint_lt((cg_now_ns() - t0) / 1000000, 1000);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "did not start its attach listener"));
+	ck_assert_int_ne(access(trigger, F_OK), 0);
+	/* one that exits on the signal: said at once, the file removed */
+	j.p.on_signal = fake_jvm_exits;
+	cg_clearerr();
+	ck_assert_int_eq(jvm_attach_start(&a), -ESRCH);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "exited while cgprof attached"));
+	ck_assert_int_ne(access(trigger, F_OK), 0);
+	unsetenv("CGPROF_JVM_TIMEOUT_MS");
+	j.p.gone = false;
+	fake_jvm_free(&j);
+}
+END_TEST
+
 START_TEST(rate_default_and_warning)
 {
 	/* no JVM opened yet: the default of the first mechanism, the walker */
@@ -932,6 +1124,11 @@ static Suite *jvm_suite(void)
 	tcase_add_test(tc, attach_refused_no_sigpipe);
 	tcase_add_test(tc, attach_timeout);
 	tcase_add_test(tc, attach_backlog_full);
+	tcase_add_test(tc, attach_init_takes_the_jvms_own_ids);
+	tcase_add_test(tc, attach_ready_waits_for_the_dispatcher);
+	tcase_add_test(tc, attach_ready_refuses_disabled_attach);
+	tcase_add_test(tc, attach_start_signals_once_and_cleans_up);
+	tcase_add_test(tc, attach_start_gives_up);
 	tcase_add_test(tc, rate_default_and_warning);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("walker");

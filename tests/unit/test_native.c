@@ -72,6 +72,33 @@ START_TEST(symtab_of_self)
 }
 END_TEST
 
+/* Data as well as functions, by name, with the load bias the caller needs:
+ * what the Python and JVM discoveries ask of a file. */
+int native_test_data_marker = 42;
+
+START_TEST(values_of_self)
+{
+	static const char *const names[] = {"native_test_data_marker", "native_test_mid",
+					    "no_such_symbol_here"};
+	uint64_t vals[3];
+	struct elfsym_want w = {.names = names, .n = 3, .vals = vals, .section = ".text"};
+	find_self();
+	ck_assert_int_eq(elfsym_file_values(self_path, &w), 0);
+	ck_assert_uint_ne(vals[0], 0);
+	ck_assert_uint_ne(vals[1], 0);
+	ck_assert_uint_eq(vals[2], 0);
+	ck_assert_uint_ne(w.section_addr, 0);
+	ck_assert_uint_ne(w.first_load, UINT64_MAX);
+	/* one load bias for both: where the file's first PT_LOAD landed */
+	uint64_t bias = (uintptr_t)&native_test_data_marker - vals[0];
+	ck_assert_uint_eq(bias % 4096, 0);
+	ck_assert_uint_eq((uintptr_t)native_test_mid - vals[1], bias);
+	w.section = NULL;
+	ck_assert_int_eq(elfsym_file_values("/nonexistent/x", &w), -ENOENT);
+	ck_assert_int_eq(elfsym_file_values("/proc/self/status", &w), -ENOEXEC);
+}
+END_TEST
+
 static int sh(const char *cmd)
 {
 	int r = system(cmd);
@@ -590,6 +617,9 @@ START_TEST(eval_and_plumbing_names)
 	ck_assert(native_is_plumbing_frame("cfunction_vectorcall_FASTCALL_KEYWORDS"));
 	ck_assert(native_is_plumbing_frame("_PyObject_MakeTpCall"));
 	ck_assert(native_is_plumbing_frame("start_thread"));
+	ck_assert(native_is_plumbing_frame("__clone3")); /* a worker's root, as _start is main's */
+	ck_assert(native_is_plumbing_frame("__clone"));
+	ck_assert(native_is_plumbing_frame("_start"));
 	ck_assert(!native_is_plumbing_frame("lookdict_unicode"));
 	ck_assert(!native_is_plumbing_frame("burn_c"));
 	ck_assert(!native_is_plumbing_frame("mainloop"));
@@ -602,6 +632,7 @@ static Suite *native_suite(void)
 	TCase *tc = tcase_create("elf");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, symtab_of_self);
+	tcase_add_test(tc, values_of_self);
 	tcase_add_test(tc, stripped_with_debug_file);
 	tcase_add_test(tc, broken_elf_is_an_error_not_a_crash);
 	tcase_add_test(tc, symbols_and_unwind_of_child);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -280,6 +281,54 @@ START_TEST(spawn_and_reap)
 }
 END_TEST
 
+/* What a runtime's attach asks of a process (ids, caught signals,
+ * environment, working directory, thread age), from a real child. */
+START_TEST(process_facts_of_a_child)
+{
+	struct target *t;
+	struct target_ids ids;
+	struct stat here, there;
+	char env[8192];
+	uint64_t age = 0;
+	char *argv[] = {"sh", "-c", "trap 'exit 3' QUIT; while :; do sleep 0.02; done", NULL};
+	setenv("CGPROF_TARGET_TEST", "env42", 1);
+	ck_assert_int_eq(target_spawn(argv, &t), 0);
+	unsetenv("CGPROF_TARGET_TEST");
+	/* the shell sets its trap a moment after it starts */
+	for (int i = 0; i < 200 && target_catches(t, SIGQUIT) != 1; i++)
+		usleep(10000);
+	ck_assert_int_eq(target_catches(t, SIGQUIT), 1);
+	ck_assert_int_eq(target_catches(t, SIGUSR2), 0);
+	ck_assert_int_eq(target_ids(t, &ids), 0);
+	ck_assert_int_eq(ids.nspid, target_pid(t)); /* our own PID namespace */
+	ck_assert_int_eq(ids.euid, geteuid());
+	ck_assert_int_eq(ids.egid, getegid());
+	int n = target_environ(t, env, sizeof(env));
+	ck_assert_int_gt(n, 0);
+	ck_assert_ptr_nonnull(memmem(env, (size_t)n, "\0CGPROF_TARGET_TEST=env42\0", 26));
+	int fd = target_cwd_open(t);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &there), 0);
+	ck_assert_int_eq(stat(".", &here), 0);
+	ck_assert(here.st_ino == there.st_ino && here.st_dev == there.st_dev);
+	close(fd);
+	usleep(200000);
+	ck_assert_int_eq(target_thread_age_ns(t, target_pid(t), &age), 0);
+	ck_assert_uint_ge(age, 150000000ULL);
+	ck_assert_uint_lt(age, 60000000000ULL);
+	ck_assert_int_eq(target_signal(t, SIGQUIT), 0);
+	int st;
+	ck_assert_int_eq(target_reap(t, true, &st), 1);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 3); /* it caught it: the trap ran */
+	ck_assert_int_eq(target_ids(t, &ids), -ESRCH);
+	ck_assert_int_eq(target_catches(t, SIGQUIT), -ESRCH);
+	ck_assert_int_eq(target_thread_age_ns(t, target_pid(t), &age), -ESRCH);
+	ck_assert_int_eq(target_signal(t, SIGQUIT), -ESRCH);
+	target_close(t);
+}
+END_TEST
+
 static Suite *target_suite(void)
 {
 	Suite *s = suite_create("target");
@@ -290,6 +339,7 @@ static Suite *target_suite(void)
 	tcase_add_test(tc, perf_record_decoding);
 	tcase_add_test(tc, no_such_pid);
 	tcase_add_test(tc, spawn_and_reap);
+	tcase_add_test(tc, process_facts_of_a_child);
 	suite_add_tcase(s, tc);
 	return s;
 }
