@@ -231,10 +231,10 @@ def rate10k(exe):
 
 def slowdown64(exe):
     """% more wall time for fixed work on 64 threads under cgprof at 100 Hz
-    (three runs each way, alternated; medians)."""
+    (five runs each way, alternated; medians)."""
     walls = {"plain": [], "cgprof": []}
     argv = [exe, PYLOAD, "slow", "--threads", "64", "--units", str(4000 if QUICK else 20000)]
-    for _ in range(3):
+    for _ in range(3 if QUICK else 5):
         for variant in ("plain", "cgprof"):
             pre = ([CGPROF, "run", "-r", "100", "-f", "collapsed", "-o",
                     os.path.join(OUT, "truth-64.txt"), "--"] if variant == "cgprof" else [])
