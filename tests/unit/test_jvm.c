@@ -772,6 +772,41 @@ END_TEST
 
 /* ---- the VMStructs walker over a fake JVM image ---------------------- */
 
+/* The field name of the VMStructs entry at image offset e. */
+static const char *field_name(const struct fakejvm *j, uint64_t e)
+{
+	uint64_t p;
+	memcpy(&p, j->mem + e + 8, 8);
+	return (const char *)j->mem + (p - FJ_BASE);
+}
+
+/* The tables read anew resolve to no walker, the refusal naming what. */
+static void assert_refused(struct target *t, const struct jvm_vms_syms *s, const char *what)
+{
+	struct jvm_vms v;
+	struct jvm_layout L;
+	ck_assert_int_eq(jvm_vms_read(t, s, &v), 0);
+	cg_clearerr();
+	ck_assert_int_eq(jvm_layout_resolve(&v, &L), -ENOTSUP);
+	ck_assert_ptr_nonnull(strstr(cg_lasterr(), what));
+	cg_clearerr();
+	jvm_vms_free(&v);
+}
+
+/* A walker over the fake JVM: its tables read and resolved. */
+static void open_walker(struct fakejvm *j, struct target **t, struct jvm_layout *L,
+			struct jvm_walker *w)
+{
+	struct jvm_vms_syms s;
+	struct jvm_vms v;
+	fj_syms(&s);
+	ck_assert_int_eq(target_fake_memory(t, &j->fm), 0);
+	ck_assert_int_eq(jvm_vms_read(*t, &s, &v), 0);
+	ck_assert_int_eq(jvm_layout_resolve(&v, L), 0);
+	jvm_vms_free(&v);
+	jvm_walker_init(w, *t, L);
+}
+
 START_TEST(vmstructs_read_and_resolve)
 {
 	struct fakejvm *j = fakejvm_new();
@@ -804,7 +839,7 @@ START_TEST(vmstructs_read_and_resolve)
 
 	/* a missing field switches off only its capability, and says so */
 	uint64_t e = 0x400 + 48 * 32; /* CodeBlob::_frame_size */
-	ck_assert_str_eq((char *)j->mem + (*(uint64_t *)(j->mem + e + 8) - FJ_BASE), "_frame_size");
+	ck_assert_str_eq(field_name(j, e), "_frame_size");
 	fj_put64(j, e + 8, fj_str(j, "_frame_size_renamed"));
 	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
 	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
@@ -813,12 +848,7 @@ START_TEST(vmstructs_read_and_resolve)
 	jvm_vms_free(&v);
 	/* without the anchor the walker cannot work: refused with the reason */
 	fj_put64(j, 0x400 + 48 * 6 + 8, fj_str(j, "_anchor_renamed"));
-	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
-	cg_clearerr();
-	ck_assert_int_eq(jvm_layout_resolve(&v, &L), -ENOTSUP);
-	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "JavaThread::_anchor"));
-	cg_clearerr();
-	jvm_vms_free(&v);
+	assert_refused(t, &s, "JavaThread::_anchor");
 	target_close(t);
 	free(j);
 }
@@ -873,9 +903,8 @@ START_TEST(layout_constmethod_fields_inside)
 	const uint64_t name_idx = 0x400 + 48 * 13, flags = 0x400 + 48 * 16;
 	fj_syms(&s);
 	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
-	ck_assert_str_eq((char *)j->mem + (*(uint64_t *)(j->mem + name_idx + 8) - FJ_BASE),
-			 "_name_index");
-	ck_assert_str_eq((char *)j->mem + (*(uint64_t *)(j->mem + flags + 8) - FJ_BASE), "_flags");
+	ck_assert_str_eq(field_name(j, name_idx), "_name_index");
+	ck_assert_str_eq(field_name(j, flags), "_flags");
 	/* _flags past the 48-byte ConstMethod: names stay, lines go */
 	fj_put64(j, flags + 32, 47);
 	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
@@ -888,12 +917,7 @@ START_TEST(layout_constmethod_fields_inside)
 	fj_put64(j, flags + 32, 0x1c);
 	/* _name_index at 255: the walker cannot name a method, refused */
 	fj_put64(j, name_idx + 32, 255);
-	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
-	cg_clearerr();
-	ck_assert_int_eq(jvm_layout_resolve(&v, &L), -ENOTSUP);
-	ck_assert_ptr_nonnull(strstr(cg_lasterr(), "ConstMethod::_name_index"));
-	cg_clearerr();
-	jvm_vms_free(&v);
+	assert_refused(t, &s, "ConstMethod::_name_index");
 	target_close(t);
 	free(j);
 }
@@ -903,19 +927,12 @@ START_TEST(walker_threads_and_frames)
 {
 	struct fakejvm *j = fakejvm_new();
 	struct target *t;
-	struct jvm_vms_syms s;
-	struct jvm_vms v;
 	struct jvm_layout L;
 	struct jvm_walker w;
 	struct jvm_jthread th[4];
 	struct jvm_rawframe f[8];
 	enum jvm_walk_end end;
-	fj_syms(&s);
-	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
-	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
-	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
-	jvm_vms_free(&v);
-	jvm_walker_init(&w, t, &L);
+	open_walker(j, &t, &L, &w);
 	ck_assert_uint_eq(w.nheaps, 1);
 	ck_assert_int_eq(jvm_walk_threads(&w, th, 4), 1);
 	ck_assert_int_eq(th[0].tid, 4242);
@@ -962,16 +979,9 @@ START_TEST(method_cache_revalidated)
 {
 	struct fakejvm *j = fakejvm_new();
 	struct target *t;
-	struct jvm_vms_syms s;
-	struct jvm_vms v;
 	struct jvm_layout L;
 	struct jvm_walker w;
-	fj_syms(&s);
-	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
-	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
-	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
-	jvm_vms_free(&v);
-	jvm_walker_init(&w, t, &L);
+	open_walker(j, &t, &L, &w);
 	struct jvm_rawframe f[3] = {{FJ(0x4000), 0, -1, 0}, {FJ(0x4100), 0, -1, 0},
 				    {FJ(0x4000), 0, -1, 0}};
 	ck_assert_str_eq(jvm_method_info(&w, FJ(0x4000))->name, "pkg.Split.leaf");
@@ -1025,18 +1035,11 @@ START_TEST(walker_stack_copy)
 {
 	struct fakejvm *j = fakejvm_new();
 	struct target *t;
-	struct jvm_vms_syms s;
-	struct jvm_vms v;
 	struct jvm_layout L;
 	struct jvm_walker w;
 	struct jvm_rawframe f[8];
 	enum jvm_walk_end end;
-	fj_syms(&s);
-	ck_assert_int_eq(target_fake_memory(&t, &j->fm), 0);
-	ck_assert_int_eq(jvm_vms_read(t, &s, &v), 0);
-	ck_assert_int_eq(jvm_layout_resolve(&v, &L), 0);
-	jvm_vms_free(&v);
-	jvm_walker_init(&w, t, &L);
+	open_walker(j, &t, &L, &w);
 	ck_assert_uint_eq(w.call_stub_ret, FJ_CALL_STUB_RET);
 	const uint64_t sp = 0xC080, bcp = FJ(0x4400 + 48 + 5);
 	uint8_t copy[0x300];
