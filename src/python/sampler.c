@@ -75,6 +75,10 @@ struct py_sampler {
 	struct native_frame *nf;
 	bool *entry;
 	struct cg_frame *merged;
+	/* --native on an interpreter whose eval loop has no name (stripped,
+	 * no debug symbols): merges failed before one first worked; said once */
+	uint32_t no_merge;
+	bool merged_once, no_merge_said;
 	struct py_async *async;    /* --async on 3.14+ */
 	struct py_prefetch *pf;    /* unpaused reads: each thread's plan */
 	/* The thread states of the last round, in list order, and this
@@ -918,6 +922,23 @@ static int walk_paused(struct py_sampler *s, uint64_t ts, pid_t tid, bool *trunc
 	return nf;
 }
 
+/* A merge failed on a stack with Python frames. When none has worked
+ * after many, the interpreter's eval loop is not (wholly) named in its
+ * symbols (Debian's 3.14: stripped, PGO+LTO, the loop's code outside the
+ * one small symbol left): say so once, with what to do, instead of a
+ * profile of nothing but "merge". */
+static void note_no_merge(struct py_sampler *s)
+{
+	if (++s->no_merge < 50 || s->no_merge_said)
+		return;
+	s->no_merge_said = true;
+	cg_warn("%s: native and Python stacks never lined up in %u samples: the eval loop "
+		"is not named in the symbols of %s (a stripped, optimised build without its "
+		"debug symbols?), so --native samples are lost as \"merge\"; install the "
+		"interpreter's debug symbols, or profile without --native",
+		s->pi.version, s->no_merge, s->pi.object);
+}
+
 /* --native: the Python frames put in place of the eval-loop frames of the
  * native stack. The merged depth, or negative (counted lost). */
 static int merge_native(struct py_sampler *s, int nf, int nr, uint32_t nn, bool *truncated,
@@ -934,8 +955,11 @@ static int merge_native(struct py_sampler *s, int nf, int nr, uint32_t nn, bool 
 				  *truncated || ntrunc, s->merged, s->frames_cap, &nm, &mt);
 	if (nr) {
 		st->lost[nr == -EPROTO ? CG_LOST_MERGE : CG_LOST_READ]++;
+		if (nr == -EPROTO && nf > 0 && !s->merged_once)
+			note_no_merge(s);
 		return nr;
 	}
+	s->merged_once = true;
 	*truncated = *truncated || mt || ntrunc;
 	return (int)nm;
 }
