@@ -359,6 +359,60 @@ class TestModuleRoot(CgTestCase):
         self.assertNotIn("mod:spin", keys)
 
 
+
+class TestManyChildren(CgTestCase):
+    """--subprocesses follows a launcher's children however many come
+    and go: a dead child's place in the session is given back. The
+    session kept every child it had seen in a table of 64, so a launcher
+    that ran more than 63 Python children in turn was no longer followed
+    (children 64 on had no samples). 100 children, two at a time, each
+    burning 0.3 s in a function named after its index (burn_00 ...
+    burn_99); each prints its own CPU time, the truth for
+    cpuTimeInSeconds, which must still count the children that ended."""
+
+    CHILD = ("import os, sys, time\n"
+             "def spin(s):\n    t = time.monotonic()\n    while time.monotonic() - t < s: pass\n"
+             + "".join("def burn_%02d(s): spin(s)\n" % i for i in range(100))
+             + "globals()['burn_%02d' % int(sys.argv[1])](0.3)\n"
+             "os.write(1, b'%f\\n' % time.process_time())\n")  # one write: two share a pipe
+    LAUNCHER = ('i=0; while [ $i -lt 100 ]; do %s %s $i & %s %s $((i+1)); wait; '
+                'i=$((i+2)); done')
+
+    def test_children_after_the_64th_are_followed(self):
+        with tempfile.TemporaryDirectory() as d:
+            child, out = os.path.join(d, "child.py"), os.path.join(d, "p.json")
+            with open(child, "w") as f:
+                f.write(self.CHILD)
+            r = cgprof("run", "--subprocesses", "-f", "codeguru", "-o", out, "--", "sh", "-c",
+                       self.LAUNCHER % (PY, child, PY, child), timeout=90)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            own = [float(x) for x in r.stdout.split()]
+            self.assertEqual(len(own), 100, r.stdout)
+            with open(out) as f:
+                doc = json.load(f)
+        per_child = [0] * 100
+
+        def walk(node, burn):
+            for key, c in node.get("children", {}).items():
+                func = key.rpartition(":")[2]
+                b = int(func[5:]) if func.startswith("burn_") else burn
+                if b is not None:
+                    per_child[b] += sum(c.get("counts", {}).values())
+                walk(c, b)
+        walk(doc["callgraph"], None)
+        tens = [sum(per_child[t:t + 10]) for t in range(0, 100, 10)]
+        # a child is sampled once a scan (every 200 ms) finds it: ~0.2 s of
+        # its 0.3 s, ~200 samples a ten at 100 Hz; a loaded machine loses some
+        self.assertTrue(all(n > 40 for n in tens), (tens, r.stderr))
+        late = [i for i in range(80, 100) if per_child[i]]
+        self.assertGreaterEqual(len(late), 15, (per_child, r.stderr))
+        # CPU from when each child was found, the ended ones' included:
+        # about two thirds of what the children report
+        cpu = doc["agentMetadata"]["cpuTimeInSeconds"]
+        self.assertGreater(cpu, 0.4 * sum(own), (cpu, sum(own), r.stderr))
+        self.assertLess(cpu, 1.1 * sum(own) + 0.5, (cpu, sum(own), r.stderr))
+
+
 ASAN_CGPROF = os.environ.get("CGPROF_ASAN", os.path.join(cgtest.ROOT, "build-asan", "cgprof"))
 
 
