@@ -12,7 +12,7 @@ import time
 import unittest
 
 import cgtest
-from cgtest import CGPROF, WORKLOADS, CgTestCase, cgprof, parse_collapsed
+from cgtest import CGPROF, WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
 
 BUSY = os.path.join(WORKLOADS, "cli", "busy.py")
 PY = "/usr/bin/python3"
@@ -411,6 +411,45 @@ class TestManyChildren(CgTestCase):
         cpu = doc["agentMetadata"]["cpuTimeInSeconds"]
         self.assertGreater(cpu, 0.4 * sum(own), (cpu, sum(own), r.stderr))
         self.assertLess(cpu, 1.1 * sum(own) + 0.5, (cpu, sum(own), r.stderr))
+
+
+class TestReusedPid(CgTestCase):
+    """A child that ends and a new one given its PID are two processes.
+    The session kept the ended child's place, given up on (not Python),
+    and skipped the new Python under the same PID as known: no samples.
+    In a PID namespace of our own the launcher hands the first child's
+    PID to the Python through ns_last_pid."""
+
+    CHILD = ("import os, sys, time\n"
+             "def on_reused_pid():\n    t = time.monotonic()\n"
+             "    while time.monotonic() - t < 1.0: pass\n"
+             "print(os.getpid(), sys.argv[1])\non_reused_pid()\n")
+    # the sleep after the first child: time for the session to probe its
+    # PID while nobody has it
+    LAUNCHER = ("sleep 0.3 & p=$!; wait; sleep 0.5; echo $((p-1)) > /proc/sys/kernel/ns_last_pid; "
+                "%s %s $p; true")
+
+    def test_new_process_under_a_reused_pid_is_followed(self):
+        unshare = shutil.which("unshare")
+        if not unshare or os.geteuid() != 0:
+            self.skipTest("need unshare(1) and root for a PID namespace")
+        with tempfile.TemporaryDirectory() as d:
+            child, out = os.path.join(d, "child.py"), os.path.join(d, "p.txt")
+            with open(child, "w") as f:
+                f.write(self.CHILD)
+            r = cgtest.run([unshare, "-pf", "--mount-proc", CGPROF, "run", "--subprocesses",
+                            "-f", "collapsed", "-o", out, "--", "sh", "-c",
+                            self.LAUNCHER % (PY, child)], timeout=60)
+            if r.returncode and "unshare:" in r.stderr:
+                self.skipTest("no PID namespace here: " + r.stderr.strip())
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got, wanted = r.stdout.split()
+            self.assertEqual(got, wanted, "the Python did not get the reused PID")
+            with open(out) as f:
+                stacks = parse_collapsed(f.read())
+        n = sum(c for s, c in stacks.items() if any(frame_func(x) == "on_reused_pid" for x in s))
+        # 1 s at 100 Hz, less what a loaded machine loses
+        self.assertGreater(n, 40, (stacks, r.stderr))
 
 
 ASAN_CGPROF = os.environ.get("CGPROF_ASAN", os.path.join(cgtest.ROOT, "build-asan", "cgprof"))
