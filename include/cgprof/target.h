@@ -140,7 +140,9 @@ int target_thread_regs(struct target *t, pid_t tid, struct target_regs *out);
 /* Time spent paused, for the summary line (microseconds). */
 void target_pause_stats(const struct target *t, double *mean_us, double *p99_us, uint64_t *count);
 
-/* Is the process still alive (not a zombie)? */
+/* Is the process still alive (not a zombie)? false too once its PID
+ * names another process (reused after ours ended: another start time);
+ * target_cpu_ns() then fails with -ESRCH. */
 bool target_alive(struct target *t);
 /* For spawned children: reap without blocking (block=false) or wait.
  * Returns 1 and sets *status when it has exited, 0 if still running. */

@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "runtimes.h"
 
+/* Processes followed at once; one that ends gives its place back. */
 #define SESSION_MAX_PROCS 64
 #define SESSION_CHILD_SCAN_NS (200 * 1000000ULL)
 #define SESSION_ALIVE_CHECK_NS (50 * 1000000ULL)
@@ -57,6 +58,24 @@ struct proc {
 	bool execd;        /* replaced its program while we watched */
 };
 
+/* Pauses of the processes sampled: merged per process, then over them. */
+struct pause_tally {
+	double mean_us, p99_us; /* p99: the worst process's */
+	uint64_t count;
+};
+
+static void pause_tally_add(struct pause_tally *a, const struct target *t)
+{
+	double m, p;
+	uint64_t c;
+	target_pause_stats(t, &m, &p, &c);
+	if (a->count + c)
+		a->mean_us = (a->mean_us * (double)a->count + m * (double)c) / (double)(a->count + c);
+	if (p > a->p99_us)
+		a->p99_us = p;
+	a->count += c;
+}
+
 struct session {
 	const struct cli_opts *o;
 	struct cg_config cfg;
@@ -72,6 +91,11 @@ struct session {
 	uint32_t max_depth;   /* --max-depth, else the config's max_depth */
 	struct proc procs[SESSION_MAX_PROCS];
 	int nprocs;
+	bool procs_full_warned;
+	/* What the processes that ended (their places given back) used:
+	 * CPU since their window and run marks, and their pauses. */
+	uint64_t gone_cpu_win_ns, gone_cpu_run_ns;
+	struct pause_tally gone_pauses;
 	struct cg_sample_stats stats;
 	uint64_t truncated;
 	/* Our copy: the sampler that named it may close long before the
@@ -291,6 +315,33 @@ static void proc_close(struct proc *p)
 	p->priv = NULL;
 }
 
+static uint64_t cpu_since(uint64_t now, uint64_t mark) { return now > mark ? now - mark : 0; }
+
+/* A followed process (never the main one, procs[0]) has ended: give its
+ * place back, so a launcher may run any number of children in turn and a
+ * reused PID is a new process. What it used stays in the totals. */
+static void proc_forget(struct session *ss, int i)
+{
+	struct proc *p = &ss->procs[i];
+	/* a zombie not yet reaped still tells its CPU; an ended one keeps
+	 * the last reading */
+	target_cpu_ns(p->t, &p->cpu_ns);
+	ss->gone_cpu_win_ns += cpu_since(p->cpu_ns, p->cpu_win_ns);
+	ss->gone_cpu_run_ns += cpu_since(p->cpu_ns, p->cpu_run_ns);
+	pause_tally_add(&ss->gone_pauses, p->t);
+	proc_close(p);
+	target_close(p->t);
+	memmove(p, p + 1, (size_t)(ss->nprocs - i - 1) * sizeof(*p));
+	ss->nprocs--;
+}
+
+static void forget_ended(struct session *ss)
+{
+	for (int i = ss->nprocs - 1; i >= 1; i--)
+		if (ss->procs[i].dead || !target_alive(ss->procs[i].t))
+			proc_forget(ss, i);
+}
+
 /* A process that exec'd runs another program: its sampler describes
  * memory that no longer exists. Close it and look for a runtime in the
  * new program as for a new process. One given up on (a shell, or a child
@@ -318,9 +369,11 @@ static void proc_check_exec(struct proc *p, uint64_t now)
 	p->next_probe_ns = now;
 }
 
-/* --subprocesses: watch new descendants of every process we follow. */
+/* --subprocesses: watch new descendants of every process we follow,
+ * once the places of those that ended are free. */
 static void scan_children(struct session *ss)
 {
+	forget_ended(ss);
 	for (int i = 0; i < ss->nprocs; i++) {
 		if (ss->procs[i].dead)
 			continue;
@@ -334,8 +387,12 @@ static void scan_children(struct session *ss)
 				continue;
 			struct target *t;
 			cg_clearerr();
-			if (target_open(kids[k], &t) == 0)
-				proc_add(ss, t);
+			if (target_open(kids[k], &t) == 0 && proc_add(ss, t) == -ENOSPC &&
+			    !ss->procs_full_warned) {
+				cg_warn("%d processes followed at once: process %d and others "
+					"started meanwhile are not", SESSION_MAX_PROCS, (int)kids[k]);
+				ss->procs_full_warned = true;
+			}
 			cg_clearerr();
 		}
 	}
@@ -368,9 +425,7 @@ static bool open_launched_child(struct session *ss)
 		if (r == -ESRCH || !target_alive(c->t)) {
 			/* a helper the launcher ran and reaped (a wrapper
 			 * script forks many): its place is free again */
-			target_close(c->t);
-			memmove(c, c + 1, (size_t)(ss->nprocs - i - 1) * sizeof(*c));
-			ss->nprocs--;
+			proc_forget(ss, i);
 			i--;
 		}
 	}
@@ -450,20 +505,13 @@ static void summary(struct session *ss, double elapsed_s, uint64_t rounds, const
 		if (len >= sizeof(lost))
 			break;
 	}
-	double mean = 0, p99 = 0;
-	uint64_t pauses = 0;
-	for (int i = 0; i < ss->nprocs; i++) {
-		double m, p;
-		uint64_t c;
-		target_pause_stats(ss->procs[i].t, &m, &p, &c);
-		mean = (mean * (double)pauses + m * (double)c) / (double)((pauses + c) ? pauses + c : 1);
-		if (p > p99)
-			p99 = p;
-		pauses += c;
-	}
+	struct pause_tally pt = ss->gone_pauses;
+	for (int i = 0; i < ss->nprocs; i++)
+		pause_tally_add(&pt, ss->procs[i].t);
 	char pause[96] = "";
-	if (pauses)
-		snprintf(pause, sizeof(pause), "; paused %.0f us mean, %.0f us p99", mean, p99);
+	if (pt.count)
+		snprintf(pause, sizeof(pause), "; paused %.0f us mean, %.0f us p99", pt.mean_us,
+			 pt.p99_us);
 	char trunc[64] = "";
 	if (ss->truncated)
 		snprintf(trunc, sizeof(trunc), "; %llu stacks cut at --max-depth",
@@ -512,14 +560,18 @@ static void session_read_cpu(struct session *ss)
 }
 
 /* CPU the followed processes used since their marks (CodeGuru's
- * cpuTimeInSeconds); with reset, the marks move to now (a new window). */
+ * cpuTimeInSeconds), those that ended included; with reset, the marks
+ * move to now (a new window). */
 static double session_cpu_s(struct session *ss, bool window, bool reset)
 {
-	uint64_t ns = 0;
+	uint64_t *gone = window ? &ss->gone_cpu_win_ns : &ss->gone_cpu_run_ns;
+	uint64_t ns = *gone;
+	if (reset)
+		*gone = 0;
 	for (int i = 0; i < ss->nprocs; i++) {
 		struct proc *p = &ss->procs[i];
 		uint64_t *mark = window ? &p->cpu_win_ns : &p->cpu_run_ns;
-		ns += p->cpu_ns > *mark ? p->cpu_ns - *mark : 0;
+		ns += cpu_since(p->cpu_ns, *mark);
 		if (reset)
 			*mark = p->cpu_ns;
 	}

@@ -586,135 +586,167 @@ static int spool_check_writable(struct cg_spool *s)
 	return 0;
 }
 
+/* What a drain has done so far. */
+struct drain {
+	unsigned sent, left, refused, nokey;
+	int err;   /* what the drain returns (0: the count left) */
+	bool stop; /* keep the rest for the next run */
+};
+
+/* Open and lock a batch for this drain: -1 when it is not ours to send
+ * (another drain sent and deleted it meanwhile, holds it now, or sent it
+ * while we waited: no links left). */
+static int batch_claim(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (flock(fd, LOCK_EX | LOCK_NB) || fstat(fd, &st) || st.st_nlink == 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Accepted by the endpoint in an earlier run that could not remove it:
+ * never send it again; remove it now if we can. true when so. */
+static bool batch_sent_before(const char *path, const char *mark, const char *name)
+{
+	if (access(mark, F_OK))
+		return false;
+	if (!unlink(path))
+		unlink(mark);
+	else
+		cg_warn("batch %s was sent already and still cannot be removed (%s); not sent again",
+			name, strerror(errno));
+	return true;
+}
+
+/* The endpoint took it: remove it. Sending it again would repeat it, so
+ * one that cannot be removed is marked sent (later drains skip it) and
+ * the drain stops here. */
+static void batch_sent(const struct cg_spool *s, const char *path, const char *mark,
+		       const char *name, struct drain *d)
+{
+	d->sent++;
+	if (!unlink(path))
+		return;
+	int err = errno;
+	int mfd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (mfd >= 0)
+		close(mfd);
+	d->err = cg_fail(-err, "batch %s was sent but cannot be removed from %s (%s); %s, stopping",
+			 name, s->dir, strerror(err),
+			 mfd >= 0 ? "marked as sent so it is never sent again"
+				  : "it cannot even be marked as sent");
+	d->stop = true;
+}
+
+/* One that cannot be opened, or that the endpoint refused alone: set
+ * aside, and the drain goes on; left in place it would block every
+ * drain, so one that cannot be moved stops it. */
+static void batch_refuse(struct cg_spool *s, const char *name, struct drain *d)
+{
+	int q = quarantine(s, name, cg_lasterr()[0] ? cg_lasterr() : "malformed");
+	cg_clearerr();
+	if (!q) {
+		d->refused++;
+		return;
+	}
+	cg_error("%s", cg_lasterr());
+	d->err = q;
+	d->left++;
+	d->stop = true;
+}
+
+/* One batch: claim it, read it, send it, then remove, keep or set it
+ * aside. */
+static void drain_one(struct cg_spool *s, const char *name, spool_send_fn send, void *arg,
+		      struct drain *d)
+{
+	char path[1200], id[96], mark[1200];
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	snprintf(id, sizeof(id), "%.*s", (int)(strlen(name) - strlen(SPOOL_SUFFIX)), name);
+	snprintf(mark, sizeof(mark), "%s/%s%s", s->dir, id, SPOOL_SENT_SUFFIX);
+	int fd = batch_claim(path);
+	if (fd < 0)
+		return;
+	if (batch_sent_before(path, mark, name))
+		goto out;
+	struct cg_batch b;
+	cg_clearerr();
+	int r = read_batch(s, fd, id, &b);
+	if (r == 0 && s->group[0] && strcmp(b.profiling_group, s->group)) {
+		/* The header said ours, the sealed copy says otherwise: not
+		 * ours to send, nor to move. */
+		free(b.body);
+		goto out;
+	}
+	if (r == -ENOKEY) {
+		/* Intact as far as we can tell, and only the right key opens
+		 * it: leave it where it is and say so. */
+		cg_error("%s", cg_lasterr());
+		cg_clearerr();
+		d->left++;
+		d->nokey++;
+		goto out;
+	}
+	if (r == 0) {
+		r = send(&b, arg);
+		free(b.body);
+		if (r == 0) {
+			batch_sent(s, path, mark, name, d);
+			goto out;
+		}
+		if (r != -EBADMSG) {
+			/* retry later: keep the rest for the next run; a
+			 * configuration error will fail the same way for all */
+			d->left++;
+			d->stop = true;
+			if (r != -EAGAIN)
+				d->err = r;
+			goto out;
+		}
+		/* the endpoint refused this batch alone */
+	}
+	batch_refuse(s, name, d);
+out:
+	close(fd);
+}
+
 int spool_drain(struct cg_spool *s, spool_send_fn send, void *arg, unsigned *sent,
 		unsigned *left, unsigned *refused)
 {
 	struct entry *e = NULL;
 	size_t n = 0;
-	unsigned ns = 0, nl = 0, nr = 0;
-	int r = list_batches(s, &e, &n), stop = 0, nokey = 0;
+	struct drain d = {0};
+	int r = list_batches(s, &e, &n);
 	if (r)
 		return cg_fail(r, "spool %s: %s", s->dir, strerror(-r));
-	if (n && (r = spool_check_writable(s))) {
-		nl = (unsigned)n;
+	if (n && (d.err = spool_check_writable(s))) {
+		d.left = (unsigned)n;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char path[1200], id[96];
-		if (stop) {
-			nl++;
-			continue;
-		}
-		snprintf(path, sizeof(path), "%s/%s", s->dir, e[i].name);
-		snprintf(id, sizeof(id), "%.*s", (int)(strlen(e[i].name) - strlen(SPOOL_SUFFIX)),
-			 e[i].name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			continue; /* sent and deleted by another drain meanwhile */
-		/* Another drain holds it: it is theirs to send. */
-		if (flock(fd, LOCK_EX | LOCK_NB)) {
-			close(fd);
-			continue;
-		}
-		struct stat st;
-		if (fstat(fd, &st) || st.st_nlink == 0) {
-			close(fd); /* sent by the drain that held it before us */
-			continue;
-		}
-		/* Accepted by the endpoint in an earlier run that could not
-		 * remove it: never send it again; remove it now if we can. */
-		char mark[1200];
-		snprintf(mark, sizeof(mark), "%s/%s%s", s->dir, id, SPOOL_SENT_SUFFIX);
-		if (!access(mark, F_OK)) {
-			if (!unlink(path))
-				unlink(mark);
-			else
-				cg_warn("batch %s was sent already and still cannot be removed (%s); "
-					"not sent again",
-					e[i].name, strerror(errno));
-			close(fd);
-			continue;
-		}
-		struct cg_batch b;
-		cg_clearerr();
-		int rr = read_batch(s, fd, id, &b);
-		if (rr == 0 && s->group[0] && strcmp(b.profiling_group, s->group)) {
-			/* The header said ours, the sealed copy says otherwise:
-			 * not ours to send, nor to move. */
-			free(b.body);
-			close(fd);
-			continue;
-		}
-		if (rr == -ENOKEY) {
-			/* Intact as far as we can tell, and only the right key
-			 * opens it: leave it where it is and say so. */
-			cg_error("%s", cg_lasterr());
-			cg_clearerr();
-			nl++;
-			nokey++;
-			close(fd);
-			continue;
-		}
-		if (rr == 0) {
-			rr = send(&b, arg);
-			free(b.body);
-			if (rr == 0) {
-				ns++;
-				if (unlink(path)) {
-					/* Sending it again would repeat it: mark it sent
-					 * (later drains skip it) and stop here. */
-					int err = errno;
-					int mfd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-					if (mfd >= 0)
-						close(mfd);
-					r = cg_fail(-err, "batch %s was sent but cannot be removed from %s "
-							  "(%s); %s, stopping",
-						    e[i].name, s->dir, strerror(err),
-						    mfd >= 0 ? "marked as sent so it is never sent again"
-							     : "it cannot even be marked as sent");
-					stop = 1;
-				}
-				close(fd);
-				continue;
-			}
-			if (rr != -EBADMSG) {
-				nl++;
-				/* retry later: keep the rest for the next run; a
-				 * configuration error will fail the same way for all */
-				stop = 1;
-				if (rr != -EAGAIN)
-					r = rr;
-				close(fd);
-				continue;
-			}
-			/* the endpoint refused this batch alone: set it aside, go on */
-		}
-		int q = quarantine(s, e[i].name, cg_lasterr()[0] ? cg_lasterr() : "malformed");
-		cg_clearerr();
-		if (q) {
-			/* Left in place, it would block every drain: say so, stop. */
-			cg_error("%s", cg_lasterr());
-			r = q;
-			nl++;
-			stop = 1;
-		} else {
-			nr++;
-		}
-		close(fd);
+		if (d.stop)
+			d.left++;
+		else
+			drain_one(s, e[i].name, send, arg, &d);
 	}
-	if (!r && nokey)
-		r = cg_fail(-ENOKEY, "%d batch(es) sealed with another spool key (or none given) left "
-				     "in %s: run with the key they were sealed with",
-			    nokey, s->dir);
+	if (!d.err && d.nokey)
+		d.err = cg_fail(-ENOKEY, "%u batch(es) sealed with another spool key (or none "
+					 "given) left in %s: run with the key they were sealed with",
+				d.nokey, s->dir);
 out:
 	free(e);
 	if (sent)
-		*sent = ns;
+		*sent = d.sent;
 	if (left)
-		*left = nl;
+		*left = d.left;
 	if (refused)
-		*refused = nr;
-	return r ? r : (int)nl;
+		*refused = d.refused;
+	return d.err ? d.err : (int)d.left;
 }
 
 int spool_put_refused(struct cg_spool *s, const struct cg_batch *b, const char *why)

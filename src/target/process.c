@@ -264,6 +264,33 @@ static bool is_kernel_thread(const char *stat_line)
 	return flags & 0x00200000UL;
 }
 
+/* The start time in a /proc/PID/stat line from its last ')' on (0 if
+ * unparsable): field 22, after state, five ids, flags, four fault counts,
+ * utime, stime, two child times, priority, nice, threads, itrealvalue. */
+static unsigned long long stat_start_ticks(const char *rp)
+{
+	unsigned long long start = 0;
+	if (!rp || sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u"
+				  " %*d %*d %*d %*d %*d %*d %llu", &start) != 1)
+		return 0;
+	return start;
+}
+
+/* t's /proc/PID/stat from its last ')' on (the name before it may hold
+ * spaces and parentheses), or NULL when the PID is gone or now names
+ * another process. */
+static const char *target_stat(const struct target *t, char *st, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
+	if (cg_read_small_file(path, st, n) < 0)
+		return NULL;
+	const char *rp = strrchr(st, ')');
+	if (!rp || (t->start_ticks && stat_start_ticks(rp) != t->start_ticks))
+		return NULL;
+	return rp;
+}
+
 int target_open(pid_t pid, struct target **out)
 {
 	char path[64], st[512];
@@ -287,6 +314,7 @@ int target_open(pid_t pid, struct target **out)
 	struct target *t = target_alloc(pid, false);
 	if (!t)
 		return -ENOMEM;
+	t->start_ticks = stat_start_ticks(rp);
 
 	/* Probe read access on the first readable mapping: this is the check
 	 * the kernel applies to process_vm_readv (PTRACE_MODE_ATTACH). */
@@ -333,7 +361,7 @@ void target_close(struct target *t)
 
 bool target_alive(struct target *t)
 {
-	char path[64], st[512];
+	char st[512];
 	if (t->proc)
 		return !t->proc->gone;
 	if (t->exited)
@@ -343,11 +371,8 @@ bool target_alive(struct target *t)
 		if (target_reap(t, false, &status) == 1)
 			return false;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
-	if (cg_read_small_file(path, st, sizeof(st)) < 0)
-		return false;
-	char *rp = strrchr(st, ')');
-	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+	const char *rp = target_stat(t, st, sizeof(st));
+	return rp && !(rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
 }
 
 int target_reap(struct target *t, bool block, int *status)
@@ -392,16 +417,13 @@ int target_signal(struct target *t, int sig)
 
 int target_cpu_ns(struct target *t, uint64_t *ns)
 {
-	char path[64], st[1024];
+	char st[1024];
 	unsigned long long ut, stime;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)t->pid);
-	if (cg_read_small_file(path, st, sizeof(st)) < 0)
+	const char *rp = target_stat(t, st, sizeof(st));
+	if (!rp)
 		return -ESRCH;
-	/* utime and stime are fields 14 and 15; the name before them is in
-	 * parentheses and may hold spaces, so count from the last ')'. */
-	const char *rp = strrchr(st, ')');
-	if (!rp || sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			  &stime) != 2)
+	/* utime and stime are fields 14 and 15 */
+	if (sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
 		return -EINVAL;
 	long hz = sysconf(_SC_CLK_TCK);
 	*ns = (ut + stime) * (1000000000ULL / (unsigned long long)(hz > 0 ? hz : 100));

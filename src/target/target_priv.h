@@ -109,6 +109,10 @@ struct target {
 	bool exited;       /* child's exit status collected (maybe early) */
 	int exit_status;
 	char root[48];     /* "/proc/PID/root" */
+	/* When it started, in clock ticks since boot (stat's field 22); 0:
+	 * unknown. Another start time under the same PID is another process
+	 * (the PID was reused after ours ended). */
+	unsigned long long start_ticks;
 	/* pause accounting */
 	pid_t paused_tid;
 	int paused_sig;    /* signal to re-deliver on resume */

@@ -242,6 +242,72 @@ static enum verdict classify(struct agent *a, const struct http_response *resp,
 	return V_FATAL;
 }
 
+/* Before attempt number attempt: the endpoint's Retry-After, else a
+ * backoff; no wait before the first one or right after a token refresh.
+ * 0 to go on; 1 when out of time or told to stop (the last failure's
+ * words stand); -EAGAIN when the endpoint asks for a wait beyond our
+ * bounds (the work is left to a later run). */
+static int agent_wait(struct agent *a, const struct http_opts *ho, unsigned attempt,
+		      long retry_after, bool refresh)
+{
+	if (!attempt)
+		return 0;
+	long now_ms = (long)(cg_now_ns() / 1000000);
+	if ((ho->deadline_ms && now_ms >= ho->deadline_ms) || (ho->abort_flag && *ho->abort_flag))
+		return 1;
+	if (refresh)
+		return 0;
+	if (retry_after < 0) {
+		backoff(&a->retry, attempt - 1);
+		return 0;
+	}
+	long ms = retry_after * 1000;
+	long left = ho->deadline_ms ? ho->deadline_ms - now_ms : ms + 1;
+	if (ms > (long)a->retry.retry_after_max_ms || ms >= left) {
+		cg_clearerr();
+		return cg_fail(-EAGAIN, "%s asked to retry after %ld s: left for later", a->endpoint,
+			       retry_after);
+	}
+	sleep_ms((unsigned)ms);
+	return 0;
+}
+
+/* One attempt: sign the request with cr and send it. http_request's
+ * result; a failure to sign is never -EAGAIN. The signed headers are
+ * wiped before they are freed. */
+static int agent_send(struct agent *a, const struct http_opts *ho, const char *url,
+		      const char *path, const char *query, const char *content_type,
+		      const void *body, size_t len, const struct cred *cr,
+		      struct http_response *resp)
+{
+	struct sigv4_result sig = {0};
+	char amz[17], *hl[5] = {NULL};
+	size_t nh = 0;
+	sigv4_amz_date(time(NULL), amz);
+	struct sigv4_header sh[] = {{"Host", a->host}, {"Content-Type", content_type}};
+	struct sigv4_request rq = {.method = "POST", .path = path, .query = query,
+				   .headers = sh, .nheaders = 2, .body = body,
+				   .body_len = len, .region = a->region,
+				   .service = AGENT_SERVICE, .amz_date = amz,
+				   .access_key = cr->access_key, .secret_key = cr->secret_key,
+				   .session_token = cr->token};
+	int r = sigv4_sign(&rq, &sig);
+	if (!r && (asprintf(&hl[nh++], "Content-Type: %s", content_type) < 0 ||
+		   asprintf(&hl[nh++], "X-Amz-Date: %s", amz) < 0 ||
+		   asprintf(&hl[nh++], "Authorization: %s", sig.authorization.data) < 0 ||
+		   (cr->token && asprintf(&hl[nh++], "X-Amz-Security-Token: %s", cr->token) < 0)))
+		r = -ENOMEM;
+	if (!r)
+		r = http_request(ho, "POST", url, (const char *const *)hl, nh, body, len, resp);
+	for (size_t i = 0; i < nh; i++) {
+		if (hl[i])
+			memset(hl[i], 0, strlen(hl[i]));
+		free(hl[i]);
+	}
+	sigv4_result_free(&sig);
+	return r;
+}
+
 /* One signed call with retries. On 0, *resp holds the 2xx reply. */
 static int agent_call(struct agent *a, const char *path, const char *query,
 		      const char *content_type, const void *body, size_t len, long budget_ms,
@@ -264,76 +330,35 @@ static int agent_call(struct agent *a, const char *path, const char *query,
 		return r;
 	for (unsigned attempt = 0; attempt < a->retry.attempts; attempt++) {
 		struct cred cr = {0};
-		struct sigv4_result sig = {0};
-		char amz[17], *hl[5] = {NULL};
-		size_t nh = 0;
 		int err = -EAGAIN;
 		enum verdict v = V_RETRY;
 
-		if (attempt && ((ho.deadline_ms && (long)(cg_now_ns() / 1000000) >= ho.deadline_ms) ||
-				(ho.abort_flag && *ho.abort_flag)))
-			goto out; /* out of time: the last failure's words stand */
-		if (attempt && !force && retry_after >= 0) {
-			/* The endpoint said when: wait that long, or leave the
-			 * work to a later run when it is beyond our bounds. */
-			long ms = retry_after * 1000;
-			long left = ho.deadline_ms ? ho.deadline_ms - (long)(cg_now_ns() / 1000000) : ms + 1;
-			if (ms > (long)a->retry.retry_after_max_ms || ms >= left) {
-				cg_clearerr();
-				r = cg_fail(-EAGAIN, "%s asked to retry after %ld s: left for later", a->endpoint,
-					    retry_after);
-				goto out;
-			}
-			sleep_ms((unsigned)ms);
-		} else if (attempt && !force) {
-			backoff(&a->retry, attempt - 1);
+		int w = agent_wait(a, &ho, attempt, retry_after, force);
+		if (w) {
+			r = w < 0 ? w : r;
+			goto out;
 		}
 		retry_after = -1;
 		r = cred_chain_get(a->creds, force, &cr);
 		force = false;
 		if (r)
 			goto out; /* cg_fail said why; no point retrying blind */
-		sigv4_amz_date(time(NULL), amz);
-		struct sigv4_header sh[] = {{"Host", a->host}, {"Content-Type", content_type}};
-		struct sigv4_request rq = {.method = "POST", .path = path, .query = query,
-					   .headers = sh, .nheaders = 2, .body = body,
-					   .body_len = len, .region = a->region,
-					   .service = AGENT_SERVICE, .amz_date = amz,
-					   .access_key = cr.access_key, .secret_key = cr.secret_key,
-					   .session_token = cr.token};
-		r = sigv4_sign(&rq, &sig);
-		if (!r && (asprintf(&hl[nh++], "Content-Type: %s", content_type) < 0 ||
-			   asprintf(&hl[nh++], "X-Amz-Date: %s", amz) < 0 ||
-			   asprintf(&hl[nh++], "Authorization: %s", sig.authorization.data) < 0 ||
-			   (cr.token && asprintf(&hl[nh++], "X-Amz-Security-Token: %s", cr.token) < 0)))
-			r = -ENOMEM;
-		if (!r) {
-			r = http_request(&ho, "POST", url.data, (const char *const *)hl, nh, body,
-					 len, resp);
-			if (r == 0) {
-				v = classify(a, resp, &cr, refreshed, &err);
-				if (v == V_RETRY)
-					retry_after = resp->retry_after_s;
-				r = v == V_OK ? 0 : err;
-				if (v == V_REFRESH) {
-					refreshed = force = true;
-					attempt--; /* an expired token is not the server's fault */
-				}
-			} else if (r != -EAGAIN) {
-				v = V_FATAL;
+		r = agent_send(a, &ho, url.data, path, query, content_type, body, len, &cr, resp);
+		if (r == 0) {
+			v = classify(a, resp, &cr, refreshed, &err);
+			if (v == V_RETRY)
+				retry_after = resp->retry_after_s;
+			r = v == V_OK ? 0 : err;
+			if (v == V_REFRESH) {
+				refreshed = force = true;
+				attempt--; /* an expired token is not the server's fault */
 			}
-			if (r == -EAGAIN)
-				cg_debug("attempt %u/%u failed: %s", attempt + 1, a->retry.attempts,
-					 cg_lasterr());
-		} else {
+		} else if (r != -EAGAIN) {
 			v = V_FATAL;
 		}
-		for (size_t i = 0; i < nh; i++) {
-			if (hl[i])
-				memset(hl[i], 0, strlen(hl[i]));
-			free(hl[i]);
-		}
-		sigv4_result_free(&sig);
+		if (r == -EAGAIN)
+			cg_debug("attempt %u/%u failed: %s", attempt + 1, a->retry.attempts,
+				 cg_lasterr());
 		cred_clear(&cr);
 		if (v == V_OK || v == V_FATAL)
 			goto out;

@@ -162,6 +162,120 @@ static const char *proxy_for(const char *url, char *buf, size_t n)
 	return buf;
 }
 
+/* The caller's headers, and two that curl adds by default blanked: the
+ * signature does not cover them and the endpoint needs neither. */
+static int http_headers(const char *const *headers, size_t nheaders, struct curl_slist **out)
+{
+	static const char *const blank[] = {"Expect:", "Accept:"};
+	for (size_t i = 0; i < nheaders + CG_ARRAY_LEN(blank); i++) {
+		const char *hdr = i < nheaders ? headers[i] : blank[i - nheaders];
+		struct curl_slist *n = curl_slist_append(*out, hdr);
+		if (!n)
+			return -ENOMEM;
+		*out = n;
+	}
+	return 0;
+}
+
+/* Where a request may go and whom it trusts: never a redirect, https
+ * only (nothing signed goes out in clear text, whoever chose the URL),
+ * peer and host verified, TLS 1.2 or newer, the CA file and pin given. */
+static void http_setopt_tls(CURL *h, const struct http_opts *o)
+{
+	const char *ca = o && o->ca_file ? o->ca_file : getenv("AWS_CA_BUNDLE");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, o && o->local_http ? "http,https" : "https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (ca && *ca)
+		curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	if (o && o->pin_sha256 && *o->pin_sha256) {
+		char pin[256];
+		snprintf(pin, sizeof(pin), "%s%s",
+			 strncmp(o->pin_sha256, "sha256//", 8) ? "sha256//" : "", o->pin_sha256);
+		curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pin); /* curl copies it */
+	}
+}
+
+/* How long the request may take: its own timeouts, cut to the caller's
+ * deadline, which with the abort flag a progress callback watches. 0, or
+ * -EAGAIN when the deadline has passed already. */
+static int http_setopt_time(CURL *h, const struct http_opts *o, const char *url)
+{
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 o && o->connect_timeout_ms ? o->connect_timeout_ms : 5000L);
+	long timeout = o && o->timeout_ms ? o->timeout_ms : 60000L;
+	if (o && o->deadline_ms) {
+		long left = o->deadline_ms - (long)(cg_now_ns() / 1000000);
+		if (left <= 0)
+			return cg_fail(-EAGAIN, "%s: no time left for the request", url);
+		if (left < timeout)
+			timeout = left;
+	}
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
+	if (o && (o->deadline_ms || o->abort_flag)) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)o);
+	}
+	return 0;
+}
+
+/* What curl_easy_perform's rc means for the caller: 0 with the status
+ * (a 2xx whose body was cut is still an acceptance), or a classified
+ * error: -EACCES a setup problem (TLS), -EINVAL refused, -EAGAIN passing. */
+static int http_result(CURL *h, CURLcode rc, const struct http_opts *o, const char *url,
+		       const char *errbuf, const struct body_sink *sink)
+{
+	struct http_response *resp = sink->r;
+	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+	char proxy[256];
+	const char *px;
+	switch (rc) {
+	case CURLE_WRITE_ERROR:
+	case CURLE_FILESIZE_EXCEEDED:
+		/* The status arrived before the oversized body: a 2xx is still
+		 * an acceptance, and must never be taken for a failure. */
+		if (!resp->truncated && rc == CURLE_WRITE_ERROR)
+			return cg_fail(-ENOMEM, "%s: out of memory reading the reply", url);
+		resp->truncated = true;
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+		if (resp->status < 100)
+			return cg_fail(-EAGAIN, "%s: reply larger than %zu bytes", url, sink->max);
+		cg_debug("%s: reply cut at %zu bytes (HTTP %ld)", url, sink->max, resp->status);
+		/* fall through */
+	case CURLE_OK:
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+		return resp->body.data ? 0 : cg_buf_append(&resp->body, "", 0);
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR:
+		return cg_fail(-EACCES, "%s: TLS verification refused the server: %s%s", url, why,
+			       verify_reason(h, rc));
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		return cg_fail(-EINVAL, "%s: refused: cgprof speaks https only (%s)", url, why);
+	case CURLE_ABORTED_BY_CALLBACK:
+		return cg_fail(-EAGAIN, "%s: gave up: %s", url,
+			       o && o->abort_flag && *o->abort_flag ? "the run is ending"
+								    : "out of time for this call");
+	case CURLE_SSL_CONNECT_ERROR:
+		/* An old server is a setup problem, not a passing one. */
+		if (strstr(errbuf, "protocol version") || strstr(errbuf, "unsupported protocol"))
+			return cg_fail(-EACCES, "%s: TLS handshake refused: %s (cgprof requires TLS "
+						"1.2 or newer)", url, errbuf);
+		/* fall through */
+	default:
+		/* Through a proxy, the failure may be the proxy's: name it. */
+		px = proxy_for(url, proxy, sizeof(proxy));
+		return cg_fail(-EAGAIN, "%s: %s%s%s%s", url, why, px ? " (through proxy " : "",
+			       px ? px : "", px ? ")" : "");
+	}
+}
+
 int http_request(const struct http_opts *o, const char *method, const char *url,
 		 const char *const *headers, size_t nheaders, const void *body, size_t len,
 		 struct http_response *resp)
@@ -180,66 +294,17 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 	h = curl_easy_init();
 	if (!h)
 		return cg_fail(-ENOMEM, "libcurl: out of memory");
-	for (size_t i = 0; i < nheaders; i++) {
-		struct curl_slist *n = curl_slist_append(hl, headers[i]);
-		if (!n) {
-			r = -ENOMEM;
-			goto out;
-		}
-		hl = n;
-	}
-	/* curl adds these by default; the signature does not cover them and
-	 * the endpoint needs neither. */
-	hl = curl_slist_append(hl, "Expect:");
-	hl = curl_slist_append(hl, "Accept:");
-	if (!hl) {
-		r = -ENOMEM;
+	if ((r = http_headers(headers, nheaders, &hl)))
 		goto out;
-	}
-
-	const char *ca = o && o->ca_file ? o->ca_file : getenv("AWS_CA_BUNDLE");
-	if (ca && !*ca)
-		ca = NULL;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "cgprof");
-	/* Never follow redirects: a signed request must not wander. */
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	/* https only, on the first hop and on any redirect: nothing signed
-	 * ever goes out in clear text, whoever chose the URL. */
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, o && o->local_http ? "http,https" : "https");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (ca)
-		curl_easy_setopt(h, CURLOPT_CAINFO, ca);
-	if (o && o->pin_sha256 && *o->pin_sha256) {
-		char pin[256];
-		snprintf(pin, sizeof(pin), "%s%s",
-			 strncmp(o->pin_sha256, "sha256//", 8) ? "sha256//" : "", o->pin_sha256);
-		curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pin);
-	}
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, o && o->connect_timeout_ms ? o->connect_timeout_ms : 5000L);
-	long timeout = o && o->timeout_ms ? o->timeout_ms : 60000L;
-	if (o && o->deadline_ms) {
-		long left = o->deadline_ms - (long)(cg_now_ns() / 1000000);
-		if (left <= 0) {
-			r = cg_fail(-EAGAIN, "%s: no time left for the request", url);
-			goto out;
-		}
-		if (left < timeout)
-			timeout = left;
-	}
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
-	if (o && (o->deadline_ms || o->abort_flag)) {
-		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)o);
-	}
+	http_setopt_tls(h, o);
+	if ((r = http_setopt_time(h, o, url)))
+		goto out;
 	/* A bigger reply is cut off where the limit passes. */
 	curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sink.max);
 	if (body || !strcmp(method, "POST") || !strcmp(method, "PUT")) {
@@ -250,65 +315,7 @@ int http_request(const struct http_opts *o, const char *method, const char *url,
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
-
-	CURLcode rc = curl_easy_perform(h);
-	char proxy[256];
-	const char *px;
-	switch (rc) {
-	case CURLE_WRITE_ERROR:
-	case CURLE_FILESIZE_EXCEEDED:
-		/* The status arrived before the oversized body: a 2xx is still
-		 * an acceptance, and must never be taken for a failure. */
-		if (!resp->truncated && rc == CURLE_WRITE_ERROR) {
-			r = cg_fail(-ENOMEM, "%s: out of memory reading the reply", url);
-			break;
-		}
-		resp->truncated = true;
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-		if (resp->status < 100) {
-			r = cg_fail(-EAGAIN, "%s: reply larger than %zu bytes", url, sink.max);
-			break;
-		}
-		cg_debug("%s: reply cut at %zu bytes (HTTP %ld)", url, sink.max, resp->status);
-		/* fall through */
-	case CURLE_OK:
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-		if (!resp->body.data)
-			r = cg_buf_append(&resp->body, "", 0);
-		break;
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_ISSUER_ERROR:
-		r = cg_fail(-EACCES, "%s: TLS verification refused the server: %s%s", url,
-			    errbuf[0] ? errbuf : curl_easy_strerror(rc), verify_reason(h, rc));
-		break;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-		r = cg_fail(-EINVAL, "%s: refused: cgprof speaks https only (%s)", url,
-			    errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		break;
-	case CURLE_ABORTED_BY_CALLBACK:
-		r = cg_fail(-EAGAIN, "%s: gave up: %s", url,
-			    o && o->abort_flag && *o->abort_flag ? "the run is ending"
-								 : "out of time for this call");
-		break;
-	case CURLE_SSL_CONNECT_ERROR:
-		/* An old server is a setup problem, not a passing one. */
-		if (rc == CURLE_SSL_CONNECT_ERROR &&
-		    (strstr(errbuf, "protocol version") || strstr(errbuf, "unsupported protocol"))) {
-			r = cg_fail(-EACCES, "%s: TLS handshake refused: %s (cgprof requires TLS 1.2 or newer)",
-				    url, errbuf);
-			break;
-		}
-		/* fall through */
-	default:
-		/* Through a proxy, the failure may be the proxy's: name it. */
-		px = proxy_for(url, proxy, sizeof(proxy));
-		r = cg_fail(-EAGAIN, "%s: %s%s%s%s", url, errbuf[0] ? errbuf : curl_easy_strerror(rc),
-			    px ? " (through proxy " : "", px ? px : "", px ? ")" : "");
-		break;
-	}
+	r = http_result(h, curl_easy_perform(h), o, url, errbuf, &sink);
 out:
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(h);

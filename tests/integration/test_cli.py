@@ -12,7 +12,7 @@ import time
 import unittest
 
 import cgtest
-from cgtest import CGPROF, WORKLOADS, CgTestCase, cgprof, parse_collapsed
+from cgtest import CGPROF, WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
 
 BUSY = os.path.join(WORKLOADS, "cli", "busy.py")
 PY = "/usr/bin/python3"
@@ -357,6 +357,99 @@ class TestModuleRoot(CgTestCase):
         self.assertIn("pkg.mod:spin", keys)
         self.assertIn("main:<module>", keys)
         self.assertNotIn("mod:spin", keys)
+
+
+
+class TestManyChildren(CgTestCase):
+    """--subprocesses follows a launcher's children however many come
+    and go: a dead child's place in the session is given back. The
+    session kept every child it had seen in a table of 64, so a launcher
+    that ran more than 63 Python children in turn was no longer followed
+    (children 64 on had no samples). 100 children, two at a time, each
+    burning 0.3 s in a function named after its index (burn_00 ...
+    burn_99); each prints its own CPU time, the truth for
+    cpuTimeInSeconds, which must still count the children that ended."""
+
+    CHILD = ("import os, sys, time\n"
+             "def spin(s):\n    t = time.monotonic()\n    while time.monotonic() - t < s: pass\n"
+             + "".join("def burn_%02d(s): spin(s)\n" % i for i in range(100))
+             + "globals()['burn_%02d' % int(sys.argv[1])](0.3)\n"
+             "os.write(1, b'%f\\n' % time.process_time())\n")  # one write: two share a pipe
+    LAUNCHER = ('i=0; while [ $i -lt 100 ]; do %s %s $i & %s %s $((i+1)); wait; '
+                'i=$((i+2)); done')
+
+    def test_children_after_the_64th_are_followed(self):
+        with tempfile.TemporaryDirectory() as d:
+            child, out = os.path.join(d, "child.py"), os.path.join(d, "p.json")
+            with open(child, "w") as f:
+                f.write(self.CHILD)
+            r = cgprof("run", "--subprocesses", "-f", "codeguru", "-o", out, "--", "sh", "-c",
+                       self.LAUNCHER % (PY, child, PY, child), timeout=90)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            own = [float(x) for x in r.stdout.split()]
+            self.assertEqual(len(own), 100, r.stdout)
+            with open(out) as f:
+                doc = json.load(f)
+        per_child = [0] * 100
+
+        def walk(node, burn):
+            for key, c in node.get("children", {}).items():
+                func = key.rpartition(":")[2]
+                b = int(func[5:]) if func.startswith("burn_") else burn
+                if b is not None:
+                    per_child[b] += sum(c.get("counts", {}).values())
+                walk(c, b)
+        walk(doc["callgraph"], None)
+        tens = [sum(per_child[t:t + 10]) for t in range(0, 100, 10)]
+        # a child is sampled once a scan (every 200 ms) finds it: ~0.2 s of
+        # its 0.3 s, ~200 samples a ten at 100 Hz; a loaded machine loses some
+        self.assertTrue(all(n > 40 for n in tens), (tens, r.stderr))
+        late = [i for i in range(80, 100) if per_child[i]]
+        self.assertGreaterEqual(len(late), 15, (per_child, r.stderr))
+        # CPU from when each child was found, the ended ones' included:
+        # about two thirds of what the children report
+        cpu = doc["agentMetadata"]["cpuTimeInSeconds"]
+        self.assertGreater(cpu, 0.4 * sum(own), (cpu, sum(own), r.stderr))
+        self.assertLess(cpu, 1.1 * sum(own) + 0.5, (cpu, sum(own), r.stderr))
+
+
+class TestReusedPid(CgTestCase):
+    """A child that ends and a new one given its PID are two processes.
+    The session kept the ended child's place, given up on (not Python),
+    and skipped the new Python under the same PID as known: no samples.
+    In a PID namespace of our own the launcher hands the first child's
+    PID to the Python through ns_last_pid."""
+
+    CHILD = ("import os, sys, time\n"
+             "def on_reused_pid():\n    t = time.monotonic()\n"
+             "    while time.monotonic() - t < 1.0: pass\n"
+             "print(os.getpid(), sys.argv[1])\non_reused_pid()\n")
+    # the sleep after the first child: time for the session to probe its
+    # PID while nobody has it
+    LAUNCHER = ("sleep 0.3 & p=$!; wait; sleep 0.5; echo $((p-1)) > /proc/sys/kernel/ns_last_pid; "
+                "%s %s $p; true")
+
+    def test_new_process_under_a_reused_pid_is_followed(self):
+        unshare = shutil.which("unshare")
+        if not unshare or os.geteuid() != 0:
+            self.skipTest("need unshare(1) and root for a PID namespace")
+        with tempfile.TemporaryDirectory() as d:
+            child, out = os.path.join(d, "child.py"), os.path.join(d, "p.txt")
+            with open(child, "w") as f:
+                f.write(self.CHILD)
+            r = cgtest.run([unshare, "-pf", "--mount-proc", CGPROF, "run", "--subprocesses",
+                            "-f", "collapsed", "-o", out, "--", "sh", "-c",
+                            self.LAUNCHER % (PY, child)], timeout=60)
+            if r.returncode and "unshare:" in r.stderr:
+                self.skipTest("no PID namespace here: " + r.stderr.strip())
+            self.assertEqual(r.returncode, 0, r.stderr)
+            got, wanted = r.stdout.split()
+            self.assertEqual(got, wanted, "the Python did not get the reused PID")
+            with open(out) as f:
+                stacks = parse_collapsed(f.read())
+        n = sum(c for s, c in stacks.items() if any(frame_func(x) == "on_reused_pid" for x in s))
+        # 1 s at 100 Hz, less what a loaded machine loses
+        self.assertGreater(n, 40, (stacks, r.stderr))
 
 
 ASAN_CGPROF = os.environ.get("CGPROF_ASAN", os.path.join(cgtest.ROOT, "build-asan", "cgprof"))

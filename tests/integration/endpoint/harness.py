@@ -1,6 +1,6 @@
 """Test-side helpers for the fake endpoint: a throwaway CA and server
-certificate made with the openssl CLI, and starting/stopping server.py and
-metadata.py as subprocesses on 127.0.0.1."""
+certificate made with the openssl CLI, and starting/stopping server.py,
+metadata.py and proxy.py as subprocesses on 127.0.0.1."""
 import base64
 import hashlib
 import json
@@ -94,35 +94,55 @@ def wait_port(d, proc, timeout=20):
     raise RuntimeError("server did not start")
 
 
-class Endpoint:
-    """server.py in a subprocess; stop() and start() again on the same port
-    simulate an endpoint that goes down and comes back."""
+class Loopback:
+    """One of the stand-ins (server.py, metadata.py, proxy.py) in a
+    subprocess that keeps its state in dir: its port once it listens, its
+    request log, stop()."""
 
-    def __init__(self, d, pki, access_key, secret, region="us-east-1", max_tls="1.3"):
-        self.dir, self.pki = d, pki
-        self.args = ["--access-key", access_key, "--secret", secret, "--region", region,
-                     "--max-tls", max_tls]
+    def __init__(self, d):
+        os.makedirs(d, exist_ok=True)
+        self.dir = d
         self.port = 0
         self.proc = None
-        os.makedirs(d, exist_ok=True)
 
-    def start(self):
-        try:
-            os.unlink(os.path.join(self.dir, "port"))
-        except FileNotFoundError:
-            pass
-        self.proc = subprocess.Popen(
-            [PY, os.path.join(HERE, "server.py"), "--dir", self.dir, "--cert", self.pki["cert"],
-             "--key", self.pki["key"], "--port", str(self.port)] + self.args,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def spawn(self, script, *args):
+        self.proc = subprocess.Popen([PY, os.path.join(HERE, script), "--dir", self.dir, *args],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
         self.port = wait_port(self.dir, self.proc)
-        return self
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "log.jsonl")) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+
+class Endpoint(Loopback):
+    """server.py in a subprocess; stop() and start() again on the same port
+    simulate an endpoint that goes down and comes back."""
+
+    def __init__(self, d, pki, access_key, secret, region="us-east-1", max_tls="1.3"):
+        super().__init__(d)
+        self.pki = pki
+        self.args = ["--access-key", access_key, "--secret", secret, "--region", region,
+                     "--max-tls", max_tls]
+
+    def start(self):
+        try:
+            os.unlink(os.path.join(self.dir, "port"))
+        except FileNotFoundError:
+            pass
+        self.spawn("server.py", "--cert", self.pki["cert"], "--key", self.pki["key"],
+                   "--port", str(self.port), *self.args)
+        return self
 
     @property
     def url(self):
@@ -134,41 +154,17 @@ class Endpoint:
             json.dump(kw, f)
         os.replace(tmp, os.path.join(self.dir, "control.json"))
 
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "log.jsonl")) as f:
-                return [json.loads(l) for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
-
     def profiles(self):
         d = os.path.join(self.dir, "profiles")
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
-class Metadata:
+class Metadata(Loopback):
     def __init__(self, d, access_key, secret, token="session-token-from-metadata",
                  expires_in=3600, auth_token=""):
-        os.makedirs(d, exist_ok=True)
-        self.dir = d
-        self.proc = subprocess.Popen(
-            [PY, os.path.join(HERE, "metadata.py"), "--dir", d, "--access-key", access_key,
-             "--secret", secret, "--token", token, "--expires-in", str(expires_in),
-             "--auth-token", auth_token],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.port = wait_port(d, self.proc)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "log.jsonl")) as f:
-                return [json.loads(l) for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
+        super().__init__(d)
+        self.spawn("metadata.py", "--access-key", access_key, "--secret", secret,
+                   "--token", token, "--expires-in", str(expires_in), "--auth-token", auth_token)
 
 
 def clean_env(home, **extra):
@@ -183,24 +179,9 @@ def clean_env(home, **extra):
     return env
 
 
-class Proxy:
+class Proxy(Loopback):
     """proxy.py (CONNECT to loopback only) in a subprocess."""
 
     def __init__(self, d):
-        os.makedirs(d, exist_ok=True)
-        self.dir = d
-        self.proc = subprocess.Popen([PY, os.path.join(HERE, "proxy.py"), "--dir", d],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.port = wait_port(d, self.proc)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "log.jsonl")) as f:
-                return [json.loads(l) for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
+        super().__init__(d)
+        self.spawn("proxy.py")

@@ -11,9 +11,10 @@ import datetime
 import http.server
 import json
 import os
-import socketserver
 import sys
 import threading
+
+import loopback
 
 TOKEN_TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
@@ -83,11 +84,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.reply(404)
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
@@ -98,14 +94,11 @@ def main():
     ap.add_argument("--auth-token", default="")
     ap.add_argument("--role", default="cgprof-test-role")
     a = ap.parse_args()
-    srv = Server(("127.0.0.1", 0), Handler)
-    srv.args = a
-    srv.lock = threading.Lock()
-    tmp = os.path.join(a.dir, "port.tmp")
-    with open(tmp, "w") as f:
-        f.write(str(srv.server_address[1]))
-    os.replace(tmp, os.path.join(a.dir, "port"))
-    srv.serve_forever()
+
+    def setup(srv):
+        srv.args = a
+        srv.lock = threading.Lock()
+    loopback.serve(http.server.HTTPServer, Handler, a.dir, setup=setup)
 
 
 if __name__ == "__main__":

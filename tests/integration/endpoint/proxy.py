@@ -10,6 +10,8 @@ import socket
 import socketserver
 import sys
 
+import loopback
+
 
 class Handler(socketserver.StreamRequestHandler):
     def handle(self):
@@ -47,22 +49,12 @@ class Handler(socketserver.StreamRequestHandler):
                 (up if s is self.connection else self.connection).sendall(data)
 
 
-class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     a = ap.parse_args()
-    srv = Server(("127.0.0.1", 0), Handler)
-    srv.dir = a.dir
-    tmp = os.path.join(a.dir, "port.tmp")
-    with open(tmp, "w") as f:
-        f.write(str(srv.server_address[1]))
-    os.replace(tmp, os.path.join(a.dir, "port"))
-    srv.serve_forever()
+    loopback.serve(socketserver.TCPServer, Handler, a.dir,
+                   setup=lambda srv: setattr(srv, "dir", a.dir))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import http.server
 import json
 import os
 import re
-import socketserver
 import ssl
 import sys
 import threading
@@ -38,6 +37,8 @@ from botocore.credentials import Credentials
 from botocore.loaders import Loader
 from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
+
+import loopback
 
 SERVICE = "codeguru-profiler"
 MODEL = ServiceModel(Loader().load_service_model("codeguruprofiler", "service-2"),
@@ -329,11 +330,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return None
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
@@ -346,7 +342,6 @@ def main():
     ap.add_argument("--max-tls", choices=["1.1", "1.2", "1.3"], default="1.3",
                     help="offer nothing newer (1.1: to see old TLS refused)")
     a = ap.parse_args()
-    srv = Server(("127.0.0.1", a.port), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
     if a.max_tls == "1.1":
@@ -357,16 +352,11 @@ def main():
         ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     elif a.max_tls == "1.2":
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    srv.state = State(a.dir, a.access_key, a.secret, a.region)
-    tmp = os.path.join(a.dir, "port.tmp")
-    with open(tmp, "w") as f:
-        f.write(str(srv.server_address[1]))
-    os.replace(tmp, os.path.join(a.dir, "port"))
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
+
+    def setup(srv):
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        srv.state = State(a.dir, a.access_key, a.secret, a.region)
+    loopback.serve(http.server.HTTPServer, Handler, a.dir, port=a.port, setup=setup)
 
 
 if __name__ == "__main__":
