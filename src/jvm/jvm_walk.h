@@ -103,6 +103,12 @@ int jvm_vms_offset(const struct jvm_vms *v, const char *type, const char *field,
 int jvm_vms_static(const struct jvm_vms *v, const char *type, const char *field, uint64_t *addr);
 int jvm_vms_size(const struct jvm_vms *v, const char *type, uint64_t *size);
 int jvm_vms_const(const struct jvm_vms *v, const char *name, int64_t *val);
+/* The constant called name, or dflt where the tables do not have it. */
+static inline int64_t jvm_vms_const_or(const struct jvm_vms *v, const char *name, int64_t dflt)
+{
+	int64_t c;
+	return jvm_vms_const(v, name, &c) == 0 ? c : dflt;
+}
 
 /* ---- java.lang.Thread objects (src/jvm/threadobj.c) ----------------- */
 

@@ -76,12 +76,6 @@ static uint64_t static_of(struct resolver *rs, const char *type, const char *fie
 	return 0;
 }
 
-static int64_t const_or(const struct jvm_vms *v, const char *name, int64_t dflt)
-{
-	int64_t c;
-	return jvm_vms_const(v, name, &c) == 0 ? c : dflt;
-}
-
 static void resolve_threads(struct resolver *rs)
 {
 	struct jvm_layout *L = rs->L;
@@ -109,15 +103,15 @@ static void resolve_threads(struct resolver *rs)
 	L->has_os_state = rs->ok;
 
 	const struct jvm_vms *v = rs->v;
-	L->ts_in_java = const_or(v, "_thread_in_Java", 8);
-	L->ts_in_vm = const_or(v, "_thread_in_vm", 6);
-	L->ts_in_native = const_or(v, "_thread_in_native", 4);
-	L->ts_blocked = const_or(v, "_thread_blocked", 10);
-	L->os_runnable = const_or(v, "RUNNABLE", 2);
-	L->os_monitor_wait = const_or(v, "MONITOR_WAIT", 3);
-	L->os_condvar_wait = const_or(v, "CONDVAR_WAIT", 4);
-	L->os_object_wait = const_or(v, "OBJECT_WAIT", 5);
-	L->os_sleeping = const_or(v, "SLEEPING", 7);
+	L->ts_in_java = jvm_vms_const_or(v, "_thread_in_Java", 8);
+	L->ts_in_vm = jvm_vms_const_or(v, "_thread_in_vm", 6);
+	L->ts_in_native = jvm_vms_const_or(v, "_thread_in_native", 4);
+	L->ts_blocked = jvm_vms_const_or(v, "_thread_blocked", 10);
+	L->os_runnable = jvm_vms_const_or(v, "RUNNABLE", 2);
+	L->os_monitor_wait = jvm_vms_const_or(v, "MONITOR_WAIT", 3);
+	L->os_condvar_wait = jvm_vms_const_or(v, "CONDVAR_WAIT", 4);
+	L->os_object_wait = jvm_vms_const_or(v, "OBJECT_WAIT", 5);
+	L->os_sleeping = jvm_vms_const_or(v, "SLEEPING", 7);
 }
 
 static void resolve_names(struct resolver *rs)
@@ -154,8 +148,8 @@ static void resolve_names(struct resolver *rs)
 		L->cm_flags = off_of(rs, "ConstMethod", "_flags");
 	inside(rs, "ConstMethod", "_code_size", L->cm_code_size, 2, L->cm_size);
 	inside(rs, "ConstMethod", "_flags", L->cm_flags, 2, L->cm_size);
-	int64_t bit = const_or(v, "ConstMethodFlags::_misc_has_linenumber_table",
-			       const_or(v, "ConstMethod::_has_linenumber_table", 0));
+	int64_t bit = jvm_vms_const_or(v, "ConstMethodFlags::_misc_has_linenumber_table",
+			       jvm_vms_const_or(v, "ConstMethod::_has_linenumber_table", 0));
 	if (bit <= 0 || bit > 0xffff || (bit & (bit - 1)))
 		note_missing(rs, "ConstMethod::_has_linenumber_table", NULL);
 	L->cm_linenumber_flag = (uint32_t)bit;
@@ -190,7 +184,7 @@ static void resolve_code(struct resolver *rs)
 	if (jvm_vms_static(v, "StubRoutines", "_call_stub_return_address", &L->call_stub_ret))
 		L->call_stub_ret = 0;
 	L->cb_kind = off_opt(v, "CodeBlob", "_kind");
-	L->kind_nmethod = const_or(v, "CodeBlobKind::Nmethod", -1);
+	L->kind_nmethod = jvm_vms_const_or(v, "CodeBlobKind::Nmethod", -1);
 	L->has_code = rs->ok && L->has_names;
 
 	/* Inlining: the PcDesc table and scope data, found either as offsets

@@ -47,12 +47,6 @@ static int sym_int(struct target *t, const struct jvm_vms_syms *s, int which, in
 	return *out > 0 && *out < 4096 ? 0 : -EINVAL;
 }
 
-static int64_t cst(const struct jvm_vms *v, const char *name, int64_t dflt)
-{
-	int64_t c;
-	return jvm_vms_const(v, name, &c) == 0 ? c : dflt;
-}
-
 void jvm_objlayout_resolve(struct target *t, const struct jvm_vms *v,
 			   const struct jvm_vms_syms *s, struct jvm_objlayout *O)
 {
@@ -82,13 +76,13 @@ void jvm_objlayout_resolve(struct target *t, const struct jvm_vms *v,
 	    (sym_int(t, s, JVM_SYM_THREAD_HOLDER, &O->holder_off) ||
 	     sym_int(t, s, JVM_SYM_HOLDER_STATUS, &O->holder_status_off)))
 		return;
-	O->st_runnable = cst(v, "JavaThreadStatus::RUNNABLE", 5);
-	O->st_blocked = cst(v, "JavaThreadStatus::BLOCKED_ON_MONITOR_ENTER", 1025);
-	O->st_wait = cst(v, "JavaThreadStatus::IN_OBJECT_WAIT", 401);
-	O->st_wait_timed = cst(v, "JavaThreadStatus::IN_OBJECT_WAIT_TIMED", 417);
-	O->st_park = cst(v, "JavaThreadStatus::PARKED", 657);
-	O->st_park_timed = cst(v, "JavaThreadStatus::PARKED_TIMED", 673);
-	O->st_sleeping = cst(v, "JavaThreadStatus::SLEEPING", 225);
+	O->st_runnable = jvm_vms_const_or(v, "JavaThreadStatus::RUNNABLE", 5);
+	O->st_blocked = jvm_vms_const_or(v, "JavaThreadStatus::BLOCKED_ON_MONITOR_ENTER", 1025);
+	O->st_wait = jvm_vms_const_or(v, "JavaThreadStatus::IN_OBJECT_WAIT", 401);
+	O->st_wait_timed = jvm_vms_const_or(v, "JavaThreadStatus::IN_OBJECT_WAIT_TIMED", 417);
+	O->st_park = jvm_vms_const_or(v, "JavaThreadStatus::PARKED", 657);
+	O->st_park_timed = jvm_vms_const_or(v, "JavaThreadStatus::PARKED_TIMED", 673);
+	O->st_sleeping = jvm_vms_const_or(v, "JavaThreadStatus::SLEEPING", 225);
 	O->ok = true;
 
 	/* Names also need the String and byte[] layouts. Array headers are
@@ -125,7 +119,8 @@ static int ref_field(struct target *t, const struct jvm_objlayout *O, uint64_t o
 static int thread_oop(struct target *t, const struct jvm_objlayout *O, uint64_t jt, uint64_t *oop)
 {
 	uint64_t h;
-	if (jvm_rd64(t, jt + O->jt_threadobj, &h) || !h || h & 7 || jvm_rd64(t, h, oop) || !*oop || *oop & 7)
+	if (jvm_rd64(t, jt + O->jt_threadobj, &h) || !h || h & 7 || jvm_rd64(t, h, oop) || !*oop ||
+	    *oop & 7)
 		return -EFAULT;
 	return 0;
 }

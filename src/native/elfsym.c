@@ -738,9 +738,10 @@ out:
 	return r;
 }
 
-int elfsym_lookup(struct elfsym_proc *p, uint64_t addr, struct elfsym_result *res)
+/* The mapped region holding addr (regions are sorted and disjoint), or
+ * NULL. */
+static const struct elfsym_region *region_of(const struct elfsym_proc *p, uint64_t addr)
 {
-	memset(res, 0, sizeof(*res));
 	size_t lo = 0, hi = p->nregions;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -749,9 +750,15 @@ int elfsym_lookup(struct elfsym_proc *p, uint64_t addr, struct elfsym_result *re
 		else
 			hi = mid;
 	}
-	if (lo == 0 || addr >= p->regions[lo - 1].end)
+	return lo == 0 || addr >= p->regions[lo - 1].end ? NULL : &p->regions[lo - 1];
+}
+
+int elfsym_lookup(struct elfsym_proc *p, uint64_t addr, struct elfsym_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	const struct elfsym_region *rg = region_of(p, addr);
+	if (!rg)
 		return -ENOENT;
-	const struct elfsym_region *rg = &p->regions[lo - 1];
 	res->object = rg->obj->base;
 	res->rel = (uint64_t)((int64_t)addr + rg->vaddr_delta);
 	if (rg->obj->tab)
@@ -762,17 +769,9 @@ int elfsym_lookup(struct elfsym_proc *p, uint64_t addr, struct elfsym_result *re
 int elfsym_eh_frame_hdr(struct elfsym_proc *p, uint64_t addr, uint64_t *hdr, uint64_t *start,
 			uint64_t *end)
 {
-	size_t lo = 0, hi = p->nregions;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (p->regions[mid].start <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == 0 || addr >= p->regions[lo - 1].end)
+	const struct elfsym_region *rg = region_of(p, addr);
+	if (!rg)
 		return -ENOENT;
-	const struct elfsym_region *rg = &p->regions[lo - 1];
 	if (!rg->obj->tab || !rg->obj->tab->eh_hdr_vaddr)
 		return -ENOENT;
 	/* every segment of an object shares one load bias */

@@ -166,8 +166,9 @@ static void sample_paused(struct native_sampler *s, pid_t tid, enum target_threa
 	emit(s, tid, run, nf, trunc, fn, arg, stats);
 }
 
-static int sample_by_pausing(struct native_sampler *s, cg_sample_fn fn, void *arg,
-			     struct cg_sample_stats *stats)
+/* The thread list now, the unwinder told which threads are gone. The
+ * number of threads, or negative (-ESRCH: none, the process is gone). */
+static int list_threads(struct native_sampler *s)
 {
 	int n = target_threads(s->t, s->tids, NATIVE_MAX_THREADS);
 	if (n < 0)
@@ -175,6 +176,15 @@ static int sample_by_pausing(struct native_sampler *s, cg_sample_fn fn, void *ar
 	if (n == 0)
 		return -ESRCH;
 	native_round(s->ctx, s->tids, (size_t)n);
+	return n;
+}
+
+static int sample_by_pausing(struct native_sampler *s, cg_sample_fn fn, void *arg,
+			     struct cg_sample_stats *stats)
+{
+	int n = list_threads(s);
+	if (n < 0)
+		return n;
 	int seen = 0;
 	for (int i = 0; i < n; i++) {
 		pid_t tid = s->tids[i];
@@ -224,12 +234,9 @@ static int sample_from_perf(struct native_sampler *s, cg_sample_fn fn, void *arg
 	if (count == -ESRCH)
 		return count;
 	if (idle || count != s->ntids || now - s->scanned_ns >= NATIVE_THREAD_SCAN_NS) {
-		int n = target_threads(s->t, s->tids, NATIVE_MAX_THREADS);
+		int n = list_threads(s);
 		if (n < 0)
 			return n;
-		if (n == 0)
-			return -ESRCH;
-		native_round(s->ctx, s->tids, (size_t)n);
 		int r = target_perf_sync(s->perf, s->tids, (size_t)n, on_perf_sample, s);
 		if (r < 0)
 			return r;

@@ -84,7 +84,11 @@ void py_pf_free(struct py_prefetch *pf)
 	free(pf);
 }
 
-static uint32_t slot_of(uint64_t key) { return (uint32_t)((key >> 3) * 0x9E3779B97F4A7C15ull >> 54); }
+/* A set slot of an 8-aligned address: its high bits, mixed */
+static uint32_t slot_of(uint64_t key)
+{
+	return (uint32_t)((key >> 3) * 0x9E3779B97F4A7C15ull >> 54);
+}
 
 static void rec_start(struct py_prefetch *pf)
 {
