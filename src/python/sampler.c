@@ -69,6 +69,8 @@ struct py_sampler {
 	uint64_t head_ptr[2]; /* what the walk started from (3.11-3.12: cframe too) */
 	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
 	struct cg_map pthread_tids; /* pthread_t -> tid, while that tid lives */
+	uint64_t ptid_cand[4];      /* words of struct pthread that may be its tid */
+	uint32_t ptid_seen;         /* structs that narrowed them so far */
 	uint64_t interp;     /* the main interpreter, cached */
 	uint32_t interp_age; /* rounds since it was looked up */
 	struct native_ctx *nctx;   /* --native */
@@ -668,25 +670,47 @@ static bool tid_listed(pid_t tid, const pid_t *tids, int ntids)
 	return false;
 }
 
-/* The kernel tid in glibc's struct pthread at pthread: the field is found
- * once (the first word equal to a tid of the process; the main thread's
- * struct holds the pid) and then read there. 0 when unknown. */
+/* Where in glibc's struct pthread the kernel tid is, learnt from the
+ * structs themselves: the words that hold a tid of the process, in every
+ * struct seen (one word alone hold a tid by chance: glibc's header saves
+ * vector registers, which may hold any small number). The offset is
+ * fixed once a single word is left, or when every thread has been seen
+ * (one thread: the main one, whose tid is the pid). 0 learnt, or
+ * -EAGAIN. */
+static int pthread_learn_off(struct py_sampler *s, const int32_t *buf, size_t nwords,
+			     const pid_t *tids, int ntids)
+{
+	uint64_t cand[4] = {0};
+	for (size_t k = 0; k < nwords && k < 256; k++)
+		if (buf[k] > 0 && tid_listed(buf[k], tids, ntids))
+			cand[k / 64] |= 1ull << (k % 64);
+	int bits = 0;
+	for (int i = 0; i < 4; i++) {
+		s->ptid_cand[i] = s->ptid_seen ? s->ptid_cand[i] & cand[i] : cand[i];
+		bits += __builtin_popcountll(s->ptid_cand[i]);
+	}
+	s->ptid_seen = bits ? s->ptid_seen + 1 : 0; /* none left: start again */
+	if (bits != 1 && (bits == 0 || s->ptid_seen < (uint32_t)ntids))
+		return -EAGAIN;
+	for (int i = 0; i < 4; i++)
+		if (s->ptid_cand[i]) {
+			s->pthread_tid_off = 4 * (64 * i + __builtin_ctzll(s->ptid_cand[i]));
+			return 0;
+		}
+	return -EAGAIN;
+}
+
+/* The kernel tid in glibc's struct pthread at pthread, once the field is
+ * known (pthread_learn_off). 0 when unknown. */
 static pid_t pthread_lookup(struct py_sampler *s, uint64_t pthread, const pid_t *tids, int ntids)
 {
 	int32_t buf[256];
-	pid_t v = 0;
 	if (target_read(s->pi.t, pthread, buf, sizeof(buf)))
 		return 0;
-	if (s->pthread_tid_off >= 0) {
-		v = buf[s->pthread_tid_off / 4];
-	} else {
-		for (int k = 0; k < (int)CG_ARRAY_LEN(buf) && !v; k++) {
-			if (buf[k] > 0 && tid_listed(buf[k], tids, ntids)) {
-				s->pthread_tid_off = k * 4;
-				v = buf[k];
-			}
-		}
-	}
+	if (s->pthread_tid_off < 0 &&
+	    pthread_learn_off(s, buf, CG_ARRAY_LEN(buf), tids, ntids))
+		return 0;
+	pid_t v = buf[s->pthread_tid_off / 4];
 	if (!v || !tid_listed(v, tids, ntids))
 		return 0;
 	if (s->pthread_tids.len >= PY_MAX_THREADS)
