@@ -24,6 +24,9 @@ import sys
 import tempfile
 import threading
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import write_section  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "RESULTS.md")
 SRC = os.path.join(HERE, "workloads", "BenchWork.java")
@@ -216,16 +219,7 @@ def main():
               "Targets: slowdown < 1%, >= 95% of 100 Hz held, a handful of safepoints at most. "
               "The spread of the unprofiled runs (min-max) is the noise floor of this "
               "machine: a slowdown inside it is not a measured cost.", END]
-    text = ""
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
-            text = f.read()
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + "\n".join(lines) + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-    with open(RESULTS, "w") as f:
-        f.write(text)
+    write_section(RESULTS, BEGIN, END, lines)
     print("\n".join(lines[3:-1]))
 
 

@@ -34,6 +34,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import write_section  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CGPROF = os.environ.get("CGPROF", os.path.join(ROOT, "build", "cgprof"))
@@ -297,13 +300,7 @@ def main():
               "bench/floor.c, a loop that only sleeps to each tick at 1 kHz, costs a round on "
               "this machine; \"above floor\" takes it off each profiler's CPU, round by round "
               "(austin's rounds taken as nominal), before dividing by its samples.", END]
-    text = open(RESULTS).read() if os.path.exists(RESULTS) else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + "\n".join(lines) + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
-    with open(RESULTS, "w") as f:
-        f.write(text)
+    write_section(RESULTS, BEGIN, END, lines)
     print("\n".join(lines))
 
 
