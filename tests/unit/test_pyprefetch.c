@@ -46,6 +46,14 @@ static void walk_reads(struct py_prefetch *pf)
 	py_pf_note(pf, CODE + 0x100, 64, PY_PF_CODE);
 }
 
+/* A thread's first sample: no plan to fetch, one whole walk, its plan. */
+static void first_walk(struct py_prefetch *pf)
+{
+	ck_assert(!py_pf_fetch(pf, TS, TS + 0x40));
+	walk_reads(pf);
+	py_pf_done(pf, TS, true);
+}
+
 START_TEST(plan_learned_then_fetched_in_one_call)
 {
 	struct target *t = fake();
@@ -116,9 +124,7 @@ START_TEST(moved_memory_is_not_served)
 	struct py_prefetch *pf;
 	uint64_t v;
 	ck_assert_int_eq(py_pf_new(t, &pf), 0);
-	ck_assert(!py_pf_fetch(pf, TS, TS + 0x40));
-	walk_reads(pf);
-	py_pf_done(pf, TS, true);
+	first_walk(pf);
 	/* the data stack chunk is gone (freed, unmapped): the fetch stops at
 	 * its piece; the head word before it is whole, nothing after it is */
 	regs[0].len = 0x800;
@@ -142,9 +148,7 @@ START_TEST(quiet_threads_and_wide_walks_keep_no_plan)
 	struct target *t = fake();
 	struct py_prefetch *pf;
 	ck_assert_int_eq(py_pf_new(t, &pf), 0);
-	ck_assert(!py_pf_fetch(pf, TS, TS + 0x40));
-	walk_reads(pf);
-	py_pf_done(pf, TS, true);
+	first_walk(pf);
 	/* a thread not sampled for 1024 rounds (idle, or gone) loses its plan */
 	for (int i = 0; i < 1024; i++)
 		py_pf_round(pf);
