@@ -70,11 +70,16 @@ int target_threads(struct target *t, pid_t *tids, size_t max);
  * (its link count): a cheap test of whether the list changed. */
 int target_thread_count(struct target *t);
 enum target_thread_run target_thread_state(struct target *t, pid_t tid);
-/* As target_thread_state, but a runnable thread that has had no CPU for
- * longer than the kernel's accounting can hide (two ticks) is IDLE: it
- * waited for a CPU all along (a busy machine), and a CPU profile must
- * not count it. */
+/* Was the thread on a CPU at the round's instant (target_tick)? RUNNING
+ * only if so: a runnable thread waiting for a CPU is IDLE, as a CPU
+ * profile must not count it. Answered from the kernel's context-switch
+ * records of the thread (a perf event per thread, read without a system
+ * call); where perf events are refused, from /proc: R, and some run time
+ * within the last two scheduler ticks. */
 enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid);
+/* The instant (CLOCK_MONOTONIC ns) the coming round samples: its tick,
+ * before our own wake-up could have preempted a thread of the target. */
+void target_tick(struct target *t, uint64_t ns);
 /* OS thread name (comm); "" if unknown. */
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);
 /* The id thread tid has in the target's own (innermost) PID namespace,

@@ -82,16 +82,18 @@ int target_status_read(pid_t pid, pid_t tid, char *buf, size_t n);
  * to the '\n'), or NULL. */
 const char *target_status_value(const char *status, const char *key);
 
-/* Per-thread /proc state kept between samples: the open stat and
- * schedstat files (read again with pread, one system call instead of
- * three), the run time last seen, and the name, re-read once a second. A
- * slot with tid 0 is free. */
-#define TARGET_TASK_CACHE 64
+/* Per-thread state kept between samples: the open stat and schedstat
+ * files (read again with pread, one system call instead of three), the
+ * run time last seen, the name, re-read once a second, and the thread's
+ * context-switch records. A slot with tid 0 is free. */
+#define TARGET_TASK_CACHE 256
 /* Longer than two scheduler ticks at any common HZ (250, 300, 1000). */
 #define TARGET_TICK_SLACK_NS 10000000ULL
 /* A thread's run time is read at most this often: the slack above is
  * what decides, a read a millisecond adds nothing but a system call. */
 #define TARGET_RUNTIME_EVERY_NS 2000000ULL
+/* With switch records a thread's stat is read this often, for its end. */
+#define TARGET_ALIVE_EVERY_NS 100000000ULL
 struct target_task {
 	pid_t tid;
 	int stat_fd;       /* -1: not open */
@@ -100,6 +102,13 @@ struct target_task {
 	uint64_t cpu_seen_ns; /* when that run time was first seen; 0: never */
 	uint64_t cpu_read_ns; /* when it was last read */
 	uint64_t comm_ns;  /* when comm was read; 0: never */
+	uint64_t stat_ns;  /* when stat was last read (liveness); 0: never */
+	/* context-switch records (switches.c): the event, its ring */
+	int sw_fd;         /* -1: not open */
+	bool sw_tried;     /* opening it was tried for this thread */
+	int8_t sw_init;    /* on a CPU when opened: 1, 0, -1 unknown */
+	void *sw_mp;
+	size_t sw_len;
 	char comm[16];     /* TASK_COMM_LEN */
 };
 
@@ -124,7 +133,18 @@ struct target {
 	struct cg_fake_proc *proc;      /* set: process facts come from here */
 	uint64_t fake_calls;            /* reads served from it, each one call */
 	struct target_task tasks[TARGET_TASK_CACHE];
+	uint64_t tick_ns;  /* the instant the round samples (target_tick) */
+	int sw_refused;    /* switch records refused (-errno); 0: not so far */
 };
+
+/* A thread's context-switch records (switches.c). open: 0, or -errno
+ * (a refusal is kept in t->sw_refused and not asked again). state: 1 on
+ * a CPU now and at the round's tick (CLOCK_MONOTONIC ns), or stopped
+ * since the tick by our own wake-up on our_cpu; 0 not; -2 no switch
+ * recorded yet; -1 the records cannot say. */
+int target_sw_open(struct target *t, struct target_task *e);
+int target_sw_state(const struct target_task *e, uint64_t tick, uint64_t now, int our_cpu);
+void target_sw_close(struct target_task *e);
 
 /* How many reads (target_read, target_readv: one system call each on a
  * real target) a fake target has served: tests count system calls. */

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,16 @@ static int read_task_file(const struct target *t, pid_t tid, const char *name, c
 	return cg_read_small_file(path, buf, n);
 }
 
+static void task_drop(struct target_task *e)
+{
+	if (e->stat_fd >= 0)
+		close(e->stat_fd);
+	if (e->sched_fd >= 0)
+		close(e->sched_fd);
+	target_sw_close(e);
+	*e = (struct target_task){0};
+}
+
 /* The cache slot of tid: found, or claimed (a free slot near its home,
  * else the home slot's entry is dropped). */
 static struct target_task *task_slot(struct target *t, pid_t tid)
@@ -71,21 +82,15 @@ static struct target_task *task_slot(struct target *t, pid_t tid)
 			free_slot = e;
 	}
 	struct target_task *e = free_slot ? free_slot : &t->tasks[home];
-	if (e->tid && e->stat_fd >= 0)
-		close(e->stat_fd);
-	if (e->tid && e->sched_fd >= 0)
-		close(e->sched_fd);
-	*e = (struct target_task){.tid = tid, .stat_fd = -1, .sched_fd = -1};
+	/* More threads than slots: a slot's switch records would be opened
+	 * and dropped round after round, so new threads go without (those
+	 * that have them keep them). */
+	if (e->tid && e->sw_fd >= 0 && !t->sw_refused)
+		t->sw_refused = -ENOSPC;
+	if (e->tid)
+		task_drop(e);
+	*e = (struct target_task){.tid = tid, .stat_fd = -1, .sched_fd = -1, .sw_fd = -1};
 	return e;
-}
-
-static void task_drop(struct target_task *e)
-{
-	if (e->stat_fd >= 0)
-		close(e->stat_fd);
-	if (e->sched_fd >= 0)
-		close(e->sched_fd);
-	*e = (struct target_task){0};
 }
 
 void target_tasks_clear(struct target *t)
@@ -117,6 +122,8 @@ static int read_task_stat(struct target *t, pid_t tid, char *buf, size_t n)
 		e->sched_fd = -1;
 		e->cpu_ns = 0;
 		e->cpu_seen_ns = 0;
+		target_sw_close(e);
+		e->sw_tried = false;
 	}
 	char path[96];
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)t->pid, (int)tid);
@@ -142,16 +149,23 @@ static int read_task_stat(struct target *t, pid_t tid, char *buf, size_t n)
 	return (int)r;
 }
 
+/* The one-letter state of a stat line, or 0. */
+static char stat_state(const char *buf)
+{
+	/* comm may contain ') ', so the state follows the last ')'. */
+	const char *rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
 enum target_thread_run target_thread_state(struct target *t, pid_t tid)
 {
 	char buf[512];
 	if (tid <= 0 || read_task_stat(t, tid, buf, sizeof(buf)) <= 0)
 		return TARGET_THREAD_GONE;
-	/* comm may contain ') ', so the state follows the last ')'. */
-	char *rp = strrchr(buf, ')');
-	if (!rp || rp[1] != ' ')
+	task_slot(t, tid)->stat_ns = cg_now_ns();
+	switch (stat_state(buf)) {
+	case 0:
 		return TARGET_THREAD_GONE;
-	switch (rp[2]) {
 	case 'R':
 		return TARGET_THREAD_RUNNING;
 	case 'Z':
@@ -163,7 +177,8 @@ enum target_thread_run target_thread_state(struct target *t, pid_t tid)
 }
 
 /* The thread's run time in ns (the first field of schedstat, which the
- * kernel brings up to date as it is read), the file kept open. */
+ * kernel brings up to date at scheduler ticks and switches, not as it is
+ * read), the file kept open. */
 static int read_task_runtime(struct target *t, struct target_task *e, uint64_t *ns)
 {
 	char buf[96];
@@ -190,7 +205,47 @@ static int read_task_runtime(struct target *t, struct target_task *e, uint64_t *
 	return 0;
 }
 
-enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid)
+/* Is a runnable thread on a CPU now? The schedstat file's third field
+ * counts its switches in, the status file's two ctxt_switches lines its
+ * switches out: one more in than out, it is on one. 1, 0, or -1 when the
+ * files cannot say. Asked once per thread, when its records start. */
+static int oncpu_by_counts(struct target *t, pid_t tid)
+{
+	char buf[2048], path[96];
+	if (target_status_read(t->pid, tid, buf, sizeof(buf)) <= 0)
+		return -1;
+	const char *v = target_status_value(buf, "voluntary_ctxt_switches");
+	const char *nv = target_status_value(buf, "nonvoluntary_ctxt_switches");
+	if (!v || !nv)
+		return -1;
+	unsigned long long out = strtoull(v, NULL, 10) + strtoull(nv, NULL, 10);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)t->pid, (int)tid);
+	if (cg_read_small_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	unsigned long long run, delay, in;
+	if (sscanf(buf, "%llu %llu %llu", &run, &delay, &in) != 3 || !in)
+		return -1; /* schedstats off: all zeros */
+	return in == out + 1 ? 1 : in == out ? 0 : -1;
+}
+
+/* Start a thread's switch records, and say where it is as they start. */
+static void sw_start(struct target *t, struct target_task *e)
+{
+	char buf[512];
+	e->sw_tried = true;
+	e->sw_init = -1;
+	if (target_sw_open(t, e))
+		return;
+	if (read_task_stat(t, e->tid, buf, sizeof(buf)) <= 0)
+		return;
+	e->stat_ns = cg_now_ns();
+	char st = stat_state(buf);
+	e->sw_init = st == 'R' ? (int8_t)oncpu_by_counts(t, e->tid) : st ? 0 : -1;
+}
+
+/* By run time: R with no run time for longer than the kernel's
+ * accounting can hide is a thread that waited for a CPU all along. */
+static enum target_thread_run oncpu_by_runtime(struct target *t, pid_t tid)
 {
 	enum target_thread_run run = target_thread_state(t, tid);
 	if (run != TARGET_THREAD_RUNNING)
@@ -205,9 +260,7 @@ enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid)
 	e->cpu_read_ns = now;
 	/* The kernel brings a running thread's run time up to date at each
 	 * scheduler tick (4 ms at HZ=250) and at each switch, so an unchanged
-	 * value within a couple of ticks says nothing. R with no run time for
-	 * longer than that: it has waited for a CPU all along (a busy
-	 * machine), and a CPU profile must not count it. */
+	 * value within a couple of ticks says nothing. */
 	if (!e->cpu_seen_ns || ns != e->cpu_ns) {
 		e->cpu_ns = ns;
 		e->cpu_seen_ns = now;
@@ -215,6 +268,43 @@ enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid)
 	}
 	return now - e->cpu_seen_ns > TARGET_TICK_SLACK_NS ? TARGET_THREAD_IDLE
 							: TARGET_THREAD_RUNNING;
+}
+
+void target_tick(struct target *t, uint64_t ns)
+{
+	t->tick_ns = ns;
+}
+
+/* What the records say: 1, 0, or -1. */
+static int sw_answer(const struct target *t, const struct target_task *e, uint64_t now)
+{
+	uint64_t tick = t->tick_ns && t->tick_ns <= now ? t->tick_ns : now;
+	int on = target_sw_state(e, tick, now, sched_getcpu());
+	return on == -2 ? e->sw_init : on;
+}
+
+enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid)
+{
+	if (tid <= 0 || t->proc || t->fake)
+		return target_thread_state(t, tid);
+	struct target_task *e = task_slot(t, tid);
+	uint64_t now = cg_now_ns();
+	if (!e->sw_tried)
+		sw_start(t, e);
+	int on = -1;
+	if (e->sw_mp) {
+		/* The records answer without a system call; stat is read now
+		 * and then only to learn that the thread ended (its last
+		 * record may be a switch in) or that its tid is another's. */
+		if (now - e->stat_ns >= TARGET_ALIVE_EVERY_NS &&
+		    target_thread_state(t, tid) == TARGET_THREAD_GONE)
+			return TARGET_THREAD_GONE;
+		if (e->sw_mp) /* not closed by a reused tid */
+			on = sw_answer(t, e, now);
+	}
+	if (on >= 0)
+		return on ? TARGET_THREAD_RUNNING : TARGET_THREAD_IDLE;
+	return oncpu_by_runtime(t, tid);
 }
 
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n)

@@ -2,20 +2,26 @@
  * a thread without disturbing it, the kernel's CPU-clock samples of a
  * running child, and the errors for bad PIDs. */
 #include <errno.h>
+#include <math.h>
 #include <linux/perf_event.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
 #include "cgprof/log.h"
 #include "cgprof/target.h"
+#include "cgprof/util.h"
+#include "../../src/target/target_priv.h"
 
 static char secret_buf[64] = "the quick brown fox";
 static volatile uint64_t counter;
@@ -252,6 +258,173 @@ START_TEST(perf_record_decoding)
 }
 END_TEST
 
+/* A switch ring as the kernel writes it (backward from 0, newest at the
+ * head): a header page and one data page, records of header, time, cpu. */
+struct fake_ring {
+	uint8_t page[8192] __attribute__((aligned(4096)));
+	struct target_task e;
+};
+
+static void ring_init(struct fake_ring *r)
+{
+	memset(r, 0, sizeof(*r));
+	struct perf_event_mmap_page *mp = (void *)r->page;
+	mp->data_offset = 4096;
+	mp->data_size = 4096;
+	r->e.sw_fd = -1;
+	r->e.sw_mp = r->page;
+	r->e.sw_len = sizeof(r->page);
+	r->e.sw_init = -1;
+}
+
+static void ring_put(struct fake_ring *r, bool out, bool preempt, uint64_t when, uint32_t cpu)
+{
+	struct perf_event_mmap_page *mp = (void *)r->page;
+	uint8_t rec[24];
+	struct perf_event_header h = {
+		.type = PERF_RECORD_SWITCH,
+		.misc = (uint16_t)((out ? PERF_RECORD_MISC_SWITCH_OUT : 0) |
+				   (preempt ? PERF_RECORD_MISC_SWITCH_OUT_PREEMPT : 0)),
+		.size = sizeof(rec)};
+	uint32_t cpu_pad[2] = {cpu, 0};
+	memcpy(rec, &h, 8);
+	memcpy(rec + 8, &when, 8);
+	memcpy(rec + 16, cpu_pad, 8);
+	uint64_t head = mp->data_head - sizeof(rec);
+	for (size_t i = 0; i < sizeof(rec); i++)
+		r->page[4096 + ((head + i) & 4095)] = rec[i];
+	mp->data_head = head;
+}
+
+START_TEST(switch_records_say_where_a_thread_was)
+{
+	static struct fake_ring r;
+	ring_init(&r);
+	/* nothing recorded: the state it had when the records began */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), -2);
+	ring_put(&r, false, false, 100, 1);  /* in at 100 */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), 1);
+	ring_put(&r, true, true, 500, 1);    /* preempted at 500 */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), 0);
+	ring_put(&r, false, false, 1500, 1); /* back at 1500 */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), 1);
+	/* left after the tick: its stack is where it left, not where it was */
+	ring_put(&r, true, false, 1800, 1);  /* blocked */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 1), 0);
+	ring_put(&r, false, false, 1900, 1);
+	ring_put(&r, true, true, 1950, 1);   /* preempted on CPU 1 */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), 0);
+	/* ... unless by our own wake-up, on our CPU */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 1), 1);
+	/* our CPU unknown: not ours */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, -1), 0);
+	/* every record newer than now: where the oldest took it from */
+	ring_init(&r);
+	ring_put(&r, true, true, 5000, 0);
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), 1);
+	ring_init(&r);
+	ring_put(&r, false, false, 5000, 0);
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), 0);
+	/* round and round the ring: the newest still read across its end */
+	ring_init(&r);
+	for (uint64_t i = 0; i < 1000; i++)
+		ring_put(&r, i & 1, true, 10 + i, 0);
+	/* newest: i = 999 (out at 1009); at now = 1008 the newest not after
+	 * it is i = 998, an in */
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 1008, 3), 1);
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 1010, 3), 0);
+	/* history overwritten past what a look reads: it cannot say */
+	ck_assert_int_eq(target_sw_state(&r.e, 0, 5, 3), -1);
+	/* a record whose size says 0 or runs off the look ends it */
+	ring_init(&r);
+	ring_put(&r, true, false, 5000, 0);
+	struct perf_event_mmap_page *mp = (void *)r.page;
+	uint16_t zero = 0;
+	memcpy(r.page + 4096 + (mp->data_head & 4095) + 6, &zero, 2);
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), -1);
+	/* a header page that lies about the data area */
+	ring_init(&r);
+	ring_put(&r, false, false, 100, 0);
+	mp->data_size = 3000;
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), -1);
+	mp->data_size = 8192;
+	ck_assert_int_eq(target_sw_state(&r.e, 1000, 2000, 0), -1);
+}
+END_TEST
+
+static uint64_t run_ns(pid_t pid)
+{
+	char path[64];
+	unsigned long long ns = 0;
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%llu", &ns), 1);
+	fclose(f);
+	return ns;
+}
+
+/* Of n looks a millisecond apart, as a session's rounds are, the share
+ * that found tid on a CPU at the tick, less the share of the time it
+ * really had one (its run time over the looks' span). */
+static double oncpu_error(struct target *t, pid_t tid, int n)
+{
+	int on = 0;
+	uint64_t tick = cg_now_ns(), start = tick, cpu0 = run_ns(tid);
+	for (int i = 0; i < n; i++) {
+		tick += 1000000;
+		struct timespec ts = {(time_t)(tick / 1000000000ULL), (long)(tick % 1000000000ULL)};
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		target_tick(t, tick);
+		on += target_thread_oncpu(t, tid) == TARGET_THREAD_RUNNING;
+	}
+	double had = (double)(run_ns(tid) - cpu0) / (double)(cg_now_ns() - start);
+	fprintf(stderr, "oncpu: %d of %d looks on a CPU, it had one %.0f%% of the time\n", on, n,
+		100 * had);
+	return (double)on / n - had;
+}
+
+START_TEST(oncpu_tells_running_from_waiting)
+{
+	char *spin[] = {"sh", "-c", "while :; do :; done", NULL};
+	char *nap[] = {"sleep", "30", NULL};
+	struct target *busy, *hog, *idle;
+	ck_assert_int_eq(target_spawn(spin, &busy), 0);
+	ck_assert_int_eq(target_spawn(nap, &idle), 0);
+	usleep(50000);
+	pid_t b = target_pid(busy);
+	/* on its own (sharing the machine with whatever runs beside) */
+	double alone = oncpu_error(busy, b, 300);
+	bool records = busy->sw_refused == 0;
+	ck_assert_double_eq(oncpu_error(idle, target_pid(idle), 50), 0);
+	/* sharing one CPU with another spinner: runnable all the time, which
+	 * /proc says R for, on a CPU about half of it */
+	ck_assert_int_eq(target_spawn(spin, &hog), 0);
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	ck_assert_int_eq(sched_setaffinity(b, sizeof(one), &one), 0);
+	ck_assert_int_eq(sched_setaffinity(target_pid(hog), sizeof(one), &one), 0);
+	usleep(50000);
+	double shared = oncpu_error(busy, b, 400);
+	if (records) {
+		ck_assert_double_le(fabs(alone), 0.15);
+		ck_assert_double_le(fabs(shared), 0.15);
+	} else {
+		fprintf(stderr, "SKIP oncpu_tells_running_from_waiting: no switch records "
+				"here (%s)\n", strerror(-busy->sw_refused));
+	}
+	struct target *ts[] = {busy, hog, idle};
+	for (int i = 0; i < 3; i++) {
+		int st;
+		kill(target_pid(ts[i]), SIGKILL);
+		target_reap(ts[i], true, &st);
+		target_close(ts[i]);
+	}
+}
+END_TEST
+
 START_TEST(no_such_pid)
 {
 	struct target *t;
@@ -337,6 +510,8 @@ static Suite *target_suite(void)
 	tcase_add_test(tc, signal_during_pause_is_delivered);
 	tcase_add_test(tc, perf_samples_a_running_child);
 	tcase_add_test(tc, perf_record_decoding);
+	tcase_add_test(tc, switch_records_say_where_a_thread_was);
+	tcase_add_test(tc, oncpu_tells_running_from_waiting);
 	tcase_add_test(tc, no_such_pid);
 	tcase_add_test(tc, spawn_and_reap);
 	tcase_add_test(tc, process_facts_of_a_child);
