@@ -26,6 +26,7 @@ from cgtest import WORKLOADS, CgTestCase, cgprof, frame_func, parse_collapsed
 SPLIT = os.path.join(WORKLOADS, "python", "split.py")
 TNAMES = os.path.join(WORKLOADS, "python", "threadnames.py")
 STEADY = os.path.join(WORKLOADS, "python", "steady.py")
+SYSCALL_LINE = os.path.join(WORKLOADS, "python", "syscall_line.py")
 HOT_LINE = next(i + 1 for i, l in enumerate(open(SPLIT)) if "HOT-ALPHA" in l)
 PYTHONS = {ver: (label, exe) for label, exe, ver in cgtest.find_pythons()
            if label.startswith(("pyenv", "sid"))}
@@ -424,6 +425,52 @@ class TestVersionLimits(CgTestCase):
         self.assertIsNone(p.poll())
 
 
+class SyscallLineTests(PerInterpreter):
+    """The default mode's share of samples on a system call's line against
+    the CPU share the workload measures for it, at 1 kHz: alone on a CPU,
+    and sharing one with a busy loop. There the scheduler preempts the
+    thread at the call's return (the call brings its run time up to date)
+    and it waits for milliseconds at that line: a sampler that took /proc's
+    R for "on a CPU" counted the wait as CPU time there (measured: 45% of
+    the samples on a line of 1.5%; austin 3.7 does the same)."""
+
+    def line_share(self, contended):
+        cpu = min(os.sched_getaffinity(0))
+        extra = []
+        if contended:
+            hog = self.spawn(["sh", "-c", "while :; do :; done"])
+            os.sched_setaffinity(hog.pid, {cpu})
+            extra = ["--pin", str(cpu)]
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "p.txt")
+            r = cgprof("run", "-r", "1000", "-f", "collapsed", "-o", out, "--",
+                       self.exe, SYSCALL_LINE, "5", *extra, timeout=120)
+            if contended:
+                hog.kill()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            truth = json.loads(r.stdout.strip().splitlines()[-1])
+            with open(out) as f:
+                stacks = parse_collapsed(f.read())
+        in_loop = {s: c for s, c in stacks.items() if frame_func(s[-1]) == "loop"}
+        total = sum(in_loop.values())
+        on_line = sum(c for s, c in in_loop.items() if s[-1].endswith(":%d)" % truth["line"]))
+        # samples are CPU time: one per millisecond the thread ran, not
+        # one per millisecond it was runnable
+        self.assertGreater(total, 0.75 * 1000 * truth["cpu_s"], r.stderr)
+        self.assertLess(total, 1.15 * 1000 * truth["cpu_s"], r.stderr)
+        got, own = on_line / total, truth["syscall_share"]
+        self.assertLessEqual(got, max(1.5 * own, own + 0.01),
+                             "%d of %d samples (%.2f%%) on the system call's line, its CPU "
+                             "share %.2f%% (%s)" % (on_line, total, 100 * got, 100 * own,
+                                                    "contended" if contended else "alone"))
+
+    def test_syscall_line_gets_its_share(self):
+        self.line_share(contended=False)
+
+    def test_syscall_line_gets_its_share_on_a_busy_cpu(self):
+        self.line_share(contended=True)
+
+
 def make_case(label, exe):
     return type("TestPython" + re.sub(r"\W", "_", label),
                 (PythonVersionTests, SampleCostTests, CgTestCase), {"exe": exe, "label": label})
@@ -442,6 +489,14 @@ for minor in range(6, 16):
     globals()["TestThreadNames3_%d" % minor] = make_tn_case("3_%d" % minor, exe)
     globals()["TestThreadNames3_%d" % minor].label = label
     globals()["TestThreadNames3_%d" % minor].sid = minor >= 14
+# The system-call line: the on-CPU test is the target's, not a layout's;
+# one interpreter of each frame reader (3.11-3.13 and 3.14+ chunks) and
+# the 3.11 where the bias was first seen.
+for minor in (11, 13, 14):
+    label, exe = PYTHONS.get((3, minor), ("CPython 3.%d" % minor, None))
+    globals()["TestSyscallLine3_%d" % minor] = type(
+        "TestSyscallLine3_%d" % minor, (SyscallLineTests, CgTestCase),
+        {"exe": exe, "label": label, "sid": minor >= 14})
 # A debug build: other struct sizes, so its layout must come from the
 # target's _Py_DebugOffsets, not from the release row.
 label, exe, _ = (DEBUG or [("CPython 3.14 debug build", None, None)])[0]
