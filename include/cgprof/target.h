@@ -77,9 +77,11 @@ enum target_thread_run target_thread_state(struct target *t, pid_t tid);
  * call); where perf events are refused, from /proc: R, and some run time
  * within the last two scheduler ticks. */
 enum target_thread_run target_thread_oncpu(struct target *t, pid_t tid);
-/* The instant (CLOCK_MONOTONIC ns) the coming round samples: its tick,
- * before our own wake-up could have preempted a thread of the target. */
-void target_tick(struct target *t, uint64_t ns);
+/* The coming round, starting at now, samples the instant of its tick
+ * (CLOCK_MONOTONIC ns, the deadline it slept to), before our own wake-up
+ * could have preempted a thread of the target; a round that starts late,
+ * shortly before it starts. */
+void target_tick(struct target *t, uint64_t deadline_ns, uint64_t now);
 /* OS thread name (comm); "" if unknown. */
 int target_thread_name(struct target *t, pid_t tid, char *buf, size_t n);
 /* The id thread tid has in the target's own (innermost) PID namespace,

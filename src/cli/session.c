@@ -40,10 +40,6 @@
 /* --heap without upload: how often to refresh the JVM heap summary (each
  * is a heap walk at a safepoint, so not often). */
 #define SESSION_HEAP_EVERY_NS (10 * 1000000000ULL)
-/* How far before its start a round may place its instant (its tick, when
- * it woke on time): more than our wake-up takes, less than a thread's
- * stack moves on in a way that matters. */
-#define SESSION_TICK_BACK_NS (200 * 1000ULL)
 
 struct proc {
 	struct target *t;
@@ -734,13 +730,6 @@ static int proc_probe_due(struct session *ss, struct proc *p, uint64_t now, bool
 static bool sample_round(struct session *ss, struct loop *lp, uint64_t now)
 {
 	bool main_gone = false;
-	/* The round samples its tick: where each thread was then, not after
-	 * our own wake-up, which may have preempted one (a thread on our CPU)
-	 * an instant ago. A round that starts late samples a little before
-	 * it starts, never further back than that. */
-	uint64_t tick = lp->next <= now && now - lp->next < SESSION_TICK_BACK_NS
-				? lp->next
-				: now - SESSION_TICK_BACK_NS;
 	for (int i = 0; i < ss->nprocs; i++) {
 		struct proc *p = &ss->procs[i];
 		if (p->dead)
@@ -748,7 +737,9 @@ static bool sample_round(struct session *ss, struct loop *lp, uint64_t now)
 		proc_check_exec(p, now);
 		if (!p->ops && proc_probe_due(ss, p, now, &main_gone))
 			continue;
-		target_tick(p->t, tick);
+		/* where each thread was at the tick, not after our wake-up,
+		 * which may have preempted one (on our CPU) an instant ago */
+		target_tick(p->t, lp->next, now);
 		int r = p->ops->sample(p->priv, on_sample, ss, &ss->stats);
 		if (r == -ESRCH || (r < 0 && !target_alive(p->t))) {
 			p->dead = true;

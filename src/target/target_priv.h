@@ -92,6 +92,10 @@ const char *target_status_value(const char *status, const char *key);
 /* A thread's run time is read at most this often: the slack above is
  * what decides, a read a millisecond adds nothing but a system call. */
 #define TARGET_RUNTIME_EVERY_NS 2000000ULL
+/* How far before its start a round's instant may lie (its tick, when it
+ * woke on time): more than our wake-up takes, less than a thread's stack
+ * moves on in a way that matters. */
+#define TARGET_TICK_BACK_NS 200000ULL
 /* With switch records a thread's stat is read this often, for its end. */
 #define TARGET_ALIVE_EVERY_NS 100000000ULL
 struct target_task {

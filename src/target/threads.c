@@ -270,9 +270,12 @@ static enum target_thread_run oncpu_by_runtime(struct target *t, pid_t tid)
 							: TARGET_THREAD_RUNNING;
 }
 
-void target_tick(struct target *t, uint64_t ns)
+void target_tick(struct target *t, uint64_t deadline_ns, uint64_t now)
 {
-	t->tick_ns = ns;
+	/* A round that starts late samples a little before it starts, never
+	 * further back than our wake-up could have preempted a thread. */
+	uint64_t tick = deadline_ns < now ? deadline_ns : now;
+	t->tick_ns = now - tick > TARGET_TICK_BACK_NS ? now - TARGET_TICK_BACK_NS : tick;
 }
 
 /* What the records say: 1, 0, or -1. */

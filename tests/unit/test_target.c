@@ -376,7 +376,7 @@ static double oncpu_error(struct target *t, pid_t tid, int n)
 		struct timespec ts = {(time_t)(tick / 1000000000ULL), (long)(tick % 1000000000ULL)};
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
-		target_tick(t, tick);
+		target_tick(t, tick, cg_now_ns());
 		on += target_thread_oncpu(t, tid) == TARGET_THREAD_RUNNING;
 	}
 	double had = (double)(run_ns(tid) - cpu0) / (double)(cg_now_ns() - start);
