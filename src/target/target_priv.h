@@ -106,7 +106,7 @@ struct target_task {
 	uint64_t cpu_seen_ns; /* when that run time was first seen; 0: never */
 	uint64_t cpu_read_ns; /* when it was last read */
 	uint64_t comm_ns;  /* when comm was read; 0: never */
-	uint64_t stat_ns;  /* when stat was last read (liveness); 0: never */
+	uint64_t stat_ns;  /* when stat was last read; 0: never */
 	/* context-switch records (switches.c): the event, its ring */
 	int sw_fd;         /* -1: not open */
 	bool sw_tried;     /* opening it was tried for this thread */

@@ -111,6 +111,7 @@ static int read_task_stat(struct target *t, pid_t tid, char *buf, size_t n)
 		ssize_t r = pread(e->stat_fd, buf, n - 1, 0);
 		if (r > 0) {
 			buf[r] = '\0';
+			e->stat_ns = cg_now_ns();
 			return (int)r;
 		}
 		/* the thread ended: whatever has its tid now is another */
@@ -145,6 +146,7 @@ static int read_task_stat(struct target *t, pid_t tid, char *buf, size_t n)
 		return -EIO;
 	}
 	e->stat_fd = fd;
+	e->stat_ns = cg_now_ns();
 	buf[r] = '\0';
 	return (int)r;
 }
@@ -162,7 +164,6 @@ enum target_thread_run target_thread_state(struct target *t, pid_t tid)
 	char buf[512];
 	if (tid <= 0 || read_task_stat(t, tid, buf, sizeof(buf)) <= 0)
 		return TARGET_THREAD_GONE;
-	task_slot(t, tid)->stat_ns = cg_now_ns();
 	switch (stat_state(buf)) {
 	case 0:
 		return TARGET_THREAD_GONE;
@@ -238,7 +239,6 @@ static void sw_start(struct target *t, struct target_task *e)
 		return;
 	if (read_task_stat(t, e->tid, buf, sizeof(buf)) <= 0)
 		return;
-	e->stat_ns = cg_now_ns();
 	char st = stat_state(buf);
 	e->sw_init = st == 'R' ? (int8_t)oncpu_by_counts(t, e->tid) : st ? 0 : -1;
 }
