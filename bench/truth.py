@@ -4,7 +4,9 @@ run, written into bench/RESULTS.md between the truth markers:
 
   * system-call bias: the share of samples on the line of a cheap system
     call the workload makes every ~150 us (its own measured CPU share
-    beside it), cgprof default vs --blocking vs austin;
+    beside it), cgprof default vs --blocking vs --native (which pauses
+    each thread for its native stack) vs austin; and with the
+    workload sharing one CPU with a busy loop, default vs austin -s;
   * function split at 1 kHz in the default mode against the workload's
     own thread-CPU measurement;
   * deep stacks (150 frames) whole in kept samples;
@@ -59,6 +61,16 @@ def pythons():
     import cgtest
     for label, exe, ver in cgtest.sid_pythons():
         found.append(("%d.%d" % ver, exe))
+    return found
+
+
+def older_pythons():
+    """(label, exe) of CPython 3.6-3.10 under pyenv: no peer here (austin
+    3.7's row starts at 3.11 in this bench), the split and deep stacks only."""
+    found = []
+    for d in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.[6-9].*")) +
+                    glob.glob(os.path.expanduser("~/.pyenv/versions/3.10.*"))):
+        found.append(("3." + os.path.basename(d).split(".")[1], os.path.join(d, "bin", "python3")))
     return found
 
 
@@ -159,20 +171,59 @@ def fmt(x, pct=True):
 def bias(exe, rows):
     line = None
     res = {}
-    for variant in ("default", "blocking", "austin"):
+    opts = {"default": [], "blocking": ["--blocking"], "native": ["--native"]}
+    for variant in ("default", "blocking", "native", "austin"):
         p = start(exe, "syscall", "--seconds", str(S + 1))
         path = os.path.join(OUT, "truth-bias-%s.txt" % variant)
         if variant == "austin":
             r = austin_attach(p.pid, path, 1000, S)
         else:
-            r = cg_attach(p.pid, path, 1000, S, *(["--blocking"] if variant == "blocking" else []))
+            try:
+                r = cg_attach(p.pid, path, 1000, S, *opts[variant])
+            except RuntimeError:
+                if variant != "native":
+                    raise
+                r = None  # no native stacks here (a stripped interpreter)
         truth = finish(p)
         line = truth["line_syscall"]
-        res[variant] = None if r is None else share(
-            r["stacks"], lambda fr: fr and fr[-1][0] == "mode_syscall" and fr[-1][1] == line)
+        res[variant] = None if r is None else syscall_line_share(r["stacks"], line)
         res["truth"] = truth["syscall_share"]
-    rows.append((res["truth"], res["default"], res["blocking"], res["austin"],
+    rows.append((res["truth"], res["default"], res["blocking"], res["native"], res["austin"],
                  res["default"] / res["austin"] if res.get("austin") else None))
+
+
+def syscall_line_share(stacks, line):
+    """Share of samples whose innermost Python frame is the workload's
+    system-call line (with --native, native frames follow it)."""
+    def on_line(fr):
+        py = [f for f in fr if f[0] == "mode_syscall"]
+        return bool(py) and py[-1][1] == line
+    return share([(fr, n) for fr, n in stacks if any(f[0] == "mode_syscall" for f in fr)], on_line)
+
+
+def bias_busy_cpu(exe):
+    """The same workload sharing one CPU with a busy loop: (its own share,
+    cgprof default, austin -s). The scheduler preempts it at the system
+    call's return; a sampler that counts a runnable thread as on a CPU
+    puts its wait there."""
+    cpu = min(os.sched_getaffinity(0))
+    res = {}
+    for variant in ("default", "austin"):
+        hog = subprocess.Popen(["sh", "-c", "while :; do :; done"])
+        try:
+            os.sched_setaffinity(hog.pid, {cpu})
+            p = start(exe, "syscall", "--seconds", str(S + 1))
+            os.sched_setaffinity(p.pid, {cpu})
+            path = os.path.join(OUT, "truth-busy-%s.txt" % variant)
+            r = (cg_attach(p.pid, path, 1000, S) if variant == "default"
+                 else austin_attach(p.pid, path, 1000, S, sleepless=True))
+            truth = finish(p)
+        finally:
+            hog.kill()
+            hog.wait()
+        res[variant] = None if r is None else syscall_line_share(r["stacks"], truth["line_syscall"])
+        res.setdefault("truth", truth["syscall_share"])
+    return res["truth"], res["default"], res["austin"]
 
 
 def split_error(exe):
@@ -259,16 +310,17 @@ def main():
              "Run %s on %s, load %.1f/%.1f/%.1f; peer: %s; %s s per figure at 1 kHz."
              % (time.strftime("%Y-%m-%d %H:%M"), os.uname().nodename, load[0], load[1], load[2],
                 au, S), ""]
-    lines += ["| CPython | syscall CPU (own) | cgprof default | cgprof --blocking | austin | "
-              "default/austin | split error, pts | deep 150 whole | µs CPU/sample d20×1: cgprof, "
+    lines += ["| CPython | syscall CPU (own) | cgprof default | cgprof --blocking | cgprof --native | austin | "
+              "default/austin | busy CPU: own, cgprof default, austin -s | split error, pts | deep 150 whole | µs CPU/sample d20×1: cgprof, "
               "austin -s, ratio | d150×8: cgprof, austin -s, ratio | wake floor, µs/round | "
               "10 kHz achieved, lost | 64 threads at 100 Hz, slowdown |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, exe in pythons():
         sys.stderr.write("truth: CPython %s\n" % label)
         rows = []
         try:
             bias(exe, rows)
+            busy = bias_busy_cpu(exe)
             err = split_error(exe)
             whole = deep_whole(exe)
             c1 = cost(exe, 1, 20)
@@ -278,7 +330,7 @@ def main():
         except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
             lines.append("| %s | failed: %s |" % (label, str(e).splitlines()[0][:120]))
             continue
-        t, d, b, a, ratio = rows[0]
+        t, d, b, nat, a, ratio = rows[0]
 
         def c(x):
             def pair(k):
@@ -287,11 +339,24 @@ def main():
                         if a is not None else "—")
             return "%s; above floor: %s" % (pair("cgprof"), pair("cgprof_above"))
         fl = c1["floor"]
-        lines.append("| %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s | %s | %.0f Hz, %s | %+.1f%% |" % (
-            label, fmt(t), fmt(d), fmt(b), fmt(a), "%.2f×" % ratio if ratio else "—", err,
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s | %s | %.0f Hz, %s | %+.1f%% |" % (
+            label, fmt(t), fmt(d), fmt(b), fmt(nat), fmt(a), "%.2f×" % ratio if ratio else "—",
+            "%s, %s, %s" % tuple(fmt(x) for x in busy), err,
             fmt(whole), c(c1), c(c8), "%.1f" % fl if fl is not None else "—", hz, fmt(lost),
             slow64))
-    lines += ["", "Targets: the system-call line at most 1.5× its unpaused share; split within 2 "
+    lines += ["", "Older CPythons (the frame chain, not the data-stack chunks of 3.11+), default "
+              "mode at 1 kHz:", "", "| CPython | split error, pts | deep 150 whole |",
+              "| --- | --- | --- |"]
+    for label, exe in older_pythons():
+        sys.stderr.write("truth: CPython %s (split, deep)\n" % label)
+        try:
+            lines.append("| %s | %.1f | %s |" % (label, split_error(exe), fmt(deep_whole(exe))))
+        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
+            lines.append("| %s | failed: %s |" % (label, str(e).splitlines()[0][:120]))
+    lines += ["", "Busy CPU: the syscall workload and a shell busy loop pinned to one CPU, so the "
+              "workload runs about a third to half of the time and the scheduler preempts it at "
+              "the system call's return; its own share is CPU time, from its thread CPU clock.",
+              "", "Targets: the system-call line at most 1.5× its unpaused share; split within 2 "
               "points; deep stacks whole in ≥ 99% of kept samples; CPU per sample ≤ 0.5× austin "
               "at depth 20 on one thread, ≤ 0.3× at depth 150 on 8 threads; 10 kHz with < 1% "
               "lost; 100 Hz on 64 busy threads at < 2% slowdown.", "",
