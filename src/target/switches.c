@@ -107,13 +107,22 @@ int target_sw_open(struct target *t, struct target_task *e)
  * system call's return. That stack would put CPU time on the call, so it
  * is not taken (0), unless it is our own doing: preempted on the CPU we
  * run on, as our wake-up does, it stopped at an arbitrary instruction. */
+/* n bytes of the ring from offset off (any u64: it wraps), in place. */
+static void ring_get(const uint8_t *data, uint64_t size, uint64_t off, void *dst, size_t n)
+{
+	size_t at = (size_t)(off & (size - 1));
+	size_t first = n < size - at ? n : (size_t)(size - at);
+	memcpy(dst, data + at, first);
+	memcpy((uint8_t *)dst + first, data, n - first);
+}
+
 int target_sw_state(const struct target_task *e, uint64_t tick, uint64_t now, int our_cpu)
 {
 	const struct perf_event_mmap_page *mp = e->sw_mp;
 	if (!mp)
 		return -1;
 	uint64_t size = mp->data_size, off0 = mp->data_offset;
-	if (!size || (size & (size - 1)) || off0 + size > e->sw_len)
+	if (!size || (size & (size - 1)) || off0 + size > e->sw_len || size < SW_RECORD_SIZE)
 		return -1;
 	const uint8_t *data = (const uint8_t *)mp + off0;
 	uint64_t head = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE);
@@ -123,35 +132,31 @@ int target_sw_state(const struct target_task *e, uint64_t tick, uint64_t now, in
 		return -2;
 	uint64_t avail = written < size ? written : size;
 	uint64_t want = avail < SW_LOOK_BYTES ? avail : SW_LOOK_BYTES;
-	uint8_t buf[SW_LOOK_BYTES];
-	for (uint64_t i = 0; i < want; i++)
-		buf[i] = data[(head + i) & (size - 1)];
-	/* The kernel writes below head; what was copied is intact unless it
-	 * went all the way round the ring meanwhile. */
-	uint64_t head2 = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE);
-	if (head - head2 > size - want)
-		return -1;
-	int oldest_out = -1; /* direction of the oldest record seen */
+	/* Newest first, in place; most looks end at the first record. */
+	int verdict = -1, oldest_out = -1; /* direction of the oldest record seen */
 	uint64_t pos = 0;
 	while (pos + SW_RECORD_MIN <= want) {
 		struct perf_event_header h;
-		memcpy(&h, buf + pos, sizeof(h));
+		ring_get(data, size, head + pos, &h, sizeof(h));
 		if (h.size < SW_RECORD_MIN || pos + h.size > want)
 			break;
 		if (h.type == PERF_RECORD_SWITCH && h.size >= SW_RECORD_SIZE) {
 			/* sample_id at the end: time, then cpu and a reserved u32 */
 			uint64_t when;
 			uint32_t cpu;
-			memcpy(&when, buf + pos + h.size - 16, sizeof(when));
-			memcpy(&cpu, buf + pos + h.size - 8, sizeof(cpu));
+			ring_get(data, size, head + pos + h.size - 16, &when, sizeof(when));
+			ring_get(data, size, head + pos + h.size - 8, &cpu, sizeof(cpu));
 			bool out = h.misc & PERF_RECORD_MISC_SWITCH_OUT;
 			if (when <= now) {
+				pos += h.size;
 				if (!out)
-					return 1;
-				if (when < tick)
-					return 0;
-				return (h.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) &&
-				       our_cpu >= 0 && cpu == (uint32_t)our_cpu;
+					verdict = 1;
+				else if (when < tick)
+					verdict = 0;
+				else
+					verdict = (h.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) &&
+						  our_cpu >= 0 && cpu == (uint32_t)our_cpu;
+				break;
 			}
 			oldest_out = out;
 		}
@@ -159,7 +164,12 @@ int target_sw_state(const struct target_task *e, uint64_t tick, uint64_t now, in
 	}
 	/* Every record is newer than now (clocks read a hair apart): before
 	 * the oldest one the thread was where that record took it from. */
-	if (oldest_out >= 0 && pos == written)
-		return oldest_out ? 1 : 0;
-	return -1;
+	if (verdict < 0 && oldest_out >= 0 && pos == written)
+		verdict = oldest_out ? 1 : 0;
+	/* The kernel writes below head; what was read is intact unless it
+	 * went all the way round the ring meanwhile. */
+	uint64_t head2 = __atomic_load_n(&mp->data_head, __ATOMIC_ACQUIRE);
+	if (head - head2 > size - pos)
+		return -1;
+	return verdict;
 }
