@@ -503,11 +503,12 @@ int target_path_pin(const char *path, char *name, size_t n)
 
 int target_exe(struct target *t, char *buf, size_t n) { return proc_link(t, "exe", buf, n); }
 
-int target_image_get(struct target *t, struct target_image *img)
+/* The AT_RANDOM address of the program the process runs now, or 0. */
+static int image_random_addr(const struct target *t, uint64_t *addr)
 {
 	char path[64];
 	uint64_t aux[2 * 64];
-	memset(img, 0, sizeof(*img));
+	*addr = 0;
 	snprintf(path, sizeof(path), "/proc/%d/auxv", (int)t->pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -517,17 +518,37 @@ int target_image_get(struct target *t, struct target_image *img)
 	close(fd);
 	if (n < 0)
 		return -err;
-	uint64_t addr = 0;
 	for (size_t i = 0; i + 1 < (size_t)n / 8 && aux[i] != AT_NULL; i += 2)
 		if (aux[i] == AT_RANDOM)
-			addr = aux[i + 1];
-	if (!addr)
-		return -ENOENT;
-	int r = target_read(t, addr, img->random, sizeof(img->random));
-	if (r)
-		return r;
-	img->addr = addr;
-	return 0;
+			*addr = aux[i + 1];
+	return *addr ? 0 : -ENOENT;
+}
+
+int target_image_get(struct target *t, struct target_image *img)
+{
+	/* An exec between reading the address and the bytes there leaves an
+	 * address of one program and bytes (or a failed read) of another,
+	 * and no later exec would be seen: the address is read again after
+	 * the bytes and must not have moved. */
+	int r = -EAGAIN;
+	for (int tries = 0; tries < 4; tries++) {
+		uint64_t addr, again;
+		memset(img, 0, sizeof(*img));
+		r = image_random_addr(t, &addr);
+		if (r)
+			return r;
+		int rr = target_read(t, addr, img->random, sizeof(img->random));
+		r = image_random_addr(t, &again);
+		if (r)
+			return r;
+		if (!rr && again == addr) {
+			img->addr = addr;
+			return 0;
+		}
+		r = rr ? rr : -EAGAIN;
+	}
+	memset(img, 0, sizeof(*img));
+	return r;
 }
 
 int target_image_changed(struct target *t, const struct target_image *img)
