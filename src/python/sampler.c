@@ -983,7 +983,10 @@ static int merge_native(struct py_sampler *s, int nf, int nr, uint32_t nn, bool 
 			note_no_merge(s);
 		return nr;
 	}
-	s->merged_once = true;
+	/* a stack with no Python frame lines up with any native one: it
+	 * says nothing of whether the eval loop is named */
+	if (nf > 0)
+		s->merged_once = true;
 	*truncated = *truncated || mt || ntrunc;
 	return (int)nm;
 }
