@@ -10,10 +10,13 @@
  * walk needs and the plan lacks is read as before and joins the next
  * plan; a plan whose memory moved simply misses.
  *
- * Regions are of two kinds: chain regions (frame blocks, the 3.11-3.12
- * cframe word, a shim frame), copied twice and searched by address
- * range, and code-object windows, copied once and found by exact
- * address. The plan is a guess about memory, never trusted: everything
+ * Regions are of two kinds: chain regions (the head word, the 3.11-3.12
+ * cframe word, the windows of the frames walked, runs of them merged),
+ * copied twice and searched by address range, and code-object windows,
+ * copied once, after both, and found by exact address. A plan holds the
+ * bytes the walk used, not the blocks it read them in: the less copy A
+ * copies, the closer in time its frames are to the head word read with
+ * them, and copy B to copy A. The plan is a guess about memory, never trusted: everything
  * read from it is checked as any read is. */
 #ifndef CGPROF_PY_PREFETCH_H
 #define CGPROF_PY_PREFETCH_H
@@ -25,7 +28,13 @@
 struct target;
 struct py_prefetch;
 
-enum py_pf_kind { PY_PF_CHAIN, PY_PF_CODE };
+/* PY_PF_HEAD: a word the walk starts from (the thread state's frame
+ * pointer, a 3.11-3.12 cframe's), read once, after copy A and before copy
+ * B. PY_PF_LEAF: the walk's first frame, a chain region of its own (it
+ * changes first); the frames under it join the chain region before them
+ * when they lie close (one copy for a run of frames in a data-stack
+ * chunk). */
+enum py_pf_kind { PY_PF_CHAIN, PY_PF_LEAF, PY_PF_HEAD, PY_PF_CODE };
 
 int py_pf_new(struct target *t, struct py_prefetch **out);
 void py_pf_free(struct py_prefetch *pf);

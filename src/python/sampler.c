@@ -44,6 +44,22 @@ struct py_code {
 	int memo_addr, memo_line;
 };
 
+/* Per thread: how often its unpaused reads tear, and so how it is read
+ * (read_unpaused). */
+struct py_tear {
+	uint64_t ts;    /* its thread state */
+	uint32_t rate;  /* torn share of its recent unpaused reads, 1/65536ths */
+	uint32_t idle;  /* rounds since it was sampled */
+	uint16_t probe; /* paused samples since its last probe */
+	bool paused;    /* read paused for now */
+};
+#define PY_TEARS 256               /* threads with a record */
+#define PY_TEAR_SHIFT 5            /* the rate's memory: ~32 reads */
+#define PY_TEAR_ON (65536u / 10)   /* paused from 10% torn */
+#define PY_TEAR_OFF (65536u / 32)  /* unpaused again under 3% */
+#define PY_TEAR_PROBE 8            /* paused: one unpaused probe per 8 samples */
+#define PY_TEAR_IDLE 1024          /* rounds a record is kept unused */
+
 struct py_sampler {
 	struct py_interp pi;
 	struct py_raw_frame *raw;
@@ -67,6 +83,10 @@ struct py_sampler {
 	uint32_t nchain, chain_cap;
 	bool chain_ok;
 	uint64_t head_ptr[2]; /* what the walk started from (3.11-3.12: cframe too) */
+	bool head_snap;       /* ... read from the snapshot's head words */
+	bool pause_refused;   /* a torn read cannot fall back to a pause */
+	struct py_tear tears[PY_TEARS];
+	uint32_t ntears;
 	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
 	struct cg_map pthread_tids; /* pthread_t -> tid, while that tid lives */
 	uint64_t ptid_cand[4];      /* words of struct pthread that may be its tid */
@@ -251,19 +271,22 @@ static int32_t py_head_off(const struct py_layout *L)
 					      : L->tstate_cframe;
 }
 
-/* Bytes of the walk's chain (a head word, a frame or a block of them):
- * from the thread's prefetched snapshot when it holds them, else read,
- * and either way part of the thread's next plan. */
-static int chain_read(struct py_sampler *s, uint64_t addr, void *buf, size_t len)
+/* Bytes of the walk's chain (a head word, a frame): from the thread's
+ * prefetched snapshot when it holds them, else read, and either way part
+ * of the thread's next plan (k: PY_PF_LEAF for the walk's first frame). */
+static int chain_read_k(struct py_sampler *s, uint64_t addr, void *buf, size_t len,
+			enum py_pf_kind k)
 {
-	const uint8_t *p = s->pf ? py_pf_get(s->pf, addr, len, PY_PF_CHAIN) : NULL;
+	const uint8_t *p = s->pf ? py_pf_get(s->pf, addr, len, k) : NULL;
 	if (p) {
 		memcpy(buf, p, len);
 		return 0;
 	}
+	if (k == PY_PF_HEAD)
+		s->head_snap = false;
 	int r = target_read(s->pi.t, addr, buf, len);
 	if (!r && s->pf)
-		py_pf_note(s->pf, addr, len, PY_PF_CHAIN);
+		py_pf_note(s->pf, addr, len, k);
 	return r;
 }
 
@@ -272,23 +295,27 @@ static int chain_read(struct py_sampler *s, uint64_t addr, void *buf, size_t len
  * block that ends with this frame usually holds the next several: a walk
  * of depth D costs a few system calls, not D. Frames elsewhere (in
  * generator objects, another chunk, or on <= 3.10 the heap) are read
- * alone. The block is only valid for the walk that read it. */
+ * alone. The block is only valid for the walk that read it; the plan
+ * keeps the frames' own windows, not the block (see prefetch.h). */
 static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
 {
 	size_t win = s->frame_win;
+	enum py_pf_kind k = s->nchain ? PY_PF_CHAIN : PY_PF_LEAF;
 	if (f + win < f)
 		return -EFAULT;
 	if (f >= s->blk_lo && f + win <= s->blk_hi) {
 		memcpy(w, s->blk + (f - s->blk_lo), win);
+		if (s->pf)
+			py_pf_note(s->pf, f, win, k);
 		return 0;
 	}
-	const uint8_t *p = s->pf ? py_pf_get(s->pf, f, win, PY_PF_CHAIN) : NULL;
+	const uint8_t *p = s->pf ? py_pf_get(s->pf, f, win, k) : NULL;
 	if (p) {
 		memcpy(w, p, win);
 		return 0;
 	}
 	if (s->pi.L.frame_owner < 0)
-		return chain_read(s, f, w, win);
+		return chain_read_k(s, f, w, win, k);
 	/* From a page boundary (a page under the frame may not exist, its
 	 * own page does), so a failure falls back to the frame alone. */
 	uint64_t page = f & ~(uint64_t)4095;
@@ -301,10 +328,10 @@ static int frame_read(struct py_sampler *s, uint64_t f, uint8_t *w)
 		s->blk_lo = page;
 		s->blk_hi = hi;
 	} else {
-		return chain_read(s, f, w, win);
+		return chain_read_k(s, f, w, win, k);
 	}
 	if (s->pf)
-		py_pf_note(s->pf, s->blk_lo, s->blk_hi - s->blk_lo, PY_PF_CHAIN);
+		py_pf_note(s->pf, f, win, k);
 	memcpy(w, s->blk + (f - s->blk_lo), win);
 	return 0;
 }
@@ -319,15 +346,17 @@ static int walk_head(struct py_sampler *s, uint64_t tstate, const uint8_t *tw, u
 	uint64_t head = 0;
 	int r = 0;
 	s->head_ptr[0] = s->head_ptr[1] = 0;
+	s->head_snap = !tw && py_pf_active(s->pf);
 	if (tw)
 		head = py_rd64(tw, s->tstate_win, head_off);
 	else
-		r = chain_read(s, tstate + (uint64_t)head_off, &head, 8);
+		r = chain_read_k(s, tstate + (uint64_t)head_off, &head, 8, PY_PF_HEAD);
 	if (!r && L->tstate_frame < 0 && L->tstate_current_frame < 0) {
 		uint64_t cf = head; /* 3.11-3.12: through the _PyCFrame */
 		head = 0;
 		if (cf)
-			r = chain_read(s, cf + (uint64_t)L->cframe_current_frame, &head, 8);
+			r = chain_read_k(s, cf + (uint64_t)L->cframe_current_frame, &head, 8,
+					 PY_PF_HEAD);
 		s->head_ptr[1] = cf;
 	}
 	if (r)
@@ -493,26 +522,25 @@ static void read_code_windows(struct py_sampler *s, int n)
 	}
 }
 
-/* verify_walk from the thread's snapshot: copy B, read after copy A the
- * walk ran over, must hold the same head and links. 0 whole, -EAGAIN
- * changed, -ENOENT when copy B lacks a word (verify_walk reads it). */
-static int verify_snapshot(struct py_sampler *s, uint64_t tstate)
+/* verify_walk from the thread's snapshot. Copy A (the frames), the head
+ * words, copy B (the frames again) were read in that order in one call:
+ * when the walk started from a head read there and every frame of its
+ * chain holds the same caller and code in copy B as in copy A, each
+ * frame held them all along, so at the instant the head was read the
+ * chain was the thread's whole stack. A call or a return between the
+ * copies leaves the frames under the head as they were; only a frame
+ * reused (returned from and called anew in its place) or a generator's
+ * frame unlinked on yield changes one. Only the leaf's instruction may
+ * have moved on, which is the sample instant's uncertainty, not a tear.
+ * 0 whole, -EAGAIN changed, -ENOENT when the snapshot does not hold it
+ * all (verify_walk reads it). */
+static int verify_snapshot(struct py_sampler *s)
 {
 	const struct py_layout *L = &s->pi.L;
-	int32_t head_off = py_head_off(L);
-	uint64_t v;
 	if (!s->chain_ok)
 		return -EAGAIN;
-	if (py_pf_after(s->pf, tstate + (uint64_t)head_off, &v))
+	if (!s->head_snap)
 		return -ENOENT;
-	if (v != (s->head_ptr[1] ? s->head_ptr[1] : s->head_ptr[0]))
-		return -EAGAIN;
-	if (s->head_ptr[1]) {
-		if (py_pf_after(s->pf, s->head_ptr[1] + (uint64_t)L->cframe_current_frame, &v))
-			return -ENOENT;
-		if (v != s->head_ptr[0])
-			return -EAGAIN;
-	}
 	for (uint32_t i = 0; i < s->nchain; i++) {
 		uint64_t back, code;
 		if (py_pf_after(s->pf, s->chain[i] + (uint64_t)L->frame_back, &back) ||
@@ -894,36 +922,31 @@ static const char *py_version(void *priv)
 
 /* A stack read without stopping the thread: kept only when verify_walk
  * finds the chain unchanged after the read; one more try when it changed
- * (a return or a call in the microseconds of the read), else it is torn.
- * The number of frames, or negative. */
-static int walk_unpaused(struct py_sampler *s, uint64_t ts, const uint8_t *tw, bool *truncated,
-			 struct cg_sample_stats *st)
+ * (a return or a call in the microseconds of the read). The number of
+ * frames, or negative: -EAGAIN (or the walk's error) when both tore. */
+static int walk_unpaused(struct py_sampler *s, uint64_t ts, const uint8_t *tw, bool *truncated)
 {
 	const struct py_layout *L = &s->pi.L;
 	int32_t head_off = py_head_off(L);
 	int nf = -EAGAIN;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		/* The first try from the thread's plan, if it has one: one
-		 * system call, the head read fresh with it. A second try reads
-		 * everything anew: the stack has moved. */
+		/* Each try from the thread's plan, if it has one: one system
+		 * call, the head read with it (the plan is the walk's memory,
+		 * the same when the stack moved within it). */
 		bool snap = false;
-		if (s->pf) {
-			if (attempt == 0)
-				snap = py_pf_fetch(s->pf, ts, ts + (uint64_t)head_off);
-			else
-				py_pf_drop(s->pf);
-		}
+		if (s->pf)
+			snap = py_pf_fetch(s->pf, ts, ts + (uint64_t)head_off);
 		nf = walk_frames(s, ts, attempt || snap ? NULL : tw, truncated);
 		if (nf < 0)
 			continue;
-		int v = snap ? verify_snapshot(s, ts) : -ENOENT;
+		int v = snap ? verify_snapshot(s) : -ENOENT;
 		if (v == -ENOENT)
 			v = verify_walk(s, ts, nf);
 		if (v == 0)
 			return nf;
+		nf = -EAGAIN;
 	}
-	st->lost[CG_LOST_TORN]++;
-	return nf < 0 ? nf : -EAGAIN;
+	return nf;
 }
 
 /* A stack read with the thread paused (--blocking, --native): the walk
@@ -932,6 +955,8 @@ static int walk_unpaused(struct py_sampler *s, uint64_t ts, const uint8_t *tw, b
 static int walk_paused(struct py_sampler *s, uint64_t ts, pid_t tid, bool *truncated,
 		       uint32_t *nn, bool *ntrunc, int *nr, struct cg_sample_stats *st)
 {
+	if (s->pf)
+		py_pf_drop(s->pf); /* everything read anew */
 	int r = target_pause(s->pi.t, tid);
 	if (r) {
 		st->lost[r == -ESRCH ? CG_LOST_GONE : CG_LOST_PAUSE]++;
@@ -944,6 +969,108 @@ static int walk_paused(struct py_sampler *s, uint64_t ts, pid_t tid, bool *trunc
 	if (nf < 0)
 		st->lost[nf == -ENOLINK ? CG_LOST_TORN : CG_LOST_READ]++;
 	return nf;
+}
+
+/* Name a walk's frames; a failure counted lost. */
+static int name_counted(struct py_sampler *s, int nf, bool truncated, struct cg_sample_stats *st)
+{
+	if (nf <= 0)
+		return nf;
+	nf = name_frames(s, nf, !truncated);
+	if (nf < 0)
+		st->lost[nf == -ENOLINK ? CG_LOST_TORN : CG_LOST_READ]++;
+	return nf;
+}
+
+/* A thread's tear record, found or made (NULL when the table is full). */
+static struct py_tear *tear_of(struct py_sampler *s, uint64_t ts)
+{
+	for (uint32_t i = 0; i < s->ntears; i++)
+		if (s->tears[i].ts == ts) {
+			s->tears[i].idle = 0;
+			return &s->tears[i];
+		}
+	if (s->ntears == PY_TEARS)
+		return NULL;
+	s->tears[s->ntears] = (struct py_tear){.ts = ts};
+	return &s->tears[s->ntears++];
+}
+
+/* One unpaused read's outcome into the thread's torn rate, which decides
+ * how it is read next (with hysteresis). */
+static void tear_note(struct py_tear *tr, bool torn)
+{
+	tr->rate -= tr->rate >> PY_TEAR_SHIFT;
+	if (torn)
+		tr->rate += 65536u >> PY_TEAR_SHIFT;
+	if (!tr->paused && tr->rate >= PY_TEAR_ON)
+		tr->paused = true;
+	else if (tr->paused && tr->rate < PY_TEAR_OFF)
+		tr->paused = false;
+}
+
+/* The default read of a Python-only sample: unpaused and kept only when
+ * whole. A stack can change faster than any read sees it whole: a thread
+ * on another CPU calling, returning and resuming generators every few
+ * hundred nanoseconds. Its torn reads cannot simply be dropped, nor
+ * replaced by a pause of the thread just then: either keeps the reads
+ * that succeeded, which are of the code that holds still (measured: a
+ * loop driving generators and coroutines at 70-85% instead of its 20%).
+ * So a thread whose reads tear often (PY_TEAR_ON of its recent ones) is
+ * read paused, every sample, whatever it runs, until probes - an
+ * unpaused read every PY_TEAR_PROBE samples, never kept - find its reads
+ * whole again (under PY_TEAR_OFF). Below that, a torn read is taken
+ * paused at once: the few left skew nothing that matters. The pause
+ * shifts a sample toward a system call (the interrupt takes microseconds
+ * to land), but only in threads whose stacks churn, not in a thread that
+ * holds still between system calls. --nonblocking never pauses: torn
+ * reads are dropped and counted. The number of frames, or negative
+ * (counted lost). */
+static int read_unpaused(struct py_sampler *s, uint64_t ts, pid_t tid, const uint8_t *tw,
+			 bool *truncated, struct cg_sample_stats *st)
+{
+	uint32_t nn = 0;
+	bool ntrunc = false;
+	int nr = -1;
+	struct py_tear *tr = NULL;
+	if (tid > 0 && !s->o.nonblocking && !s->pause_refused)
+		tr = tear_of(s, ts);
+	bool probe = false;
+	if (tr && tr->paused) {
+		if (++tr->probe < PY_TEAR_PROBE)
+			goto paused;
+		tr->probe = 0;
+		probe = true;
+	}
+	int nf = walk_unpaused(s, ts, tw, truncated);
+	bool torn = nf < 0;
+	if (nf > 0) {
+		nf = name_frames(s, nf, !*truncated);
+		torn = nf == -ENOLINK;
+		if (nf < 0 && !torn) {
+			st->lost[CG_LOST_READ]++;
+			return nf;
+		}
+	}
+	if (tr)
+		tear_note(tr, torn);
+	if (!torn && !probe)
+		return nf;
+	if (!tr) {
+		st->lost[CG_LOST_TORN]++;
+		return -EAGAIN;
+	}
+paused:
+	nf = walk_paused(s, ts, tid, truncated, &nn, &ntrunc, &nr, st);
+	if (nf == -EPERM) {
+		/* not allowed (another tracer, a seccomp filter): torn
+		 * reads are dropped from here on */
+		s->pause_refused = true;
+		cg_info("cannot pause a thread of %d to read a stack that changes too fast to read "
+			"unpaused (%s): those samples are dropped, as with --nonblocking",
+			(int)target_pid(s->pi.t), strerror(EPERM));
+	}
+	return name_counted(s, nf, *truncated, st);
 }
 
 /* A merge failed on a stack with Python frames. When none has worked
@@ -1001,13 +1128,11 @@ static void sample_thread(struct py_sampler *s, uint64_t ts, const uint8_t *tw, 
 	int nr = -1, nf;
 	bool pause = tid > 0 && (s->o.blocking || s->nctx);
 
-	nf = pause ? walk_paused(s, ts, tid, &truncated, &nn, &ntrunc, &nr, st)
-		   : walk_unpaused(s, ts, tw, &truncated, st);
-	if (nf > 0) {
-		nf = name_frames(s, nf, !truncated);
-		if (nf < 0) /* the walk counted its own losses */
-			st->lost[nf == -ENOLINK ? CG_LOST_TORN : CG_LOST_READ]++;
-	}
+	if (pause) {
+		nf = walk_paused(s, ts, tid, &truncated, &nn, &ntrunc, &nr, st);
+		nf = name_counted(s, nf, truncated, st);
+	} else
+		nf = read_unpaused(s, ts, tid, tw, &truncated, st);
 	/* what this sample read is the thread's plan for the next one */
 	if (s->pf)
 		py_pf_done(s->pf, ts, nf >= 0);
@@ -1126,6 +1251,11 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 	py_async_round(s->async);
 	if (s->pf)
 		py_pf_round(s->pf);
+	for (uint32_t i = 0; i < s->ntears;)
+		if (++s->tears[i].idle > PY_TEAR_IDLE)
+			s->tears[i] = s->tears[--s->ntears];
+		else
+			i++;
 	/* The main interpreter stays where it is for the process's life:
 	 * looked up again only now and then, or when it stops answering. */
 	if (!s->interp || ++s->interp_age >= PY_INTERP_RECHECK) {
