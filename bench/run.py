@@ -198,7 +198,7 @@ def run_workload(argv, timeout=600):
 # --- output parsers ---------------------------------------------------------
 
 SUMMARY_RE = re.compile(r"cgprof: (\d+) samples in ([\d.]+) s, ([\d.]+) Hz achieved of ([\d.]+) Hz; "
-                        r"(\d+) lost(?: \(([^)]*)\))?(?:; paused (\d+) us mean, (\d+) us p99)?")
+                        r"(\d+) lost(?: \(([^)]*)\))?(?:; paused (?:\d+ times, )?(\d+) us mean, (\d+) us p99)?")
 
 
 def cg_summary(text):

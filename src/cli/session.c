@@ -510,8 +510,8 @@ static void summary(struct session *ss, double elapsed_s, uint64_t rounds, const
 		pause_tally_add(&pt, ss->procs[i].t);
 	char pause[96] = "";
 	if (pt.count)
-		snprintf(pause, sizeof(pause), "; paused %.0f us mean, %.0f us p99", pt.mean_us,
-			 pt.p99_us);
+		snprintf(pause, sizeof(pause), "; paused %llu times, %.0f us mean, %.0f us p99",
+			 (unsigned long long)pt.count, pt.mean_us, pt.p99_us);
 	char trunc[64] = "";
 	if (ss->truncated)
 		snprintf(trunc, sizeof(trunc), "; %llu stacks cut at --max-depth",
