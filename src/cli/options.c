@@ -74,8 +74,9 @@ static const struct cli_option {
 	 "pause each Python thread while its stack is read\n"
 	 "(costs the target; shifts samples onto system calls)"},
 	{"nonblocking", OPT_NONBLOCKING, NULL, CMD_LIVE | CMD_DUMP, SEC_SAMPLING, NULL,
-	 "never pause the target (the default for Python\n"
-	 "without --native; torn stacks are dropped)"},
+	 "never pause the target (by default a Python thread\n"
+	 "whose stack tears unpaused is read paused; this\n"
+	 "drops those reads instead)"},
 	{"native", OPT_NATIVE, NULL, CMD_LIVE | CMD_DUMP, SEC_SAMPLING, NULL,
 	 "include native (C) frames, unwound with libunwind\n"
 	 "from the kernel's per-thread CPU-clock samples"},
