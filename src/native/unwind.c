@@ -36,6 +36,9 @@ struct native_arg {
 	/* A kernel sample (perf): registers and the stack copy come from it,
 	 * and the thread is not stopped, so nothing goes through ptrace. */
 	const struct target_perf_sample *smp;
+	/* An IP in no mapping the maps showed when last read: libunwind
+	 * had no table for it and guessed its caller by frame pointer. */
+	bool unplaced;
 };
 
 /* Memory the unwinder reads (stack words, .eh_frame entries) comes in
@@ -121,8 +124,12 @@ static int acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_
 	}
 	/* A running thread cannot be read through ptrace: without a table
 	 * libunwind falls back to the frame-pointer chain. */
-	if (a->smp)
+	if (a->smp) {
+		struct elfsym_result res;
+		if (elfsym_lookup(a->c->syms, ip, &res) == -ENOENT)
+			a->unplaced = true;
 		return -UNW_ENOINFO;
+	}
 	/* libunwind-ptrace's search calls back into the address space's
 	 * accessors with its own handle, so it runs in an address space of
 	 * its own, never in ours. */
@@ -469,6 +476,24 @@ int native_unwind_sample(struct native_ctx *c, const struct target_perf_sample *
 	if (!smp->ip || !smp->sp)
 		return -EFAULT; /* no user registers (a kernel-only moment) */
 	struct native_arg a = {.c = c, .smp = smp};
+	pages_forget(c, false);
+	if (unw_init_remote(&cur, c->as, &a) < 0)
+		return -EFAULT;
+	int r = walk(&cur, frames, max, n, truncated);
+	/* A frame in no mapping we know, in a stack younger than our read of
+	 * the maps, is most likely in an object mapped since (the libraries
+	 * the dynamic loader maps right after exec, a dlopen): without its
+	 * table libunwind took that frame's caller from rbp, which such code
+	 * (libc's clock_gettime on its way to the vDSO) does not keep, and
+	 * skipped a frame. Read the maps again and unwind with the table. At
+	 * most once per drained round: the maps are then younger than every
+	 * sample in it, so code that has no mapping (a JIT) costs no more. */
+	if (!a.unplaced || c->refreshed_ns >= smp->time_ns)
+		return r;
+	refresh(c);
+	*n = 0;
+	*truncated = false;
+	a.unplaced = false;
 	pages_forget(c, false);
 	if (unw_init_remote(&cur, c->as, &a) < 0)
 		return -EFAULT;
