@@ -205,9 +205,12 @@ static void draw_stack(struct top *tp)
 	getmaxyx(stdscr, rows, cols);
 	uint32_t slot = tp->view.thread < 0 ? 0 : (uint32_t)tp->view.thread;
 	top_stats_thread_label(tp->st, slot, thr, sizeof(thr));
-	int n = top_stats_stack(tp->st, slot, funcs, lines, TOP_STACK_MAX, &state, &trunc);
+	int n = top_stats_stack(tp->st, slot, tp->view.idle, funcs, lines, TOP_STACK_MAX, &state,
+				&trunc);
 	if (n < 0) {
-		snprintf(line, sizeof(line), "no stack of thread %s yet", thr);
+		snprintf(line, sizeof(line), "no %sstack of thread %s yet%s",
+			 tp->view.idle ? "" : "on-CPU ", thr,
+			 tp->view.idle || !tp->idle_sampled ? "" : " (i shows idle ones)");
 		put_line(TOP_HEAD_LINES - 1, line, A_REVERSE);
 		return;
 	}

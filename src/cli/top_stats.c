@@ -26,15 +26,21 @@ struct top_func {
 	_Atomic int32_t line; /* lowest line seen: near the definition */
 };
 
-struct top_thread {
-	pid_t pid, tid;
-	pthread_mutex_t mu; /* name and stack; the sampler only tries it */
-	char name[64];
-	uint32_t nstack;
-	bool have_stack, truncated;
+struct top_stack {
+	uint32_t n;
+	bool have, truncated;
 	enum cg_state state;
 	uint32_t funcs[TOP_STACK_MAX];
 	int32_t lines[TOP_STACK_MAX];
+};
+
+struct top_thread {
+	pid_t pid, tid;
+	pthread_mutex_t mu; /* name and stacks; the sampler only tries it */
+	char name[64];
+	/* its latest stack, and its latest on CPU: with idle samples hidden
+	 * the view shows the latter, as its table counts only those */
+	struct top_stack last, last_oncpu;
 	_Atomic uint64_t last_sec; /* second of its latest sample, + 1 */
 };
 
@@ -258,18 +264,27 @@ static void save_stack(struct top_thread *t, const struct cg_sample *s, const ui
 		return;
 	if (t->tid >= 0 && s->thread_name && strncmp(t->name, s->thread_name, sizeof(t->name) - 1))
 		snprintf(t->name, sizeof(t->name), "%s", s->thread_name);
+	struct top_stack *ts = &t->last;
 	uint32_t k = 0;
 	for (uint32_t i = 0; i < s->nframes && i < TOP_STACK_MAX; i++) {
 		if (s->frames[i].kind == CG_FK_THREAD || s->frames[i].kind == CG_FK_PROCESS)
 			continue;
-		t->funcs[k] = fids[i];
-		t->lines[k] = s->frames[i].line;
+		ts->funcs[k] = fids[i];
+		ts->lines[k] = s->frames[i].line;
 		k++;
 	}
-	t->nstack = k;
-	t->truncated = s->truncated || s->nframes > TOP_STACK_MAX;
-	t->state = s->state;
-	t->have_stack = true;
+	ts->n = k;
+	ts->truncated = s->truncated || s->nframes > TOP_STACK_MAX;
+	ts->state = s->state;
+	ts->have = true;
+	if (profile_state_on_cpu(s->state)) {
+		t->last_oncpu.n = k;
+		t->last_oncpu.truncated = ts->truncated;
+		t->last_oncpu.state = ts->state;
+		t->last_oncpu.have = true;
+		memcpy(t->last_oncpu.funcs, ts->funcs, k * sizeof(*ts->funcs));
+		memcpy(t->last_oncpu.lines, ts->lines, k * sizeof(*ts->lines));
+	}
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -500,20 +515,21 @@ void top_stats_thread_label(const struct top_stats *st, uint32_t slot, char *buf
 	pthread_mutex_unlock(&t->mu);
 }
 
-int top_stats_stack(const struct top_stats *st, uint32_t slot, uint32_t *funcs, int32_t *lines,
-		    uint32_t max, enum cg_state *state, bool *truncated)
+int top_stats_stack(const struct top_stats *st, uint32_t slot, bool idle, uint32_t *funcs,
+		    int32_t *lines, uint32_t max, enum cg_state *state, bool *truncated)
 {
 	if (slot >= top_stats_thread_count(st))
 		return -ENOENT;
 	struct top_thread *t = (struct top_thread *)&st->threads[slot];
 	int r = -ENOENT;
 	pthread_mutex_lock(&t->mu);
-	if (t->have_stack) {
-		uint32_t n = t->nstack < max ? t->nstack : max;
-		memcpy(funcs, t->funcs, n * sizeof(*funcs));
-		memcpy(lines, t->lines, n * sizeof(*lines));
-		*state = t->state;
-		*truncated = t->truncated || n < t->nstack;
+	const struct top_stack *ts = idle ? &t->last : &t->last_oncpu;
+	if (ts->have) {
+		uint32_t n = ts->n < max ? ts->n : max;
+		memcpy(funcs, ts->funcs, n * sizeof(*funcs));
+		memcpy(lines, ts->lines, n * sizeof(*lines));
+		*state = ts->state;
+		*truncated = ts->truncated || n < ts->n;
 		r = (int)n;
 	}
 	pthread_mutex_unlock(&t->mu);

@@ -82,11 +82,12 @@ void top_stats_func(const struct top_stats *st, uint32_t func, const char **name
 uint32_t top_stats_thread_count(const struct top_stats *st);
 void top_stats_thread_label(const struct top_stats *st, uint32_t slot, char *buf, size_t n);
 
-/* A thread's most recent stack, leaf first: up to max frames as func ids
- * and their lines; *state its state then. Returns the number of frames,
- * or -ENOENT if that thread has no stack yet. */
-int top_stats_stack(const struct top_stats *st, uint32_t slot, uint32_t *funcs, int32_t *lines,
-		    uint32_t max, enum cg_state *state, bool *truncated);
+/* A thread's most recent stack (idle false: its most recent on CPU, what
+ * a view without idle samples is made of), leaf first: up to max frames
+ * as func ids and their lines; *state its state then. Returns the number
+ * of frames, or -ENOENT if that thread has no such stack yet. */
+int top_stats_stack(const struct top_stats *st, uint32_t slot, bool idle, uint32_t *funcs,
+		    int32_t *lines, uint32_t max, enum cg_state *state, bool *truncated);
 
 /* "function (file:line)" into buf; the file's base name only when short. */
 void top_stats_func_label(const struct top_stats *st, uint32_t func, int32_t line, bool short_file,

@@ -69,7 +69,8 @@ static void snapshot_all(struct top_stats *st, struct input *in, uint64_t now)
 		enum cg_state state;
 		bool trunc;
 		uint32_t slot = take(in) % nt;
-		int n = top_stats_stack(st, slot, funcs, lines, TOP_STACK_MAX, &state, &trunc);
+		int n = top_stats_stack(st, slot, b & 32, funcs, lines, TOP_STACK_MAX, &state,
+					&trunc);
 		for (int i = 0; i < n; i++)
 			top_stats_func_label(st, funcs[i], lines[i], b & 16, line, sizeof(line));
 		top_stats_thread_label(st, slot, line, sizeof(line));

@@ -127,14 +127,26 @@ START_TEST(test_own_total_and_filters)
 	int32_t lines[8];
 	enum cg_state state;
 	bool trunc;
-	ck_assert_int_eq(top_stats_stack(st, 0, funcs, lines, 8, &state, &trunc), 4);
+	ck_assert_int_eq(top_stats_stack(st, 0, true, funcs, lines, 8, &state, &trunc), 4);
 	ck_assert_int_eq(state, CG_ST_RUNNING);
 	ck_assert(!trunc);
 	top_stats_func_label(st, funcs[1], lines[1], false, label, sizeof(label));
 	ck_assert_str_eq(label, "rec (/app/m.py:31)");
 	top_stats_func_label(st, funcs[1], lines[1], true, label, sizeof(label));
 	ck_assert_str_eq(label, "rec (m.py:31)");
-	ck_assert_int_eq(top_stats_stack(st, 5, funcs, lines, 8, &state, &trunc), -ENOENT);
+	ck_assert_int_eq(top_stats_stack(st, 5, true, funcs, lines, 8, &state, &trunc), -ENOENT);
+	/* the worker was only ever idle: no stack while idle is hidden */
+	ck_assert_int_eq(top_stats_stack(st, 1, true, funcs, lines, 8, &state, &trunc), 1);
+	ck_assert_int_eq(state, CG_ST_IDLE);
+	ck_assert_int_eq(top_stats_stack(st, 1, false, funcs, lines, 8, &state, &trunc), -ENOENT);
+	/* a thread caught off CPU: its latest stack says so, its latest on
+	 * CPU is the one before */
+	struct cg_sample off = mk(1, CG_ST_IDLE, wait_stack, 1);
+	top_stats_add(st, &off, SEC / 2);
+	ck_assert_int_eq(top_stats_stack(st, 0, true, funcs, lines, 8, &state, &trunc), 1);
+	ck_assert_int_eq(state, CG_ST_IDLE);
+	ck_assert_int_eq(top_stats_stack(st, 0, false, funcs, lines, 8, &state, &trunc), 4);
+	ck_assert_int_eq(state, CG_ST_RUNNING);
 	top_stats_free(st);
 }
 END_TEST
