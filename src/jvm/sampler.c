@@ -706,6 +706,21 @@ static int jvm_probe(struct target *t)
 	return jvm_attach_ready(&a);
 }
 
+/* A JVM on its way out (System.exit, a crash) fails every read of its
+ * memory, so each mechanism fails for a reason that is not its own, and
+ * the attach listener is no longer there to fall back to. Its address
+ * space gone (the leader's, which /proc and process_vm_readv go by), or
+ * the process itself: it has exited. */
+static bool jvm_exited(struct target *t)
+{
+	struct target_maps m = {0};
+	if (!target_alive(t))
+		return true;
+	int r = target_maps_read(t, &m);
+	target_maps_free(&m);
+	return r == -ESRCH;
+}
+
 static void jvm_close(void *priv)
 {
 	struct jvm_sampler *js = priv;
@@ -735,6 +750,12 @@ static int jvm_open(struct target *t, const struct cg_sampler_opts *o, void **pr
 			break;
 		js->mech->close(js);
 		js->mech = NULL;
+		if (r != -ENOTSUP && jvm_exited(t)) {
+			cg_clearerr();
+			r = cg_fail(-ESRCH, "JVM %d has exited before its stacks could be read",
+				    (int)target_pid(t));
+			break;
+		}
 		if (i + 1 < CG_ARRAY_LEN(jvm_mechs) && r != -ENOTSUP) {
 			/* Said once per JVM: why this one costs a safepoint a sample. */
 			cg_warn("cannot walk Java stacks of process %d from outside (%s); "
