@@ -1110,10 +1110,11 @@ static int merge_native(struct py_sampler *s, int nf, int nr, uint32_t nn, bool 
 			note_no_merge(s);
 		return nr;
 	}
-	/* a stack with no Python frame lines up with any native one: it
-	 * says nothing of whether the eval loop is named */
-	if (nf > 0)
-		s->merged_once = true;
+	/* a stack with no Python frame lines up with any native one, and a
+	 * cut native stack with no eval-loop frame in it keeps its native
+	 * part alone: neither says the eval loop is named */
+	for (uint32_t i = 0; i < nn && nf > 0 && !s->merged_once; i++)
+		s->merged_once = (s->nf[i].flags & NATIVE_F_EVAL) != 0;
 	*truncated = *truncated || mt || ntrunc;
 	return (int)nm;
 }
