@@ -2,22 +2,27 @@
  *
  * A thread running the same code keeps its frames where they were: the
  * same data-stack chunk, the same C-stack shim, the same code objects. So
- * the regions of target memory its last whole walk read (its "plan") are
- * read again at its next sample in one process_vm_readv, twice over: copy
- * A, then copy B of the regions that hold frames and of the thread's
- * head word. The walk runs over copy A; copy B is the memory after it,
- * which verify_walk would otherwise read in a second call. A region the
- * walk needs and the plan lacks is read as before and joins the next
- * plan; a plan whose memory moved simply misses.
+ * the regions of target memory its recent whole walks used (its "plan")
+ * are read again at its next sample in one process_vm_readv: copy A of
+ * the frame regions, then the head words, then copy B of the frame
+ * regions, then the code-object windows. The walk starts from the head
+ * words and runs over copy A; copy B is the memory after it, which
+ * verify_walk would otherwise read in a second call: a chain whose frames
+ * hold the same links in both copies was the thread's stack at the
+ * instant the head was read. A region the walk needs and the plan lacks
+ * is read as before and joins the next plan; a region that cannot be read
+ * leaves the plan at once.
  *
- * Regions are of two kinds: chain regions (the head word, the 3.11-3.12
- * cframe word, the windows of the frames walked, runs of them merged),
- * copied twice and searched by address range, and code-object windows,
- * copied once, after both, and found by exact address. A plan holds the
- * bytes the walk used, not the blocks it read them in: the less copy A
- * copies, the closer in time its frames are to the head word read with
- * them, and copy B to copy A. The plan is a guess about memory, never trusted: everything
- * read from it is checked as any read is. */
+ * Regions are of three kinds: head words (the thread state's frame
+ * pointer, the 3.11-3.12 cframe's), copied once between the copies; chain
+ * regions (the windows of the frames walked, the leaf's apart, runs of
+ * neighbours merged), copied twice and searched by address range; and
+ * code-object windows, copied once, last, and found by exact address. A
+ * plan holds the bytes the walks used, not the blocks they read them in,
+ * and what earlier walks used for PF_AGE walks (a thread's stack moves
+ * among a few shapes): the less the copies hold, the closer in time they
+ * are. The plan is a guess about memory, never trusted: everything read
+ * from it is checked as any read is. */
 #ifndef CGPROF_PY_PREFETCH_H
 #define CGPROF_PY_PREFETCH_H
 
@@ -42,21 +47,22 @@ void py_pf_free(struct py_prefetch *pf);
 /* A round begins: plans of threads not sampled for a while go. */
 void py_pf_round(struct py_prefetch *pf);
 
-/* Fetch the plan of the thread at tstate, if it has one: copy A of every
- * region, copy B of the chain regions and of the head word at head_addr.
- * The head word comes first in copy A too: the walk starts from it.
- * Recording of this walk's regions starts either way. true: a snapshot
- * is active. */
+/* Fetch the plan of the thread at tstate, if it has one, with the head
+ * word at head_addr among its head words (see above). Recording of this
+ * walk's regions starts either way. true: a snapshot is active. */
 bool py_pf_fetch(struct py_prefetch *pf, uint64_t tstate, uint64_t head_addr);
 
-/* Bytes [addr, addr + len) from copy A; NULL when the snapshot holds no
- * such range (or none is active). A hit is recorded for the next plan. */
+/* Bytes [addr, addr + len): a head word (PY_PF_HEAD) from the head
+ * words, a frame from copy A, a code window from the code windows; NULL
+ * when the snapshot holds no such range of that kind (or none is
+ * active). A hit is recorded for the next plan. */
 const uint8_t *py_pf_get(struct py_prefetch *pf, uint64_t addr, size_t len, enum py_pf_kind k);
 
 /* A region the walk read from the target itself: part of the next plan. */
 void py_pf_note(struct py_prefetch *pf, uint64_t addr, size_t len, enum py_pf_kind k);
 
-/* The word at addr in copy B: 0, or -ENOENT when copy B does not hold it. */
+/* The word at addr in copy B (frames only): 0, or -ENOENT when copy B
+ * does not hold it. */
 int py_pf_after(struct py_prefetch *pf, uint64_t addr, uint64_t *v);
 
 bool py_pf_active(const struct py_prefetch *pf);
@@ -64,8 +70,9 @@ bool py_pf_active(const struct py_prefetch *pf);
 /* The snapshot ends (a retry reads anew). Recording restarts. */
 void py_pf_drop(struct py_prefetch *pf);
 
-/* The walk of tstate is over: whole, its regions become the thread's
- * plan; not whole, the thread keeps no plan. */
+/* The walk of tstate is over: whole, its regions lead the thread's plan
+ * (what earlier walks used stays for PF_AGE walks); not whole, the plan
+ * stays as it was. */
 void py_pf_done(struct py_prefetch *pf, uint64_t tstate, bool whole);
 
 #endif
