@@ -295,6 +295,36 @@ int py_dict_scan(const struct py_interp *pi, uint64_t dict, py_dict_item_fn fn, 
 	return r ? r : keys_scan(pi, &v, fn, arg);
 }
 
+/* What a new key changes in the dict at addr: its keys object (a resize
+ * makes a new one) or that object's count of entries ever used (an
+ * insertion takes the next entry; a deletion keeps its own). *keys in:
+ * the keys object of the last stamp, read in the same call as the dict;
+ * out, with *nentries, the stamp now. */
+int py_dict_stamp(const struct py_interp *pi, uint64_t dict, uint64_t *keys, uint64_t *nentries)
+{
+	const struct py_layout *L = &pi->L;
+	uint64_t k = 0, n = 0;
+	if (!dict || L->dict_keys < 0 || L->dictkeys_nentries < 0)
+		return -EINVAL;
+	size_t nv = *keys ? 2 : 1;
+	struct iovec loc[2] = {{&k, 8}, {&n, 8}};
+	struct iovec rem[2] = {{(void *)(uintptr_t)(dict + (uint64_t)L->dict_keys), 8},
+			       {(void *)(uintptr_t)(*keys + (uint64_t)L->dictkeys_nentries), 8}};
+	ssize_t got = target_readv(pi->t, loc, nv, rem, nv);
+	if (got < 0)
+		return (int)got;
+	if (got < 8 || !k)
+		return -EFAULT;
+	if (k != *keys || got < 16) { /* a new keys object: its own count */
+		int r = target_read(pi->t, k + (uint64_t)L->dictkeys_nentries, &n, 8);
+		if (r)
+			return r;
+	}
+	*keys = k;
+	*nentries = n;
+	return 0;
+}
+
 struct find_str {
 	const struct py_interp *pi;
 	const char *key;

@@ -160,6 +160,10 @@ int py_long_read(const struct py_interp *pi, uint64_t addr, uint64_t *val);
 #define PY_DICT_MAX_ITEMS 65536
 typedef int (*py_dict_item_fn)(uint64_t key, uint64_t value, void *arg);
 int py_dict_scan(const struct py_interp *pi, uint64_t dict, py_dict_item_fn fn, void *arg);
+/* The stamp of the dict at addr that any added key changes: its keys
+ * object and that object's entry count. *keys: the last stamp's keys
+ * object (0: none), so a steady dict costs one system call. */
+int py_dict_stamp(const struct py_interp *pi, uint64_t dict, uint64_t *keys, uint64_t *nentries);
 /* The value for str key `key` in the dict at addr. *hint, if not NULL
  * and set, is the address of an interned copy of the key, compared
  * before any string is read; on success it is set to the key found. */

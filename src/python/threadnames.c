@@ -12,9 +12,15 @@
 
 #define TN_REFRESH_NS 1000000000ULL /* read the registry at most this often */
 #define TN_MISS_MAX 64              /* idents without a name, per period */
-/* An ident the registry did not have reads it again after 10 ms, then
- * 20, 40... (a thread is sampled before threading registers it; one
- * threading never knows costs a few reads, then the periodic one). */
+/* A thread is sampled before threading registers it, or threading never
+ * knows it (a thread made in C). An ident not in the names read looks at
+ * the registry's stamp (py_dict_stamp: one small read) at most once a
+ * millisecond, and reads the registry again as soon as a thread was added
+ * to it: the sample after a thread registers carries its name, however
+ * long it ran unknown. A read that fails waits twice as long each time.
+ * Before threading is found, an unknown ident looks for it after 10 ms,
+ * then 20, 40... */
+#define TN_CHECK_NS 1000000ULL
 #define TN_RETRY_NS 10000000ULL
 
 struct tn_entry {
@@ -29,6 +35,9 @@ struct py_tnames {
 	uint64_t modules_seen;           /* sys.modules that had no threading */
 	uint64_t modules_used;           /* ... and its item count then */
 	uint64_t last_ns;
+	uint64_t stamp_keys, stamp_n; /* _active's stamp at the last good read */
+	uint64_t checked_ns;          /* when a miss last looked at it */
+	unsigned fails;               /* reads failed in a row */
 	bool refreshed;
 	uint32_t n, nmiss;
 	/* PY_TNAMES_MAX each, allocated at the first read (a sampler made
@@ -166,16 +175,27 @@ int py_tnames_refresh(struct py_tnames *tn)
 	}
 	f.e = tn->fresh;
 	/* The registry is made once, when threading is imported: a cached
-	 * address is used again while it still reads as a dict. */
-	r = tn->active ? py_dict_scan(tn->pi, tn->active, add_thread, &f) : -ENOENT;
+	 * address is used again while it still reads as a dict. Its stamp
+	 * is taken before the scan, so a thread added during it is a change
+	 * the next look sees. */
+	uint64_t keys = tn->stamp_keys, nent = 0;
+	r = tn->active ? py_dict_stamp(tn->pi, tn->active, &keys, &nent) : -ENOENT;
+	if (!r)
+		r = py_dict_scan(tn->pi, tn->active, add_thread, &f);
 	if (r < 0) {
 		tn->active = 0;
 		f.n = 0;
+		keys = 0;
 		r = find_active(tn);
+		if (!r)
+			r = py_dict_stamp(tn->pi, tn->active, &keys, &nent);
 		if (!r)
 			r = py_dict_scan(tn->pi, tn->active, add_thread, &f);
 	}
 	if (r < 0) {
+		if (tn->fails < 16)
+			tn->fails++;
+		tn->stamp_keys = 0; /* unknown: the next look reads again */
 		cg_debug("python: no thread names from threading._active: %s", strerror(-r));
 		/* A torn read keeps the names of the last good one; no
 		 * registry (threading not imported) has none. */
@@ -183,6 +203,9 @@ int py_tnames_refresh(struct py_tnames *tn)
 			tn->n = 0;
 		return r;
 	}
+	tn->fails = 0;
+	tn->stamp_keys = keys;
+	tn->stamp_n = nent;
 	f.e = tn->e; /* the new read is now the one in force */
 	tn->e = tn->fresh;
 	tn->fresh = f.e;
@@ -211,8 +234,20 @@ const char *py_tnames_get(struct py_tnames *tn, uint64_t ident)
 	const char *name = lookup(tn, ident);
 	if (name)
 		return name;
-	/* A thread new since the last read: read again, backing off per
-	 * ident, so a thread threading does not know costs little. */
+	if (tn->active) {
+		/* fails <= 16: a wait of at most 65 s */
+		if (now - tn->checked_ns < (TN_CHECK_NS << tn->fails))
+			return NULL;
+		tn->checked_ns = now;
+		uint64_t keys = tn->stamp_keys, nent = 0;
+		if (tn->stamp_keys && !py_dict_stamp(tn->pi, tn->active, &keys, &nent) &&
+		    keys == tn->stamp_keys && nent == tn->stamp_n)
+			return NULL; /* no thread added since the names were read */
+		py_tnames_refresh(tn);
+		return lookup(tn, ident);
+	}
+	/* No registry yet: look for it again, backing off per ident, so a
+	 * program that never imports threading costs little. */
 	uint32_t i;
 	for (i = 0; i < tn->nmiss && tn->miss[i].ident != ident; i++)
 		;

@@ -261,8 +261,16 @@ class ThreadNameTests(PerInterpreter):
         names, text, err = self.profile_names("collapsed")
         stacks = parse_collapsed(text)
         seen = {}
+        tids = {}
         for s, c in stacks.items():
             funcs = [frame_func(f) for f in s]
+            if "spin_unregistered" in funcs:
+                # before threading knows the thread: its OS name
+                root = re.match(r"thread (.*) \((\d+)\)$", s[0])
+                self.assertTrue(root, s[0])
+                self.assertNotIn(root.group(1), names.values(), s)
+                tids.setdefault("spin_unregistered", set()).add(root.group(2))
+                seen[("spin_unregistered", "")] = seen.get(("spin_unregistered", ""), 0) + c
             for func, want in names.items():
                 if func not in funcs:
                     continue
@@ -270,12 +278,19 @@ class ThreadNameTests(PerInterpreter):
                 self.assertTrue(root, s[0])
                 # until the next read of the registry (at most a second),
                 # the renamed thread may still show its first name
+                # the thread that registered late has its name from the
+                # first sample after (no fallback to the OS name)
                 ok = [want] + (["before-rename"] if func == "spin_renamed" else [])
                 self.assertIn(root.group(1), ok, s)
                 seen[(func, root.group(1))] = seen.get((func, root.group(1)), 0) + c
+                tids.setdefault(func, set()).add(root.group(2))
         for func, want in names.items():
             self.assertGreater(seen.get((func, want), 0), 10, "%s as %r: %s (%s)" % (
                 func, want, seen, err))
+        # 0.4 s of CPU unknown at 100 Hz, then the same thread known
+        self.assertGreater(seen.get(("spin_unregistered", ""), 0), 10, seen)
+        self.assertEqual(tids["spin_unregistered"], tids["spin_late"], tids)
+        self.assertEqual(len(tids["spin_late"]), 1, tids)
 
     def test_speedscope_profiles_named_after_threads(self):
         names, text, err = self.profile_names("speedscope")

@@ -261,28 +261,50 @@ START_TEST(names_from_threading_every_layout)
 }
 END_TEST
 
-/* A thread the registry lacked when first asked about is looked up again
- * soon (it registers itself after it starts running), not only at the
- * next periodic read. */
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+	nanosleep(&ts, NULL);
+}
+
+/* A thread sampled before it registers in threading._active, for as long
+ * as it likes, is named at the first look after it registers (a look: at
+ * most once a millisecond), not a second later; while the registry is
+ * unchanged a look costs one system call and no scan. */
 START_TEST(new_thread_is_named_soon)
 {
 	static const uint64_t idents[] = {0x7f00000010c0ULL, 0x7f00000020c0ULL};
 	static const char *const names[] = {"MainThread", "late-registered"};
-	const uint64_t later = 0x7f00000030c0ULL;
-	setup_row(py_layout_find(3, 12));
-	build_interp(2, idents, names);
-	struct py_tnames *tn;
-	ck_assert_int_eq(py_tnames_new(&pi, &tn), 0);
-	ck_assert_str_eq(py_tnames_get(tn, idents[0]), "MainThread");
-	ck_assert_ptr_null(py_tnames_get(tn, later));
-	/* the thread registers: its int key now says `later` */
-	uint64_t o = mklong(later);
-	memcpy(arena + (ident_objs[1] - ARENA), arena + (o - ARENA), (size_t)L->long_digit + 16);
-	struct timespec ts = {0, 30 * 1000 * 1000};
-	nanosleep(&ts, NULL);
-	ck_assert_str_eq(py_tnames_get(tn, later), "late-registered");
-	py_tnames_free(tn);
-	target_close(tgt);
+	for (unsigned row = 0; row < py_layouts_len; row++) {
+		setup_row(&py_layouts[row]);
+		uint64_t active = build_interp(2, idents, names);
+		uint64_t keys;
+		memcpy(&keys, arena + (active + (uint64_t)L->dict_keys - ARENA), 8);
+		uint64_t nent = keys + (uint64_t)L->dictkeys_nentries;
+		put64(nent, 1); /* the second thread not yet registered */
+		struct py_tnames *tn;
+		ck_assert_int_eq(py_tnames_new(&pi, &tn), 0);
+		ck_assert_str_eq(py_tnames_get(tn, idents[0]), "MainThread");
+		for (int i = 0; i < 12; i++) { /* it runs unknown a while */
+			ck_assert_ptr_null(py_tnames_get(tn, idents[1]));
+			sleep_ms(2);
+		}
+		/* a look at an unchanged registry: one call, no rescan */
+		uint64_t calls = target_fake_calls(tgt);
+		ck_assert_ptr_null(py_tnames_get(tn, idents[1]));
+		ck_assert_uint_eq(target_fake_calls(tgt) - calls, 1);
+		/* and none within the millisecond after */
+		calls = target_fake_calls(tgt);
+		ck_assert_ptr_null(py_tnames_get(tn, idents[1]));
+		ck_assert_uint_eq(target_fake_calls(tgt) - calls, 0);
+		/* the thread registers: the dict takes its next entry */
+		put64(nent, 2);
+		sleep_ms(2);
+		ck_assert_msg(py_tnames_get(tn, idents[1]) != NULL, "3.%d", L->minor);
+		ck_assert_str_eq(py_tnames_get(tn, idents[1]), "late-registered");
+		py_tnames_free(tn);
+		target_close(tgt);
+	}
 }
 END_TEST
 

@@ -8,7 +8,12 @@ once every thread runs under its final name, then runs SECONDS more.
 - a name longer than the 15 bytes the OS keeps
 - one renamed after it started (the OS name, where set, is the old one)
 - one whose name is not Latin-1 (a 2-byte str inside CPython)
+- one made with _thread that burns in spin_unregistered for 0.4 s of its
+  CPU time before threading knows it, then registers (current_thread()
+  makes its Dummy-N) and burns in spin_late: the samples after it
+  registers carry the registered name at once, the ones before the OS one
 Works on every CPython 3.6+."""
+import _thread
 import json
 import sys
 import threading
@@ -46,6 +51,31 @@ def spin_wide():
     return burn()
 
 
+def spin_unregistered(seconds):
+    # its own CPU time: with every thread burning, 2 CPUs give it a share
+    cpu = time.clock_gettime(time.CLOCK_THREAD_CPUTIME_ID) + seconds
+    x = 0
+    while time.clock_gettime(time.CLOCK_THREAD_CPUTIME_ID) < cpu:
+        for i in range(2000):
+            x = (x * 31 + i) % 1000003
+    return x
+
+
+late = {}
+registered = threading.Event()
+
+
+def start_late():
+    spin_unregistered(0.4)
+    late["name"] = threading.current_thread().name
+    registered.set()
+    spin_late()
+
+
+def spin_late():
+    return burn()
+
+
 NAMES = {
     "spin_main": "MainThread",
     "spin_custom": "CustomThreadName-0",
@@ -66,6 +96,9 @@ if __name__ == "__main__":
         threads.append((t, name))
     for t, name in threads:
         t.name = name
+    _thread.start_new_thread(start_late, ())
+    registered.wait()
+    NAMES["spin_late"] = late["name"]
     print(json.dumps(NAMES), flush=True)
     timer = threading.Timer(SECONDS, stop.set)
     timer.name = "stopper"
