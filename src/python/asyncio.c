@@ -15,6 +15,7 @@
 
 #define PA_MAX_TASKS 16384   /* tasks followed in one list */
 #define PA_MAX_CHAIN 256     /* coroutines in one await chain */
+#define PA_DUMP_TRIES 8      /* reads of a running task's stack, in a dump */
 #define PA_MAX_THREADS 256   /* threads whose tasks a round looks at */
 #define PA_MAX_WAITERS 1024  /* awaited_by entries kept for dump */
 #define PA_SET_SLOTS 4096    /* largest awaited_by set table read */
@@ -713,7 +714,13 @@ static int pa_dump_one(struct py_async *a, uint64_t task, const uint8_t *buf, vo
 	if (task == pd->running) {
 		/* its chain is its thread's stack, down to the task's own frame */
 		bool trunc;
-		n = py_sample_thread(a->sampler, pd->tstate, &shown, &trunc);
+		/* read unpaused while it runs: a walk that met the stack
+		 * changing (a call, a return) is read again, a few times */
+		for (int tries = 0; tries < PA_DUMP_TRIES; tries++) {
+			n = py_sample_thread(a->sampler, pd->tstate, &shown, &trunc);
+			if (n > 0)
+				break;
+		}
 		uint64_t own = rd64(buf, a->off.task_size, a->off.task_coro) + a->ob.gen_iframe;
 		int i = 0;
 		while (i < n && raw[i].frame != own)
