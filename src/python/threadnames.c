@@ -157,6 +157,14 @@ static int add_thread(uint64_t key, uint64_t value, void *arg)
 	return 0;
 }
 
+/* The names in the registry at tn->active into f, its stamp (taken
+ * first) into *keys and *nent. */
+static int read_active(struct py_tnames *tn, struct tn_fill *f, uint64_t *keys, uint64_t *nent)
+{
+	int r = py_dict_stamp(tn->pi, tn->active, keys, nent);
+	return r ? r : py_dict_scan(tn->pi, tn->active, add_thread, f);
+}
+
 int py_tnames_refresh(struct py_tnames *tn)
 {
 	struct tn_fill f = {tn, NULL, 0};
@@ -179,18 +187,14 @@ int py_tnames_refresh(struct py_tnames *tn)
 	 * is taken before the scan, so a thread added during it is a change
 	 * the next look sees. */
 	uint64_t keys = tn->stamp_keys, nent = 0;
-	r = tn->active ? py_dict_stamp(tn->pi, tn->active, &keys, &nent) : -ENOENT;
-	if (!r)
-		r = py_dict_scan(tn->pi, tn->active, add_thread, &f);
+	r = tn->active ? read_active(tn, &f, &keys, &nent) : -ENOENT;
 	if (r < 0) {
 		tn->active = 0;
 		f.n = 0;
 		keys = 0;
 		r = find_active(tn);
 		if (!r)
-			r = py_dict_stamp(tn->pi, tn->active, &keys, &nent);
-		if (!r)
-			r = py_dict_scan(tn->pi, tn->active, add_thread, &f);
+			r = read_active(tn, &f, &keys, &nent);
 	}
 	if (r < 0) {
 		if (tn->fails < 16)
