@@ -273,9 +273,18 @@ static int proc_try_open(struct session *ss, struct proc *p)
 		.async_tasks = ss->o->async_tasks,
 		.max_depth = ss->max_depth,
 	};
-	/* Taken before the probe: an exec after this is always noticed. */
-	if (target_image_get(p->t, &p->image))
+	/* Taken before the probe: an exec after this is always noticed. A
+	 * process caught inside an exec has an empty auxv (no AT_RANDOM)
+	 * until the new program's stack is built: opened then, its image
+	 * would be unknown, never seen to change, and the program it execs
+	 * next (a launcher's chain: sh, unshare, chroot, env, python) would
+	 * be sampled as the launcher. Look again on the next probe. */
+	int ri = target_image_get(p->t, &p->image);
+	if (ri) {
 		memset(&p->image, 0, sizeof(p->image));
+		if (ri == -ENOENT || ri == -EAGAIN || ri == -ESRCH)
+			return target_alive(p->t) ? -ENOENT : -ESRCH;
+	}
 	int r = runtime_probe(p->t, ss->o->native, &ops);
 	if (r)
 		return r;
