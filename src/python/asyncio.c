@@ -711,9 +711,10 @@ static int pa_dump_one(struct py_async *a, uint64_t task, const uint8_t *buf, vo
 
 	if (pa_task_name(a, task, buf, name, sizeof(name)))
 		snprintf(name, sizeof(name), "?");
-	if (task == pd->running) {
+	bool suspended = task != pd->running;
+	if (!suspended) {
 		/* its chain is its thread's stack, down to the task's own frame */
-		bool trunc;
+		bool trunc = false;
 		/* read unpaused while it runs: a walk that met the stack
 		 * changing (a call, a return) is read again, a few times */
 		for (int tries = 0; tries < PA_DUMP_TRIES; tries++) {
@@ -725,9 +726,14 @@ static int pa_dump_one(struct py_async *a, uint64_t task, const uint8_t *buf, vo
 		int i = 0;
 		while (i < n && raw[i].frame != own)
 			i++;
+		/* a whole stack without the task's frame: the task yielded
+		 * since the loop named it running; its await chain is what it
+		 * is now (the thread's stack belongs to another) */
+		suspended = n > 0 && i == n && !trunc;
 		n = i < n ? i + 1 : n;
-		executing = true;
-	} else {
+		executing = !suspended;
+	}
+	if (suspended) {
 		n = pa_chain(a, rd64(buf, a->off.task_size, a->off.task_coro), raw, cap, &aw,
 			     &executing);
 		if (n > 0)

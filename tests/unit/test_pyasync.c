@@ -181,6 +181,24 @@ START_TEST(looping_list_yields_nothing)
 }
 END_TEST
 
+/* The loop named "sleeper" running, but the thread's stack, read whole,
+ * holds no frame of its coroutine: it yielded in between. The dump shows
+ * its await chain, suspended, not the stack of whatever runs now. */
+START_TEST(running_task_that_yielded_shows_its_chain)
+{
+	static const char *const seeds[] = {"seed-3.14-moved", "seed-3.15-moved"};
+	for (int i = 0; i < 2; i++) {
+		struct seen sn;
+		struct cg_sample_stats st = {0};
+		walk(seeds[i], &sn, &st);
+		ck_assert_msg(strstr(sn.text, "sleeper pending frames=2 waiters=0\n") != NULL, "%s",
+			      sn.text);
+		ck_assert_msg(strstr(sn.text, "Task-7 pending frames=1 waiters=1") != NULL, "%s",
+			      sn.text);
+	}
+}
+END_TEST
+
 static Suite *pyasync_suite(void)
 {
 	Suite *s = suite_create("pyasync");
@@ -189,6 +207,7 @@ static Suite *pyasync_suite(void)
 	tcase_add_test(tc, offsets_parse_and_refuse);
 	tcase_add_test(tc, seed_tasks_chains_and_waiters);
 	tcase_add_test(tc, looping_list_yields_nothing);
+	tcase_add_test(tc, running_task_that_yielded_shows_its_chain);
 	suite_add_tcase(s, tc);
 	return s;
 }

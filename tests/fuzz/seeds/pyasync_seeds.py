@@ -3,8 +3,10 @@
 src/python/layouts.gen.c) a well-formed image in the harness's input format
 (see tests/fuzz/fuzz_pyasync.c): _Py_DebugOffsets -> _asyncio offsets ->
 a thread state whose task list holds two tasks, one awaiting the other's
-coroutine chain, named by a str and by an int; and the same with a task
-list that loops.
+coroutine chain, named by a str and by an int; the same with a task list
+that loops; and the same with the first task named running while the
+thread's stack holds another frame (the task yielded after the loop
+named it).
     python3 tests/fuzz/seeds/pyasync_seeds.py tests/fuzz/corpus/pyasync"""
 import os
 import re
@@ -56,14 +58,15 @@ TS_SIZE, TS_LOOP, TS_TASK, TS_HEAD = 1024, 864, 872, 880
 INTERP_SIZE, INTERP_HEAD = 8192, 7400
 
 
-def image(L, minor, loop=False):
+def image(L, minor, loop=False, moved=False):
     owner = L["frame_owner"]
     sp_off = (max(L["frame_code"], L["frame_back"], L["frame_instr"], owner) + 8) & ~7
     ob = dict(gen_iframe=80, gen_frame_state=72, frame_stackpointer=sp_off, ob_type=8,
               tp_name=24, tp_flags=168, set_used=24, set_table=40, set_mask=32,
               long_tag=16, long_digit=24, llist_next=0)
     rt, aoff, ts, interp = Region(1024), Region(8 * 13), Region(TS_SIZE), Region(INTERP_SIZE)
-    tasks, gens, strs, codes = Region(0x200), Region(0x400), Region(0x400), Region(0x200)
+    tasks, gens, strs, codes = (Region(0x200), Region(0x600 if moved else 0x400), Region(0x400),
+                                Region(0x200))
     for k, at in DBG_AT[minor].items():
         rt.u64(at, ob[k])
     rt.u64(L["runtime_interp_head"], BASE(3))
@@ -124,6 +127,17 @@ def image(L, minor, loop=False):
         # what it awaits sits yf_depth words under the stack top (_PyGen_yf)
         gens.u64(f + sp_off, BASE(5) + 0x1F8 + 8 * (1 if minor == 14 else 2))
     gens.u64(0x1F8, g2)
+    if moved:
+        # the thread runs one plain frame of its own (at gens 0x400), its
+        # caller the eval loop's entry shim (owner 3: the C stack)
+        f = BASE(5) + 0x400
+        gens.u64(0x400 + L["frame_code"], code)
+        gens.u64(0x400 + L["frame_instr"], code + L["code_adaptive"] + 2)
+        gens.u64(0x400 + L["frame_back"], BASE(5) + 0x500)
+        gens.u8(0x500 + owner, 3)
+        ts.u64(L["tstate_current_frame"], f)
+        ts.u64(TS_LOOP, BASE(3))  # any non-NULL loop
+        ts.u64(TS_TASK, t1)
     out = bytes([minor - 14])
     for r in (rt, aoff, ts, interp, tasks, gens, strs, codes):
         out += struct.pack("<H", len(r.b)) + bytes(r.b)
@@ -133,10 +147,9 @@ def image(L, minor, loop=False):
 def main(d):
     os.makedirs(d, exist_ok=True)
     for minor, L in sorted(rows().items()):
-        for loop in (False, True):
-            name = "seed-3.%d%s" % (minor, "-loop" if loop else "")
-            with open(os.path.join(d, name), "wb") as f:
-                f.write(image(L, minor, loop))
+        for suffix in ("", "-loop", "-moved"):
+            with open(os.path.join(d, "seed-3.%d%s" % (minor, suffix)), "wb") as f:
+                f.write(image(L, minor, loop=suffix == "-loop", moved=suffix == "-moved"))
 
 
 if __name__ == "__main__":
