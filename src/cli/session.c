@@ -366,8 +366,13 @@ static void proc_check_exec(struct proc *p, uint64_t now)
 	char exe[256] = "?";
 	/* The command line may not be in place yet: the executable is. */
 	target_exe(p->t, exe, sizeof(exe));
-	if (p->ops)
+	/* Leaving a runtime is news; a native program (--native: a
+	 * launcher's sh, env, chroot) exec'ing on is the launch going on */
+	if (p->ops && p->ops->runtime != CG_RT_NATIVE)
 		cg_warn("process %d executed a new program (%s); looking for its runtime again",
+			(int)target_pid(p->t), exe);
+	else if (p->ops)
+		cg_info("process %d executed %s; looking for its runtime again",
 			(int)target_pid(p->t), exe);
 	else
 		cg_debug("process %d executed %s; probing it again", (int)target_pid(p->t), exe);

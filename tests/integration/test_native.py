@@ -443,8 +443,8 @@ class TestCExtension(CgTestCase):
                         # Debian's python3.14/3.15: stripped, PGO+LTO, the
                         # eval loop's code outside every symbol left (no
                         # debug symbols reachable here): said once, clearly
-                        # (sid-run's own execs are announced too: --native
-                        # samples the launcher as a native program)
+                        # (sid-run's own execs, sampled as a native program
+                        # under --native, are no warning)
                         warns = [l for l in r.stderr.splitlines()
                                  if "warning" in l and "eval loop" in l]
                         self.assertEqual(len(warns), 1, r.stderr)
