@@ -33,7 +33,7 @@ struct py_tnames {
 	uint64_t active;                 /* threading._active, 0: not found yet */
 	uint64_t key_threading, key_active, key_name; /* interned keys seen */
 	uint64_t modules_seen;           /* sys.modules that had no threading */
-	uint64_t modules_used;           /* ... and its item count then */
+	uint64_t modules_keys, modules_n; /* ... and its stamp, taken before */
 	uint64_t last_ns;
 	uint64_t stamp_keys, stamp_n; /* _active's stamp at the last good read */
 	uint64_t checked_ns;          /* when a miss last looked at it */
@@ -76,21 +76,12 @@ void py_tnames_free(struct py_tnames *tn)
 	free(tn);
 }
 
-/* Counts the items of a dict (sys.modules changes size on each import). */
-static int count_item(uint64_t key, uint64_t value, void *arg)
-{
-	(void)key;
-	(void)value;
-	++*(uint64_t *)arg;
-	return 0;
-}
-
 /* threading._active, found through sys.modules of the main interpreter. */
 static int find_active(struct py_tnames *tn)
 {
 	const struct py_interp *pi = tn->pi;
 	const struct py_layout *L = &pi->L;
-	uint64_t interp = 0, modules = 0, mod = 0, md = 0, active = 0, used = 0, type = 0;
+	uint64_t interp = 0, modules = 0, mod = 0, md = 0, active = 0, type = 0;
 	if (L->interp_modules < 0 || L->module_dict < 0)
 		return -ENOTSUP;
 	int r = py_read_interp((struct py_interp *)pi, &interp);
@@ -99,20 +90,22 @@ static int find_active(struct py_tnames *tn)
 			   : -ENOENT;
 	if (r)
 		return r;
-	if (modules == tn->modules_seen && modules) {
-		/* searched before without finding threading: only again once
-		 * something was imported */
-		r = py_dict_scan(pi, modules, count_item, &used);
-		if (r)
-			return r;
-		if (used == tn->modules_used)
-			return -ENOENT;
-	}
+	/* Searched before without finding threading: only again once
+	 * something was imported. The stamp is taken before the search, so
+	 * an import during it is a change the next look sees (a count taken
+	 * after a miss took threading in, and it was never looked for
+	 * again). */
+	uint64_t keys = tn->modules_keys, nent = 0;
+	r = modules ? py_dict_stamp(pi, modules, &keys, &nent) : -ENOENT;
+	if (r)
+		return r;
+	if (modules == tn->modules_seen && keys == tn->modules_keys && nent == tn->modules_n)
+		return -ENOENT;
 	r = py_dict_get_str(pi, modules, "threading", &tn->key_threading, &mod);
 	if (r == -ENOENT) {
 		tn->modules_seen = modules;
-		tn->modules_used = 0;
-		py_dict_scan(pi, modules, count_item, &tn->modules_used);
+		tn->modules_keys = keys;
+		tn->modules_n = nent;
 	}
 	if (r)
 		return r;
