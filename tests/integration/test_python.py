@@ -108,7 +108,20 @@ class PythonVersionTests(PerInterpreter):
         r = cgprof("dump", str(p.pid))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"CPython 3\.\d+")
-        self.assertRegex(r.stdout, r"\n    (alpha|beta|cpu) \(.*split\.py:\d+\)\n    main \(.*split\.py:\d+\)")
+        # the busy main thread: in alpha, beta or cpu under main, or in
+        # main itself between those calls (its own share of the loop)
+        m = re.search(r'"MainThread" \(running\)\n((?:    .*\n)+)', r.stdout)
+        self.assertTrue(m, r.stdout)
+        frames = re.findall(r"    (\S+) \(.*split\.py:(\d+)\)", m.group(1))
+        self.assertEqual([f for f, _ in frames[-2:]], ["main", "<module>"], r.stdout)
+        if len(frames) > 2:
+            self.assertIn(frames[-3][0], ("alpha", "beta", "cpu"), r.stdout)
+        else:
+            with open(SPLIT) as f:
+                src = f.read().splitlines()
+            loop = src.index("    while time.monotonic() < deadline:") + 1
+            body = src.index('        spent["beta"] += t2 - t1') + 1
+            self.assertTrue(loop <= int(frames[-2][1]) <= body, r.stdout)
         # the sleeper: threading's wait frames, then idle_wait <- sleeper
         self.assertRegex(r.stdout, r"\(idle\)\n(    \S*wait \(.*threading\.py:\d+\)\n)+"
                                    r"    idle_wait \(.*split\.py:\d+\)\n    sleeper")
