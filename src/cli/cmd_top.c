@@ -254,6 +254,12 @@ static void draw(struct top *tp, struct screen_state *ss)
 		else
 			draw_table(tp, ss);
 	}
+	/* ncurses paints a frame in many writes (it flushes at each cursor
+	 * move), so a terminal can show a frame half painted. The cursor,
+	 * hidden, parks at home when a frame is done: the last thing
+	 * painted, which tells a reader of the terminal (the tests' tmux)
+	 * a whole frame from one in progress. */
+	move(0, 0);
 	refresh();
 }
 

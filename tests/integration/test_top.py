@@ -108,6 +108,23 @@ class Tmux:
     def screen(self):
         return self.tmux("capture-pane", "-p", "-t", self.name)
 
+    def frame(self, timeout=3):
+        """The screen once a frame is whole. ncurses paints one in many
+        writes, and capture-pane can land between them (a CI run saw the
+        header sorted by name over rows still sorted by total). top parks
+        its hidden cursor at home when a frame is done; the screen and
+        the cursor are read in one tmux command, so no output is taken
+        in between. After timeout: the last screen, whatever it is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.tmux("capture-pane", "-p", "-t", self.name, ";",
+                            "display-message", "-p", "-t", self.name,
+                            "#{cursor_x},#{cursor_y}")
+            screen, _, cursor = out.rstrip("\n").rpartition("\n")
+            if cursor == "0,0" or time.monotonic() > deadline:
+                return screen + "\n"
+            time.sleep(0.01)
+
     def keys(self, *k):
         self.tmux("send-keys", "-t", self.name, *k)
 
@@ -157,7 +174,7 @@ class TopCase(CgTestCase):
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
-            screen = term.screen()
+            screen = term.frame(max(0.0, deadline - time.monotonic()))
             if pred(screen):
                 return screen
             time.sleep(0.1)
@@ -189,7 +206,7 @@ class TopCase(CgTestCase):
                     r"thread: \S+ \(%d\)" % tid, s), 1.5, "thread %d" % tid)
             except AssertionError:
                 continue
-        self.fail("t never selected thread %d:\n%s" % (tid, term.screen()))
+        self.fail("t never selected thread %d:\n%s" % (tid, term.frame()))
 
 
 class TestTopPython(TopCase):
@@ -241,7 +258,7 @@ class TestTopPython(TopCase):
         term.keys("p")
         paused = self.wait_screen(term, lambda s: "[PAUSED]" in s, 3, "paused")
         time.sleep(2.5)
-        self.assertEqual(term.screen(), paused)
+        self.assertEqual(term.frame(), paused)
         term.keys("p")
         self.wait_screen(term, lambda s: "[PAUSED]" not in s and
                          (samples_of(s) or 0) > samples_of(paused), 3, "resumed")
@@ -282,7 +299,7 @@ class TestTopPython(TopCase):
         # the last 10 s against since the start
         while time.monotonic() - t0 < 13:
             time.sleep(0.2)
-        since = samples_of(term.screen())
+        since = samples_of(term.frame())
         term.keys("w")
         s = self.wait_screen(term, lambda s: "view: last 10 s" in s, 3, "window view")
         m = re.search(r"samples (\d+) in last (\d+) s", s)
@@ -321,12 +338,12 @@ class TestTopPython(TopCase):
         # has nothing to show, and says so
         term.keys("i")
         time.sleep(1.5)
-        s = term.screen()
+        s = term.frame()
         self.assertIn("idle: not sampled (--idle)", s)
         self.assertIsNone(row(parse_rows(s), "waiter_block"), s)
         # Ctrl-Z does not stop the view (nor cgprof, mid-sample)
         term.keys("C-z")
-        n = samples_of(term.screen())
+        n = samples_of(term.frame())
         self.wait_screen(term, lambda s: (samples_of(s) or 0) > n, 3, "refresh after ^Z")
         term.keys("C-c")
         rc, stty = term.exit_status()
@@ -469,11 +486,11 @@ class TestTopJava(TopCase):
         for _ in range(40):
             term.keys("t")
             time.sleep(0.3)
-            m = re.search(r"thread: main \((\d+)\)", term.screen())
+            m = re.search(r"thread: main \((\d+)\)", term.frame())
             if m:
                 main_tid = int(m.group(1))
                 break
-        self.assertIsNotNone(main_tid, term.screen())
+        self.assertIsNotNone(main_tid, term.frame())
         s = self.wait_screen(term, lambda s: (samples_of(s) or 0) >= 100 and
                              row(parse_rows(s), "Split.beta"), 15, "100 samples of main")
         rows = parse_rows(s)
