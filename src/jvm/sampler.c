@@ -77,6 +77,9 @@ struct jvm_sampler {
 	pid_t *perf_tids;             /* host tids perf was last synced to */
 	size_t nperf_tids;
 	pid_t *round_tids;            /* this round's, in th[] order */
+	/* per th[] slot: the kernel's samples of it outside Java code since
+	 * the last round, each 1/rate s of its CPU time there */
+	uint32_t *cpu_out;
 	struct cg_map tid_slot;       /* host tid -> 1 + index in th[], this round */
 	struct cg_map perf_has;       /* host tid -> 1 when perf samples it */
 	int nth;
@@ -193,7 +196,7 @@ static int attach_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		 * code itself cannot be asked: the dump's safepoint just
 		 * stopped it. */
 		if (!js->opts.idle && th->state == CG_ST_NATIVE &&
-		    target_thread_state(js->t, tid) != TARGET_THREAD_RUNNING)
+		    target_thread_oncpu(js->t, tid) != TARGET_THREAD_RUNNING)
 			continue;
 		struct cg_sample s = {
 			.pid = js->attach.pid,
@@ -279,7 +282,8 @@ static int walker_open(struct jvm_sampler *js)
 	js->raw = calloc(js->depth, sizeof(*js->raw));
 	js->frames = calloc(js->depth, sizeof(*js->frames));
 	js->round_tids = calloc(JVM_WALK_MAX_THREADS, sizeof(*js->round_tids));
-	if (!js->w || !js->th || !js->raw || !js->frames || !js->round_tids) {
+	js->cpu_out = calloc(JVM_WALK_MAX_THREADS, sizeof(*js->cpu_out));
+	if (!js->w || !js->th || !js->raw || !js->frames || !js->round_tids || !js->cpu_out) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -428,10 +432,11 @@ static uint32_t walker_name(struct jvm_sampler *js, int n)
 	return k;
 }
 
-/* Name and hand on one walk of th; counts it, or why it was lost. */
+/* Name and hand on one walk of th as `times` samples; counts them, or
+ * why they were lost. */
 static void walker_emit(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid, int nf,
-			bool truncated, enum cg_state state, cg_sample_fn fn, void *arg,
-			struct cg_sample_stats *stats)
+			bool truncated, enum cg_state state, uint32_t times, cg_sample_fn fn,
+			void *arg, struct cg_sample_stats *stats)
 {
 	if (nf == -EAGAIN)
 		return; /* counted */
@@ -439,7 +444,7 @@ static void walker_emit(struct jvm_sampler *js, struct jvm_jthread *th, pid_t ti
 	if (!k) {
 		stats->lost[nf == -ESTALE    ? CG_LOST_TORN
 			    : nf == -ENODATA ? CG_LOST_PARTIAL
-					     : CG_LOST_READ]++;
+					     : CG_LOST_READ] += times;
 		return;
 	}
 	struct cg_sample s = {
@@ -451,8 +456,9 @@ static void walker_emit(struct jvm_sampler *js, struct jvm_jthread *th, pid_t ti
 		.nframes = k,
 		.frames = js->frames,
 	};
-	fn(&s, arg);
-	stats->taken++;
+	for (uint32_t i = 0; i < times; i++)
+		fn(&s, arg);
+	stats->taken += times;
 }
 
 #if defined(__x86_64__)
@@ -464,8 +470,8 @@ static void walker_emit(struct jvm_sampler *js, struct jvm_jthread *th, pid_t ti
 
 /* One kernel sample of a Java thread: walked from its registers over its
  * stack copy. A sample whose pc is outside Java code (the JVM's own
- * code, a native library, libc) is left out: that thread's time there is
- * the anchor walk's of each round it spends there (see walker_sample). */
+ * code, a native library, libc) is counted for the thread: the round's
+ * anchor walk stands for that CPU time (see walker_sample). */
 static void walker_on_perf(const struct target_perf_sample *ps, void *arg)
 {
 	struct jvm_sampler *js = arg;
@@ -475,6 +481,7 @@ static void walker_on_perf(const struct target_perf_sample *ps, void *arg)
 	js->perf_seen++;
 	if (!ps->ip || !jvm_pc_in_java(js->w, ps->ip)) {
 		js->perf_native++;
+		js->cpu_out[idx - 1]++;
 		return;
 	}
 	struct jvm_jthread *th = &js->th[idx - 1];
@@ -486,7 +493,7 @@ static void walker_on_perf(const struct target_perf_sample *ps, void *arg)
 	int nf = jvm_walk_stack(js->w, &r, false, js->raw, js->depth, &end, th->stack_base);
 	if (nf <= 0 || !walk_whole(end))
 		nf = -ENODATA; /* a frame did not check out: caught mid-call, say */
-	walker_emit(js, th, ps->tid, nf, end == JVM_END_DEPTH, CG_ST_RUNNING, js->fn, js->arg,
+	walker_emit(js, th, ps->tid, nf, end == JVM_END_DEPTH, CG_ST_RUNNING, 1, js->fn, js->arg,
 		    js->stats);
 }
 
@@ -576,6 +583,7 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		js->arg = arg;
 		js->stats = stats;
 		uint64_t lost = 0;
+		memset(js->cpu_out, 0, (size_t)n * sizeof(*js->cpu_out));
 		if (walker_perf_sync(js, n) == -ENOMEM)
 			stats->lost[CG_LOST_READ]++;
 		target_perf_drain(js->perf, walker_on_perf, js, &lost);
@@ -586,13 +594,35 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		pid_t tid = js->round_tids[i];
 		uint64_t one;
 		bool perf = js->perf && cg_map_get(&js->perf_has, (uint64_t)tid, &one);
-		/* in Java now: its CPU time is in its perf samples */
-		if (perf && th->ts == JVM_TS_IN_JAVA)
+		uint32_t times = 1;
+		if (perf) {
+			/* In Java now: its CPU time is in its perf samples. The
+			 * kernel's samples of it outside Java code (a stub, a
+			 * leaf call into the VM that stays in Java) have no
+			 * walk: lost. */
+			if (th->ts == JVM_TS_IN_JAVA) {
+				stats->lost[CG_LOST_PARTIAL] += js->cpu_out[i];
+				continue;
+			}
+			/* In the VM or native code: the walk from its anchor
+			 * stands for each kernel sample of it outside Java
+			 * since the last round, so it weighs its CPU time
+			 * there, as a sample in Java does. (A thread in the VM
+			 * that waits for a CPU, preempted in a system call on
+			 * a busy machine, is R all that time: counting the
+			 * rounds it was R took the wait for CPU time.) */
+			times = js->cpu_out[i];
+			if (!times && !js->opts.idle)
+				continue;
+			if (!times)
+				times = 1; /* --idle: a round's sample, as off CPU */
+		} else if (!js->opts.idle &&
+			   target_thread_oncpu(js->t, tid) != TARGET_THREAD_RUNNING) {
+			/* Off CPU is no CPU sample, whatever the JVM thinks:
+			 * asked first, it saves reading the Thread object. On
+			 * a CPU, not merely runnable (R is a wait for one too). */
 			continue;
-		/* Off CPU is no CPU sample, whatever the JVM thinks: asked
-		 * first, it saves reading the Thread object. */
-		if (!js->opts.idle && target_thread_state(js->t, tid) != TARGET_THREAD_RUNNING)
-			continue;
+		}
 		if (th->ts != JVM_TS_IN_JAVA) {
 			int st = jvm_thread_status(js->t, &js->O, th->addr, (int)th->ts);
 			if (st >= 0)
@@ -606,7 +636,7 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 			continue;
 		bool truncated = false;
 		int nf = walker_walk(js, th, tid, perf, &truncated, stats);
-		walker_emit(js, th, tid, nf, truncated, th->state, fn, arg, stats);
+		walker_emit(js, th, tid, nf, truncated, th->state, times, fn, arg, stats);
 	}
 	return n;
 }
@@ -615,12 +645,14 @@ static void walker_close(struct jvm_sampler *js)
 {
 	if (js->perf)
 		cg_info("jvm: %llu perf samples of Java threads, %llu of them outside Java code "
-			"(left to the anchor walks)",
+			"(each weighs its thread's walk from its anchor)",
 			(unsigned long long)js->perf_seen, (unsigned long long)js->perf_native);
 	target_perf_close(js->perf);
 	js->perf = NULL;
 	free(js->perf_tids);
 	free(js->round_tids);
+	free(js->cpu_out);
+	js->cpu_out = NULL;
 	js->perf_tids = js->round_tids = NULL;
 	js->nperf_tids = 0;
 	cg_map_free(&js->tid_slot);

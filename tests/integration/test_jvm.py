@@ -568,6 +568,26 @@ def task_cpu_s(pid):
     return out
 
 
+def task_schedstat(pid):
+    """{tid: (ns on a CPU, ns runnable waiting for one)} of pid's threads."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                run, wait = f.read().split()[:2]
+            out[int(tid)] = (int(run), int(wait))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def steal_s():
+    """CPU time the hypervisor took from this VM's vCPUs, all of them."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def summary_line(err):
     lines = [l for l in err.splitlines() if " samples in " in l and "achieved" in l]
     return lines[-1] if lines else ""
@@ -611,7 +631,7 @@ class TestJvmPerfSamples(JvmCase):
         self.wait_for_line(p, "ready")
         time.sleep(0.5)
         out = os.path.join(self.cwd, "perf.txt")
-        cpu0 = task_cpu_s(p.pid)
+        cpu0, steal0 = task_cpu_s(p.pid), steal_s()
         prof = subprocess.Popen(list(wrap) + [CGPROF, "attach", "-v", "-d", str(seconds), "-r",
                                               str(rate), "-f", "collapsed", "-o", out,
                                               "--threads", str(p.pid)],
@@ -619,7 +639,7 @@ class TestJvmPerfSamples(JvmCase):
         self.procs.append(prof)
         stops = ptrace_stops(p.pid, lambda: prof.poll() is not None)
         _, err = prof.communicate(timeout=60)
-        cpu1 = task_cpu_s(p.pid)
+        cpu1, steal1 = task_cpu_s(p.pid), steal_s()
         self.assertEqual(prof.returncode, 0, err)
         stacks = read_collapsed(out)
         got = self.assert_finishes_normally(p, timeout=60)
@@ -637,7 +657,8 @@ class TestJvmPerfSamples(JvmCase):
         nb = sum(c for s, c in stacks.items() if has(s, "Split.beta"))
         nmain = sum(stacks[s] for s in main)
         return dict(stops=stops, err=err, share=na / max(1, na + nb), want=a / (a + b),
-                    n=na + nb, nmain=nmain, main_cpu=main_cpu, stacks=stacks)
+                    n=na + nb, nmain=nmain, main_cpu=main_cpu, steal=steal1 - steal0,
+                    stacks=stacks)
 
     def check_not_stopped(self, label):
         # 1 kHz for 8 s: a few thousand samples of the main thread, so the
@@ -649,8 +670,15 @@ class TestJvmPerfSamples(JvmCase):
         self.assertNotIn("warning", got["err"])
         # one sample per ms of the thread's CPU time (stat's ticks are 10 ms)
         self.assertGreater(got["main_cpu"], 1.0, got)
-        self.assertGreater(got["nmain"], 0.9 * 1000 * got["main_cpu"] - 30, got["err"])
-        self.assertLess(got["nmain"], 1.1 * 1000 * got["main_cpu"] + 30, got["err"])
+        why = "%d samples of main, %.2f s of CPU, %.2f s stolen from the VM\n%s" % (
+            got["nmain"], got["main_cpu"], got["steal"], got["err"])
+        self.assertGreater(got["nmain"], 0.9 * 1000 * got["main_cpu"] - 30, why)
+        # The CPU clock runs on the host's time: while the hypervisor has
+        # the thread's vCPU it runs on, yet the guest's accounting (stat,
+        # schedstat) leaves that steal out. A fresh-clone run with 2789
+        # late rounds had 6451 samples in Java for 5.69 s of stat time.
+        # The steal of all vCPUs bounds what this thread's clock gained.
+        self.assertLess(got["nmain"], 1.1 * 1000 * (got["main_cpu"] + got["steal"]) + 30, why)
         self.assertGreater(got["n"], 1000, got["err"])
         self.assertLess(abs(got["share"] - got["want"]), 0.02,
                         "alpha share %.3f, workload measured %.3f (%d samples)"
@@ -658,6 +686,53 @@ class TestJvmPerfSamples(JvmCase):
 
     def test_not_stopped_jdk17(self):
         self.check_not_stopped("jdk17")
+
+    def test_time_in_the_vm_is_its_cpu_time_not_its_waits(self):
+        """A thread inside the VM is sampled from its anchor, weighed by
+        the kernel's CPU-clock samples of it there. Here it shares one
+        CPU with a busy loop, so it waits for the CPU about half the
+        time, mostly preempted in its system call: it is runnable (R)
+        all that time. Its samples must follow its CPU time (schedstat),
+        not its time runnable; counting the rounds it was R gave 1.87
+        samples per ms of CPU."""
+        java, cp = self.java_cmd("jdk17")
+        hog = self.spawn(["taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
+        self.addCleanup(hog.kill)
+        p = self.spawn(["taskset", "-c", "0"] + java + ["-cp", cp, "VmCalls", "8"],
+                       cwd=self.cwd)
+        self.wait_for_line(p, "ready")
+        time.sleep(0.3)
+        before = task_schedstat(p.pid)
+        out = os.path.join(self.cwd, "vm.txt")
+        r = subprocess.run([CGPROF, "attach", "-v", "-d", "5", "-r", "1000", "-f", "collapsed",
+                            "-o", out, "--threads", str(p.pid)],
+                           capture_output=True, text=True, timeout=60)
+        after = task_schedstat(p.pid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("sampled by perf CPU-clock events", r.stderr)
+        stacks = read_collapsed(out)
+        main = {s: c for s, c in stacks.items() if s[0].startswith("thread main (")}
+        self.assertTrue(main, stacks)
+        tid = int(next(iter(main))[0].rpartition("(")[2].rstrip(")"))
+        cpu = (after[tid][0] - before[tid][0]) / 1e9
+        wait = (after[tid][1] - before[tid][1]) / 1e9
+        nmain = sum(main.values())
+        in_call = sum(c for s, c in main.items()
+                      if any(frame_func(f) == "sun.management.ThreadImpl.getCurrentThreadCpuTime"
+                             for f in s))
+        got = "%d samples of main, %.2f s on CPU, %.2f s waiting for one\n%s" % (
+            nmain, cpu, wait, r.stderr)
+        # the setting holds: it waited for a CPU much of the time
+        self.assertGreater(wait, 1.5, got)
+        self.assertGreater(cpu, 1.0, got)
+        self.assertGreater(in_call, 0.9 * nmain, got)
+        self.assertLess(nmain, 1.1 * 1000 * cpu + 30, got)
+        # what is missing is counted lost (a sample outside Java code
+        # while the round finds the thread back in Java has no walk)
+        self.assertGreater(nmain, 0.7 * 1000 * cpu, got)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertTrue(out.rstrip().endswith("done"), out)
 
     def test_not_stopped_jdk21(self):
         self.check_not_stopped("jdk21")
