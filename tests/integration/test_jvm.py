@@ -554,20 +554,6 @@ class TestJvmWalker(JvmCase):
         self.check_inlined("jdk25")
 
 
-def task_cpu_s(pid):
-    """{tid: user+system CPU seconds} of every thread of pid now."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                fields = f.read().rpartition(")")[2].split()
-            out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, ValueError, IndexError):
-            pass
-    return out
-
-
 def task_schedstat(pid):
     """{tid: (ns on a CPU, ns runnable waiting for one)} of pid's threads."""
     out = {}
@@ -631,7 +617,7 @@ class TestJvmPerfSamples(JvmCase):
         self.wait_for_line(p, "ready")
         time.sleep(0.5)
         out = os.path.join(self.cwd, "perf.txt")
-        cpu0, steal0 = task_cpu_s(p.pid), steal_s()
+        cpu0, steal0 = task_schedstat(p.pid), steal_s()
         prof = subprocess.Popen(list(wrap) + [CGPROF, "attach", "-v", "-d", str(seconds), "-r",
                                               str(rate), "-f", "collapsed", "-o", out,
                                               "--threads", str(p.pid)],
@@ -639,7 +625,7 @@ class TestJvmPerfSamples(JvmCase):
         self.procs.append(prof)
         stops = ptrace_stops(p.pid, lambda: prof.poll() is not None)
         _, err = prof.communicate(timeout=60)
-        cpu1, steal1 = task_cpu_s(p.pid), steal_s()
+        cpu1, steal1 = task_schedstat(p.pid), steal_s()
         self.assertEqual(prof.returncode, 0, err)
         stacks = read_collapsed(out)
         got = self.assert_finishes_normally(p, timeout=60)
@@ -649,7 +635,7 @@ class TestJvmPerfSamples(JvmCase):
         main = [s for s in stacks if s[0].startswith("thread main (")]
         self.assertTrue(main, stacks)
         tid = int(main[0][0].rpartition("(")[2].rstrip(")"))
-        main_cpu = cpu1.get(tid, 0) - cpu0.get(tid, 0)
+        main_cpu = (cpu1.get(tid, (0, 0))[0] - cpu0.get(tid, (0, 0))[0]) / 1e9
 
         def has(s, fn):
             return any(frame_func(f) == fn for f in s)
@@ -668,7 +654,7 @@ class TestJvmPerfSamples(JvmCase):
         self.assertIn("sampled by perf CPU-clock events", got["err"])
         self.assertNotIn("paused", summary_line(got["err"]))
         self.assertNotIn("warning", got["err"])
-        # one sample per ms of the thread's CPU time (stat's ticks are 10 ms)
+        # one sample per ms of the thread's CPU time (schedstat's)
         self.assertGreater(got["main_cpu"], 1.0, got)
         why = "%d samples of main, %.2f s of CPU, %.2f s stolen from the VM\n%s" % (
             got["nmain"], got["main_cpu"], got["steal"], got["err"])
