@@ -3,9 +3,10 @@ rewinds all the time (dive), two generators handing over to each other
 (ping/pong) and a chain of coroutines driven by hand (co_outer, co_inner,
 Tick.__await__), in the main thread and a second one, for SECONDS.
 
-CALLERS is the ground truth for the tests: for each function here, the
-functions of this file it may be called from ("" means it is the first
-frame of this file in a stack). Prints "done" and exits 0.
+CALLERS is the ground truth for the tests: for each function (and class
+body) here, the functions of this file it may be called from ("" means
+it is the first frame of this file in a stack). Prints "done" and exits
+0.
 
     churn.py SECONDS
 Works on every CPython 3.6+."""
@@ -24,6 +25,7 @@ CALLERS = {
     "co_outer": ["run_all"],
     "co_inner": ["co_outer"],
     "__await__": ["co_inner"],
+    "Tick": ["<module>"],  # its class body, run once as the module loads
 }
 
 
