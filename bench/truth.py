@@ -15,11 +15,16 @@ run, written into bench/RESULTS.md between the truth markers:
     a CPU) at the same rate; raw, and above the wake floor: the CPU a
     loop that only sleeps to each tick costs (bench/floor.c), which both
     pay each round before reading a byte;
-  * 10 kHz on one thread: achieved rate and lost samples;
+  * 10 kHz on one thread: achieved rate and lost samples; and apart
+    (`truth.py rate`, its own section), the same beside a loop that only
+    wakes to each tick (bench/floor: the ticks this machine itself makes
+    any sleeping sampler miss) and austin -s at the same interval,
+    alternated on one workload, with the hypervisor's steal meanwhile;
   * 64 busy threads at 100 Hz: the wall time of a fixed amount of work
     under `cgprof run` against unprofiled runs, alternated, medians.
 
     AUSTIN=/path/to/austin python3 bench/truth.py    # austin 3.x, for 3.11+
+    AUSTIN=... python3 bench/truth.py rate           # only the 10 kHz section
     BENCH_QUICK=1 ...                                # short runs
 
 Environment: CGPROF (default build/cgprof), AUSTIN (a peer built beside the
@@ -50,6 +55,7 @@ PYLOAD = os.path.join(HERE, "workloads", "pyload.py")
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 S = 2.0 if QUICK else 6.0
 BEGIN, END = "<!-- truth:begin -->", "<!-- truth:end -->"
+RATE_BEGIN, RATE_END = "<!-- truth-rate:begin -->", "<!-- truth-rate:end -->"
 
 
 def pythons():
@@ -283,6 +289,85 @@ def rate10k(exe):
     return r["hz"], r["lost"] / max(1, r["samples"] + r["lost"])
 
 
+def steal_s():
+    """Seconds of steal so far, summed over the CPUs (/proc/stat)."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def floor_lost(hz, seconds):
+    """Share of ticks the wake-only loop missed (bench/floor's own count)."""
+    out, err, _ = timed([FLOOR, str(hz), str(seconds)], seconds + 30)
+    rounds, lost = (int(x) for x in out.split())
+    return lost / max(1, rounds + lost)
+
+
+def rate10k_beside(exe, pairs):
+    """10 kHz on one thread at depth 20, one workload: cgprof, the
+    wake-only loop and austin -s -i 100 taken in turn, `pairs` times.
+    Lists per variant: cgprof (Hz, lost share), loop lost share, austin
+    Hz (its samples over the window: it counts no lost ticks), steal
+    as a share of all CPUs' time during cgprof's windows."""
+    if not os.path.exists(FLOOR):
+        raise RuntimeError("no %s (make -C bench)" % FLOOR)
+    p = start(exe, "stack", "--threads", "1", "--depth", "20",
+              "--seconds", str(pairs * 3 * (S + 2) + 10))
+    out = {"cgprof": [], "floor": [], "austin": [], "steal": []}
+    ncpu = os.cpu_count() or 1
+    try:
+        for _ in range(pairs):
+            out["floor"].append(floor_lost(10000, S))
+            st = steal_s()
+            r = cg_attach(p.pid, os.path.join(OUT, "truth-10k.txt"), 10000, S)
+            out["steal"].append((steal_s() - st) / (S * ncpu))
+            out["cgprof"].append((r["hz"], r["lost"] / max(1, r["samples"] + r["lost"])))
+            a = austin_attach(p.pid, os.path.join(OUT, "truth-10k-austin.txt"), 10000, S,
+                              sleepless=True)
+            if a:
+                out["austin"].append(a["samples"] / S)
+    finally:
+        p.kill()
+        p.wait()
+    return out
+
+
+def rate_section():
+    """The 10 kHz figures beside the machine's own floor and the peer."""
+    pairs = 2 if QUICK else 3
+    load = os.getloadavg()
+    lines = [RATE_BEGIN, "## 10 kHz beside the wake floor (issue 15): `bench/truth.py rate`", "",
+             "Run %s on %s, load %.1f/%.1f/%.1f; %d rounds of %s s per variant, taken in turn "
+             "on one workload (1 thread, depth 20); median (min–max)."
+             % (time.strftime("%Y-%m-%d %H:%M"), os.uname().nodename, load[0], load[1], load[2],
+                pairs, S), "",
+             "| CPython | cgprof achieved | cgprof lost | wake-only loop lost | austin -s -i 100 "
+             "achieved | steal during cgprof |", "| --- | --- | --- | --- | --- | --- |"]
+    med = lambda v: sorted(v)[len(v) // 2]
+
+    def span(v, f):
+        return "%s (%s–%s)" % (f(med(v)), f(min(v)), f(max(v))) if v else "—"
+    hz = lambda x: "%.0f Hz" % x
+    for label, exe in pythons():
+        sys.stderr.write("truth rate: CPython %s\n" % label)
+        try:
+            r = rate10k_beside(exe, pairs)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
+            lines.append("| %s | failed: %s |" % (label, str(e).splitlines()[0][:120]))
+            continue
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            label, span([h for h, _ in r["cgprof"]], hz), span([l for _, l in r["cgprof"]], fmt),
+            span(r["floor"], fmt), span(r["austin"], hz), span(r["steal"], fmt)))
+    lines += ["", "The wake-only loop (bench/floor) reads nothing: it sleeps to each tick with "
+              "cgprof's deadlines and timer slack and counts a tick lost by cgprof's rule (its "
+              "deadline a whole period past by the time the loop gets to it). What it loses is "
+              "what this machine's wake-ups cost any sampler that sleeps between ticks. austin "
+              "counts no lost ticks; its achieved rate is its samples over the window. Steal: "
+              "time the hypervisor ran something else on our vCPUs, as a share of all of them.",
+              RATE_END]
+    write_section(RESULTS, RATE_BEGIN, RATE_END, lines)
+    print("\n".join(lines))
+
+
 def slowdown64(exe):
     """% more wall time for fixed work on 64 threads under cgprof at 100 Hz
     (five runs each way, alternated; medians)."""
@@ -302,6 +387,11 @@ def slowdown64(exe):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["rate"]:
+        rate_section()
+        return
+    if sys.argv[1:]:
+        sys.exit("usage: truth.py [rate]")
     au = "no peer (set AUSTIN=)"
     if AUSTIN:
         au = subprocess.run([AUSTIN, "--version"], capture_output=True, text=True).stdout.strip()
@@ -367,6 +457,7 @@ def main():
               "(austin's rounds taken as nominal), before dividing by its samples.", END]
     write_section(RESULTS, BEGIN, END, lines)
     print("\n".join(lines))
+    rate_section()
 
 
 if __name__ == "__main__":
