@@ -612,10 +612,11 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 			 * a busy machine, is R all that time: counting the
 			 * rounds it was R took the wait for CPU time.) */
 			times = js->cpu_out[i];
-			if (!times && !js->opts.idle)
-				continue;
-			if (!times)
+			if (!times) {
+				if (!js->opts.idle)
+					continue;
 				times = 1; /* --idle: a round's sample, as off CPU */
+			}
 		} else if (!js->opts.idle &&
 			   target_thread_oncpu(js->t, tid) != TARGET_THREAD_RUNNING) {
 			/* Off CPU is no CPU sample, whatever the JVM thinks:

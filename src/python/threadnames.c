@@ -23,6 +23,13 @@
 #define TN_CHECK_NS 1000000ULL
 #define TN_RETRY_NS 10000000ULL
 
+/* A dict's stamp: its keys object and that object's entry count. Adding
+ * a key moves one or the other (a resize makes a new keys object);
+ * keys 0: unknown. */
+struct tn_stamp {
+	uint64_t keys, n;
+};
+
 struct tn_entry {
 	uint64_t ident;
 	char name[PY_TNAME_MAX];
@@ -33,9 +40,9 @@ struct py_tnames {
 	uint64_t active;                 /* threading._active, 0: not found yet */
 	uint64_t key_threading, key_active, key_name; /* interned keys seen */
 	uint64_t modules_seen;           /* sys.modules that had no threading */
-	uint64_t modules_keys, modules_n; /* ... and its stamp, taken before */
+	struct tn_stamp modules_stamp;   /* ... and its stamp, taken before */
 	uint64_t last_ns;
-	uint64_t stamp_keys, stamp_n; /* _active's stamp at the last good read */
+	struct tn_stamp active_stamp; /* _active's stamp at the last good read */
 	uint64_t checked_ns;          /* when a miss last looked at it */
 	unsigned fails;               /* reads failed in a row */
 	bool refreshed;
@@ -49,6 +56,21 @@ struct py_tnames {
 		unsigned tries;
 	} miss[TN_MISS_MAX];
 };
+
+/* dict's stamp now into *now; was (the last one, or keys 0) saves a
+ * read when the keys object is the same. 0 or negative. */
+static int stamp_take(const struct py_interp *pi, uint64_t dict, const struct tn_stamp *was,
+		      struct tn_stamp *now)
+{
+	*now = (struct tn_stamp){was->keys, 0};
+	return py_dict_stamp(pi, dict, &now->keys, &now->n);
+}
+
+/* Nothing added between the two stamps (both known). */
+static bool stamp_same(const struct tn_stamp *a, const struct tn_stamp *b)
+{
+	return a->keys && a->keys == b->keys && a->n == b->n;
+}
 
 static uint64_t now_ns(void)
 {
@@ -95,17 +117,16 @@ static int find_active(struct py_tnames *tn)
 	 * an import during it is a change the next look sees (a count taken
 	 * after a miss took threading in, and it was never looked for
 	 * again). */
-	uint64_t keys = tn->modules_keys, nent = 0;
-	r = modules ? py_dict_stamp(pi, modules, &keys, &nent) : -ENOENT;
+	struct tn_stamp st;
+	r = modules ? stamp_take(pi, modules, &tn->modules_stamp, &st) : -ENOENT;
 	if (r)
 		return r;
-	if (modules == tn->modules_seen && keys == tn->modules_keys && nent == tn->modules_n)
+	if (modules == tn->modules_seen && stamp_same(&st, &tn->modules_stamp))
 		return -ENOENT;
 	r = py_dict_get_str(pi, modules, "threading", &tn->key_threading, &mod);
 	if (r == -ENOENT) {
 		tn->modules_seen = modules;
-		tn->modules_keys = keys;
-		tn->modules_n = nent;
+		tn->modules_stamp = st;
 	}
 	if (r)
 		return r;
@@ -151,10 +172,11 @@ static int add_thread(uint64_t key, uint64_t value, void *arg)
 }
 
 /* The names in the registry at tn->active into f, its stamp (taken
- * first) into *keys and *nent. */
-static int read_active(struct py_tnames *tn, struct tn_fill *f, uint64_t *keys, uint64_t *nent)
+ * first, from was) into *st. */
+static int read_active(struct py_tnames *tn, struct tn_fill *f, const struct tn_stamp *was,
+		       struct tn_stamp *st)
 {
-	int r = py_dict_stamp(tn->pi, tn->active, keys, nent);
+	int r = stamp_take(tn->pi, tn->active, was, st);
 	return r ? r : py_dict_scan(tn->pi, tn->active, add_thread, f);
 }
 
@@ -179,20 +201,19 @@ int py_tnames_refresh(struct py_tnames *tn)
 	 * address is used again while it still reads as a dict. Its stamp
 	 * is taken before the scan, so a thread added during it is a change
 	 * the next look sees. */
-	uint64_t keys = tn->stamp_keys, nent = 0;
-	r = tn->active ? read_active(tn, &f, &keys, &nent) : -ENOENT;
+	struct tn_stamp st;
+	r = tn->active ? read_active(tn, &f, &tn->active_stamp, &st) : -ENOENT;
 	if (r < 0) {
 		tn->active = 0;
 		f.n = 0;
-		keys = 0;
 		r = find_active(tn);
 		if (!r)
-			r = read_active(tn, &f, &keys, &nent);
+			r = read_active(tn, &f, &(struct tn_stamp){0, 0}, &st);
 	}
 	if (r < 0) {
 		if (tn->fails < 16)
 			tn->fails++;
-		tn->stamp_keys = 0; /* unknown: the next look reads again */
+		tn->active_stamp.keys = 0; /* unknown: the next look reads again */
 		cg_debug("python: no thread names from threading._active: %s", strerror(-r));
 		/* A torn read keeps the names of the last good one; no
 		 * registry (threading not imported) has none. */
@@ -201,8 +222,7 @@ int py_tnames_refresh(struct py_tnames *tn)
 		return r;
 	}
 	tn->fails = 0;
-	tn->stamp_keys = keys;
-	tn->stamp_n = nent;
+	tn->active_stamp = st;
 	f.e = tn->e; /* the new read is now the one in force */
 	tn->e = tn->fresh;
 	tn->fresh = f.e;
@@ -236,9 +256,9 @@ const char *py_tnames_get(struct py_tnames *tn, uint64_t ident)
 		if (now - tn->checked_ns < (TN_CHECK_NS << tn->fails))
 			return NULL;
 		tn->checked_ns = now;
-		uint64_t keys = tn->stamp_keys, nent = 0;
-		if (tn->stamp_keys && !py_dict_stamp(tn->pi, tn->active, &keys, &nent) &&
-		    keys == tn->stamp_keys && nent == tn->stamp_n)
+		struct tn_stamp st;
+		if (tn->active_stamp.keys && !stamp_take(tn->pi, tn->active, &tn->active_stamp, &st) &&
+		    stamp_same(&st, &tn->active_stamp))
 			return NULL; /* no thread added since the names were read */
 		py_tnames_refresh(tn);
 		return lookup(tn, ident);
