@@ -17,6 +17,8 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
+# check's builds run one compiler per CPU
+JOBS    ?= $(shell nproc 2>/dev/null || echo 1)
 
 PKGS    := libunwind-ptrace libunwind-generic libelf openssl jansson libcurl zlib ncursesw
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -110,8 +112,8 @@ deps:
 # The README's test command: everything, from a fresh Debian 12 machine.
 # The suite runs twice: on the normal build, then on the sanitized one.
 check: deps
-	$(MAKE) WERROR=$(WERROR) all unit-bin testprogs fuzz-bin
-	$(MAKE) WERROR=$(WERROR) asan-bin
+	$(MAKE) -j$(JOBS) WERROR=$(WERROR) all unit-bin testprogs fuzz-bin
+	$(MAKE) -j$(JOBS) WERROR=$(WERROR) asan-bin
 	@CGPROF_BUILD=$(BUILD) sh tests/run-all.sh
 
 unit-bin: $(UNIT_BIN)

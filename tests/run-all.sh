@@ -51,8 +51,10 @@ run_unit() {
 	done
 }
 
+# $1: build dir; $2: the phase's name (the runner leaves out, under asan,
+# the tests that never run the build under test).
 run_integration() {
-	CGPROF="$PWD/$1/cgprof" CGPROF_BUILD="$PWD/$1" \
+	CGPROF="$PWD/$1/cgprof" CGPROF_BUILD="$PWD/$1" CGPROF_PHASE="$2" \
 		"$PY" tests/integration/run.py >"$tmp/int" 2>&1
 	rc=$?
 	cat "$tmp/int"
@@ -76,7 +78,7 @@ fi
 
 if want integration; then
 	phase "integration ($BUILD/cgprof)"
-	run_integration "$BUILD"
+	run_integration "$BUILD" integration
 fi
 
 if want valgrind; then
@@ -104,7 +106,7 @@ if want asan; then
 		export ASAN_OPTIONS="log_path=$tmp/san/asan:detect_leaks=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1"
 		export UBSAN_OPTIONS="log_path=$tmp/san/ubsan:print_stacktrace=1:halt_on_error=1"
 		run_unit "$ASAN_BUILD" ""
-		run_integration "$ASAN_BUILD"
+		run_integration "$ASAN_BUILD" asan
 		unset ASAN_OPTIONS UBSAN_OPTIONS
 		reports=$(ls "$tmp/san" 2>/dev/null | wc -l)
 		if [ "$reports" -ne 0 ]; then

@@ -50,6 +50,8 @@ class TestDocs(unittest.TestCase):
 
 
 class TestPackaging(CgTestCase):
+    NOT_UNDER_ASAN = "builds, installs and runs a package of its own plain build"
+
     def test_deb_builds_installs_and_runs(self):
         for tool in ("dpkg-buildpackage", "dpkg-deb"):
             if not shutil.which(tool):

@@ -315,6 +315,8 @@ class ThreadNameTests(PerInterpreter):
 
 
 class TestLayouts(unittest.TestCase):
+    NOT_UNDER_ASAN = "checks the committed layout table against the headers; runs no cgprof"
+
     def test_committed_table_is_what_the_headers_give(self):
         """src/python/layouts.gen.c is exactly what the generator makes
         from the CPython headers on this machine (for the versions here)."""
