@@ -21,10 +21,13 @@ run, written into bench/RESULTS.md between the truth markers:
     any sleeping sampler miss) and austin -s at the same interval,
     alternated on one workload, with the hypervisor's steal meanwhile;
   * 64 busy threads at 100 Hz: the wall time of a fixed amount of work
-    under `cgprof run` against unprofiled runs, alternated, medians.
+    under `cgprof run` against unprofiled runs, alternated, medians; and
+    apart (`truth.py pace`, its own section), the work per second of one
+    64-thread process in windows sampled and not, in pairs.
 
     AUSTIN=/path/to/austin python3 bench/truth.py    # austin 3.x, for 3.11+
     AUSTIN=... python3 bench/truth.py rate           # only the 10 kHz section
+    python3 bench/truth.py pace                      # only the 64-thread windows
     BENCH_QUICK=1 ...                                # short runs
 
 Environment: CGPROF (default build/cgprof), AUSTIN (a peer built beside the
@@ -56,6 +59,7 @@ QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 S = 2.0 if QUICK else 6.0
 BEGIN, END = "<!-- truth:begin -->", "<!-- truth:end -->"
 RATE_BEGIN, RATE_END = "<!-- truth-rate:begin -->", "<!-- truth-rate:end -->"
+PACE_BEGIN, PACE_END = "<!-- truth-pace:begin -->", "<!-- truth-pace:end -->"
 
 
 def pythons():
@@ -368,6 +372,98 @@ def rate_section():
     print("\n".join(lines))
 
 
+def pace64(exe, pairs, w, sample=True):
+    """100 Hz on 64 busy threads, on one process: the work done per
+    second in windows with `cgprof attach` sampling it against windows
+    without, taken in pairs (the order alternates, so a drift of the
+    machine counts against both). Each window's rate is measured between
+    two of the workload's own progress lines inside it, after its first
+    0.5 s (attach's start-up: the profile of a running service is the
+    steady state). sample=False: the control, both windows unsampled
+    (the method's own noise). [(slowdown of the pair, steal share)]."""
+    total = pairs * 2 * (w + 1) + 5
+    p = start(exe, "pace", "--threads", "64", "--seconds", str(total))
+    lines = []
+
+    def reader():
+        for line in p.stdout:
+            parts = line.split()
+            if len(parts) == 2:
+                lines.append((float(parts[0]), int(parts[1])))
+    import threading
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+
+    def window(profiled):
+        t0 = time.monotonic()
+        if profiled and sample:
+            r = subprocess.run([CGPROF, "attach", "-r", "100", "-d", str(w), "-f", "collapsed",
+                                "-o", os.path.join(OUT, "truth-pace.txt"), str(p.pid)],
+                               capture_output=True, text=True, timeout=w + 60)
+            if r.returncode:
+                raise RuntimeError("64 threads: %s" % r.stderr.strip()[-200:])
+        else:
+            time.sleep(w)
+        t1 = time.monotonic()
+        time.sleep(0.6)  # the reader has every line of the window
+        inside = [x for x in lines if t0 + 0.5 <= x[0] <= t1]
+        if len(inside) < 2 or inside[-1][0] - inside[0][0] < w / 3:
+            raise RuntimeError("64 threads: %d progress lines in a %s s window"
+                               % (len(inside), w))
+        return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+    out = []
+    ncpu = os.cpu_count() or 1
+    try:
+        for k in range(pairs):
+            st, t = steal_s(), time.monotonic()
+            order = (False, True) if k % 2 == 0 else (True, False)
+            rate = {prof: window(prof) for prof in order}
+            out.append((rate[False] / rate[True] - 1,
+                        (steal_s() - st) / ((time.monotonic() - t) * ncpu)))
+    finally:
+        p.kill()
+        p.wait()
+    return out
+
+
+def pace_section():
+    """64 threads at 100 Hz in windows on one process, per CPython."""
+    pairs, w = (2, 3) if QUICK else (8, 4)
+    load = os.getloadavg()
+    lines = [PACE_BEGIN, "## 64 threads at 100 Hz, windows on one process (issue 15): "
+             "`bench/truth.py pace`", "",
+             "Run %s on %s, load %.1f/%.1f/%.1f; %d pairs of %s s windows, sampled and not, "
+             "on one `pyload.py pace --threads 64` process; median (min–max)."
+             % (time.strftime("%Y-%m-%d %H:%M"), os.uname().nodename, load[0], load[1], load[2],
+                pairs, w), "",
+             "| CPython | slowdown | steal |", "| --- | --- | --- |"]
+    med = lambda v: sorted(v)[len(v) // 2]
+    runs = [(label, exe, True) for label, exe in pythons()]
+    if runs:  # the control first, on the first CPython
+        runs.insert(0, (runs[0][0] + " control: neither window sampled", runs[0][1], False))
+    for label, exe, sample in runs:
+        sys.stderr.write("truth pace: CPython %s\n" % label)
+        try:
+            r = pace64(exe, pairs, w, sample)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
+            lines.append("| %s | failed: %s |" % (label, str(e).splitlines()[0][:120]))
+            continue
+        sl, st = [x for x, _ in r], [y for _, y in r]
+        lines.append("| %s | %+.1f%% (%+.1f%%–%+.1f%%) | %s (%s–%s) |" % (
+            label, 100 * med(sl), 100 * min(sl), 100 * max(sl), fmt(med(st)), fmt(min(st)),
+            fmt(max(st))))
+    lines += ["", "Each pair is one window with `cgprof attach -r 100` sampling the 64 threads "
+              "and one without, back to back (the order alternates); a window's rate is the "
+              "workload's own count of work units between two of its progress lines inside the "
+              "window, after its first 0.5 s. Slowdown: the unsampled rate over the sampled one, "
+              "less 1. Target: < 2%. The control row takes its pairs the same way with "
+              "neither window sampled: its spread is what the method can resolve on this "
+              "machine at the time.", PACE_END]
+    write_section(RESULTS, PACE_BEGIN, PACE_END, lines)
+    print("\n".join(lines))
+
+
 def slowdown64(exe):
     """% more wall time for fixed work on 64 threads under cgprof at 100 Hz
     (five runs each way, alternated; medians)."""
@@ -390,8 +486,11 @@ def main():
     if sys.argv[1:] == ["rate"]:
         rate_section()
         return
+    if sys.argv[1:] == ["pace"]:
+        pace_section()
+        return
     if sys.argv[1:]:
-        sys.exit("usage: truth.py [rate]")
+        sys.exit("usage: truth.py [rate | pace]")
     au = "no peer (set AUSTIN=)"
     if AUSTIN:
         au = subprocess.run([AUSTIN, "--version"], capture_output=True, text=True).stdout.strip()
@@ -458,6 +557,7 @@ def main():
     write_section(RESULTS, BEGIN, END, lines)
     print("\n".join(lines))
     rate_section()
+    pace_section()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@
   syscall --seconds S                         ~150 us of bytecode, then one cheap
                                               system call, over and over; prints
                                               the system call's measured CPU share
+  pace   --threads T --seconds S              T threads of slow's work units; the
+                                              workers print "MONOTONIC UNITS"
+                                              (units done so far) every 50 ms
 
 Every mode prints one JSON line on stdout when it ends, and "ready" (flushed)
 once its threads are at work, so a profiler can attach to a steady state.
@@ -114,6 +117,47 @@ def mode_slow(a):
         work(a.units)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(json.dumps({"mode": "slow", "units": a.units, "wall_s": wall, "cpu_s": cpu}))
+
+
+# --- pace: slow's work, its progress on the clock ------------------------
+
+def mode_pace(a):
+    """--threads threads doing slow's units for --seconds; the progress
+    every 50 ms (CLOCK_MONOTONIC, as the caller's time.monotonic(), and
+    the units done at that instant), so windows with and without a
+    profiler compare on one process."""
+    level(18, 2000)           # warm up
+    n = max(1, a.threads)
+    done = [0] * n
+    go = threading.Event()    # every thread started before any works
+    end = [0.0]
+    due = [0.0]
+
+    def work(i):
+        go.wait()
+        while True:
+            level(18, 2000)
+            done[i] += 1
+            now = time.monotonic()
+            if now >= end[0]:
+                break
+            # whichever thread holds the GIL when a line is due writes it
+            # (a main thread that waits for the GIL behind 64 busy ones
+            # gets it about once a second)
+            if now >= due[0]:
+                due[0] = now + 0.05
+                sys.stdout.write("%.6f %d\n" % (now, sum(done)))
+                sys.stdout.flush()
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    end[0] = time.monotonic() + a.seconds
+    ready()
+    go.set()
+    for t in ts:
+        t.join()
+    print(json.dumps({"mode": "pace", "units": sum(done)}))
 
 
 # --- split: known function and line split -------------------------------
@@ -234,14 +278,14 @@ def mode_syscall(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["stack", "slow", "split", "many", "syscall"])
+    p.add_argument("mode", choices=["stack", "slow", "split", "many", "syscall", "pace"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--depth", type=int, default=20)
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--units", type=int, default=100)
     a = p.parse_args()
     {"stack": mode_stack, "slow": mode_slow, "split": mode_split, "many": mode_many,
-     "syscall": mode_syscall}[a.mode](a)
+     "syscall": mode_syscall, "pace": mode_pace}[a.mode](a)
 
 
 if __name__ == "__main__":
