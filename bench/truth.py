@@ -172,6 +172,11 @@ def share(stacks, pred):
     return sum(n for fr, n in stacks if pred(fr)) / tot if tot else float("nan")
 
 
+def med(v):
+    """The middle value (the upper one of an even count)."""
+    return sorted(v)[len(v) // 2]
+
+
 def fmt(x, pct=True):
     if x is None or x != x:
         return "—"
@@ -346,7 +351,6 @@ def rate_section():
                 pairs, S), "",
              "| CPython | cgprof achieved | cgprof lost | wake-only loop lost | austin -s -i 100 "
              "achieved | steal during cgprof |", "| --- | --- | --- | --- | --- | --- |"]
-    med = lambda v: sorted(v)[len(v) // 2]
 
     def span(v, f):
         return "%s (%s–%s)" % (f(med(v)), f(min(v)), f(max(v))) if v else "—"
@@ -438,7 +442,6 @@ def pace_section():
              % (time.strftime("%Y-%m-%d %H:%M"), os.uname().nodename, load[0], load[1], load[2],
                 pairs, w), "",
              "| CPython | slowdown | steal |", "| --- | --- | --- |"]
-    med = lambda v: sorted(v)[len(v) // 2]
     runs = [(label, exe, True) for label, exe in pythons()]
     if runs:  # the control first, on the first CPython
         runs.insert(0, (runs[0][0] + " control: neither window sampled", runs[0][1], False))
@@ -477,7 +480,6 @@ def slowdown64(exe):
             if r.returncode:
                 raise RuntimeError("64 threads, %s: %s" % (variant, r.stderr.strip()[-200:]))
             walls[variant].append(json.loads(r.stdout.strip().splitlines()[-1])["wall_s"])
-    med = lambda v: sorted(v)[len(v) // 2]
     return 100 * (med(walls["cgprof"]) / med(walls["plain"]) - 1)
 
 
