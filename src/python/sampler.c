@@ -1032,9 +1032,11 @@ static int read_unpaused(struct py_sampler *s, uint64_t ts, pid_t tid, const uin
 	uint32_t nn = 0;
 	bool ntrunc = false;
 	int nr = -1;
-	struct py_tear *tr = NULL;
-	if (tid > 0 && !s->o.nonblocking && !s->pause_refused)
-		tr = tear_of(s, ts);
+	/* A torn read is taken again paused whether or not the thread has
+	 * a record: past PY_TEARS threads it only has no memory of its rate
+	 * (each torn read costs a second, paused one) */
+	bool may_pause = tid > 0 && !s->o.nonblocking && !s->pause_refused;
+	struct py_tear *tr = may_pause ? tear_of(s, ts) : NULL;
 	bool probe = false;
 	if (tr && tr->paused) {
 		if (++tr->probe < PY_TEAR_PROBE)
@@ -1056,7 +1058,7 @@ static int read_unpaused(struct py_sampler *s, uint64_t ts, pid_t tid, const uin
 		tear_note(tr, torn);
 	if (!torn && !probe)
 		return nf;
-	if (!tr) {
+	if (!may_pause) {
 		st->lost[CG_LOST_TORN]++;
 		return -EAGAIN;
 	}
