@@ -1,8 +1,9 @@
 #!/bin/sh
 # Run every libFuzzer harness (build-fuzz/fuzz_NAME) for CGPROF_FUZZ_SECONDS
-# (default 30), CGPROF_FUZZ_JOBS at a time (default: one per CPU), over a copy of tests/fuzz/corpus/NAME, with NAME.dict when
-# there is one. One line per harness; a finding fails it, and its input is
-# kept under build-fuzz/findings/ (add it to the corpus once fixed).
+# (default 30), CGPROF_FUZZ_JOBS at a time (default: one per CPU), over a
+# copy of tests/fuzz/corpus/NAME, with NAME.dict when there is one. One
+# line per harness; a finding fails it, and its input is kept under
+# build-fuzz/findings/ (add it to the corpus once fixed).
 #
 # Run alone (`make fuzz`) it prints "fuzz: N passed, N failed, N skipped";
 # sourced by tests/run-all.sh it adds to that script's pass/fail/skip.
