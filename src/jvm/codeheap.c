@@ -134,7 +134,10 @@ enum jvm_blob_kind jvm_codeheap_kind(struct jvm_walker *w, uint64_t blob, int32_
 	char s[32];
 	if (target_read_cstr(w->t, name, s, sizeof(s)))
 		return JVM_BLOB_BAD;
-	kind = !strcmp(s, "nmethod") ? JVM_BLOB_NMETHOD : JVM_BLOB_STUB;
+	/* a native method's wrapper is an nmethod too ("native nmethod"
+	 * up to JDK 22), and the frame of that native method */
+	kind = !strcmp(s, "nmethod") || !strcmp(s, "native nmethod") ? JVM_BLOB_NMETHOD
+								      : JVM_BLOB_STUB;
 	(void)cg_map_put(&w->blob_names, name, kind);
 	return (enum jvm_blob_kind)kind;
 }
