@@ -231,6 +231,9 @@ struct jvm_regs {
 	uint64_t pc, sp, fp, bcp;
 	const uint8_t *stack;
 	uint64_t stack_len;
+	/* pc is a return address (the caller of native frames unwound
+	 * first), not where a running thread stood: its frame is whole */
+	bool caller;
 };
 
 /* How a walk ended. Only ENTRY and DEPTH are whole stacks. */
@@ -355,6 +358,19 @@ int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th);
 int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anchor,
 		   struct jvm_rawframe *out, size_t max, enum jvm_walk_end *end,
 		   uint64_t stack_base);
+/* Where a compiled leaf frame stands when its pc is exact (a sample, a
+ * pause): HotSpot builds and tears down a compiled frame in a few fixed
+ * x86-64 instructions (stack bang; push rbp; sub rsp ... add rsp; pop
+ * rbp; return poll; ret; a native wrapper's leave), and between them the
+ * frame size does not describe the stack. Read from the code at pc. */
+enum jvm_leaf_shape {
+	JVM_LEAF_BUILT = 0,  /* the frame is whole: its size finds the caller */
+	JVM_LEAF_RET_AT_SP,  /* none of it on the stack: [sp] is the return */
+	JVM_LEAF_RBP_AT_SP,  /* the caller's rbp pushed only: [sp], return [sp+8] */
+	JVM_LEAF_VIA_RBP,    /* at a leave: rbp is the frame's base */
+};
+enum jvm_leaf_shape jvm_leaf_shape(const uint8_t *code, size_t n);
+
 /* Is pc in code the walker walks (the interpreter or a code heap)? */
 bool jvm_pc_in_java(struct jvm_walker *w, uint64_t pc);
 /* Name a frame: "pkg.Class.method" into name, the source line of bci

@@ -310,7 +310,7 @@ static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pi
 {
 	*anchor = th->ts != JVM_TS_IN_JAVA;
 	if (*anchor) {
-		*r = (struct jvm_regs){th->pc, th->sp, th->fp, 0, NULL, 0};
+		*r = (struct jvm_regs){th->pc, th->sp, th->fp, 0, NULL, 0, false};
 		return 0;
 	}
 	if (js->opts.nonblocking) {
@@ -328,7 +328,7 @@ static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pi
 		stats->lost[CG_LOST_PAUSE]++;
 		return e;
 	}
-	*r = (struct jvm_regs){tr.pc, tr.sp, tr.fp, tr.r13, NULL, 0};
+	*r = (struct jvm_regs){tr.pc, tr.sp, tr.fp, tr.r13, NULL, 0, false};
 	return 1;
 }
 
@@ -485,7 +485,7 @@ static void walker_on_perf(const struct target_perf_sample *ps, void *arg)
 		return;
 	}
 	struct jvm_jthread *th = &js->th[idx - 1];
-	struct jvm_regs r = {ps->ip, ps->sp, ps->fp, 0, ps->stack, ps->stack_len};
+	struct jvm_regs r = {ps->ip, ps->sp, ps->fp, 0, ps->stack, ps->stack_len, false};
 	if (JVM_PERF_REG_BCP >= 0 && JVM_PERF_REG_BCP < TARGET_PERF_MAX_REGS &&
 	    (ps->regs_mask >> JVM_PERF_REG_BCP & 1))
 		r.bcp = ps->regs[JVM_PERF_REG_BCP];

@@ -208,6 +208,8 @@ static int frame_rd64(struct jvm_walker *w, uint64_t a, uint64_t *v)
 /* Frame-walk state: HotSpot's (pc, sp, unextended sp, fp). */
 struct fstate {
 	uint64_t pc, sp, usp, fp;
+	bool exact; /* pc is where a running thread stood (the first frame of
+		       a walk from registers) */
 };
 
 /* The caller of an interpreted frame at s->fp. */
@@ -240,6 +242,106 @@ static int sender_of_compiled(struct jvm_walker *w, struct fstate *s, int32_t fr
 	s->fp = link; /* rbp as saved by the callee; a frame pointer only if
 			 the caller keeps one (interpreted ones do) */
 	return 0;
+}
+
+/* Length of one instruction of a compiled frame's return path (the
+ * return poll, a pending-exception check, vzeroupper), 0 for any other. */
+static size_t tail_insn(const uint8_t *c, size_t n)
+{
+	if (n >= 3 && c[0] == 0xc5 && c[1] == 0xf8 && c[2] == 0x77)
+		return 3; /* vzeroupper */
+	if (n >= 7 && c[0] == 0x49 && c[1] == 0x3b && c[2] == 0xa7)
+		return 7; /* cmp rsp, [r15 + disp32]: the return poll */
+	if (n >= 4 && c[0] == 0x49 && c[1] == 0x3b && c[2] == 0x67)
+		return 4; /* ... disp8 */
+	if (n >= 8 && c[0] == 0x49 && c[1] == 0x83 && c[2] == 0xbf)
+		return 8; /* cmp qword [r15 + disp32], imm8: pending exception */
+	if (n >= 5 && c[0] == 0x49 && c[1] == 0x83 && c[2] == 0x7f)
+		return 5; /* ... disp8 */
+	if (n >= 11 && c[0] == 0x49 && c[1] == 0x81 && c[2] == 0xbf)
+		return 11; /* ... disp32, imm32 */
+	if (n >= 8 && c[0] == 0x49 && c[1] == 0x81 && c[2] == 0x7f)
+		return 8; /* ... disp8, imm32 */
+	if (n >= 6 && c[0] == 0x0f && (c[1] == 0x87 || c[1] == 0x85))
+		return 6; /* ja / jne rel32 to the slow path */
+	if (n >= 2 && (c[0] == 0x77 || c[0] == 0x75))
+		return 2; /* ... rel8 */
+	return 0;
+}
+
+static bool is_sub_rsp(const uint8_t *c, size_t n)
+{
+	return n >= 3 && c[0] == 0x48 && (c[1] == 0x83 || c[1] == 0x81) && c[2] == 0xec;
+}
+
+static bool is_mov_rbp_rsp(const uint8_t *c, size_t n)
+{
+	return n >= 3 && c[0] == 0x48 && ((c[1] == 0x89 && c[2] == 0xe5) ||
+					  (c[1] == 0x8b && c[2] == 0xec));
+}
+
+enum jvm_leaf_shape jvm_leaf_shape(const uint8_t *c, size_t n)
+{
+	if (!n)
+		return JVM_LEAF_BUILT;
+	/* the return path after the frame is gone: up to a few checks,
+	 * then ret */
+	size_t at = 0;
+	for (int i = 0; i < 6 && at < n; i++) {
+		if (c[at] == 0xc3)
+			return JVM_LEAF_RET_AT_SP;
+		size_t k = tail_insn(c + at, n - at);
+		if (!k)
+			break;
+		at += k;
+	}
+	if (c[0] == 0x5d)
+		return JVM_LEAF_RBP_AT_SP; /* pop rbp: only rbp is left */
+	if (c[0] == 0xc9)
+		return JVM_LEAF_VIA_RBP; /* leave */
+	/* the prologue: stack bang (mov [rsp - d32], eax), push rbp, then
+	 * mov rbp, rsp (a wrapper) or sub rsp */
+	if (n >= 8 && c[0] == 0x89 && c[1] == 0x84 && c[2] == 0x24 && c[7] == 0x55)
+		return JVM_LEAF_RET_AT_SP;
+	if (n >= 4 && c[0] == 0x55 && (is_sub_rsp(c + 1, n - 1) || is_mov_rbp_rsp(c + 1, n - 1)))
+		return JVM_LEAF_RET_AT_SP;
+	if (is_mov_rbp_rsp(c, n) || is_sub_rsp(c, n))
+		return JVM_LEAF_RBP_AT_SP;
+	return JVM_LEAF_BUILT;
+}
+
+/* The caller of a compiled leaf frame caught building or tearing down
+ * its frame: 1 moved (s is the caller), 0 the frame is whole, negative
+ * unreadable. */
+static int sender_of_partial(struct jvm_walker *w, struct fstate *s, uint64_t hi)
+{
+	uint8_t code[24];
+	if (target_read(w->t, s->pc, code, sizeof(code)))
+		return 0; /* near the end of a mapping: taken as whole */
+	uint64_t base = s->sp, fp = s->fp, ret;
+	switch (jvm_leaf_shape(code, sizeof(code))) {
+	case JVM_LEAF_BUILT:
+		return 0;
+	case JVM_LEAF_RET_AT_SP:
+		break;
+	case JVM_LEAF_RBP_AT_SP:
+		if (frame_rd64(w, base, &fp))
+			return -EFAULT;
+		base += 8;
+		break;
+	case JVM_LEAF_VIA_RBP:
+		if (s->fp < s->sp || s->fp >= hi || s->fp & 7 || s->fp - s->sp > MAX_FRAME_BYTES ||
+		    frame_rd64(w, s->fp, &fp))
+			return -EFAULT;
+		base = s->fp + 8;
+		break;
+	}
+	if (frame_rd64(w, base, &ret))
+		return -EFAULT;
+	s->pc = ret;
+	s->sp = s->usp = base + 8;
+	s->fp = fp;
+	return 1;
 }
 
 /* One frame of the walk at s: its Java frames into out[*n...], then s
@@ -296,6 +398,12 @@ static int walk_frame(struct jvm_walker *w, struct fstate *s, const struct jvm_r
 			*end = JVM_END_ENTRY;
 		return 0;
 	}
+	/* a running leaf may stand in its prologue or return path */
+	if (k == JVM_BLOB_NMETHOD && s->exact) {
+		int p = sender_of_partial(w, s, hi);
+		if (p)
+			return p > 0;
+	}
 	return sender_of_compiled(w, s, fw) == 0;
 }
 
@@ -303,7 +411,7 @@ int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anc
 		   struct jvm_rawframe *out, size_t max, enum jvm_walk_end *end,
 		   uint64_t stack_base)
 {
-	struct fstate s = {r->pc, r->sp, r->sp, r->fp};
+	struct fstate s = {r->pc, r->sp, r->sp, r->fp, !from_anchor && !r->caller};
 	size_t n = 0;
 	int ret = 0;
 	*end = JVM_END_LOST;
@@ -332,6 +440,7 @@ int jvm_walk_stack(struct jvm_walker *w, const struct jvm_regs *r, bool from_anc
 		}
 		if (!walk_frame(w, &s, r, from_anchor, out, &n, max, hi, end))
 			break;
+		s.exact = false;
 		*end = JVM_END_LOST;
 		if (s.sp <= prev_sp || s.sp >= hi || s.sp & 7)
 			break;

@@ -40,8 +40,10 @@ static void walk_all(struct jvm_walker *w, bool as_regs, const struct cg_fake_re
 	static struct jvm_rawframe f[256];
 	int n = jvm_walk_threads(w, th, 64);
 	for (int i = 0; i < n; i++) {
+		/* odd threads as the caller of native frames, even ones as a
+		 * running leaf (its prologue and return path read from code) */
 		struct jvm_regs r = {th[i].pc, th[i].sp, th[i].fp, th[i].fp,
-				     copy ? copy->data : NULL, copy ? copy->len : 0};
+				     copy ? copy->data : NULL, copy ? copy->len : 0, i & 1};
 		enum jvm_walk_end end;
 		int k = jvm_walk_stack(w, &r, !as_regs, f, 1 + (size_t)(i * 37) % 256, &end,
 				       th[i].stack_base);

@@ -940,7 +940,7 @@ START_TEST(walker_threads_and_frames)
 	ck_assert_int_eq(th[0].state, CG_ST_WAITING);
 	ck_assert_uint_eq(th[0].sp, FJ(0xC080));
 
-	struct jvm_regs r = {th[0].pc, th[0].sp, th[0].fp, 0, NULL, 0};
+	struct jvm_regs r = {th[0].pc, th[0].sp, th[0].fp, 0, NULL, 0, false};
 	int n = jvm_walk_stack(&w, &r, true, f, 8, &end, th[0].stack_base);
 	ck_assert_int_eq(n, 3);
 	ck_assert_int_eq(end, JVM_END_ENTRY); /* at the call stub's return */
@@ -1046,7 +1046,7 @@ START_TEST(walker_stack_copy)
 	memcpy(copy, j->mem + sp, sizeof(copy));
 	/* the thread ran on: its frames in memory are gone */
 	memset(j->mem + sp, 0x5a, sizeof(copy));
-	struct jvm_regs live = {FJ(0x7010), FJ(sp), FJ(0xC100), bcp, NULL, 0};
+	struct jvm_regs live = {FJ(0x7010), FJ(sp), FJ(0xC100), bcp, NULL, 0, false};
 	int n = jvm_walk_stack(&w, &live, false, f, 8, &end, FJ(0xD000));
 	ck_assert(n <= 0 || end == JVM_END_LOST);
 	struct jvm_regs r = live;
@@ -1071,9 +1071,115 @@ START_TEST(walker_stack_copy)
 	ck_assert_int_eq(end, JVM_END_LOST);
 	/* a leaf caught before its interpreter frame is built (fp still its
 	 * caller's, the slots below sp) is no walk */
-	struct jvm_regs early = {FJ(0x7010), FJ(0xC100 - 16), FJ(0xC100), 0, copy, sizeof(copy)};
+	struct jvm_regs early = {FJ(0x7010), FJ(0xC100 - 16), FJ(0xC100), 0, copy, sizeof(copy), false};
 	n = jvm_walk_stack(&w, &early, false, f, 8, &end, FJ(0xD000));
 	ck_assert_int_lt(n, 0);
+	jvm_walker_free(&w);
+	target_close(t);
+	free(j);
+}
+END_TEST
+
+/* HotSpot's x86-64 prologues and return paths, as a running leaf may be
+ * caught in them; anything else is a frame whose size holds. */
+START_TEST(leaf_shapes)
+{
+	static const struct {
+		uint8_t code[24];
+		size_t n;
+		enum jvm_leaf_shape want;
+	} cases[] = {
+		{{0xc3}, 1, JVM_LEAF_RET_AT_SP},
+		/* C2's return poll after pop rbp: cmp rsp, [r15+d32]; ja; ret */
+		{{0x49, 0x3b, 0xa7, 0x48, 0x03, 0, 0, 0x0f, 0x87, 1, 0, 0, 0, 0xc3}, 14,
+		 JVM_LEAF_RET_AT_SP},
+		{{0x49, 0x3b, 0x67, 0x48, 0x77, 0x01, 0xc3}, 7, JVM_LEAF_RET_AT_SP},
+		{{0x0f, 0x87, 1, 0, 0, 0, 0xc3}, 7, JVM_LEAF_RET_AT_SP},
+		{{0xc5, 0xf8, 0x77, 0xc3}, 4, JVM_LEAF_RET_AT_SP},
+		/* a native wrapper after leave: pending exception? jne; ret */
+		{{0x49, 0x81, 0x7f, 0x08, 0, 0, 0, 0, 0x0f, 0x85, 1, 0, 0, 0, 0xc3}, 15,
+		 JVM_LEAF_RET_AT_SP},
+		{{0x49, 0x83, 0xbf, 0x08, 0x01, 0, 0, 0, 0x75, 0x01, 0xc3}, 11, JVM_LEAF_RET_AT_SP},
+		{{0x5d, 0x49, 0x3b, 0xa7, 0x48, 0x03, 0, 0}, 8, JVM_LEAF_RBP_AT_SP},
+		{{0xc9, 0xc3}, 2, JVM_LEAF_VIA_RBP},
+		/* the prologue: stack bang, push rbp, sub rsp / mov rbp, rsp */
+		{{0x89, 0x84, 0x24, 0, 0xc0, 0xfe, 0xff, 0x55, 0x48, 0x83, 0xec, 0x20}, 12,
+		 JVM_LEAF_RET_AT_SP},
+		{{0x55, 0x48, 0x83, 0xec, 0x20}, 5, JVM_LEAF_RET_AT_SP},
+		{{0x55, 0x48, 0x89, 0xe5}, 4, JVM_LEAF_RET_AT_SP},
+		{{0x48, 0x81, 0xec, 0, 1, 0, 0}, 7, JVM_LEAF_RBP_AT_SP},
+		{{0x48, 0x8b, 0xec}, 3, JVM_LEAF_RBP_AT_SP},
+		/* inside a whole frame */
+		{{0x48, 0x83, 0xc4, 0x20, 0x5d, 0xc3}, 6, JVM_LEAF_BUILT}, /* add rsp: still whole */
+		{{0x0f, 0x87, 1, 0, 0, 0, 0x48, 0x8b, 0x06}, 9, JVM_LEAF_BUILT}, /* a branch in the body */
+		{{0x49, 0x3b, 0xa7, 0x48, 0x03, 0, 0, 0x0f, 0x87, 1, 0, 0, 0, 0x8b}, 14, JVM_LEAF_BUILT},
+		{{0x55, 0x8b}, 2, JVM_LEAF_BUILT},
+		{{0x89, 0x84, 0x24, 0, 0xc0, 0xfe, 0xff, 0x8b}, 8, JVM_LEAF_BUILT},
+		{{0}, 1, JVM_LEAF_BUILT},
+		{{0xc3}, 0, JVM_LEAF_BUILT}, /* nothing read */
+		/* cut short: a prefix of an instruction is no instruction */
+		{{0x49, 0x3b, 0xa7, 0x48}, 4, JVM_LEAF_BUILT},
+	};
+	for (size_t i = 0; i < CG_ARRAY_LEN(cases); i++)
+		ck_assert_msg(jvm_leaf_shape(cases[i].code, cases[i].n) == cases[i].want, "case %zu", i);
+}
+END_TEST
+
+/* A running leaf caught in its compiled frame's prologue or return path:
+ * the frame size would climb past the frame's caller; the code at pc
+ * says how much of the frame is on the stack. */
+START_TEST(walker_partial_leaf)
+{
+	struct fakejvm *j = fakejvm_new();
+	struct target *t;
+	struct jvm_layout L;
+	struct jvm_walker w;
+	struct jvm_rawframe f[8];
+	enum jvm_walk_end end;
+	open_walker(j, &t, &L, &w);
+	/* C (compiled, 4 words at fb + 16, its return the call stub's) */
+	const uint64_t blob = 0x8110, code = blob + 0x100, fb = 0xC200;
+	const uint64_t ret_slot = fb + 16 + 32 - 8;
+	fj_put64(j, ret_slot - 8, FJ(0xC300)); /* the caller's rbp, pushed */
+	static const uint8_t ret[] = {0xc3};
+	static const uint8_t sub[] = {0x48, 0x83, 0xec, 0x10};
+	static const uint8_t leave[] = {0xc9, 0xc3};
+	static const struct {
+		const uint8_t *code;
+		size_t n;
+		uint64_t sp, fp;
+	} at[] = {
+		{ret, sizeof(ret), ret_slot, 0xC300},       /* frame gone: [sp] returns */
+		{sub, sizeof(sub), ret_slot - 8, 0xC100},   /* only rbp pushed */
+		{leave, sizeof(leave), fb + 16, ret_slot - 8}, /* rbp the frame's base */
+	};
+	for (size_t i = 0; i < CG_ARRAY_LEN(at); i++) {
+		memset(j->mem + code, 0, 24);
+		memcpy(j->mem + code, at[i].code, at[i].n);
+		struct jvm_regs r = {FJ(code), FJ(at[i].sp), FJ(at[i].fp), 0, NULL, 0, false};
+		int n = jvm_walk_stack(&w, &r, false, f, 8, &end, FJ(0xD000));
+		ck_assert_msg(n == 1 && end == JVM_END_ENTRY, "case %zu: %d frames, end %d", i, n, end);
+		ck_assert_uint_eq(f[0].method, FJ(0x4200));
+		ck_assert_int_eq(f[0].compiled, 1);
+		/* a return address of the same code (the caller of native
+		 * frames) stands in a whole frame: no shape is read, and
+		 * where sp is not the frame's (all but at leave, whose sp
+		 * still is) its size climbs past the caller */
+		r.caller = true;
+		n = jvm_walk_stack(&w, &r, false, f, 8, &end, FJ(0xD000));
+		if (at[i].code != leave)
+			ck_assert_msg(end == JVM_END_LOST, "case %zu as a caller: end %d", i, end);
+	}
+	/* in the body, with the frame whole, the frame size holds */
+	memset(j->mem + code, 0, 24);
+	struct jvm_regs whole = {FJ(code), FJ(fb + 16), FJ(0xC100), 0, NULL, 0, false};
+	ck_assert_int_eq(jvm_walk_stack(&w, &whole, false, f, 8, &end, FJ(0xD000)), 1);
+	ck_assert_int_eq(end, JVM_END_ENTRY);
+	/* and read as a popped frame it would not be whole */
+	struct jvm_regs wrong = whole;
+	wrong.sp = FJ(ret_slot - 16);
+	(void)jvm_walk_stack(&w, &wrong, false, f, 8, &end, FJ(0xD000));
+	ck_assert_int_eq(end, JVM_END_LOST);
 	jvm_walker_free(&w);
 	target_close(t);
 	free(j);
@@ -1141,6 +1247,8 @@ static Suite *jvm_suite(void)
 	tcase_add_test(tc, walker_threads_and_frames);
 	tcase_add_test(tc, method_cache_revalidated);
 	tcase_add_test(tc, walker_stack_copy);
+	tcase_add_test(tc, leaf_shapes);
+	tcase_add_test(tc, walker_partial_leaf);
 	tcase_add_test(tc, linetable_encodings);
 	suite_add_tcase(s, tc);
 	return s;
