@@ -127,6 +127,21 @@ int native_unwind_ips(struct native_ctx *c, pid_t tid, struct native_frame *fram
 struct target_perf_sample;
 int native_unwind_sample(struct native_ctx *c, const struct target_perf_sample *smp,
 			 struct native_frame *frames, uint32_t max, uint32_t *n, bool *truncated);
+/* Where a walker of code that has no unwind tables (HotSpot's JIT and
+ * interpreter) takes over from a kernel sample's native frames: the
+ * first caller of the leaf whose ip stop() accepts, with the sp and
+ * rbp libunwind recovered for it (frames: how many steps out). */
+struct native_handoff {
+	uint64_t ip, sp, fp;
+	uint32_t frames;
+};
+/* Unwind smp (as native_unwind_sample does) at most max frames out to
+ * that caller. 0, -ENOENT (none within max, or the stack ended first),
+ * -EFAULT (no user registers, nothing unwound). x86_64 only (-ENOENT
+ * elsewhere). */
+int native_unwind_sample_to(struct native_ctx *c, const struct target_perf_sample *smp,
+			    bool (*stop)(void *arg, uint64_t ip), void *arg, uint32_t max,
+			    struct native_handoff *out);
 /* Names frames[0..*n). A thread's first function (clone, _start) is its
  * root: frames past it are stack garbage (a thread caught before its entry
  * code marked the end of the chain) and are dropped, lowering *n. */

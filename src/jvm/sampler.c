@@ -10,6 +10,7 @@
 
 #include "cgprof/jvm.h"
 #include "cgprof/log.h"
+#include "cgprof/native.h"
 #include "cgprof/target.h"
 #include "jvm_priv.h"
 #include "jvm_walk.h"
@@ -88,6 +89,11 @@ struct jvm_sampler {
 	void *arg;
 	struct cg_sample_stats *stats;
 	uint64_t perf_seen, perf_native; /* for -v: samples, and those outside Java */
+	/* kernel samples outside Java code: their native frames unwound
+	 * (libunwind over the stack copy) to the Java frame below them */
+	struct native_ctx *nat;
+	uint64_t jvm_lo, jvm_hi;      /* libjvm.so's mappings, to tell VM from native */
+	uint64_t perf_unwound;        /* for -v: those walked from the sample */
 };
 
 /* ---- mechanism: thread dumps over the attach socket ---- */
@@ -468,10 +474,69 @@ static void walker_emit(struct jvm_sampler *js, struct jvm_jthread *th, pid_t ti
 #define JVM_PERF_REG_BCP (-1)
 #endif
 
+/* Native frames between a kernel sample and Java code are at most this
+ * many: the VM's deepest paths from a Java call (class loading, a
+ * deoptimization) stay well under it. */
+#define JVM_NATIVE_MAX_FRAMES 128u
+
+struct jvm_to_java {
+	const struct jvm_sampler *js;
+	bool in_vm; /* a frame in libjvm.so on the way: the thread is in the VM */
+};
+
+static bool jvm_ip_in_vm(const struct jvm_sampler *js, uint64_t ip)
+{
+	return ip >= js->jvm_lo && ip < js->jvm_hi;
+}
+
+static bool walker_to_java(void *arg, uint64_t ip)
+{
+	struct jvm_to_java *tj = arg;
+	if (jvm_pc_in_java(tj->js->w, ip))
+		return true;
+	tj->in_vm |= jvm_ip_in_vm(tj->js, ip);
+	return false;
+}
+
+/* A kernel sample outside Java code (the VM's own code, a native method,
+ * libc): its native frames are unwound over the stack copy down to the
+ * Java frame that called them, and the Java stack is walked from there,
+ * as it was at the sample instant. The state is the one HotSpot would
+ * give: in the VM (RUNNING) when a libjvm.so frame is on the way, else
+ * in native code (NATIVE). false: no whole walk; the round's anchor walk
+ * then stands for the sample (see walker_sample). */
+static bool walker_from_native(struct jvm_sampler *js, struct jvm_jthread *th,
+			       const struct target_perf_sample *ps)
+{
+	/* Out of Java now and without a last Java frame: a thread that has
+	 * none (a compiler thread) or not yet; nothing to unwind to. */
+	if (th->ts != JVM_TS_IN_JAVA && !th->sp)
+		return false;
+	struct jvm_to_java tj = {js, jvm_ip_in_vm(js, ps->ip)};
+	struct native_handoff h;
+	if (!js->nat || !ps->ip ||
+	    native_unwind_sample_to(js->nat, ps, walker_to_java, &tj, JVM_NATIVE_MAX_FRAMES, &h))
+		return false;
+	struct jvm_regs r = {h.ip, h.sp, h.fp, 0, NULL, 0, true};
+	if (h.sp >= ps->sp && h.sp - ps->sp < ps->stack_len) {
+		r.stack = ps->stack + (h.sp - ps->sp);
+		r.stack_len = ps->stack_len - (h.sp - ps->sp);
+	}
+	enum jvm_walk_end end;
+	int nf = jvm_walk_stack(js->w, &r, false, js->raw, js->depth, &end, th->stack_base);
+	if (nf <= 0 || !walk_whole(end))
+		return false;
+	walker_emit(js, th, ps->tid, nf, end == JVM_END_DEPTH,
+		    tj.in_vm ? CG_ST_RUNNING : CG_ST_NATIVE, 1, js->fn, js->arg, js->stats);
+	js->perf_unwound++;
+	return true;
+}
+
 /* One kernel sample of a Java thread: walked from its registers over its
  * stack copy. A sample whose pc is outside Java code (the JVM's own
- * code, a native library, libc) is counted for the thread: the round's
- * anchor walk stands for that CPU time (see walker_sample). */
+ * code, a native library, libc) is walked from the Java frame below its
+ * native ones; where that fails it is counted for the thread, and the
+ * round's anchor walk stands for that CPU time (see walker_sample). */
 static void walker_on_perf(const struct target_perf_sample *ps, void *arg)
 {
 	struct jvm_sampler *js = arg;
@@ -479,12 +544,13 @@ static void walker_on_perf(const struct target_perf_sample *ps, void *arg)
 	if (!cg_map_get(&js->tid_slot, (uint64_t)ps->tid, &idx) || !idx || idx > (uint64_t)js->nth)
 		return; /* not a Java thread (any more) */
 	js->perf_seen++;
+	struct jvm_jthread *th = &js->th[idx - 1];
 	if (!ps->ip || !jvm_pc_in_java(js->w, ps->ip)) {
 		js->perf_native++;
-		js->cpu_out[idx - 1]++;
+		if (!walker_from_native(js, th, ps))
+			js->cpu_out[idx - 1]++;
 		return;
 	}
-	struct jvm_jthread *th = &js->th[idx - 1];
 	struct jvm_regs r = {ps->ip, ps->sp, ps->fp, 0, ps->stack, ps->stack_len, false};
 	if (JVM_PERF_REG_BCP >= 0 && JVM_PERF_REG_BCP < TARGET_PERF_MAX_REGS &&
 	    (ps->regs_mask >> JVM_PERF_REG_BCP & 1))
@@ -516,6 +582,31 @@ static int walker_perf_sync(struct jvm_sampler *js, int n)
 	return 0;
 }
 
+/* The unwinder for samples outside Java code, and where libjvm.so is
+ * mapped. Without it those samples weigh the round's anchor walk. */
+static void walker_native_open(struct jvm_sampler *js)
+{
+	struct target_maps m = {0};
+	if (target_maps_read(js->t, &m) == 0) {
+		for (size_t i = 0; i < m.n; i++) {
+			const char *b = strrchr(m.map[i].path, '/');
+			if (!b || strcmp(b, "/libjvm.so"))
+				continue;
+			if (!js->jvm_lo || m.map[i].start < js->jvm_lo)
+				js->jvm_lo = m.map[i].start;
+			if (m.map[i].end > js->jvm_hi)
+				js->jvm_hi = m.map[i].end;
+		}
+		target_maps_free(&m);
+	}
+	if (native_open(js->t, &js->nat)) {
+		cg_info("jvm: %s; samples outside Java code weigh the round's anchor walk",
+			cg_lasterr());
+		cg_clearerr();
+		js->nat = NULL;
+	}
+}
+
 /* Open perf events for every Java thread when the system allows them
  * and the profile has a rate; else say once why and what pausing costs. */
 static void walker_perf_open(struct jvm_sampler *js, int n)
@@ -536,6 +627,7 @@ static void walker_perf_open(struct jvm_sampler *js, int n)
 	int r = target_perf_open(js->t, js->opts.rate_hz, 0, js->round_tids, (size_t)n, &js->perf);
 	if (r == 0) {
 		cg_info("jvm: threads in Java sampled by perf CPU-clock events (no thread stopped)");
+		walker_native_open(js);
 		js->nperf_tids = 0;
 		(void)walker_perf_sync(js, n);
 		return;
@@ -584,6 +676,8 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		js->stats = stats;
 		uint64_t lost = 0;
 		memset(js->cpu_out, 0, (size_t)n * sizeof(*js->cpu_out));
+		if (js->nat)
+			native_round(js->nat, js->round_tids, (size_t)n);
 		if (walker_perf_sync(js, n) == -ENOMEM)
 			stats->lost[CG_LOST_READ]++;
 		target_perf_drain(js->perf, walker_on_perf, js, &lost);
@@ -646,9 +740,13 @@ static void walker_close(struct jvm_sampler *js)
 {
 	if (js->perf)
 		cg_info("jvm: %llu perf samples of Java threads, %llu of them outside Java code "
-			"(each weighs its thread's walk from its anchor)",
-			(unsigned long long)js->perf_seen, (unsigned long long)js->perf_native);
+			"(%llu walked from the Java frame below their native frames; each other "
+			"weighs its thread's walk from its anchor)",
+			(unsigned long long)js->perf_seen, (unsigned long long)js->perf_native,
+			(unsigned long long)js->perf_unwound);
 	target_perf_close(js->perf);
+	native_close(js->nat);
+	js->nat = NULL;
 	js->perf = NULL;
 	free(js->perf_tids);
 	free(js->round_tids);

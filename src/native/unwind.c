@@ -500,6 +500,61 @@ int native_unwind_sample(struct native_ctx *c, const struct target_perf_sample *
 	return walk(&cur, frames, max, n, truncated);
 }
 
+/* One unwind of a kernel sample to the first caller stop() accepts; 1
+ * found (*out set), 0 not found, negative: no frame could be unwound. */
+static int step_to(unw_cursor_t *cur, bool (*stop)(void *, uint64_t), void *arg, uint32_t max,
+		   struct native_handoff *out)
+{
+#if defined(__x86_64__)
+	uint64_t last_sp = 0;
+	for (uint32_t k = 0; k < max; k++) {
+		int r = unw_step(cur);
+		if (r <= 0)
+			return r < 0 && k == 0 ? -EFAULT : 0;
+		unw_word_t ip = 0, sp = 0, fp = 0;
+		if (unw_get_reg(cur, UNW_REG_IP, &ip) < 0 || !ip ||
+		    unw_get_reg(cur, UNW_REG_SP, &sp) < 0 || sp <= last_sp)
+			return 0; /* the stack ended, or no progress */
+		last_sp = sp;
+		if (!stop(arg, ip))
+			continue;
+		if (unw_get_reg(cur, UNW_X86_64_RBP, &fp) < 0)
+			return 0;
+		*out = (struct native_handoff){ip, sp, fp, k + 1};
+		return 1;
+	}
+	return 0;
+#else
+	(void)cur, (void)stop, (void)arg, (void)max, (void)out;
+	return 0;
+#endif
+}
+
+int native_unwind_sample_to(struct native_ctx *c, const struct target_perf_sample *smp,
+			    bool (*stop)(void *arg, uint64_t ip), void *arg, uint32_t max,
+			    struct native_handoff *out)
+{
+	if (!smp->ip || !smp->sp)
+		return -EFAULT;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct native_arg a = {.c = c, .smp = smp};
+		unw_cursor_t cur;
+		pages_forget(c, false);
+		if (unw_init_remote(&cur, c->as, &a) < 0)
+			return -EFAULT;
+		int r = step_to(&cur, stop, arg, max, out);
+		if (r > 0)
+			return 0;
+		/* as in native_unwind_sample: a frame in an object mapped
+		 * since the maps were read (a JNI library loaded late) is
+		 * unwound again with its table, once per drained round */
+		if (!a.unplaced || c->refreshed_ns >= smp->time_ns)
+			return r < 0 ? r : -ENOENT;
+		refresh(c);
+	}
+	return -ENOENT;
+}
+
 /* Step the cursor from the leaf out. Bounded: max frames plus one step to
  * learn whether more follow. */
 static int walk(unw_cursor_t *cur, struct native_frame *frames, uint32_t max, uint32_t *n,

@@ -181,3 +181,11 @@ class CgTestCase(unittest.TestCase):
             if line.startswith(prefix):
                 return line.strip()
         self.fail("workload never printed %r" % prefix)
+
+
+def lost_kinds(stderr):
+    """{'late': n, ...} from the summary line."""
+    m = re.search(r"; \d+ lost \(([^)]*)\)", stderr)
+    if not m:
+        return {}
+    return {k: int(n) for n, k in (x.split(" ", 1) for x in m.group(1).split(", "))}

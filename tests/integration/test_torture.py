@@ -24,7 +24,8 @@ import threading
 import time
 import unittest
 
-from cgtest import BUILD, CGPROF, WORKLOADS, CgTestCase, find_pythons, parse_collapsed, run
+from cgtest import (BUILD, CGPROF, WORKLOADS, CgTestCase, find_pythons, lost_kinds,
+                    parse_collapsed, run)
 
 TORTURE = os.path.join(WORKLOADS, "torture")
 VICTIM = os.path.join(TORTURE, "victim.py")
@@ -544,14 +545,6 @@ class TargetsThatExitForkExec(CgTestCase):
 
 HOPS = os.path.join(TORTURE, "hops.sh")
 THREADS500 = os.path.join(TORTURE, "threads500.py")
-
-
-def lost_kinds(stderr):
-    """{'late': n, ...} from the summary line."""
-    m = re.search(r"; \d+ lost \(([^)]*)\)", stderr)
-    if not m:
-        return {}
-    return {k: int(n) for n, k in (x.split(" ", 1) for x in m.group(1).split(", "))}
 
 
 def pick_pythons():
