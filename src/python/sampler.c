@@ -1283,8 +1283,13 @@ static int py_sample(void *priv, cg_sample_fn fn, void *arg, struct cg_sample_st
 				    ? (pid_t)py_rd64(w, s->tstate_win, L->tstate_native_thread_id)
 				    : pthread_to_tid(s, py_rd64(w, s->tstate_win, L->tstate_thread_id), tids,
 						     &ntids);
-		enum target_thread_run run =
-			tid > 0 ? target_thread_oncpu(t, tid) : TARGET_THREAD_RUNNING;
+		/* A profile samples the threads on a CPU; a dump (one round)
+		 * says which threads have work, so one waiting in the run
+		 * queue for a CPU (R) is running there, not idle. */
+		enum target_thread_run run = TARGET_THREAD_RUNNING;
+		if (tid > 0)
+			run = s->o.rate_hz > 0 ? target_thread_oncpu(t, tid)
+					       : target_thread_state(t, tid);
 		if (run == TARGET_THREAD_GONE && L->tstate_native_thread_id < 0)
 			cg_map_put(&s->pthread_tids, py_rd64(w, s->tstate_win, L->tstate_thread_id), 0);
 		if (run != TARGET_THREAD_GONE) {
