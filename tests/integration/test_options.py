@@ -135,7 +135,7 @@ class TestOptionTable(CgTestCase):
         spool = ["--no-upload", "--spool", self.values.v["spool"]]
         for name in sorted(TAKES["run"] - {"help"}):
             out = os.path.join(self.tmp.name, "run-%s.txt" % name)
-            r = self.accepted("run", name, ["--", PY, BUSY, "0.3"],
+            r = self.accepted("run", name, ["--", PY, BUSY, "0.1"],
                               base=spool + ["-o", out, "-f", "collapsed"])
             self.assertEqual(r.returncode, 0, (name, r.stderr))
         target = self.spawn([PY, BUSY, "120"])
@@ -143,7 +143,7 @@ class TestOptionTable(CgTestCase):
         for name in sorted(TAKES["attach"] - {"help"}):
             out = os.path.join(self.tmp.name, "attach-%s.txt" % name)
             r = self.accepted("attach", name, [str(target.pid)],
-                              base=spool + ["-d", "0.3", "-o", out, "-f", "collapsed"])
+                              base=spool + ["-d", "0.1", "-o", out, "-f", "collapsed"])
             self.assertEqual(r.returncode, 0, (name, r.stderr))
         for name in sorted(TAKES["dump"] - {"help"}):
             r = self.accepted("dump", name, [str(target.pid)])
