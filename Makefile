@@ -8,7 +8,7 @@
 #   make valgrind-check  the unit tests under valgrind memcheck
 #   make bench      benchmarks under bench/ (never part of check)
 #   make fuzz       libFuzzer harnesses (clang) into build-fuzz/, each run
-#                   CGPROF_FUZZ_SECONDS (default 30) over tests/fuzz/corpus
+#                   CGPROF_FUZZ_SECONDS (default 20) over tests/fuzz/corpus
 
 PREFIX  ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run every libFuzzer harness (build-fuzz/fuzz_NAME) for CGPROF_FUZZ_SECONDS
-# (default 30), CGPROF_FUZZ_JOBS at a time (default: one per CPU), over a
+# (default 20), CGPROF_FUZZ_JOBS at a time (default: one per CPU), over a
 # copy of tests/fuzz/corpus/NAME, with NAME.dict when there is one. One
 # line per harness; a finding fails it, and its input is kept under
 # build-fuzz/findings/ (add it to the corpus once fixed).
@@ -8,7 +8,7 @@
 # Run alone (`make fuzz`) it prints "fuzz: N passed, N failed, N skipped";
 # sourced by tests/run-all.sh it adds to that script's pass/fail/skip.
 fz_build=${CGPROF_FUZZ_BUILD:-build-fuzz}
-fz_secs=${CGPROF_FUZZ_SECONDS:-30}
+fz_secs=${CGPROF_FUZZ_SECONDS:-20}
 fz_dir=tests/fuzz
 fz_alone=0
 if [ -z "${pass+x}" ]; then

@@ -471,7 +471,7 @@ class TestTopJava(TopCase):
         java, classes = java_setup(self)
         cwd = tempfile.mkdtemp(prefix="cgprof-top-jvm-")
         self.addCleanup(shutil.rmtree, cwd, True)
-        p = self.spawn([java, "-cp", classes, "Split", "25"], cwd=cwd)
+        p = self.spawn([java, "-cp", classes, "Split", "16"], cwd=cwd)
         self.wait_for_line(p, "ready")
         term = self.term()
         t0 = time.monotonic()

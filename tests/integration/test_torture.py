@@ -566,7 +566,7 @@ class FiveHundredThreads(CgTestCase):
     own function, none is lost, the target finishes unharmed."""
 
     def check(self, exe, label, nonblocking=False):
-        w = self.spawn([exe, THREADS500, "6"])
+        w = self.spawn([exe, THREADS500, "4.5"])
         line = w.stdout.readline()  # once all 500 are in their function
         self.assertTrue(line.startswith("{"), (label, line, w.stderr.read() if not line else ""))
         roles = json.loads(line)
