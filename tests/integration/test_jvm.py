@@ -774,6 +774,9 @@ class TestJvmPerfSamples(JvmCase):
     def test_native_method_jdk17(self):
         self.check_native_method("jdk17")
 
+    def test_native_method_jdk21(self):
+        self.check_native_method("jdk21")
+
     def test_native_method_jdk25(self):
         self.check_native_method("jdk25")
 

@@ -609,6 +609,7 @@ class FiveHundredThreads(CgTestCase):
                 self.check(exe, label)
         self.check(SYSPY, "system --nonblocking", nonblocking=True)
 
+
 CHURN_THREADS = os.path.join(TORTURE, "churn_threads.py")
 
 
