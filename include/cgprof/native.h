@@ -130,10 +130,9 @@ int native_unwind_sample(struct native_ctx *c, const struct target_perf_sample *
 /* Where a walker of code that has no unwind tables (HotSpot's JIT and
  * interpreter) takes over from a kernel sample's native frames: the
  * first caller of the leaf whose ip stop() accepts, with the sp and
- * rbp libunwind recovered for it (frames: how many steps out). */
+ * rbp libunwind recovered for it. */
 struct native_handoff {
 	uint64_t ip, sp, fp;
-	uint32_t frames;
 };
 /* Unwind smp (as native_unwind_sample does) at most max frames out to
  * that caller. 0, -ENOENT (none within max, or the stack ended first),

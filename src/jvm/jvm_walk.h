@@ -69,6 +69,7 @@ extern const char *const jvm_vms_sym_names[JVM_SYM__COUNT];
 
 struct jvm_vms_syms {
 	uint64_t addr[JVM_SYM__COUNT];
+	uint64_t lo, hi;  /* where libjvm.so is mapped, all its segments */
 };
 
 struct jvm_vms_field {

@@ -272,6 +272,8 @@ static int walker_open(struct jvm_sampler *js)
 		cg_info("jvm: some HotSpot fields are not described (%s): those details are off",
 			L.missing);
 	walker_version(js, &v);
+	js->jvm_lo = syms.lo;
+	js->jvm_hi = syms.hi;
 	jvm_objlayout_resolve(js->t, &v, &syms, &js->O);
 	if (!js->O.ok)
 		cg_info("jvm: cannot read java.lang.Thread objects: thread states come from the OS "
@@ -582,23 +584,10 @@ static int walker_perf_sync(struct jvm_sampler *js, int n)
 	return 0;
 }
 
-/* The unwinder for samples outside Java code, and where libjvm.so is
- * mapped. Without it those samples weigh the round's anchor walk. */
+/* The unwinder for samples outside Java code. Without it those samples
+ * weigh the round's anchor walk. */
 static void walker_native_open(struct jvm_sampler *js)
 {
-	struct target_maps m = {0};
-	if (target_maps_read(js->t, &m) == 0) {
-		for (size_t i = 0; i < m.n; i++) {
-			const char *b = strrchr(m.map[i].path, '/');
-			if (!b || strcmp(b, "/libjvm.so"))
-				continue;
-			if (!js->jvm_lo || m.map[i].start < js->jvm_lo)
-				js->jvm_lo = m.map[i].start;
-			if (m.map[i].end > js->jvm_hi)
-				js->jvm_hi = m.map[i].end;
-		}
-		target_maps_free(&m);
-	}
 	if (native_open(js->t, &js->nat)) {
 		cg_info("jvm: %s; samples outside Java code weigh the round's anchor walk",
 			cg_lasterr());

@@ -64,6 +64,12 @@ int jvm_vms_find_syms(struct target *t, struct jvm_vms_syms *out, char *libjvm, 
 		goto out;
 	}
 	snprintf(libjvm, n, "%s", jm->path);
+	out->lo = jm->start;
+	for (size_t i = 0; i < m.n; i++)
+		if (!strcmp(m.map[i].path, jm->path)) {
+			out->lo = m.map[i].start < out->lo ? m.map[i].start : out->lo;
+			out->hi = m.map[i].end > out->hi ? m.map[i].end : out->hi;
+		}
 	/* The path as the JVM sees it, under its root; for a chroot the
 	 * kernel shows maps paths from our root, so also try it as it is. */
 	/* The tables are exported data (.dynsym), the Thread/String field

@@ -520,7 +520,7 @@ static int step_to(unw_cursor_t *cur, bool (*stop)(void *, uint64_t), void *arg,
 			continue;
 		if (unw_get_reg(cur, UNW_X86_64_RBP, &fp) < 0)
 			return 0;
-		*out = (struct native_handoff){ip, sp, fp, k + 1};
+		*out = (struct native_handoff){ip, sp, fp};
 		return 1;
 	}
 	return 0;

@@ -431,11 +431,11 @@ class TestCExtension(CgTestCase):
             with self.subTest(python=label):
                 d = tempfile.mkdtemp(prefix="cgprof-burnext-")
                 try:
-                    self.build_ext(py, d, cgtest.SID_ROOT if label.startswith("sid") else "/")
+                    sid = label.startswith("sid")
+                    self.build_ext(py, d, cgtest.SID_ROOT if sid else "/")
                     out = os.path.join(d, "out.txt")
                     # the sid interpreters only have to say why nothing
                     # lines up, which they do after 50 samples
-                    sid = label.startswith("sid")
                     r = cgprof("run", "--native", "-r", "300", "-f", "collapsed", "-o", out,
                                "--", py, os.path.join(NATIVE_WL, "burn_native.py"),
                                "1" if sid else "4", env=dict(os.environ, BURNEXT_DIR=d))
