@@ -711,31 +711,43 @@ static int pa_dump_one(struct py_async *a, uint64_t task, const uint8_t *buf, vo
 
 	if (pa_task_name(a, task, buf, name, sizeof(name)))
 		snprintf(name, sizeof(name), "?");
-	bool suspended = task != pd->running;
-	if (!suspended) {
-		/* its chain is its thread's stack, down to the task's own frame */
-		bool trunc = false;
-		/* read unpaused while it runs: a walk that met the stack
-		 * changing (a call, a return) is read again, a few times */
-		for (int tries = 0; tries < PA_DUMP_TRIES; tries++) {
-			n = py_sample_thread(a->sampler, pd->tstate, &shown, &trunc);
-			if (n > 0)
-				break;
+	uint64_t running = pd->running;
+	bool suspended = true;
+	/* Read unpaused: the task can yield or resume between the reads. A
+	 * chain whose outermost coroutine runs again is that of a task back
+	 * on its thread's stack: both are read again, a few times. */
+	for (int round = 0; round < PA_DUMP_TRIES; round++) {
+		suspended = task != running;
+		if (!suspended) {
+			/* its chain is its thread's stack, down to the task's own frame */
+			bool trunc = false;
+			/* a walk that met the stack changing (a call, a return)
+			 * is read again, a few times */
+			for (int tries = 0; tries < PA_DUMP_TRIES; tries++) {
+				n = py_sample_thread(a->sampler, pd->tstate, &shown, &trunc);
+				if (n > 0)
+					break;
+			}
+			uint64_t own = rd64(buf, a->off.task_size, a->off.task_coro) + a->ob.gen_iframe;
+			int i = 0;
+			while (i < n && raw[i].frame != own)
+				i++;
+			/* a whole stack without the task's frame: the task yielded
+			 * since the loop named it running; its await chain is what it
+			 * is now (the thread's stack belongs to another) */
+			suspended = n > 0 && i == n && !trunc;
+			n = i < n ? i + 1 : n;
+			executing = !suspended;
 		}
-		uint64_t own = rd64(buf, a->off.task_size, a->off.task_coro) + a->ob.gen_iframe;
-		int i = 0;
-		while (i < n && raw[i].frame != own)
-			i++;
-		/* a whole stack without the task's frame: the task yielded
-		 * since the loop named it running; its await chain is what it
-		 * is now (the thread's stack belongs to another) */
-		suspended = n > 0 && i == n && !trunc;
-		n = i < n ? i + 1 : n;
-		executing = !suspended;
-	}
-	if (suspended) {
+		if (!suspended)
+			break;
 		n = pa_chain(a, rd64(buf, a->off.task_size, a->off.task_coro), raw, cap, &aw,
 			     &executing);
+		if (!executing || !pd->tstate || round + 1 == PA_DUMP_TRIES)
+			break;
+		running = pa_running_task(a, pd->tstate);
+	}
+	if (suspended) {
 		if (n > 0)
 			n = py_sampler_name(a->sampler, n, &frames);
 		shown = frames;
