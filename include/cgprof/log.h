@@ -22,6 +22,10 @@ void cg_log(enum cg_log_level level, const char *fmt, ...)
 void cg_vlog(enum cg_log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/* A result the user asked for (a summary line): shown whenever warnings
+ * are, without the "warning: " tag; syslog priority LOG_NOTICE. */
+void cg_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define cg_error(...) cg_log(CG_LOG_ERROR, __VA_ARGS__)
 #define cg_warn(...) cg_log(CG_LOG_WARN, __VA_ARGS__)
 #define cg_info(...) cg_log(CG_LOG_INFO, __VA_ARGS__)

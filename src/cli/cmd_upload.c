@@ -51,10 +51,11 @@ int cmd_upload(struct cli_opts *o)
 		cg_warn("--syslog: nothing listens on %s (%s); logging to stderr instead",
 			_PATH_LOG, strerror(-nolog));
 	int r = uploader_drain(&c, &sent, &left, &refused);
-	if (!o->quiet || r)
-		cg_log(r && r != -EAGAIN ? CG_LOG_ERROR : CG_LOG_WARN,
-		       "upload: %u sent, %u left, %u refused%s%s", sent, left, refused,
-		       r ? ": " : "", r ? (cg_errmsg(r)) : "");
+	if (r)
+		cg_log(r != -EAGAIN ? CG_LOG_ERROR : CG_LOG_WARN, "upload: %u sent, %u left, %u refused: %s",
+		       sent, left, refused, cg_errmsg(r));
+	else if (!o->quiet)
+		cg_note("upload: %u sent, %u left, %u refused", sent, left, refused);
 	config_free(&c);
 	if (r == 0)
 		return 0;

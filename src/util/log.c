@@ -48,6 +48,22 @@ void cg_log(enum cg_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cg_note(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (log_lvl < CG_LOG_WARN)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (log_syslog)
+		syslog(LOG_NOTICE, "%s", line);
+	else
+		fprintf(stderr, "%s: %s\n", log_prog, line);
+}
+
 int cg_fail(int err, const char *fmt, ...)
 {
 	va_list ap;

@@ -6,6 +6,7 @@ batches are refused, and SIGKILL while a batch is written never leaves a
 partial batch that gets uploaded."""
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -61,13 +62,20 @@ class Spool(UploadBase):
         self.spool_batches(12)
         self.assertEqual(len(self.batches()), 12)
         procs = [self.upload(wait=False) for _ in range(2)]
+        sent = 0
         for p in procs:
-            p.communicate(timeout=120)
-            self.assertEqual(p.returncode, 0)
+            _, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+            # one plain summary line each: a success is not a warning
+            m = re.fullmatch(r"cgprof: upload: (\d+) sent, 0 left, 0 refused\n", err)
+            self.assertTrue(m, err)
+            sent += int(m.group(1))
+        self.assertEqual(sent, 12)
         tokens = self.delivered()
         self.assertEqual(len(tokens), 12)
         self.assertEqual(len(set(tokens)), 12, "a batch was sent twice")
         self.assertEqual(self.batches(), [])
+        self.assertEqual(self.upload("-q"), (0, ""))
 
     def test_flapping_endpoint_loses_nothing(self):
         self.spool_batches(5)
