@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -59,6 +60,9 @@ ssize_t target_readv(struct target *t, const struct iovec *local, size_t nlocal,
 int target_read_cstr(struct target *t, uint64_t addr, char *buf, size_t n);
 
 int target_maps_read(struct target *t, struct target_maps *out);
+/* The same, its first pass over `first` (an open maps file it closes),
+ * NULL to open one: a test's way into the read an exec races. */
+int target_maps_read_from(struct target *t, struct target_maps *out, FILE *first);
 void target_maps_free(struct target_maps *m);
 /* Does any mapping's path end with the given suffix / contain substr? */
 const struct target_map *target_maps_find(const struct target_maps *m, const char *substr);

@@ -13,19 +13,15 @@
 
 #define MAPS_MAX 1000000 /* bound on lines: a hostile /proc cannot OOM us */
 
-int target_maps_read(struct target *t, struct target_maps *out)
+/* One pass over an open maps file: 0, or -ESRCH when it listed nothing. */
+static int maps_parse(FILE *f, const char *path, struct target_maps *out)
 {
-	char path[64];
 	char *line = NULL;
 	size_t cap = 0, alloc = 0;
 	int err = 0;
 
 	out->map = NULL;
 	out->n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)t->pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
 	while (getline(&line, &cap, f) > 0 && out->n < MAPS_MAX) {
 		struct target_map m = {0};
 		unsigned long long start, end, off, inode;
@@ -59,10 +55,54 @@ int target_maps_read(struct target *t, struct target_maps *out)
 	if (!err && out->n == 0)
 		err = access(path, R_OK) ? -EACCES : -ESRCH;
 	free(line);
-	fclose(f);
 	if (err)
 		target_maps_free(out);
 	return err;
+}
+
+/* A live process's state letter from /proc/PID/stat, 0 when it is gone. */
+static char proc_state(pid_t pid)
+{
+	char path[64], st[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (cg_read_small_file(path, st, sizeof(st)) < 0)
+		return 0;
+	const char *rp = strrchr(st, ')');
+	return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+#define MAPS_TRIES 8 /* execs in a row a read may land between */
+
+int target_maps_read_from(struct target *t, struct target_maps *out, FILE *first)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)t->pid);
+	int err = -ESRCH;
+	/* An open maps file holds the mm it was opened on: a process that
+	 * execs between the open and the read lists nothing (its old mm is
+	 * gone), though it lives on. Caught in an exec chain (a launcher's sh,
+	 * env, chroot), open again; only a process that is gone or a zombie
+	 * is "no such process". */
+	for (int i = 0; i < MAPS_TRIES; i++) {
+		FILE *f = i == 0 && first ? first : fopen(path, "re");
+		if (!f) {
+			err = errno == ENOENT ? -ESRCH : -errno;
+			break;
+		}
+		err = maps_parse(f, path, out);
+		fclose(f);
+		if (err != -ESRCH)
+			break;
+		char st = proc_state(t->pid);
+		if (!st || st == 'Z' || st == 'X')
+			break;
+	}
+	return err;
+}
+
+int target_maps_read(struct target *t, struct target_maps *out)
+{
+	return target_maps_read_from(t, out, NULL);
 }
 
 void target_maps_free(struct target_maps *m)

@@ -97,6 +97,59 @@ START_TEST(read_child_memory)
 }
 END_TEST
 
+START_TEST(maps_read_survives_an_exec_under_it)
+{
+	/* A maps file opened just before the target execs lists nothing when
+	 * read after it (the mm it was opened on is gone): attaching to a
+	 * launcher chain (sh, env, chroot) mid-exec must not make that "no
+	 * such process". */
+	int go[2];
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char c;
+		close(go[1]);
+		if (read(go[0], &c, 1) == 1)
+			execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	struct target *t;
+	ck_assert_int_eq(target_open(pid, &t), 0);
+	char path[64], exe[256];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *stale = fopen(path, "re"), *first = fopen(path, "re");
+	ck_assert_ptr_nonnull(stale);
+	ck_assert_ptr_nonnull(first);
+	ck_assert_int_eq(write(go[1], "x", 1), 1);
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	bool execd = false;
+	for (int i = 0; i < 2000 && !execd; i++) {
+		ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+		execd = n > 0 && (exe[n] = '\0', strstr(exe, "sleep") != NULL);
+		if (!execd)
+			usleep(1000);
+	}
+	ck_assert_msg(execd, "the child never exec'd sleep");
+	/* the race, as the kernel makes it: the stale file lists nothing */
+	char *line = NULL;
+	size_t cap = 0;
+	ck_assert_int_lt(getline(&line, &cap, stale), 0);
+	free(line);
+	fclose(stale);
+	/* the read that began on such a file opens again and finds sleep */
+	struct target_maps m;
+	ck_assert_int_eq(target_maps_read_from(t, &m, first), 0);
+	ck_assert_ptr_nonnull(target_maps_find(&m, "sleep"));
+	target_maps_free(&m);
+	target_close(t);
+	close(go[1]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+END_TEST
+
 START_TEST(signal_during_pause_is_delivered)
 {
 	int pfd[2];
@@ -510,6 +563,7 @@ static Suite *target_suite(void)
 	Suite *s = suite_create("target");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, read_child_memory);
+	tcase_add_test(tc, maps_read_survives_an_exec_under_it);
 	tcase_add_test(tc, signal_during_pause_is_delivered);
 	tcase_add_test(tc, perf_samples_a_running_child);
 	tcase_add_test(tc, perf_record_decoding);
