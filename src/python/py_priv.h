@@ -192,4 +192,19 @@ void py_tnames_name(struct py_tnames *tn, uint64_t ident, pid_t tid, char *out, 
 /* Read the registry now: the number of names known, or negative. */
 int py_tnames_refresh(struct py_tnames *tn);
 
+/* Learning where glibc's struct pthread keeps the kernel tid (<= 3.10
+ * know a thread by its pthread_t only), from the first PY_PTID_WORDS
+ * 32-bit words of the structs seen. */
+#define PY_PTID_WORDS 256
+struct py_ptid_learn {
+	uint64_t cand[4];                /* words that may be the tid */
+	uint32_t seen;                   /* structs that narrowed them so far */
+	uint64_t first_addr;             /* the first of them, and its words */
+	int32_t first[PY_PTID_WORDS];
+};
+/* Narrow by the struct at addr (its words in buf); tids: the process's
+ * threads. 0 and *off (bytes) once learnt, else -EAGAIN. */
+int py_ptid_learn(struct py_ptid_learn *l, uint64_t addr, const int32_t *buf, size_t nwords,
+		  const pid_t *tids, int ntids, int *off);
+
 #endif

@@ -89,8 +89,7 @@ struct py_sampler {
 	uint32_t ntears;
 	int pthread_tid_off; /* -1 unknown, -2 not found (<=3.10 only) */
 	struct cg_map pthread_tids; /* pthread_t -> tid, while that tid lives */
-	uint64_t ptid_cand[4];      /* words of struct pthread that may be its tid */
-	uint32_t ptid_seen;         /* structs that narrowed them so far */
+	struct py_ptid_learn ptid;  /* where in struct pthread its tid is */
 	uint64_t interp;     /* the main interpreter, cached */
 	uint32_t interp_age; /* rounds since it was looked up */
 	struct native_ctx *nctx;   /* --native */
@@ -700,43 +699,60 @@ static bool tid_listed(pid_t tid, const pid_t *tids, int ntids)
 
 /* Where in glibc's struct pthread the kernel tid is, learnt from the
  * structs themselves: the words that hold a tid of the process, in every
- * struct seen (one word alone hold a tid by chance: glibc's header saves
- * vector registers, which may hold any small number). The offset is
- * fixed once a single word is left, or when every thread has been seen
- * (one thread: the main one, whose tid is the pid). 0 learnt, or
- * -EAGAIN. */
-static int pthread_learn_off(struct py_sampler *s, const int32_t *buf, size_t nwords,
-			     const pid_t *tids, int ntids)
+ * struct seen (one word alone may hold a tid by chance: glibc's header
+ * saves vector registers, which may hold any small number), and that
+ * differ between two threads' structs (two live threads never share a
+ * tid; the upper half of a pointer into the thread stacks' region, the
+ * same in every struct, is a listed tid whenever the tids have reached
+ * that number: 0x7fxx is 32512-32767, inside the default pid_max). The
+ * offset is fixed once a single word is left, or when every thread has
+ * been seen (one thread: the main one, whose tid is the pid). 0 and *off
+ * learnt, or -EAGAIN. */
+int py_ptid_learn(struct py_ptid_learn *l, uint64_t addr, const int32_t *buf, size_t nwords,
+		  const pid_t *tids, int ntids, int *off)
 {
 	uint64_t cand[4] = {0};
-	for (size_t k = 0; k < nwords && k < 256; k++)
+	if (nwords > PY_PTID_WORDS)
+		nwords = PY_PTID_WORDS;
+	for (size_t k = 0; k < nwords; k++)
 		if (buf[k] > 0 && tid_listed(buf[k], tids, ntids))
 			cand[k / 64] |= 1ull << (k % 64);
+	bool first = !l->seen;
+	if (!first && addr != l->first_addr)
+		for (size_t k = 0; k < nwords; k++)
+			if (buf[k] == l->first[k])
+				cand[k / 64] &= ~(1ull << (k % 64));
 	int bits = 0;
 	for (int i = 0; i < 4; i++) {
-		s->ptid_cand[i] = s->ptid_seen ? s->ptid_cand[i] & cand[i] : cand[i];
-		bits += __builtin_popcountll(s->ptid_cand[i]);
+		l->cand[i] = first ? cand[i] : l->cand[i] & cand[i];
+		bits += __builtin_popcountll(l->cand[i]);
 	}
-	s->ptid_seen = bits ? s->ptid_seen + 1 : 0; /* none left: start again */
-	if (bits != 1 && (bits == 0 || s->ptid_seen < (uint32_t)ntids))
+	if (first) {
+		l->first_addr = addr;
+		memset(l->first, 0, sizeof(l->first));
+		memcpy(l->first, buf, nwords * sizeof(*buf));
+	}
+	l->seen = bits ? l->seen + 1 : 0; /* none left: start again */
+	if (bits != 1 && (bits == 0 || l->seen < (uint32_t)ntids))
 		return -EAGAIN;
 	for (int i = 0; i < 4; i++)
-		if (s->ptid_cand[i]) {
-			s->pthread_tid_off = 4 * (64 * i + __builtin_ctzll(s->ptid_cand[i]));
+		if (l->cand[i]) {
+			*off = 4 * (64 * i + __builtin_ctzll(l->cand[i]));
 			return 0;
 		}
 	return -EAGAIN;
 }
 
 /* The kernel tid in glibc's struct pthread at pthread, once the field is
- * known (pthread_learn_off). 0 when unknown. */
+ * known (py_ptid_learn). 0 when unknown. */
 static pid_t pthread_lookup(struct py_sampler *s, uint64_t pthread, const pid_t *tids, int ntids)
 {
-	int32_t buf[256];
+	int32_t buf[PY_PTID_WORDS];
 	if (target_read(s->pi.t, pthread, buf, sizeof(buf)))
 		return 0;
 	if (s->pthread_tid_off < 0 &&
-	    pthread_learn_off(s, buf, CG_ARRAY_LEN(buf), tids, ntids))
+	    py_ptid_learn(&s->ptid, pthread, buf, CG_ARRAY_LEN(buf), tids, ntids,
+			  &s->pthread_tid_off))
 		return 0;
 	pid_t v = buf[s->pthread_tid_off / 4];
 	if (!v || !tid_listed(v, tids, ntids))

@@ -392,6 +392,65 @@ START_TEST(dict_reader)
 }
 END_TEST
 
+/* A struct pthread as glibc 2.36 on x86-64 lays it out, as far as the
+ * learner can tell: pointers into the thread-stack region (self, the
+ * list links), whose upper halves are the same in every struct, and the
+ * tid at byte 720. */
+static void fake_pthread(int32_t *w, uint32_t region_hi, pid_t tid)
+{
+	memset(w, 0, PY_PTID_WORDS * sizeof(*w));
+	w[0] = 0x1234000;  /* self: low half */
+	w[1] = (int32_t)region_hi;
+	w[4] = 0x1234000;
+	w[5] = (int32_t)region_hi;
+	w[176] = 0x5678000; /* list links */
+	w[177] = (int32_t)region_hi;
+	w[180] = tid;
+	w[196] = 128;
+}
+
+START_TEST(pthread_tid_word_learnt_when_a_pointer_half_is_a_tid)
+{
+	/* CI's 2-CPU machines have pid_max 32768: a process whose threads
+	 * got tids around 0x7f6a (32618) sees that number in every struct's
+	 * pointer halves. Picking the lowest surviving word gave every
+	 * thread one tid (so 250 of 250 threads "never sampled"). */
+	pid_t tids[40];
+	for (int i = 0; i < 40; i++)
+		tids[i] = 32600 + i;
+	int32_t w[PY_PTID_WORDS];
+	struct py_ptid_learn l = {0};
+	int off = -1;
+	fake_pthread(w, 32618, 32601);
+	ck_assert_int_eq(py_ptid_learn(&l, 0x7f6a01234000, w, PY_PTID_WORDS, tids, 40, &off),
+			 -EAGAIN);
+	/* the same struct again (a lookup that failed) narrows nothing */
+	ck_assert_int_eq(py_ptid_learn(&l, 0x7f6a01234000, w, PY_PTID_WORDS, tids, 40, &off),
+			 -EAGAIN);
+	/* another thread's: only the word that differs is left */
+	fake_pthread(w, 32618, 32602);
+	ck_assert_int_eq(py_ptid_learn(&l, 0x7f6a01274000, w, PY_PTID_WORDS, tids, 40, &off), 0);
+	ck_assert_int_eq(off, 720);
+
+	/* one thread (the main one: its tid is the pid) and nothing in its
+	 * struct that looks like a tid but the tid: learnt from it alone */
+	struct py_ptid_learn one = {0};
+	pid_t pid = 4242;
+	fake_pthread(w, 32618, pid);
+	off = -1;
+	ck_assert_int_eq(py_ptid_learn(&one, 0x7f6a01234000, w, PY_PTID_WORDS, &pid, 1, &off), 0);
+	ck_assert_int_eq(off, 720);
+
+	/* no word holds a listed tid: start again, learn nothing */
+	struct py_ptid_learn none = {0};
+	fake_pthread(w, 32618, 999);
+	ck_assert_int_eq(py_ptid_learn(&none, 0x7f6a01234000, w, PY_PTID_WORDS, &pid, 1, &off),
+			 -EAGAIN);
+	ck_assert_uint_eq(none.seen, 0);
+}
+END_TEST
+
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("pythreads");
@@ -399,6 +458,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, names_from_threading_every_layout);
 	tcase_add_test(tc, new_thread_is_named_soon);
 	tcase_add_test(tc, long_reader);
+	tcase_add_test(tc, pthread_tid_word_learnt_when_a_pointer_half_is_a_tid);
 	tcase_add_test(tc, dict_reader);
 	suite_add_tcase(s, tc);
 	return s;
