@@ -60,17 +60,6 @@ static int maps_parse(FILE *f, const char *path, struct target_maps *out)
 	return err;
 }
 
-/* A live process's state letter from /proc/PID/stat, 0 when it is gone. */
-static char proc_state(pid_t pid)
-{
-	char path[64], st[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (cg_read_small_file(path, st, sizeof(st)) < 0)
-		return 0;
-	const char *rp = strrchr(st, ')');
-	return rp && rp[1] == ' ' ? rp[2] : 0;
-}
-
 #define MAPS_TRIES 8 /* execs in a row a read may land between */
 
 int target_maps_read_from(struct target *t, struct target_maps *out, FILE *first)
@@ -93,8 +82,7 @@ int target_maps_read_from(struct target *t, struct target_maps *out, FILE *first
 		fclose(f);
 		if (err != -ESRCH)
 			break;
-		char st = proc_state(t->pid);
-		if (!st || st == 'Z' || st == 'X')
+		if (target_thread_state(t, t->pid) == TARGET_THREAD_GONE)
 			break;
 	}
 	return err;
