@@ -566,7 +566,7 @@ class FiveHundredThreads(CgTestCase):
     own function, none is lost, the target finishes unharmed."""
 
     def check(self, exe, label, nonblocking=False):
-        w = self.spawn([exe, THREADS500, "4.5"])
+        w = self.spawn([exe, THREADS500], stdin=subprocess.PIPE)
         line = w.stdout.readline()  # once all 500 are in their function
         self.assertTrue(line.startswith("{"), (label, line, w.stderr.read() if not line else ""))
         roles = json.loads(line)
@@ -576,6 +576,8 @@ class FiveHundredThreads(CgTestCase):
         if nonblocking:
             args.insert(2, "--nonblocking")
         r = run(args, timeout=90)
+        # the target still running: none of its threads ended under us
+        self.assertIsNone(w.poll(), (label, r.stderr))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(held(w.pid), {})
         per_tid = {}

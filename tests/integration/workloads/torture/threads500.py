@@ -1,10 +1,13 @@
 """500 threads with known roles: BUSY threads spin in f_busy, the others
 sleep in f_sleep. Once all are inside them it prints one JSON line
-{"busy": [tids], "sleep": [tids]} and runs SECONDS more; then every
-thread checks its own result and the process prints "ok N" (threads that
-finished correctly) and exits 0.
+{"busy": [tids], "sleep": [tids]} and keeps them there until its stdin
+ends (the test closes it once the profiler is done: a fixed lifetime
+raced the profiler's start on a loaded machine, and threads that had
+finished were "never sampled"); then every thread checks its own result
+and the process prints "ok N" (threads that finished correctly) and
+exits 0.
 
-    threads500.py SECONDS [BUSY] [SLEEPERS]
+    threads500.py [BUSY] [SLEEPERS]
 Works on every CPython 3.6+ (kernel tids via ctypes before 3.8)."""
 import ctypes
 import json
@@ -12,9 +15,8 @@ import sys
 import threading
 import time
 
-SECONDS = float(sys.argv[1])
-NBUSY = int(sys.argv[2]) if len(sys.argv) > 2 else 250
-NSLEEP = int(sys.argv[3]) if len(sys.argv) > 3 else 250
+NBUSY = int(sys.argv[1]) if len(sys.argv) > 1 else 250
+NSLEEP = int(sys.argv[2]) if len(sys.argv) > 2 else 250
 threading.stack_size(256 * 1024)  # 500 default 8 MB stacks are too many
 
 
@@ -29,7 +31,7 @@ roles = {"busy": [], "sleep": []}
 ok = [0]
 started = [0]
 go = threading.Event()  # busy threads spin only once all have started
-end = [float("inf")]    # set once every thread is in its function
+stop = [False]          # set once stdin ends
 
 
 def arrived():
@@ -43,7 +45,7 @@ def f_busy():
     # still to come (each waits for its thread to run): start first.
     go.wait()
     x = 0
-    while time.monotonic() < end[0]:
+    while not stop[0]:
         for i in range(500):
             x = (x * 31 + i) % 1000003
     return x
@@ -52,7 +54,7 @@ def f_busy():
 def f_sleep():
     arrived()
     n = 0
-    while time.monotonic() < end[0]:
+    while not stop[0]:
         time.sleep(0.05)
         n += 1
     return n
@@ -74,10 +76,11 @@ def main():
         t.start()
     while started[0] < len(ts):
         time.sleep(0.01)
-    end[0] = time.monotonic() + SECONDS
     go.set()
     sys.stdout.write(json.dumps(roles) + "\n")
     sys.stdout.flush()
+    sys.stdin.read()  # until the test closes it (or dies)
+    stop[0] = True
     for t in ts:
         t.join()
     sys.stdout.write("ok %d\n" % ok[0])
