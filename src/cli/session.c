@@ -756,6 +756,7 @@ static bool sample_round(struct session *ss, struct loop *lp, uint64_t now)
 		target_tick(p->t, lp->next, now);
 		int r = p->ops->sample(p->priv, on_sample, ss, &ss->stats);
 		if (r == -ESRCH || (r < 0 && !target_alive(p->t))) {
+			cg_debug("process %d: gone (%s)", (int)target_pid(p->t), strerror(-r));
 			p->dead = true;
 			proc_close(p);
 			if (i == 0)

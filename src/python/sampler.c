@@ -750,10 +750,13 @@ static pid_t pthread_lookup(struct py_sampler *s, uint64_t pthread, const pid_t 
 	int32_t buf[PY_PTID_WORDS];
 	if (target_read(s->pi.t, pthread, buf, sizeof(buf)))
 		return 0;
-	if (s->pthread_tid_off < 0 &&
-	    py_ptid_learn(&s->ptid, pthread, buf, CG_ARRAY_LEN(buf), tids, ntids,
-			  &s->pthread_tid_off))
-		return 0;
+	if (s->pthread_tid_off < 0) {
+		if (py_ptid_learn(&s->ptid, pthread, buf, CG_ARRAY_LEN(buf), tids, ntids,
+				  &s->pthread_tid_off))
+			return 0;
+		cg_debug("python: the kernel tid is at byte %d of struct pthread (%u structs, %d threads)",
+			 s->pthread_tid_off, s->ptid.seen, ntids);
+	}
 	pid_t v = buf[s->pthread_tid_off / 4];
 	if (!v || !tid_listed(v, tids, ntids))
 		return 0;
