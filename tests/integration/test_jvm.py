@@ -116,9 +116,11 @@ class JvmCase(CgTestCase):
                 return exe
         self.skipTest("%s not installed (looked under /usr/lib/jvm)" % label)
 
-    def start_split(self, java, seconds=6, jvm_args=(), prefix=(), wait_ready=True, **kw):
-        args = list(prefix) + [java] + list(jvm_args) + ["-cp", classes_dir(), "Split", str(seconds)]
-        p = self.spawn(args, cwd=self.cwd, **kw)
+    def start_split(self, java, jvm_args=(), prefix=(), wait_ready=True, **kw):
+        """Split, running until assert_finishes_normally closes its stdin:
+        a fixed lifetime raced the profiler's start on a loaded machine."""
+        args = list(prefix) + [java] + list(jvm_args) + ["-cp", classes_dir(), "Split", "stdin"]
+        p = self.spawn(args, cwd=self.cwd, stdin=subprocess.PIPE, **kw)
         if wait_ready:
             self.wait_for_line(p, "ready")
         return p
@@ -153,7 +155,7 @@ class TestJvmHeap(JvmCase):
             self.skipTest("cgprof heap is not wired into the CLI yet")
 
     def check_heap(self, label):
-        p = self.start_split(self.jdk(label), seconds=4)
+        p = self.start_split(self.jdk(label))
         r = cgprof("heap", str(p.pid), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         marker = [l.split() for l in r.stdout.splitlines() if l.endswith(" Split$Marker")]
@@ -183,7 +185,7 @@ class TestJvmHeap(JvmCase):
     def test_heap_and_rate_in_a_session(self):
         # attach --heap: the runtime's heap hook fills the profile's
         # summary; its rate hook warns of a rate beyond what it bears
-        p = self.start_split(self.jdk("jdk17"), seconds=5)
+        p = self.start_split(self.jdk("jdk17"))
         out = os.path.join(self.cwd, "prof.json")
         r = cgprof("attach", "-d", "1.5", "-r", "1500", "--heap", "-f", "codeguru", "-o", out,
                    str(p.pid), timeout=60)
@@ -212,7 +214,7 @@ class TestJvmHeap(JvmCase):
         self.assert_one_line_error(r, "not a Java process")
 
     def test_attach_disabled(self):
-        p = self.start_split(self.jdk("jdk17"), seconds=3, jvm_args=["-XX:+DisableAttachMechanism"])
+        p = self.start_split(self.jdk("jdk17"), jvm_args=["-XX:+DisableAttachMechanism"])
         r = cgprof("heap", str(p.pid), timeout=30)
         self.assert_one_line_error(r, "DisableAttachMechanism")
         self.assert_no_attach_files(p.pid)
@@ -221,7 +223,7 @@ class TestJvmHeap(JvmCase):
     def test_reduced_signals(self):
         # -Xrs: the JVM does not catch SIGQUIT (one would kill it) and
         # starts its attach listener at start-up instead
-        p = self.start_split(self.jdk("jdk17"), seconds=3, jvm_args=["-Xrs"])
+        p = self.start_split(self.jdk("jdk17"), jvm_args=["-Xrs"])
         r = cgprof("heap", str(p.pid), timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("Split$Marker", r.stdout)
@@ -233,7 +235,7 @@ class TestJvmHeap(JvmCase):
         # connect; an unrelated unprivileged user gets a one-line refusal.
         if os.geteuid() != 0:
             self.skipTest("needs root to start a JVM as another user")
-        p = self.start_split(self.jdk("jdk17"), seconds=5, user=65534, group=65534,
+        p = self.start_split(self.jdk("jdk17"), user=65534, group=65534,
                              extra_groups=[])
         r = cgprof("heap", str(p.pid), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -246,7 +248,7 @@ class TestJvmHeap(JvmCase):
         self.assert_finishes_normally(p)
 
     def test_hung_jvm_times_out(self):
-        p = self.start_split(self.jdk("jdk17"), seconds=4)
+        p = self.start_split(self.jdk("jdk17"))
         r = cgprof("heap", "--top", "1", str(p.pid), timeout=60)  # listener now up
         self.assertEqual(r.returncode, 0, r.stderr)
         os.kill(p.pid, signal.SIGSTOP)
@@ -301,11 +303,13 @@ class TestJvmSampler(JvmCase):
 
     def check_profile(self, label):
         java = self.jdk(label)
-        p = self.start_split(java, seconds=9)
+        p = self.start_split(java)
         # states at the right frames, from one dump
         r = cgprof("dump", str(p.pid), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         threads = parse_dump(r.stdout)
+        for name in ("blocked", "waiter", "holder", "main", "deep"):
+            self.assertIn(name, threads, r.stdout)
         self.assertEqual(threads["blocked"][0], "BLOCKED", r.stdout)
         self.assertEqual(threads["blocked"][1][0], "Split.blockedHere")
         self.assertEqual(threads["waiter"][0], "WAITING", r.stdout)
@@ -347,6 +351,7 @@ class TestJvmSampler(JvmCase):
             self.assertTrue(mine, "%s missing with --idle" % name)
             self.assertTrue(all(fn in map(frame_func, s) for s in mine), mine)
 
+        self.assertIsNone(p.poll(), "Split ended under the profiles")
         got = self.assert_finishes_normally(p)
         line = [l for l in got.splitlines() if l.startswith("split ")][0]
         truth = dict(kv.split("=") for kv in line.split()[1:])
@@ -498,6 +503,8 @@ class TestJvmWalker(JvmCase):
         r = cgprof("dump", str(p.pid), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         threads = parse_dump(r.stdout)
+        for name in ("blocked", "waiter", "holder", "main", "deep"):
+            self.assertIn(name, threads, r.stdout)
         self.assertEqual(threads["blocked"][0], "BLOCKED", r.stdout)
         self.assertEqual(threads["waiter"][0], "WAITING", r.stdout)
         self.assertEqual(threads["holder"][0], "TIMED_WAITING", r.stdout)
@@ -615,7 +622,7 @@ class TestJvmPerfSamples(JvmCase):
 
     def profile_split(self, label, rate, wrap=(), seconds=8):
         java, cp = self.java_cmd(label)
-        p = self.spawn(java + ["-cp", cp, "Split", str(seconds + 5)], cwd=self.cwd)
+        p = self.spawn(java + ["-cp", cp, "Split", "stdin"], cwd=self.cwd, stdin=subprocess.PIPE)
         self.wait_for_line(p, "ready")
         time.sleep(0.5)
         out = os.path.join(self.cwd, "perf.txt")

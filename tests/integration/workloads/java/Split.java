@@ -5,6 +5,9 @@
 // instances of Split$Marker stay reachable.
 //   java Split SECONDS  -> prints "ready", then "split alpha=NS beta=NS",
 //                          "markers N" and "done", exits 0.
+//   java Split stdin    -> the same, the split running until stdin ends (a
+//                          test closes it when done: a fixed time raced the
+//                          profiler on a loaded machine, and main had ended).
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
 
@@ -15,6 +18,7 @@ public class Split {
     static final Object WAIT = new Object();
     static volatile long sink;
     static Marker[] markers;
+    static volatile boolean stop;
 
     static final class Marker {
         final int id;
@@ -79,7 +83,8 @@ public class Split {
     }
 
     public static void main(String[] args) throws Exception {
-        double seconds = args.length > 0 ? Double.parseDouble(args[0]) : 5;
+        boolean untilEof = args.length > 0 && args[0].equals("stdin");
+        double seconds = untilEof ? 0 : args.length > 0 ? Double.parseDouble(args[0]) : 5;
         markers = new Marker[KEEP];
         for (int i = 0; i < KEEP; i++)
             markers[i] = new Marker(i);
@@ -102,6 +107,13 @@ public class Split {
         for (int i = 0; i < 50; i++) { alpha(); beta(); }
         System.out.println("ready");
         System.out.flush();
+        if (untilEof)
+            daemon("stdin", () -> {
+                try {
+                    while (System.in.read() >= 0) { }
+                } catch (java.io.IOException e) { }
+                stop = true;
+            });
         long end = System.nanoTime() + (long) (seconds * 1e9);
         // A hundred calls between clock reads: reading a thread's CPU clock
         // costs a lot on a loaded machine (measured here: half the loop with
@@ -109,7 +121,7 @@ public class Split {
         // shares alike and pulls the truth towards one half. With 100 the
         // clock is ~2% of samples and the truth agreed with the profile to
         // 0.1 point (0.7502 vs 0.7505).
-        while (System.nanoTime() < end) {
+        while (untilEof ? !stop : System.nanoTime() < end) {
             long t0 = mx.getCurrentThreadCpuTime();
             for (int i = 0; i < BATCH; i++)
                 alpha();
