@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgprof/jvm.h"
@@ -308,12 +309,55 @@ out:
 	return r;
 }
 
+/* A thread paused for its walk: where it is read again once it holds
+ * still, its anchor (in the VM or native code now) or its registers (in
+ * Java). What the round read of it is from before the pause: a thread
+ * read in Java that has gone into the VM since is stopped in native code
+ * (measured: in libc's read() under a CPU-time read), where a walk from
+ * its registers does not start. 1 (held: resume it), or negative
+ * (counted). */
+static int walker_hold(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid,
+		       struct jvm_regs *r, bool *anchor, struct cg_sample_stats *stats)
+{
+	int e = target_pause(js->t, tid);
+	if (e) {
+		stats->lost[e == -ESRCH ? CG_LOST_GONE : CG_LOST_PAUSE]++;
+		return e;
+	}
+	struct jvm_jthread again = *th;
+	if (jvm_thread_reread(js->w, &again)) {
+		target_resume(js->t, tid);
+		stats->lost[CG_LOST_READ]++;
+		return -EFAULT;
+	}
+	again.state = th->state;
+	*th = again;
+	*anchor = th->ts != JVM_TS_IN_JAVA;
+	if (*anchor) {
+		if (!th->sp) { /* in the VM for good: no Java frame */
+			target_resume(js->t, tid);
+			stats->lost[CG_LOST_TORN]++;
+			return -ESTALE;
+		}
+		*r = (struct jvm_regs){th->pc, th->sp, th->fp, 0, NULL, 0, false};
+		return 1;
+	}
+	struct target_regs tr;
+	if ((e = target_thread_regs(js->t, tid, &tr))) {
+		target_resume(js->t, tid);
+		stats->lost[CG_LOST_PAUSE]++;
+		return e;
+	}
+	*r = (struct jvm_regs){tr.pc, tr.sp, tr.fp, tr.r13, NULL, 0, false};
+	return 1;
+}
+
 /* The registers a walk of th starts from: a running Java thread is paused
  * for the read (only it; the JVM runs on), any other starts from its last
  * Java frame anchor. 1 when the thread is held (resume after the walk), 0
  * when not, negative: no sample (counted). Threads in Java come here only
  * where perf samples are refused, or for a dump's one round. */
-static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pid_t tid,
+static int walker_start(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid,
 			struct jvm_regs *r, bool *anchor, struct cg_sample_stats *stats)
 {
 	*anchor = th->ts != JVM_TS_IN_JAVA;
@@ -325,19 +369,7 @@ static int walker_start(struct jvm_sampler *js, const struct jvm_jthread *th, pi
 		stats->lost[CG_LOST_PAUSE]++;
 		return -EAGAIN;
 	}
-	struct target_regs tr;
-	int e = target_pause(js->t, tid);
-	if (e) {
-		stats->lost[e == -ESRCH ? CG_LOST_GONE : CG_LOST_PAUSE]++;
-		return e;
-	}
-	if ((e = target_thread_regs(js->t, tid, &tr))) {
-		target_resume(js->t, tid);
-		stats->lost[CG_LOST_PAUSE]++;
-		return e;
-	}
-	*r = (struct jvm_regs){tr.pc, tr.sp, tr.fp, tr.r13, NULL, 0, false};
-	return 1;
+	return walker_hold(js, th, tid, r, anchor, stats);
 }
 
 /* A walk is kept only when whole: it reached the call stub the thread
@@ -353,23 +385,46 @@ static bool walk_whole(enum jvm_walk_end end)
  * thread, it went back to Java), -ENODATA for a walk that did not end
  * whole, or another negative. A thread read from its anchor runs on
  * meanwhile; the walk counts only if the anchor is the same afterwards,
- * else it is tried again. */
+ * else it is tried again, the last time paused where pausing is allowed
+ * (not under perf sampling, not --nonblocking): a thread that calls into
+ * the VM all the time (a clock read in a loop) moved under every unpaused
+ * walk on a slow machine and went missing from a dump. */
 static int walker_walk(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid, bool perf,
 		       bool *truncated, struct cg_sample_stats *stats)
 {
+	enum { TRIES = 3 };
 	int nf = -ESTALE;
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0; attempt < TRIES; attempt++) {
 		struct jvm_regs r;
 		enum jvm_walk_end end;
 		bool anchor;
-		int held = walker_start(js, th, tid, &r, &anchor, stats);
-		if (held < 0)
+		bool hold = attempt == TRIES - 1 && th->ts != JVM_TS_IN_JAVA && !perf &&
+			    !js->opts.nonblocking;
+		int held = hold ? walker_hold(js, th, tid, &r, &anchor, stats)
+				: walker_start(js, th, tid, &r, &anchor, stats);
+		if (held < 0) {
+			cg_debug("jvm: thread %d (state %d) not sampled: %s", (int)tid, (int)th->ts,
+				 strerror(-held));
 			return -EAGAIN;
+		}
 		nf = jvm_walk_stack(js->w, &r, anchor, js->raw, js->depth, &end, th->stack_base);
 		*truncated = end == JVM_END_DEPTH;
 		if (held) {
 			target_resume(js->t, tid);
-			return nf > 0 && !walk_whole(end) ? -ENODATA : nf;
+			nf = nf > 0 && !walk_whole(end) ? -ENODATA : nf;
+			/* A dump looks at each thread once: one paused where
+			 * its walk does not end whole is looked at again, 1 ms
+			 * on. A profile counts it lost: a sample taken later
+			 * is not of the instant it stands for. */
+			struct jvm_jthread again = *th;
+			if (nf > 0 || js->opts.rate_hz > 0 || attempt == TRIES - 1 ||
+			    jvm_thread_reread(js->w, &again))
+				return nf;
+			again.state = th->state;
+			*th = again;
+			/* a moment on: paused again at once, it stands where it stood */
+			nanosleep(&(struct timespec){0, 1000000}, NULL);
+			continue;
 		}
 		struct jvm_jthread again = *th;
 		if (jvm_thread_reread(js->w, &again))
@@ -379,8 +434,14 @@ static int walker_walk(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid
 		nf = -ESTALE;
 		again.state = th->state;
 		*th = again;
-		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
-			return -ESTALE;
+		/* In the VM with no anchor: its state and anchor read apart
+		 * (in or out of the VM between the reads); read again paused,
+		 * where a pause is allowed */
+		if (th->ts != JVM_TS_IN_JAVA && !th->sp) {
+			if (perf || js->opts.nonblocking)
+				return -ESTALE;
+			attempt = TRIES - 2;
+		}
 		/* Back in Java meanwhile: where perf samples it, that time is
 		 * in its samples, and it is never paused. */
 		if (th->ts == JVM_TS_IN_JAVA && perf)
@@ -450,6 +511,8 @@ static void walker_emit(struct jvm_sampler *js, struct jvm_jthread *th, pid_t ti
 		return; /* counted */
 	uint32_t k = nf > 0 ? walker_name(js, nf) : 0;
 	if (!k) {
+		cg_debug("jvm: thread %d (state %d) not sampled: %s", (int)tid, (int)th->ts,
+			 nf > 0 ? "no frame named" : strerror(-nf));
 		stats->lost[nf == -ESTALE    ? CG_LOST_TORN
 			    : nf == -ENODATA ? CG_LOST_PARTIAL
 					     : CG_LOST_READ] += times;
@@ -715,9 +778,19 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		if (!js->opts.idle && th->state != CG_ST_RUNNING && th->state != CG_ST_NATIVE)
 			continue;
 		/* A thread in the VM without a Java frame (a compiler thread, one
-		 * not started) has no Java stack to report, as in a dump. */
-		if (th->ts != JVM_TS_IN_JAVA && !th->sp)
-			continue;
+		 * not started) has no Java stack to report, as in a dump. Its
+		 * state and anchor are read apart: a Java thread entering or
+		 * leaving the VM between the reads looks like one, and went
+		 * missing from a dump (measured: 1 in 60 dumps of a thread that
+		 * reads its CPU clock in a loop); read again before it is. */
+		if (th->ts != JVM_TS_IN_JAVA && !th->sp) {
+			struct jvm_jthread again = *th;
+			if (jvm_thread_reread(js->w, &again) ||
+			    (again.ts != JVM_TS_IN_JAVA && !again.sp))
+				continue;
+			again.state = th->state;
+			*th = again;
+		}
 		bool truncated = false;
 		int nf = walker_walk(js, th, tid, perf, &truncated, stats);
 		walker_emit(js, th, tid, nf, truncated, th->state, times, fn, arg, stats);
