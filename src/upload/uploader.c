@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cgprof/log.h"
 #include "upload_priv.h"
@@ -115,6 +116,16 @@ int uploader_drain(const struct cg_config *c, unsigned *sent, unsigned *left, un
 
 	if ((r = uploader_new(c, &u)))
 		goto out;
+	/* A spool named that is not there was never written: a typo in
+	 * spool_dir would drain an empty directory made for it, "0 sent"
+	 * every night while the real one fills. The default one is made. */
+	struct stat st;
+	if (c->spool_dir && stat(c->spool_dir, &st) && errno == ENOENT) {
+		r = cg_fail(-ENOENT, "spool %s does not exist: nothing was ever spooled there "
+				     "(is spool_dir the one the profiler writes to?)",
+			    c->spool_dir);
+		goto out;
+	}
 	if ((r = spool_open(c, &s)))
 		goto out;
 	d.u = u;

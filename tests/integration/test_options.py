@@ -152,6 +152,7 @@ class TestOptionTable(CgTestCase):
         env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="x",
                    AWS_SHARED_CREDENTIALS_FILE="/nonexistent", AWS_CONFIG_FILE="/nonexistent")
         empty = os.path.join(self.tmp.name, "empty-spool")
+        os.makedirs(empty, mode=0o700)
         for name in sorted(TAKES["upload"] - {"help"}):
             r = cgprof("upload", "--spool", empty, "--region", "us-east-1", "--endpoint",
                        "https://127.0.0.1:9", *self.values.args(name, self.all[name]),

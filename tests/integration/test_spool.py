@@ -240,8 +240,28 @@ class Spool(UploadBase):
         self.assertEqual(len(self.batches()), 2)
         self.assertFalse(os.path.exists(os.path.join(self.spool, "refused")))
 
+    def test_spool_named_but_missing_is_an_error(self):
+        """A drain of a spool that does not exist (a typo in spool_dir)
+        says so and exits 78, and makes nothing; the profiler's own
+        spooling still makes its directory."""
+        missing = os.path.join(self.dir, "no-such-spool")
+        cmd = [CGPROF, "upload", "--spool", missing, "--profiling-group", GROUP,
+               "--region", "us-east-1", "--endpoint", self.ep.url, "--ca-file", self.pki["ca"]]
+        r = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 78, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("%s does not exist" % missing, lines[0])
+        self.assertFalse(os.path.exists(missing))
+        self.assertEqual(self.posts(), [])
+        self.spool_batches(1)  # --no-upload spooling makes its directory
+        rc, err = self.upload()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(self.delivered()), 1)
+
     def test_key_readable_by_others_is_refused(self):
         key = self.make_key(0o644)
+        os.makedirs(self.spool, mode=0o700)
         rc, err = self.upload("--spool-key", key)
         self.assertEqual(rc, 78, err)
         self.assertIn("readable by group or others", err)

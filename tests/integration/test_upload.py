@@ -461,6 +461,7 @@ class Leaks(UploadBase):
             lis.close()
 
     def config_upload(self, conf):
+        os.makedirs(os.path.join(self.dir, "spool"), mode=0o700, exist_ok=True)
         return subprocess.run([CGPROF, "upload", "--config", conf, "--spool",
                                os.path.join(self.dir, "spool"), "--profiling-group", GROUP,
                                "--region", "us-east-1"],
