@@ -185,10 +185,21 @@ int jvm_thread_reread(struct jvm_walker *w, struct jvm_jthread *th)
 	const struct jvm_layout *L = &w->L;
 	uint64_t anc = th->addr + L->jt_anchor;
 	int32_t st;
-	if (jvm_rd64(w->t, anc + L->anchor_sp, &th->sp) || jvm_rd64(w->t, anc + L->anchor_pc, &th->pc) ||
-	    jvm_rd64(w->t, anc + L->anchor_fp, &th->fp) ||
-	    target_read(w->t, th->addr + L->jt_state, &st, 4))
+	uint64_t sp, pc, fp;
+	/* one system call: the state and the anchor as close together in
+	 * time as a read of a running thread gets */
+	const struct iovec local[] = {{&st, 4}, {&sp, 8}, {&pc, 8}, {&fp, 8}};
+	const struct iovec remote[] = {
+		{(void *)(uintptr_t)(th->addr + L->jt_state), 4},
+		{(void *)(uintptr_t)(anc + L->anchor_sp), 8},
+		{(void *)(uintptr_t)(anc + L->anchor_pc), 8},
+		{(void *)(uintptr_t)(anc + L->anchor_fp), 8},
+	};
+	if (target_readv(w->t, local, 4, remote, 4) != 28)
 		return -EFAULT;
+	th->sp = sp;
+	th->pc = pc;
+	th->fp = fp;
 	th->ts = tstate_of(L, st);
 	return 0;
 }
