@@ -309,6 +309,19 @@ out:
 	return r;
 }
 
+/* th read again (state and anchor), the round's Thread-object state kept:
+ * 0, or negative with th as it was. */
+static int walker_reread(struct jvm_sampler *js, struct jvm_jthread *th)
+{
+	struct jvm_jthread again = *th;
+	int e = jvm_thread_reread(js->w, &again);
+	if (e)
+		return e;
+	again.state = th->state;
+	*th = again;
+	return 0;
+}
+
 /* A thread paused for its walk: where it is read again once it holds
  * still, its anchor (in the VM or native code now) or its registers (in
  * Java). What the round read of it is from before the pause: a thread
@@ -324,14 +337,11 @@ static int walker_hold(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid
 		stats->lost[e == -ESRCH ? CG_LOST_GONE : CG_LOST_PAUSE]++;
 		return e;
 	}
-	struct jvm_jthread again = *th;
-	if (jvm_thread_reread(js->w, &again)) {
+	if (walker_reread(js, th)) {
 		target_resume(js->t, tid);
 		stats->lost[CG_LOST_READ]++;
 		return -EFAULT;
 	}
-	again.state = th->state;
-	*th = again;
 	*anchor = th->ts != JVM_TS_IN_JAVA;
 	if (*anchor) {
 		if (!th->sp) { /* in the VM for good: no Java frame */
@@ -415,12 +425,9 @@ static int walker_walk(struct jvm_sampler *js, struct jvm_jthread *th, pid_t tid
 			 * its walk does not end whole is looked at again, 1 ms
 			 * on. A profile counts it lost: a sample taken later
 			 * is not of the instant it stands for. */
-			struct jvm_jthread again = *th;
 			if (nf > 0 || js->opts.rate_hz > 0 || attempt == TRIES - 1 ||
-			    jvm_thread_reread(js->w, &again))
+			    walker_reread(js, th))
 				return nf;
-			again.state = th->state;
-			*th = again;
 			/* a moment on: paused again at once, it stands where it stood */
 			nanosleep(&(struct timespec){0, 1000000}, NULL);
 			continue;
@@ -782,14 +789,9 @@ static int walker_sample(struct jvm_sampler *js, cg_sample_fn fn, void *arg,
 		 * state and anchor are read apart: a Java thread entering or
 		 * leaving the VM between the reads looks like one; read again
 		 * before it is skipped. */
-		if (th->ts != JVM_TS_IN_JAVA && !th->sp) {
-			struct jvm_jthread again = *th;
-			if (jvm_thread_reread(js->w, &again) ||
-			    (again.ts != JVM_TS_IN_JAVA && !again.sp))
-				continue;
-			again.state = th->state;
-			*th = again;
-		}
+		if (th->ts != JVM_TS_IN_JAVA && !th->sp &&
+		    (walker_reread(js, th) || (th->ts != JVM_TS_IN_JAVA && !th->sp)))
+			continue;
 		bool truncated = false;
 		int nf = walker_walk(js, th, tid, perf, &truncated, stats);
 		walker_emit(js, th, tid, nf, truncated, th->state, times, fn, arg, stats);
