@@ -331,15 +331,28 @@ class TestJvmSampler(JvmCase):
         out = os.path.join(self.cwd, "prof.txt")
         # threads in Java are sampled per CPU time (perf): at 250 Hz even a
         # thread that gets half a CPU on a busy machine gives ~700
+        tids = {thread_comm(p.pid, t): t for t in task_schedstat(p.pid)}
+        cpu0 = task_schedstat(p.pid)
         r = cgprof("attach", "-d", "5.5", "-r", "250", "-f", "collapsed", "-o", out,
                    "--threads", str(p.pid), timeout=60)
+        cpu1 = task_schedstat(p.pid)
         self.assertEqual(r.returncode, 0, r.stderr)
         stacks = read_collapsed(out)
         roots = {s[0] for s in stacks}
-        # without --idle only running threads: main, never the blocked ones
+        # without --idle only CPU time: main's, never a waiting thread's
         self.assertTrue(any(r.startswith("thread main ") for r in roots), roots)
-        for idle in ("blocked", "waiter", "holder"):
+        for idle in ("waiter", "holder"):
             self.assertFalse(any(r.startswith("thread %s " % idle) for r in roots), roots)
+        # The BLOCKED thread is not idle to the kernel: HotSpot has the one
+        # thread responsible for a contended monitor wake about once a
+        # second (a timed park) to try it again, some 40 us on a CPU here.
+        # A CPU-clock sample that lands there is true CPU time: never more
+        # of them than it ran, and at its real frame.
+        mine = {s: c for s, c in stacks.items() if s[0].startswith("thread blocked ")}
+        ran = cpu1[tids["blocked"]][0] - cpu0[tids["blocked"]][0]
+        self.assertLessEqual(sum(mine.values()), int(ran * 250 / 1e9) + 1, (ran, mine))
+        for s in mine:
+            self.assertIn("Split.blockedHere", map(frame_func, s), s)
 
         idle_out = os.path.join(self.cwd, "idle.txt")
         r = cgprof("attach", "-d", "1", "-r", "20", "-f", "collapsed", "-o", idle_out,
@@ -582,6 +595,14 @@ class TestJvmWalker(JvmCase):
 
     def test_inlined_jdk25(self):
         self.check_inlined("jdk25")
+
+
+def thread_comm(pid, tid):
+    try:
+        with open("/proc/%d/task/%d/comm" % (pid, tid)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def task_schedstat(pid):
