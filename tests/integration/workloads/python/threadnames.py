@@ -1,7 +1,9 @@
 """Ground truth for Python thread names: threads named the way programs
 name them, each burning CPU in a function of its own, so a sample's stack
 says which thread it is. Prints one JSON line {function: thread name}
-once every thread runs under its final name, then runs SECONDS more.
+once every thread runs under its final name and stands in its spin
+function (the main thread too: it prints from spin_main), then runs
+SECONDS more.
 
 - MainThread: threading's default for the main thread
 - CustomThreadName-0: a name given at creation
@@ -21,9 +23,11 @@ import time
 
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
 stop = threading.Event()
+inside = threading.Semaphore(0)  # one release per thread in its spin_*
 
 
 def burn():
+    inside.release()
     x = 0
     while not stop.is_set():
         for i in range(2000):
@@ -32,7 +36,18 @@ def burn():
 
 
 def spin_main():
-    return burn()
+    # Every other thread in its spin function first: a dump taken after
+    # the line finds each there, main included (a line printed before
+    # main got here raced it on a loaded machine: main still starting
+    # the timer, in Condition.wait).
+    for _ in range(len(NAMES) - 1):
+        inside.acquire()
+    print(json.dumps(NAMES), flush=True)
+    x = 0
+    while not stop.is_set():
+        for i in range(2000):
+            x = (x * 31 + i) % 1000003
+    return x
 
 
 def spin_custom():
@@ -99,7 +114,6 @@ if __name__ == "__main__":
     _thread.start_new_thread(start_late, ())
     registered.wait()
     NAMES["spin_late"] = late["name"]
-    print(json.dumps(NAMES), flush=True)
     timer = threading.Timer(SECONDS, stop.set)
     timer.name = "stopper"
     timer.daemon = True
