@@ -3,6 +3,7 @@ interpreters are, running cgprof, and reading collapsed stacks."""
 import glob
 import os
 import re
+import signal
 import subprocess
 import time
 import unittest
@@ -153,11 +154,21 @@ class CgTestCase(unittest.TestCase):
 
     def tearDown(self):
         for p in getattr(self, "procs", []):
+            # the whole group: a shell's or a wrapper's children too (a
+            # busy child of `sh -c` outlived its test and took a CPU from
+            # the tests after it for a minute)
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
             if p.poll() is None:
                 p.kill()
-                p.wait()
+            p.wait()
 
     def spawn(self, args, **kw):
+        """A process of the test's, in a process group of its own that
+        tearDown ends whole."""
+        kw.setdefault("start_new_session", True)
         p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, **kw)
         self.procs.append(p)
@@ -181,6 +192,17 @@ class CgTestCase(unittest.TestCase):
             if line.startswith(prefix):
                 return line.strip()
         self.fail("workload never printed %r" % prefix)
+
+
+def steal_s():
+    """CPU time the hypervisor took from this VM's vCPUs, all of them. A
+    perf CPU clock runs on while the hypervisor holds the thread's vCPU,
+    and the guest's accounting (stat, schedstat, the thread CPU clocks)
+    leaves that out: around a profile, this bounds what a thread's
+    samples may exceed its measured CPU time by."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def lost_kinds(stderr):

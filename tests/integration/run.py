@@ -8,18 +8,73 @@ the sanitized build would test nothing new (they never run it: they
 check the repository, or build a package of their own); each is named
 once, and counted in neither total."""
 import os
+import signal
 import sys
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import cgtest  # noqa: E402  (after the path)
+
+
+def _ancestors():
+    out, pid = set(), os.getpid()
+    while pid > 1:
+        out.add(pid)
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return out
+
+
+def strays():
+    """{pid: command} of processes a test started and left running: a
+    workload, a JVM, a cgprof (any whose command line names this suite's
+    files or the build), the runner and its parents aside. A process left
+    behind takes a CPU from every test after it (on 2 CPUs, enough to
+    skew what the timing tests measure) and is a defect of the test."""
+    marks = {HERE, os.path.abspath(cgtest.BUILD), os.path.abspath(cgtest.CGPROF)}
+    mine = _ancestors()
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) in mine:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        if any(m in a for a in argv for m in marks):
+            out[int(d)] = " ".join(argv).strip()
+    return out
 
 
 class Result(unittest.TextTestResult):
+    leaks = 0
+
     def startTest(self, test):
         self._t0 = time.monotonic()
         super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        left = strays()
+        deadline = time.monotonic() + 5  # one on its way out may finish
+        while left and time.monotonic() < deadline:
+            time.sleep(0.1)
+            left = {p: c for p, c in strays().items() if p in left}
+        for pid, cmd in sorted(left.items()):
+            self.stream.write("LEFT RUNNING after %s: %d %s\n" % (test.id(), pid, cmd[:200]))
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if left:
+            Result.leaks += 1
+            self.stream.flush()
 
     def _took(self):
         return " (%.1fs)" % (time.monotonic() - self._t0)
@@ -76,7 +131,9 @@ def main():
     skipped = len({base(t) for t, _ in res.skipped} - failed_ids)
     passed = res.testsRun - failed - skipped
     print("integration: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed else 0
+    if Result.leaks:
+        print("integration: %d tests left processes running (LEFT RUNNING above)" % Result.leaks)
+    return 1 if failed or Result.leaks else 0
 
 
 if __name__ == "__main__":
