@@ -19,7 +19,7 @@ import unittest
 import cgtest
 
 from cgtest import (BUILD, CGPROF, WORKLOADS, CgTestCase, cgprof, frame_func, lost_kinds,
-                    parse_collapsed)
+                    parse_collapsed, steal_s)
 
 JAVA_SRC = os.path.join(WORKLOADS, "java")
 JAVAC = "/usr/bin/javac"
@@ -616,13 +616,6 @@ def task_schedstat(pid):
         except (OSError, ValueError):
             pass
     return out
-
-
-def steal_s():
-    """CPU time the hypervisor took from this VM's vCPUs, all of them."""
-    with open("/proc/stat") as f:
-        fields = f.readline().split()
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def summary_line(err):

@@ -12,7 +12,7 @@ import unittest
 
 import cgtest
 from cgtest import (BUILD, CGPROF, ROOT, WORKLOADS, CgTestCase, cgprof, find_pythons, frame_func,
-                    parse_collapsed, run)
+                    parse_collapsed, run, steal_s)
 
 CHAIN = os.path.join(BUILD, "tests", "programs", "native_chain")
 CHAIN_SRC = os.path.join(ROOT, "tests", "programs", "native_chain.c")
@@ -303,8 +303,10 @@ class TestNativeProgram(CgTestCase):
         if not os.access(THREADS, os.X_OK):
             self.skipTest("%s not built" % THREADS)
         out = os.path.join(self.tmp, "threads.txt")
+        steal0 = steal_s()
         r = cgprof("run", "--native", "-r", "200", "-f", "collapsed", "-o", out, "--", THREADS,
                    "1")
+        steal = steal_s() - steal0
         self.assertEqual(r.returncode, 0, r.stderr)
         m = re.search(r"worker_cpu=([0-9.]+) main_burn_cpu=([0-9.]+)", r.stdout)
         self.assertIsNotNone(m, r.stdout)
@@ -320,8 +322,13 @@ class TestNativeProgram(CgTestCase):
                     self.assertEqual(caller, "worker" if k == "worker_burn" else "main", stack)
         for k, cpu in (("worker_burn", float(m.group(1))), ("main_burn", float(m.group(2)))):
             want = 200 * cpu
-            self.assertGreaterEqual(got[k], 0.9 * want - 2, (k, got, r.stderr))
-            self.assertLessEqual(got[k], 1.05 * want + 2, (k, got, r.stderr))
+            why = (k, got, "%.2f s stolen from the VM" % steal, r.stderr)
+            self.assertGreaterEqual(got[k], 0.9 * want - 2, why)
+            # The CPU clock of the samples runs on while the hypervisor
+            # holds the vCPU; the thread's own clock leaves that steal out
+            # (a run with 468 samples for 2.0 s of worker CPU: 17% over).
+            # The steal of all vCPUs bounds what the samples gained.
+            self.assertLessEqual(got[k], 1.05 * 200 * (cpu + steal) + 2, why)
 
     def test_nonblocking_with_kernel_samples(self):
         # kernel samples never stop a thread: --nonblocking is honoured
