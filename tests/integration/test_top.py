@@ -471,7 +471,10 @@ class TestTopJava(TopCase):
         java, classes = java_setup(self)
         cwd = tempfile.mkdtemp(prefix="cgprof-top-jvm-")
         self.addCleanup(shutil.rmtree, cwd, True)
-        p = self.spawn([java, "-cp", classes, "Split", "16"], cwd=cwd)
+        # Split runs until its stdin closes (communicate, below): a fixed
+        # 16 s raced top's start and the screens' waits on a loaded machine
+        p = self.spawn([java, "-cp", classes, "Split", "stdin"], cwd=cwd,
+                       stdin=subprocess.PIPE)
         self.wait_for_line(p, "ready")
         term = self.term()
         t0 = time.monotonic()
