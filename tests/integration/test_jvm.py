@@ -331,8 +331,8 @@ class TestJvmSampler(JvmCase):
         out = os.path.join(self.cwd, "prof.txt")
         # threads in Java are sampled per CPU time (perf): at 250 Hz even a
         # thread that gets half a CPU on a busy machine gives ~700
-        tids = {thread_comm(p.pid, t): t for t in task_schedstat(p.pid)}
         cpu0 = task_schedstat(p.pid)
+        tids = {thread_comm(p.pid, t): t for t in cpu0}
         r = cgprof("attach", "-d", "5.5", "-r", "250", "-f", "collapsed", "-o", out,
                    "--threads", str(p.pid), timeout=60)
         cpu1 = task_schedstat(p.pid)
