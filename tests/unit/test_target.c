@@ -117,17 +117,25 @@ START_TEST(maps_read_survives_an_exec_under_it)
 	close(go[0]);
 	struct target *t;
 	ck_assert_int_eq(target_open(pid, &t), 0);
-	char path[64], exe[256];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	FILE *stale = fopen(path, "re"), *first = fopen(path, "re");
 	ck_assert_ptr_nonnull(stale);
 	ck_assert_ptr_nonnull(first);
 	ck_assert_int_eq(write(go[1], "x", 1), 1);
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	/* /proc/PID/exe names sleep as soon as the new mm is in place, before
+	 * the kernel has mapped sleep's segments into it: wait until a fresh
+	 * open lists them, so the exec is over, not merely begun. */
 	bool execd = false;
 	for (int i = 0; i < 2000 && !execd; i++) {
-		ssize_t n = readlink(path, exe, sizeof(exe) - 1);
-		execd = n > 0 && (exe[n] = '\0', strstr(exe, "sleep") != NULL);
+		FILE *now = fopen(path, "re");
+		char *l = NULL;
+		size_t lcap = 0;
+		while (now && !execd && getline(&l, &lcap, now) > 0)
+			execd = strstr(l, "/sleep\n") != NULL;
+		free(l);
+		if (now)
+			fclose(now);
 		if (!execd)
 			usleep(1000);
 	}
