@@ -304,6 +304,18 @@ def steal_s():
         return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
 
 
+def task_run_ns(pid):
+    """CPU time of every thread of pid so far, in ns (schedstat)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread gone meanwhile
+    return total
+
+
 def floor_lost(hz, seconds):
     """Share of ticks the wake-only loop missed (bench/floor's own count)."""
     out, err, _ = timed([FLOOR, str(hz), str(seconds)], seconds + 30)
@@ -384,7 +396,12 @@ def pace64(exe, pairs, w, sample=True):
     two of the workload's own progress lines inside it, after its first
     0.5 s (attach's start-up: the profile of a running service is the
     steady state). sample=False: the control, both windows unsampled
-    (the method's own noise). [(slowdown of the pair, steal share)]."""
+    (the method's own noise). Beside each sampled window, cgprof's own
+    CPU time (from 0.5 s in, as the rate's window) as a share of the
+    machine's CPUs over it: on a machine the
+    workload saturates, that is CPU the workload loses, a floor of the
+    slowdown the wall figure's noise cannot hide. [(slowdown of the pair,
+    steal share, cgprof's CPU share or None)]."""
     total = pairs * 2 * (w + 1) + 5
     p = start(exe, "pace", "--threads", "64", "--seconds", str(total))
     lines = []
@@ -398,14 +415,25 @@ def pace64(exe, pairs, w, sample=True):
     th = threading.Thread(target=reader, daemon=True)
     th.start()
 
+    ncpu = os.cpu_count() or 1
+    used = []
+
     def window(profiled):
         t0 = time.monotonic()
         if profiled and sample:
-            r = subprocess.run([CGPROF, "attach", "-r", "100", "-d", str(w), "-f", "collapsed",
-                                "-o", os.path.join(OUT, "truth-pace.txt"), str(p.pid)],
-                               capture_output=True, text=True, timeout=w + 60)
-            if r.returncode:
-                raise RuntimeError("64 threads: %s" % r.stderr.strip()[-200:])
+            c = subprocess.Popen([CGPROF, "attach", "-r", "100", "-d", str(w), "-f",
+                                  "collapsed", "-o", os.path.join(OUT, "truth-pace.txt"),
+                                  str(p.pid)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)
+            # its steady state, as the rate's: from 0.5 s in to just before its end
+            time.sleep(0.5)
+            a = time.monotonic(), task_run_ns(c.pid)
+            time.sleep(max(0.1, w - 0.8))
+            b = time.monotonic(), task_run_ns(c.pid)
+            err = c.communicate(timeout=w + 60)[1]
+            if c.returncode:
+                raise RuntimeError("64 threads: %s" % err.strip()[-200:])
+            used.append((b[1] - a[1]) / 1e9 / ((b[0] - a[0]) * ncpu))
         else:
             time.sleep(w)
         t1 = time.monotonic()
@@ -417,14 +445,14 @@ def pace64(exe, pairs, w, sample=True):
         return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
     out = []
-    ncpu = os.cpu_count() or 1
     try:
         for k in range(pairs):
             st, t = steal_s(), time.monotonic()
             order = (False, True) if k % 2 == 0 else (True, False)
             rate = {prof: window(prof) for prof in order}
             out.append((rate[False] / rate[True] - 1,
-                        (steal_s() - st) / ((time.monotonic() - t) * ncpu)))
+                        (steal_s() - st) / ((time.monotonic() - t) * ncpu),
+                        used[-1] if sample else None))
     finally:
         p.kill()
         p.wait()
@@ -433,7 +461,7 @@ def pace64(exe, pairs, w, sample=True):
 
 def pace_section():
     """64 threads at 100 Hz in windows on one process, per CPython."""
-    pairs, w = (2, 3) if QUICK else (8, 4)
+    pairs, w = (2, 3) if QUICK else (12, 4)
     load = os.getloadavg()
     lines = [PACE_BEGIN, "## 64 threads at 100 Hz, windows on one process (issue 15): "
              "`bench/truth.py pace`", "",
@@ -441,7 +469,8 @@ def pace_section():
              "on one `pyload.py pace --threads 64` process; median (min–max)."
              % (time.strftime("%Y-%m-%d %H:%M"), os.uname().nodename, load[0], load[1], load[2],
                 pairs, w), "",
-             "| CPython | slowdown | steal |", "| --- | --- | --- |"]
+             "| CPython | slowdown | cgprof CPU, share of the machine | steal |",
+             "| --- | --- | --- | --- |"]
     runs = [(label, exe, True) for label, exe in pythons()]
     if runs:  # the control first, on the first CPython
         runs.insert(0, (runs[0][0] + " control: neither window sampled", runs[0][1], False))
@@ -452,17 +481,21 @@ def pace_section():
         except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
             lines.append("| %s | failed: %s |" % (label, str(e).splitlines()[0][:120]))
             continue
-        sl, st = [x for x, _ in r], [y for _, y in r]
-        lines.append("| %s | %+.1f%% (%+.1f%%–%+.1f%%) | %s (%s–%s) |" % (
-            label, 100 * med(sl), 100 * min(sl), 100 * max(sl), fmt(med(st)), fmt(min(st)),
-            fmt(max(st))))
+        sl, st, cu = [x[0] for x in r], [x[1] for x in r], [x[2] for x in r if x[2] is not None]
+        own = "%s (%s–%s)" % (fmt(med(cu)), fmt(min(cu)), fmt(max(cu))) if cu else "—"
+        lines.append("| %s | %+.1f%% (%+.1f%%–%+.1f%%) | %s | %s (%s–%s) |" % (
+            label, 100 * med(sl), 100 * min(sl), 100 * max(sl), own, fmt(med(st)),
+            fmt(min(st)), fmt(max(st))))
     lines += ["", "Each pair is one window with `cgprof attach -r 100` sampling the 64 threads "
               "and one without, back to back (the order alternates); a window's rate is the "
               "workload's own count of work units between two of its progress lines inside the "
               "window, after its first 0.5 s. Slowdown: the unsampled rate over the sampled one, "
               "less 1. Target: < 2%. The control row takes its pairs the same way with "
               "neither window sampled: its spread is what the method can resolve on this "
-              "machine at the time.", PACE_END]
+              "machine at the time. cgprof CPU: its threads' run time (schedstat) from 0.5 s into "
+              "the sampled window to just before its end, as a share of all the machine's CPUs; the 64 threads keep every CPU "
+              "busy, so that share is taken from them whatever the wall figure's noise.",
+              PACE_END]
     write_section(RESULTS, PACE_BEGIN, PACE_END, lines)
     print("\n".join(lines))
 
