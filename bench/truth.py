@@ -398,9 +398,9 @@ def pace64(exe, pairs, w, sample=True):
     steady state). sample=False: the control, both windows unsampled
     (the method's own noise). Beside each sampled window, cgprof's own
     CPU time (from 0.5 s in, as the rate's window) as a share of the
-    machine's CPUs over it: on a machine the
-    workload saturates, that is CPU the workload loses, a floor of the
-    slowdown the wall figure's noise cannot hide. [(slowdown of the pair,
+    machine's CPUs over it: on a machine the workload saturates, that is
+    CPU the workload loses, a floor of the slowdown the wall figure's
+    noise cannot hide. [(slowdown of the pair,
     steal share, cgprof's CPU share or None)]."""
     total = pairs * 2 * (w + 1) + 5
     p = start(exe, "pace", "--threads", "64", "--seconds", str(total))
@@ -492,9 +492,10 @@ def pace_section():
               "window, after its first 0.5 s. Slowdown: the unsampled rate over the sampled one, "
               "less 1. Target: < 2%. The control row takes its pairs the same way with "
               "neither window sampled: its spread is what the method can resolve on this "
-              "machine at the time. cgprof CPU: its threads' run time (schedstat) from 0.5 s into "
-              "the sampled window to just before its end, as a share of all the machine's CPUs; the 64 threads keep every CPU "
-              "busy, so that share is taken from them whatever the wall figure's noise.",
+              "machine at the time. cgprof CPU: its threads' run time (schedstat) from 0.5 s "
+              "into the sampled window to just before its end, as a share of all the "
+              "machine's CPUs; the 64 threads keep every CPU busy, so that share is taken "
+              "from them whatever the wall figure's noise.",
               PACE_END]
     write_section(RESULTS, PACE_BEGIN, PACE_END, lines)
     print("\n".join(lines))
