@@ -624,12 +624,15 @@ class ManyChurningThreads(CgTestCase):
     earlier builds dropped about 1% of the samples as torn here.)"""
 
     def test_torn_reads_past_the_record_table_are_taken_paused(self):
-        w = self.spawn([SYSPY, CHURN_THREADS, "9", "400"])
+        w = self.spawn([SYSPY, CHURN_THREADS, "120", "400"], stdin=subprocess.PIPE)
         self.assertEqual(w.stdout.readline(), "ready\n")
         r = run([CGPROF, "attach", "--threads", "-d", "4", "-r", "1000", "-f", "collapsed",
                  "-o", "-", str(w.pid)], timeout=90)
-        self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(held(w.pid), {})
+        out, err = w.communicate("stop\n", timeout=90)
+        self.assertEqual(w.returncode, 0, err)
+        self.assertTrue(out.startswith("ok "), out)
+        self.assertEqual(r.returncode, 0, r.stderr)
         stacks = parse_collapsed(r.stdout)
         tids = {re.match(r"^thread .* \((\d+)\)$", s[0]).group(1) for s in stacks}
         self.assertGreater(len(tids), 256, "threads sampled: %d (%s)" % (len(tids), r.stderr))
@@ -637,9 +640,6 @@ class ManyChurningThreads(CgTestCase):
         self.assertEqual([s for s in stacks if not s[0].startswith("thread MainThread ")
                           and not any(f.startswith("worker (") for f in s)], [])
         self.assertEqual(set(lost_kinds(r.stderr)) - {"late"}, set(), r.stderr)
-        out, err = w.communicate(timeout=90)
-        self.assertEqual(w.returncode, 0, err)
-        self.assertTrue(out.startswith("ok "), out)
 
 
 CHURN = os.path.join(TORTURE, "churn.py")
